@@ -1,0 +1,278 @@
+// The agent's modules and their one lifecycle: listed here once, started in order, stopped in reverse.
+import type { Server } from "bun";
+import type { ConfigError } from "../shared/errors.ts";
+import type { LogLevel, Logger } from "../shared/log.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
+import { SOFTWARE_VERSION } from "../shared/version.ts";
+import { type AgentStatus, createLocalApi } from "./api/index.ts";
+import { HostCollector, type Inventory, inventory } from "./collect/index.ts";
+import type { AgentConfig } from "./config/index.ts";
+import { HubLink, type Identity } from "./link/index.ts";
+import { AgentStore, MetricBuffer } from "./store/index.ts";
+
+/** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
+export interface Module {
+  readonly name: string;
+  start(signal: AbortSignal): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A running agent: its modules, its state for the local API, and hot config. */
+export class Agent {
+  #config: AgentConfig;
+  readonly #log: Logger;
+  readonly metrics = new MetricsRegistry();
+  readonly #abort = new AbortController();
+  #store: AgentStore | undefined;
+  #buffer: MetricBuffer | undefined;
+  #collector: HostCollector | undefined;
+  #hub: HubLink | undefined;
+  #server: Server<unknown> | undefined;
+  #inventory: Inventory | undefined;
+  #started: Module[] = [];
+  #firstSampleAt: number | undefined;
+  readonly #startedAt = Date.now();
+  #configRevision = 1;
+
+  constructor(config: AgentConfig, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  /** Address the local API listens on (after start). */
+  get apiUrl(): string | undefined {
+    return this.#server ? `http://${this.#config.api.host}:${this.#server.port}` : undefined;
+  }
+
+  /** The modules, in start order. */
+  #modules(): Module[] {
+    return [
+      {
+        name: "store",
+        start: async () => {
+          this.#store = new AgentStore(this.#config.data, { bufferBytes: this.#config.buffer_bytes });
+          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval);
+          // Ticks staged before a crash are packed now, so they leave with the first flush.
+          this.#buffer.flush(Date.now());
+        },
+        stop: async () => {
+          this.#buffer?.flush(Date.now());
+          this.#store?.close();
+        },
+      },
+      this.#collectModule(),
+      {
+        name: "link",
+        start: async () => this.#startLink(),
+        stop: async () => {
+          await this.#hub?.link.stop();
+        },
+      },
+      {
+        name: "api",
+        start: async () => this.#startApi(),
+        stop: async () => {
+          this.#server?.stop(true);
+        },
+      },
+    ];
+  }
+
+  /** Starts every module in order; on failure stops what started and rethrows. */
+  async start(): Promise<void> {
+    for (const m of this.#modules()) {
+      try {
+        await m.start(this.#abort.signal);
+        this.#started.push(m);
+      } catch (err) {
+        this.#log.error(`module ${m.name} failed to start`, { error: (err as Error).message });
+        await this.stop();
+        throw err;
+      }
+    }
+    this.#registerMetrics();
+  }
+
+  /** Stops modules in reverse order; everything staged is packed into the outbox first. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    for (const m of this.#started.reverse()) {
+      try {
+        await m.stop();
+      } catch (err) {
+        this.#log.warn(`module ${m.name} did not stop cleanly`, { error: (err as Error).message });
+      }
+    }
+    this.#started = [];
+  }
+
+  #collectModule(): Module {
+    let tickTimer: ReturnType<typeof setTimeout> | undefined;
+    let flushTimer: ReturnType<typeof setTimeout> | undefined;
+    let lastDisk = 0;
+    const tick = () => {
+      const interval = this.#config.sample_interval;
+      const now = Date.now();
+      // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode.
+      const ts = Math.round(now / interval) * interval;
+      try {
+        const values = this.#collector!.sample(now);
+        if (now - lastDisk >= this.#config.disk_interval) {
+          lastDisk = now;
+          Object.assign(values, this.#collector!.sampleDisks());
+        }
+        this.#buffer!.add(ts, values);
+        this.#firstSampleAt ??= now;
+      } catch (err) {
+        this.#log.warn("sampling failed", { error: (err as Error).message });
+      }
+      const next = Math.ceil((Date.now() + 1) / interval) * interval;
+      tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
+    };
+    const flush = () => {
+      try {
+        if (this.#buffer!.flush(Date.now()) > 0) this.#hub?.link.notify();
+      } catch (err) {
+        this.#log.error("could not pack samples into the outbox", { error: (err as Error).message });
+      }
+      // Jitter spreads the fleet's batches so that a hub never sees them all in the same second.
+      const every = this.#config.batch_interval;
+      flushTimer = setTimeout(flush, every * (0.9 + Math.random() * 0.2));
+    };
+    return {
+      name: "collect",
+      start: async () => {
+        this.#collector = new HostCollector();
+        this.#collector.prime(Date.now());
+        tick();
+        flushTimer = setTimeout(flush, this.#config.batch_interval);
+      },
+      stop: async () => {
+        clearTimeout(tickTimer);
+        clearTimeout(flushTimer);
+      },
+    };
+  }
+
+  async #startLink(): Promise<void> {
+    const cfg = this.#config;
+    this.#inventory = await inventoryOrFallback();
+    this.#hub = new HubLink({
+      endpoints: [...cfg.hub],
+      identity: this.#identity(),
+      store: this.#store!,
+      log: this.#log.child("link"),
+      heartbeatMs: cfg.heartbeat_interval,
+      maxFrameBytes: cfg.max_frame_bytes,
+    });
+    if (cfg.hub.length === 0) this.#log.info("no hub configured: running standalone");
+    this.#hub.link.start();
+  }
+
+  #identity(): Identity {
+    const cfg = this.#config;
+    const inv = this.#inventory;
+    return {
+      nodeId: cfg.node_id,
+      level: cfg.level,
+      labels: { ...cfg.labels },
+      capabilities: [...cfg.capabilities],
+      joinToken: cfg.join_token,
+      resources: inv ? { ...inv } : {},
+      version: SOFTWARE_VERSION,
+    };
+  }
+
+  async #startApi(): Promise<void> {
+    const app = createLocalApi({ metrics: this.metrics, status: () => this.status() });
+    const { host, port } = this.#config.api;
+    this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });
+    this.#log.info("local API listening", { url: this.apiUrl });
+  }
+
+  /** What /v1/status reports. */
+  status(): AgentStatus {
+    const link = this.#hub?.link.status();
+    const ob = this.#store?.outbox.stats();
+    return {
+      node_id: this.#config.node_id,
+      connected: link?.connected ?? false,
+      hub: link?.endpoint ?? null,
+      outbox: { pending: ob?.pending ?? 0, oldest_ms: ob?.oldestMs ?? null, bytes: ob?.bytes ?? 0 },
+      samples: { produced: this.#buffer?.produced() ?? 0, dropped: ob?.droppedSamples ?? 0 },
+      link: {
+        last_acked: link?.lastAcked ?? 0,
+        rtt_ms: link?.rttMs ?? null,
+        clock_offset_ms: link?.clockOffsetMs ?? null,
+        sessions: link?.reconnects ?? 0,
+      },
+      config: {
+        revision: this.#configRevision,
+        level: this.#config.level,
+        labels: this.#config.labels,
+        sample_interval_ms: this.#config.sample_interval,
+        batch_interval_ms: this.#config.batch_interval,
+        heartbeat_interval_ms: this.#config.heartbeat_interval,
+        buffer_bytes: this.#config.buffer_bytes,
+        log_level: this.#config.log_level,
+      },
+      started_ms: this.#startedAt,
+      first_sample_ms: this.#firstSampleAt ?? null,
+      version: SOFTWARE_VERSION,
+    };
+  }
+
+  /** Applies a new, already validated config; keys that need a restart are reported, not applied. */
+  applyConfig(next: AgentConfig, changed: string[], restartKeys: string[]): void {
+    this.#config = next;
+    this.#configRevision += 1;
+    if (changed.includes("sample_interval")) this.#buffer?.setInterval(next.sample_interval);
+    if (changed.includes("buffer_bytes")) this.#store?.outbox.setBudget(next.buffer_bytes);
+    if (changed.includes("heartbeat_interval")) this.#hub?.link.setHeartbeat(next.heartbeat_interval);
+    if (changed.includes("log_level")) this.#log.setLevel(next.log_level as LogLevel);
+    if (changed.some((k) => ["level", "labels", "capabilities", "join_token"].includes(k))) {
+      this.#hub?.setIdentity(this.#identity());
+    }
+    if (changed.includes("hub")) this.#hub?.link.setEndpoints([...next.hub]);
+    this.#log.info("configuration reloaded", { changed: changed.join(",") || "none", revision: this.#configRevision });
+    if (restartKeys.length > 0) this.#log.warn("changed settings take effect after a restart", { keys: restartKeys.join(",") });
+  }
+
+  /** An invalid config file: the running config stays. */
+  rejectConfig(err: ConfigError): void {
+    this.#log.error("configuration refused; keeping the running one", { error: err.message });
+  }
+
+  #registerMetrics(): void {
+    const m = this.metrics;
+    m.gauge("novacron_agent_samples_total", "Samples produced by this agent (durable)", () => this.#buffer?.produced() ?? 0);
+    m.gauge(
+      "novacron_agent_samples_dropped_total",
+      "Samples dropped by the buffer's overflow policy",
+      () => this.#store?.outbox.stats().droppedSamples ?? 0,
+    );
+    m.gauge("novacron_agent_outbox_pending", "Messages waiting for a hub ack", () => this.#store?.outbox.stats().pending ?? 0);
+    m.gauge("novacron_agent_outbox_bytes", "Bytes held in the outbox", () => this.#store?.outbox.stats().bytes ?? 0);
+    m.gauge("novacron_agent_connected", "1 when a hub session is up", () => (this.#hub?.link.status().connected ? 1 : 0));
+    m.gauge("novacron_agent_hub_rtt_ms", "Last measured round trip to the hub", () => this.#hub?.link.status().rttMs ?? Number.NaN);
+    m.gauge("novacron_agent_bad_frames_total", "Frames from the hub that failed to decode", () => this.#hub?.link.status().badFrames ?? 0);
+    m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () => process.memoryUsage.rss());
+    m.gauge("process_cpu_seconds_total", "CPU time of the agent process", () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    });
+  }
+}
+
+// Inventory is for the hello only; a failure there must never keep the agent from running.
+async function inventoryOrFallback(): Promise<Inventory | undefined> {
+  try {
+    return await inventory();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,2 @@
+// Public surface of the agent's local API.
+export { type AgentStatus, createLocalApi } from "./local-api.ts";

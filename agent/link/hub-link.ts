@@ -1,0 +1,78 @@
+// The agent's side of the hub link: identity for the hello, the stored credential, live status.
+import { randomUUID } from "node:crypto";
+import { defaultTransports, Link, type TransportFactory } from "../../shared/link/index.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { HelloBody, Message } from "../../shared/protocol/index.ts";
+import type { AgentStore } from "../store/index.ts";
+
+export interface Identity {
+  nodeId: string;
+  level: number;
+  labels: Record<string, string>;
+  capabilities: string[];
+  joinToken: string;
+  resources: HelloBody["resources"];
+  version: string;
+}
+
+/** Connects the agent's outbox to its hubs; remembers the per-node credential the hub issues. */
+export class HubLink {
+  readonly link: Link;
+  readonly bootId = randomUUID();
+  #identity: Identity;
+  readonly #store: AgentStore;
+
+  constructor(opts: {
+    endpoints: string[];
+    identity: Identity;
+    store: AgentStore;
+    log: Logger;
+    heartbeatMs: number;
+    maxFrameBytes: number;
+    transports?: TransportFactory;
+    onMessage?: (msg: Message) => void;
+  }) {
+    this.#identity = opts.identity;
+    this.#store = opts.store;
+    this.link = new Link({
+      endpoints: opts.endpoints,
+      nodeId: opts.identity.nodeId,
+      outbox: opts.store.outbox,
+      transports: opts.transports ?? defaultTransports,
+      log: opts.log,
+      heartbeatMs: opts.heartbeatMs,
+      maxFrameBytes: opts.maxFrameBytes,
+      hello: () => this.#hello(),
+      onWelcome: (w) => {
+        if (w.credential) {
+          this.#store.setState("credential", w.credential);
+          opts.log.info("stored the per-node credential issued by the hub", { hub: w.hub_id });
+        }
+      },
+      ...(opts.onMessage ? { onMessage: opts.onMessage } : {}),
+    });
+  }
+
+  #hello(): Omit<HelloBody, "last_acked"> {
+    const id = this.#identity;
+    const hello: Omit<HelloBody, "last_acked"> = {
+      node_id: id.nodeId,
+      level: id.level,
+      labels: id.labels,
+      capabilities: id.capabilities,
+      resources: id.resources,
+      version: id.version,
+      boot_id: this.bootId,
+    };
+    const credential = this.#store.getState("credential");
+    if (credential) hello.credential = credential;
+    // The join token goes along too, so a hub that lost our credential can admit us again.
+    if (id.joinToken) hello.join_token = id.joinToken;
+    return hello;
+  }
+
+  /** Updates what the next hello says (hot config: labels, level, token). */
+  setIdentity(identity: Identity): void {
+    this.#identity = identity;
+  }
+}

@@ -1,0 +1,3 @@
+// Public surface of the agent's local store.
+export { AgentStore } from "./agent-store.ts";
+export { MetricBuffer } from "./metric-buffer.ts";

@@ -1,0 +1,60 @@
+// /api/v1/nodes: the registry and each node's stored telemetry.
+import { Hono } from "hono";
+import { RequestError } from "../../shared/errors.ts";
+import type { Ingest } from "../ingest/index.ts";
+import type { NodeRecord, Registry } from "../registry/index.ts";
+
+function summary(registry: Registry, n: NodeRecord) {
+  return {
+    id: n.id,
+    level: n.level,
+    status: registry.status(n),
+    connected: registry.isConnected(n.id),
+    labels: n.labels,
+    capabilities: n.capabilities,
+    last_seen: n.last_seen,
+  };
+}
+
+function parseMs(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new RequestError(`query parameter ${name} must be milliseconds since the epoch`, name);
+  return n;
+}
+
+/** Routes for nodes. */
+export function nodesApi(deps: { registry: Registry; ingest: Ingest }): Hono {
+  const { registry, ingest } = deps;
+  const app = new Hono();
+  app.get("/", (c) => c.json({ nodes: registry.list().map((n) => summary(registry, n)) }));
+  app.get("/:id", (c) => {
+    const n = registry.get(c.req.param("id"));
+    if (!n) return c.json({ error: { code: "not_found", message: `no node ${c.req.param("id")}` } }, 404);
+    return c.json({
+      ...summary(registry, n),
+      resources: n.resources,
+      version: n.version,
+      transport: n.transport,
+      first_seen: n.first_seen,
+      ingest: { samples: n.samples, batches: n.batches, last_seq: n.last_seq, duplicates: n.duplicates, gaps: n.gaps },
+    });
+  });
+  app.get("/:id/series", (c) => {
+    const id = c.req.param("id");
+    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    return c.json({ series: ingest.series(id) });
+  });
+  app.get("/:id/metrics", (c) => {
+    const id = c.req.param("id");
+    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    const series = c.req.query("series");
+    if (!series) throw new RequestError("query parameter series is required", "series");
+    const now = Date.now();
+    const to = parseMs(c.req.query("to"), "to", now);
+    const from = parseMs(c.req.query("from"), "from", to - 3_600_000);
+    if (from > to) throw new RequestError("from must not be after to", "from");
+    return c.json({ series, points: ingest.query(id, series, from, to) });
+  });
+  return app;
+}

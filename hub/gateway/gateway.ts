@@ -1,0 +1,217 @@
+// Sessions with agents: authenticates hellos, dispatches each message kind, refuses bad frames.
+import { NovaError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import {
+  type Body,
+  decodeFrame,
+  encodeFrame,
+  envelope,
+  type Message,
+  type MessageType,
+  RELIABLE_TYPES,
+} from "../../shared/protocol/index.ts";
+import type { Ingest } from "../ingest/index.ts";
+import type { Registry } from "../registry/index.ts";
+
+/** One connection an agent reaches the hub through (a WebSocket, or a node's MQTT topics). */
+export interface Peer {
+  readonly via: "ws" | "mqtt";
+  /** Who this is before it says hello (remote address, or the MQTT topic's node). */
+  readonly remote: string;
+  node: string | undefined;
+  send(frame: Uint8Array, type: MessageType): void;
+  close(reason: string): void;
+}
+
+export interface GatewayOptions {
+  hubId: string;
+  registry: Registry;
+  ingest: Ingest;
+  log: Logger;
+  metrics: MetricsRegistry;
+  joinToken: () => string;
+  heartbeatMs: number;
+  maxFrameBytes: number;
+  now?: () => number;
+}
+
+/** Routes frames from peers to the registry and ingest, and messages from the hub to nodes. */
+export class Gateway {
+  readonly #o: GatewayOptions;
+  readonly #now: () => number;
+  readonly #sessions = new Map<string, Peer>();
+  readonly #lastLogged = new Map<string, number>();
+  readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
+  readonly #countRejected: (by?: number, labels?: Record<string, string>) => void;
+  readonly #countAuth: (by?: number, labels?: Record<string, string>) => void;
+
+  constructor(opts: GatewayOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    const m = opts.metrics;
+    this.#countFrames = m.counter("novacron_hub_frames_received_total", "Frames received from agents, by type");
+    this.#countRejected = m.counter(
+      "novacron_hub_frames_rejected_total",
+      "Frames refused (bad CBOR, too large, wrong version, schema failures), by reason",
+    );
+    this.#countAuth = m.counter("novacron_hub_auth_failures_total", "Hellos refused for a bad join token or credential");
+    m.gauge("novacron_hub_sessions", "Agents with an open session, by transport", () => {
+      const by = new Map<string, number>();
+      for (const p of this.#sessions.values()) by.set(p.via, (by.get(p.via) ?? 0) + 1);
+      return [...by].map(([via, n]) => [{ transport: via }, n]);
+    });
+  }
+
+  /** Number of open sessions. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Handles one frame from a peer. Never throws: bad input is answered, counted and logged. */
+  onFrame(peer: Peer, frame: Uint8Array): void {
+    let msg: Message;
+    try {
+      msg = decodeFrame(frame, this.#o.maxFrameBytes);
+    } catch (err) {
+      this.#refuse(peer, err as Error);
+      return;
+    }
+    this.#countFrames(1, { type: msg.t });
+    try {
+      this.#dispatch(peer, msg);
+    } catch (err) {
+      this.#refuse(peer, err as Error, msg.q);
+    }
+  }
+
+  #dispatch(peer: Peer, msg: Message): void {
+    if (msg.t === "hello") return this.#hello(peer, msg.b);
+    const node = peer.node;
+    if (!node || this.#sessions.get(node) !== peer) {
+      this.#send(peer, "error", { code: "hello_required", message: "send hello before anything else" });
+      return;
+    }
+    if (msg.s !== node) {
+      throw new NovaError("bad_envelope", `sender ${msg.s} does not match this session's node ${node}`);
+    }
+    this.#o.registry.seen(node);
+    switch (msg.t) {
+      case "heartbeat":
+        this.#send(peer, "ack", { upto: this.#o.ingest.committed(node), echo: msg.ts, hub_time: this.#now() });
+        return;
+      case "metrics_batch":
+      case "task_result":
+      case "alloc_status":
+      case "decision_validation":
+      case "event":
+        if (msg.q === undefined) throw new NovaError("bad_envelope", `${msg.t} needs a sequence number (q)`);
+        this.#o.ingest.receive(node, msg);
+        return;
+      case "welcome":
+      case "ack":
+      case "config":
+      case "allocs":
+      case "command":
+        throw new NovaError("unknown_type", `${msg.t} is a hub-to-node message; agents may not send it`);
+      case "error":
+        this.#logOnce(node, "agent reported an error", { node, error: `${msg.b.code}: ${msg.b.message}` });
+        return;
+      default: {
+        const never: never = msg;
+        throw new Error(`unhandled message ${(never as Message).t}`);
+      }
+    }
+  }
+
+  #hello(peer: Peer, hello: Body<"hello">): void {
+    if (peer.via === "mqtt" && peer.remote !== hello.node_id) {
+      throw new NovaError("bad_body", `hello for ${hello.node_id} arrived on the topic of ${peer.remote}`);
+    }
+    const result = this.#o.registry.admit(hello, this.#o.joinToken(), peer.via);
+    if (!result.ok) {
+      this.#countAuth(1, { transport: peer.via });
+      this.#logOnce(peer.remote, "agent refused", { node: hello.node_id, remote: peer.remote, reason: result.reason });
+      this.#send(peer, "error", { code: "auth_failed", message: result.reason });
+      peer.close(`auth failed: ${result.reason}`);
+      return;
+    }
+    const previous = this.#sessions.get(hello.node_id);
+    if (previous && previous !== peer) {
+      previous.node = undefined;
+      if (previous.via === "ws") previous.close("replaced by a newer session of the same node");
+    }
+    peer.node = hello.node_id;
+    this.#sessions.set(hello.node_id, peer);
+    this.#o.registry.setConnected(hello.node_id, peer.via);
+    const welcome: Body<"welcome"> = {
+      hub_id: this.#o.hubId,
+      server_time: this.#now(),
+      last_acked: this.#o.ingest.committed(hello.node_id),
+      config_rev: 0,
+      heartbeat_ms: this.#o.heartbeatMs,
+    };
+    if (result.credential) welcome.credential = result.credential;
+    this.#send(peer, "welcome", welcome);
+    this.#o.log.info("node joined", {
+      node: hello.node_id,
+      via: peer.via,
+      level: hello.level,
+      version: hello.version,
+      last_acked: welcome.last_acked,
+      agent_last_acked: hello.last_acked,
+      new_credential: result.credential !== undefined,
+    });
+  }
+
+  /** A peer's connection ended. */
+  onClosed(peer: Peer): void {
+    const node = peer.node;
+    if (node && this.#sessions.get(node) === peer) {
+      this.#sessions.delete(node);
+      this.#o.registry.setDisconnected(node);
+      this.#o.log.info("node disconnected", { node, via: peer.via });
+    }
+    peer.node = undefined;
+  }
+
+  /** The broker says a node's MQTT connection died (its Last Will). */
+  onPresenceOffline(node: string): void {
+    const peer = this.#sessions.get(node);
+    if (peer?.via === "mqtt") this.onClosed(peer);
+  }
+
+  /** Sends a message to a node's current session; false when it has none. */
+  sendTo<T extends MessageType>(node: string, type: T, body: Body<T>): boolean {
+    const peer = this.#sessions.get(node);
+    if (!peer) return false;
+    this.#send(peer, type, body);
+    return true;
+  }
+
+  #send<T extends MessageType>(peer: Peer, type: T, body: Body<T>): void {
+    peer.send(encodeFrame(envelope(type, this.#o.hubId, body, { ts: this.#now() })), type);
+  }
+
+  #refuse(peer: Peer, err: Error, ref?: number): void {
+    const code = err instanceof NovaError ? err.code : "bad_body";
+    this.#countRejected(1, { reason: code });
+    const who = peer.node ?? peer.remote;
+    this.#logOnce(who, "frame refused", { from: who, via: peer.via, code, error: err.message });
+    const body: Body<"error"> = { code, message: err.message };
+    if (ref !== undefined) body.ref = ref;
+    this.#send(peer, "error", body);
+  }
+
+  // Bad input is logged once per sender per minute, so a broken agent cannot flood the log.
+  #logOnce(sender: string, msg: string, fields: Record<string, unknown>): void {
+    const now = this.#now();
+    const last = this.#lastLogged.get(sender) ?? 0;
+    if (now - last < 60_000) return;
+    this.#lastLogged.set(sender, now);
+    if (this.#lastLogged.size > 10_000) this.#lastLogged.clear();
+    this.#o.log.warn(msg, fields);
+  }
+}
+
+export { RELIABLE_TYPES };

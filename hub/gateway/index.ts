@@ -1,0 +1,4 @@
+// Public surface of the gateway.
+export { Gateway, type GatewayOptions, type Peer } from "./gateway.ts";
+export { MqttGateway } from "./mqtt-gateway.ts";
+export { AGENT_PATH, upgradeAgent, wsHandlers } from "./ws-gateway.ts";

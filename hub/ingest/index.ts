@@ -1,0 +1,2 @@
+// Public surface of ingest.
+export { type AckSender, Ingest, type Verdict } from "./ingest.ts";

@@ -1,0 +1,269 @@
+// Idempotent ingest: reliable messages are deduplicated by sequence, stored in grouped commits, then acked.
+import type { Database, Statement } from "bun:sqlite";
+import { NovaError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { Message } from "../../shared/protocol/index.ts";
+import { decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+
+export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
+
+interface NodeSeq {
+  /** Highest sequence accepted (possibly not yet committed). */
+  accepted: number;
+  /** Highest sequence durably committed. */
+  committed: number;
+}
+
+interface Pending {
+  node: string;
+  seq: number;
+  /** Absent for a refused message: only its sequence number is recorded, so it is never resent. */
+  msg?: Message;
+  frame?: MetricsFrame;
+}
+
+export type AckSender = (node: string, upto: number) => void;
+
+/** Receives reliable messages for every node and stores each exactly once. */
+export class Ingest {
+  readonly #db: Database;
+  readonly #log: Logger;
+  readonly #seqs = new Map<string, NodeSeq>();
+  readonly #known = new Map<string, Set<string>>();
+  readonly #latest = new Map<string, Map<string, [number, number]>>();
+  #queue: Pending[] = [];
+  #scheduled = false;
+  readonly #acks: AckSender;
+  readonly #insertBatch: Statement;
+  readonly #insertSeries: Statement;
+  readonly #insertMessage: Statement;
+  readonly #advance: Statement;
+  readonly #dup: Statement;
+  readonly #gap: Statement;
+  readonly #countSamples: (by?: number) => void;
+  readonly #countRefused: (by?: number, labels?: Record<string, string>) => void;
+  readonly #countDuplicates: (by?: number) => void;
+  readonly #countGaps: (by?: number) => void;
+  readonly #countCommits: (by?: number) => void;
+
+  constructor(db: Database, opts: { log: Logger; metrics: MetricsRegistry; acks: AckSender }) {
+    this.#db = db;
+    this.#log = opts.log;
+    this.#acks = opts.acks;
+    this.#insertBatch = db.query(
+      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#insertSeries = db.query("INSERT OR IGNORE INTO series (node, name) VALUES (?, ?)");
+    this.#insertMessage = db.query("INSERT OR IGNORE INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?)");
+    this.#advance = db.query(
+      "UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, batches = batches + ? WHERE id = ?",
+    );
+    this.#dup = db.query("UPDATE nodes SET duplicates = duplicates + 1 WHERE id = ?");
+    this.#gap = db.query("UPDATE nodes SET gaps = gaps + 1 WHERE id = ?");
+    const m = opts.metrics;
+    this.#countSamples = m.counter("novacron_hub_samples_ingested_total", "Samples stored durably");
+    this.#countRefused = m.counter("novacron_hub_messages_refused_total", "Reliable messages refused, by reason");
+    this.#countDuplicates = m.counter("novacron_hub_duplicates_total", "Reliable messages received again and dropped");
+    this.#countGaps = m.counter("novacron_hub_sequence_gaps_total", "Messages dropped because an earlier one was missing");
+    this.#countCommits = m.counter("novacron_hub_ingest_commits_total", "Grouped ingest transactions committed");
+  }
+
+  #state(node: string): NodeSeq {
+    let s = this.#seqs.get(node);
+    if (!s) {
+      const row = this.#db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as { last_seq: number } | null;
+      const last = row?.last_seq ?? 0;
+      s = { accepted: last, committed: last };
+      this.#seqs.set(node, s);
+    }
+    return s;
+  }
+
+  /** Highest sequence number stored for a node. */
+  committed(node: string): number {
+    return this.#state(node).committed;
+  }
+
+  /**
+   * Takes one reliable message. It is accepted when its sequence follows the last accepted one,
+   * or when it is the sender's lowest held message (the sender dropped what lay between, and
+   * counted it). Anything at or below the last is a duplicate; anything else waits for a resend.
+   */
+  receive(node: string, msg: Message): Verdict {
+    const seq = msg.q!;
+    const s = this.#state(node);
+    if (seq <= s.accepted) {
+      this.#dup.run(node);
+      this.#countDuplicates();
+      // The sender resent what we hold; tell it again how far we are.
+      if (s.committed === s.accepted) this.#acks(node, s.committed);
+      return "duplicate";
+    }
+    if (seq !== s.accepted + 1 && !(msg.base !== undefined && seq === msg.base)) {
+      this.#gap.run(node);
+      this.#countGaps();
+      return "gap";
+    }
+    let frame: MetricsFrame | undefined;
+    if (msg.t === "metrics_batch") {
+      try {
+        frame = decodeMetrics(msg.b);
+      } catch (err) {
+        // A batch that can never decode is refused for good: acking it keeps it from blocking the outbox.
+        this.#countRefused(1, { reason: err instanceof NovaError ? err.code : "bad_body" });
+        this.#log.warn("metrics batch refused", { node, seq, error: (err as Error).message });
+        s.accepted = seq;
+        this.#queue.push({ node, seq });
+        this.#schedule();
+        return "refused";
+      }
+    }
+    s.accepted = seq;
+    this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
+    if (this.#queue.length >= 2000) this.flush();
+    else this.#schedule();
+    return "accepted";
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Commits everything queued in one transaction, then acks each node's new high-water mark. */
+  flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    const perNode = new Map<string, { seq: number; samples: number; batches: number }>();
+    const newSeries: [string, string][] = [];
+    try {
+      const tx = this.#db.transaction(() => {
+        for (const p of queue) {
+          const agg = perNode.get(p.node) ?? { seq: 0, samples: 0, batches: 0 };
+          agg.seq = Math.max(agg.seq, p.seq);
+          if (!p.msg) {
+            // refused: advance past it, store nothing
+          } else if (p.msg.t === "metrics_batch" && p.frame) {
+            const b = p.msg.b;
+            const f = p.frame;
+            const samples = b.samples;
+            this.#insertBatch.run(
+              p.node,
+              p.seq,
+              b.start,
+              b.start + (b.ticks - 1) * b.interval,
+              b.interval,
+              b.ticks,
+              samples,
+              b.z ?? 0,
+              b.data,
+            );
+            agg.samples += samples;
+            agg.batches += 1;
+            let known = this.#known.get(p.node);
+            if (!known) {
+              known = new Set(
+                (this.#db.query("SELECT name FROM series WHERE node = ?").all(p.node) as { name: string }[]).map(
+                  (r) => r.name,
+                ),
+              );
+              this.#known.set(p.node, known);
+            }
+            for (const col of f.series) {
+              if (!known.has(col.name)) {
+                this.#insertSeries.run(p.node, col.name);
+                newSeries.push([p.node, col.name]);
+              }
+            }
+          } else {
+            this.#insertMessage.run(p.node, p.seq, p.msg.t, p.msg.ts, JSON.stringify(p.msg.b));
+          }
+          perNode.set(p.node, agg);
+        }
+        for (const [node, agg] of perNode) this.#advance.run(agg.seq, agg.samples, agg.batches, node);
+      });
+      tx();
+    } catch (err) {
+      // Nothing was stored: forget what we accepted so the senders' resends are taken again.
+      this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
+      for (const node of perNode.keys()) {
+        const s = this.#seqs.get(node);
+        if (s) s.accepted = s.committed;
+      }
+      return;
+    }
+    this.#countCommits();
+    for (const [node, name] of newSeries) this.#known.get(node)?.add(name);
+    for (const p of queue) if (p.frame) this.#remember(p.node, p.frame);
+    for (const [node, agg] of perNode) {
+      const s = this.#state(node);
+      s.committed = Math.max(s.committed, agg.seq);
+      this.#countSamples(agg.samples);
+      this.#acks(node, s.committed);
+    }
+  }
+
+  // Keeps the newest value of each series in memory for /metrics re-export.
+  #remember(node: string, frame: MetricsFrame): void {
+    let m = this.#latest.get(node);
+    if (!m) {
+      m = new Map();
+      this.#latest.set(node, m);
+    }
+    for (const col of frame.series) {
+      for (let i = col.values.length - 1; i >= 0; i--) {
+        const v = col.values[i];
+        if (v !== null && v !== undefined) {
+          const t = frame.start + i * frame.interval;
+          const cur = m.get(col.name);
+          if (!cur || cur[0] <= t) m.set(col.name, [t, v]);
+          break;
+        }
+      }
+    }
+  }
+
+  /** Latest value of every series of every node (time, value). */
+  latest(): ReadonlyMap<string, ReadonlyMap<string, [number, number]>> {
+    return this.#latest;
+  }
+
+  /** Names of the series a node has sent. */
+  series(node: string): string[] {
+    return (this.#db.query("SELECT name FROM series WHERE node = ? ORDER BY name").all(node) as { name: string }[]).map(
+      (r) => r.name,
+    );
+  }
+
+  /** Points of one series of one node within [from, to], oldest first. */
+  query(node: string, series: string, from: number, to: number): [number, number][] {
+    const rows = this.#db
+      .query(
+        `SELECT start, interval, ticks, z, data FROM batches
+         WHERE node = ? AND start <= ? AND start >= ? AND end >= ? ORDER BY start, seq`,
+      )
+      .all(node, to, from - 86_400_000, from) as {
+      start: number;
+      interval: number;
+      ticks: number;
+      z: 0 | 1;
+      data: Uint8Array;
+    }[];
+    const points: [number, number][] = [];
+    for (const r of rows) {
+      const frame = decodeMetrics(r);
+      const col = frame.series.find((c) => c.name === series);
+      if (!col) continue;
+      col.values.forEach((v, i) => {
+        const t = r.start + i * r.interval;
+        if (v !== null && t >= from && t <= to) points.push([t, v]);
+      });
+    }
+    return points;
+  }
+}

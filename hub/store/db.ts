@@ -1,0 +1,67 @@
+// Opens the hub's SQLite database and keeps its schema.
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS nodes (
+  id TEXT PRIMARY KEY,
+  level INTEGER NOT NULL,
+  labels TEXT NOT NULL DEFAULT '{}',
+  capabilities TEXT NOT NULL DEFAULT '[]',
+  resources TEXT NOT NULL DEFAULT '{}',
+  version TEXT NOT NULL DEFAULT '',
+  boot_id TEXT NOT NULL DEFAULT '',
+  transport TEXT NOT NULL DEFAULT '',
+  cred_hash TEXT,
+  draining INTEGER NOT NULL DEFAULT 0,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  samples INTEGER NOT NULL DEFAULT 0,
+  batches INTEGER NOT NULL DEFAULT 0,
+  duplicates INTEGER NOT NULL DEFAULT 0,
+  gaps INTEGER NOT NULL DEFAULT 0
+);
+-- One row per metrics batch: the columnar blob as the agent encoded it (compact; decoded on query).
+CREATE TABLE IF NOT EXISTS batches (
+  node TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  end INTEGER NOT NULL,
+  interval INTEGER NOT NULL,
+  ticks INTEGER NOT NULL,
+  samples INTEGER NOT NULL,
+  z INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (node, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_time ON batches (node, start);
+CREATE TABLE IF NOT EXISTS series (
+  node TEXT NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (node, name)
+) WITHOUT ROWID;
+-- Reliable messages other than metrics (events, task results, ...), kept as received.
+CREATE TABLE IF NOT EXISTS messages (
+  node TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (node, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+/** Opens (and creates) DIR/hub.db in WAL mode with full fsync on commit: an ack means durable. */
+export function openHubDb(dataDir: string): Database {
+  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  const db = new Database(join(dataDir, "hub.db"), { create: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  // FULL: acks promise durability, and commits are grouped so the fsync is paid once per group.
+  db.run("PRAGMA synchronous = FULL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run(SCHEMA);
+  return db;
+}

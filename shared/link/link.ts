@@ -1,0 +1,341 @@
+// The link to a hub: one reconnect loop, one handshake, one outbox drain; used by agents and child hubs.
+import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import {
+  type Body,
+  decodeFrame,
+  encodeFrame,
+  encodeFrameRawBody,
+  envelope,
+  type HelloBody,
+  type Message,
+  type MessageType,
+  PROTOCOL_VERSION,
+  type WelcomeBody,
+} from "../protocol/index.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { Outbox } from "./outbox.ts";
+import type { Transport, TransportFactory } from "./transport.ts";
+
+export interface LinkOptions {
+  endpoints: string[];
+  nodeId: string;
+  outbox: Outbox;
+  /** Builds the hello (the link fills in last_acked). */
+  hello: () => Promise<Omit<HelloBody, "last_acked">> | Omit<HelloBody, "last_acked">;
+  transports: TransportFactory;
+  log: Logger;
+  clock?: Clock;
+  heartbeatMs: number;
+  maxFrameBytes: number;
+  /** Most reliable messages in flight without an ack. */
+  window?: number;
+  /** Resend from the last ack when the oldest message in flight has waited this long. */
+  ackTimeoutMs?: number;
+  reconnectBaseMs?: number;
+  reconnectCapMs?: number;
+  /** Consecutive failures on one endpoint before moving to the next. */
+  failuresPerEndpoint?: number;
+  onWelcome?: (welcome: WelcomeBody, endpoint: string) => void;
+  /** Hub-to-node messages other than acks (config, allocs, command). */
+  onMessage?: (msg: Message) => void;
+  onStateChange?: (connected: boolean) => void;
+}
+
+export interface LinkStatus {
+  connected: boolean;
+  endpoint: string | undefined;
+  lastAcked: number;
+  rttMs: number | undefined;
+  clockOffsetMs: number | undefined;
+  reconnects: number;
+  badFrames: number;
+}
+
+class SessionEnded extends Error {}
+
+/** Keeps one session to the first reachable hub endpoint and drains the outbox through it. */
+export class Link {
+  readonly #o: Required<Omit<LinkOptions, "onWelcome" | "onMessage" | "onStateChange">> &
+    Pick<LinkOptions, "onWelcome" | "onMessage" | "onStateChange">;
+  readonly #clock: Clock;
+  #endpoints: string[];
+  #heartbeatMs: number;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  #transport: Transport | undefined;
+  #connected = false;
+  #endpoint: string | undefined;
+  #acked = 0;
+  #nextSend = 1;
+  #inflight: { seq: number; at: number }[] = [];
+  #lastRx = 0;
+  #rtt: number | undefined;
+  #offset: number | undefined;
+  #reconnects = 0;
+  #badFrames = 0;
+  #lastBadLog = 0;
+  #wake: (() => void) | undefined;
+
+  constructor(opts: LinkOptions) {
+    this.#o = {
+      window: 64,
+      ackTimeoutMs: 10_000,
+      reconnectBaseMs: 200,
+      reconnectCapMs: 3_000,
+      failuresPerEndpoint: 3,
+      clock: systemClock,
+      ...opts,
+    };
+    this.#clock = this.#o.clock;
+    this.#endpoints = [...opts.endpoints];
+    this.#heartbeatMs = opts.heartbeatMs;
+  }
+
+  /** Starts the reconnect loop (returns at once). */
+  start(): void {
+    if (this.#loop || this.#endpoints.length === 0) return;
+    this.#loop = this.#run();
+  }
+
+  /** Closes the session and stops reconnecting. Unacked messages stay in the outbox. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#wake?.();
+    await this.#transport?.close();
+    await this.#loop;
+    this.#loop = undefined;
+  }
+
+  /** Replaces the endpoint list (hot config); the current session is dropped if its endpoint left. */
+  setEndpoints(endpoints: string[]): void {
+    this.#endpoints = [...endpoints];
+    if (this.#endpoint && !endpoints.includes(this.#endpoint)) void this.#transport?.close();
+    if (endpoints.length > 0 && !this.#loop && !this.#abort.signal.aborted) this.start();
+  }
+
+  setHeartbeat(ms: number): void {
+    this.#heartbeatMs = ms;
+  }
+
+  /** Tells the link that the outbox has something new to send. */
+  notify(): void {
+    if (this.#connected) this.#pump();
+  }
+
+  /** Sends a best-effort message (not stored, not acked) when connected. */
+  sendLive<T extends MessageType>(type: T, body: Body<T>): boolean {
+    const t = this.#transport;
+    if (!this.#connected || !t) return false;
+    return t.send(encodeFrame(envelope(type, this.#o.nodeId, body, { ts: this.#clock.now() })), type);
+  }
+
+  status(): LinkStatus {
+    return {
+      connected: this.#connected,
+      endpoint: this.#endpoint,
+      lastAcked: this.#acked,
+      rttMs: this.#rtt,
+      clockOffsetMs: this.#offset,
+      reconnects: this.#reconnects,
+      badFrames: this.#badFrames,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    let attempt = 0;
+    let index = 0;
+    let failures = 0;
+    while (!signal.aborted) {
+      if (this.#endpoints.length === 0) return;
+      const url = this.#endpoints[index % this.#endpoints.length]!;
+      let established = false;
+      try {
+        established = await this.#session(url, () => {
+          attempt = 0;
+          failures = 0;
+        });
+      } catch (err) {
+        if (!signal.aborted) this.#o.log.warn("hub link failed", { endpoint: url, error: (err as Error).message });
+      }
+      this.#setConnected(false);
+      if (signal.aborted) return;
+      if (!established) {
+        failures += 1;
+        if (failures >= this.#o.failuresPerEndpoint && this.#endpoints.length > 1) {
+          failures = 0;
+          index += 1;
+          this.#o.log.info("moving to next hub endpoint", { endpoint: this.#endpoints[index % this.#endpoints.length] });
+        }
+      }
+      const delay = backoffDelay(attempt, { baseMs: this.#o.reconnectBaseMs, capMs: this.#o.reconnectCapMs });
+      attempt += 1;
+      await sleep(this.#clock, delay, signal);
+    }
+  }
+
+  // One connection: handshake, then serve until it closes. Returns whether the handshake succeeded.
+  async #session(url: string, onEstablished: () => void): Promise<boolean> {
+    const transport = this.#o.transports(url, { nodeId: this.#o.nodeId });
+    this.#transport = transport;
+    let closedReason: string | undefined;
+    let endSession: (reason: string) => void = () => {};
+    const ended = new Promise<string>((resolve) => {
+      endSession = resolve;
+    });
+    let welcomeWaiter: ((w: WelcomeBody | Error) => void) | undefined;
+    transport.onClose((reason) => {
+      closedReason = reason;
+      welcomeWaiter?.(new SessionEnded(reason));
+      endSession(reason);
+    });
+    transport.onFrame((frame) => {
+      this.#lastRx = this.#clock.now();
+      let msg: Message;
+      try {
+        msg = decodeFrame(frame, this.#o.maxFrameBytes);
+      } catch (err) {
+        this.#badFrame(err as Error);
+        return;
+      }
+      if (msg.t === "welcome") welcomeWaiter?.(msg.b);
+      else if (msg.t === "error") {
+        const text = `${msg.b.code}: ${msg.b.message}`;
+        welcomeWaiter?.(new SessionEnded(text));
+        if (msg.b.code === "auth_failed") this.#o.log.error("hub refused this node", { error: text });
+        else this.#o.log.warn("hub reported an error", { error: text });
+        if (msg.b.code === "auth_failed" || msg.b.code === "hello_required") void transport.close();
+        endSession(text);
+      } else if (msg.t === "ack") this.#onAck(msg.b);
+      else this.#o.onMessage?.(msg);
+    });
+
+    await transport.connect();
+    if (this.#abort.signal.aborted) {
+      await transport.close();
+      return false;
+    }
+    const hello = { ...(await this.#o.hello()), last_acked: this.#acked };
+    const welcome = await new Promise<WelcomeBody | Error>((resolve) => {
+      const timer = this.#clock.setTimeout(() => resolve(new Error("no welcome from hub within 10 s")), 10_000);
+      welcomeWaiter = (w) => {
+        this.#clock.clearTimeout(timer);
+        welcomeWaiter = undefined;
+        resolve(w);
+      };
+      transport.send(encodeFrame(envelope("hello", this.#o.nodeId, hello, { ts: this.#clock.now() })), "hello");
+    });
+    if (welcome instanceof Error) {
+      await transport.close();
+      throw welcome;
+    }
+    this.#startSession(welcome);
+    this.#endpoint = url;
+    this.#o.onWelcome?.(welcome, url);
+    onEstablished();
+    this.#reconnects += 1;
+    this.#setConnected(true);
+    this.#o.log.info("connected to hub", { endpoint: url, hub: welcome.hub_id, last_acked: welcome.last_acked });
+    this.#pump();
+
+    const timer = this.#clock.setInterval(() => this.#tick(transport), 1000);
+    let lastBeat = 0;
+    const beat = () => {
+      const now = this.#clock.now();
+      if (now - lastBeat < this.#heartbeatMs) return;
+      lastBeat = now;
+      const body: Body<"heartbeat"> = { pending: this.#o.outbox.stats().pending };
+      if (this.#rtt !== undefined) body.rtt = this.#rtt;
+      transport.send(encodeFrame(envelope("heartbeat", this.#o.nodeId, body, { ts: now })), "heartbeat");
+    };
+    beat();
+    const beatTimer = this.#clock.setInterval(beat, 250);
+    this.#lastRx = this.#clock.now();
+    const reason = closedReason ?? (await ended);
+    this.#clock.clearInterval(timer);
+    this.#clock.clearInterval(beatTimer);
+    if (!transport.closed) await transport.close();
+    if (!this.#abort.signal.aborted) this.#o.log.warn("disconnected from hub", { endpoint: url, reason });
+    return true;
+  }
+
+  #startSession(welcome: WelcomeBody): void {
+    const outbox = this.#o.outbox;
+    // A hub that remembers more than we do (our store was reset) must not see old numbers again.
+    outbox.ensureSeqAbove(welcome.last_acked);
+    this.#acked = welcome.last_acked;
+    outbox.ackUpTo(welcome.last_acked);
+    this.#nextSend = Math.max(this.#acked + 1, outbox.lowest() ?? this.#acked + 1);
+    this.#inflight = [];
+  }
+
+  #onAck(ack: Body<"ack">): void {
+    const now = this.#clock.now();
+    if (ack.echo !== undefined) {
+      this.#rtt = Math.max(0, now - ack.echo);
+      if (ack.hub_time !== undefined) this.#offset = Math.round(ack.hub_time - (ack.echo + this.#rtt / 2));
+    }
+    if (ack.upto > this.#acked) {
+      this.#acked = ack.upto;
+      this.#o.outbox.ackUpTo(ack.upto);
+      while (this.#inflight.length > 0 && this.#inflight[0]!.seq <= ack.upto) this.#inflight.shift();
+      if (this.#nextSend <= ack.upto) this.#nextSend = ack.upto + 1;
+      this.#pump();
+    }
+  }
+
+  // Sends stored messages oldest first while the window and the socket buffer allow.
+  #pump(): void {
+    const t = this.#transport;
+    if (!this.#connected || !t) return;
+    const outbox = this.#o.outbox;
+    while (this.#inflight.length < this.#o.window && t.bufferedAmount() < 1 << 20) {
+      const room = this.#o.window - this.#inflight.length;
+      const entries = outbox.readFrom(this.#nextSend, Math.min(room, 32));
+      if (entries.length === 0) return;
+      const base = outbox.lowest();
+      const now = this.#clock.now();
+      for (const e of entries) {
+        const head = { v: PROTOCOL_VERSION, t: e.type, s: this.#o.nodeId, q: e.seq, base, ts: e.created };
+        if (!t.send(encodeFrameRawBody(head, e.body), e.type)) return;
+        this.#inflight.push({ seq: e.seq, at: now });
+        this.#nextSend = e.seq + 1;
+      }
+    }
+  }
+
+  #tick(transport: Transport): void {
+    const now = this.#clock.now();
+    // A hub that went silent (half-open TCP, or a broker up with no hub behind it) ends the session.
+    if (now - this.#lastRx > 3 * this.#heartbeatMs + 2000) {
+      this.#o.log.warn("hub silent, reconnecting", { silent_ms: now - this.#lastRx });
+      void transport.close();
+      return;
+    }
+    const oldest = this.#inflight[0];
+    if (oldest && now - oldest.at > this.#o.ackTimeoutMs) {
+      // Go back N: the hub dropped or never saw something; resend everything after the last ack.
+      this.#o.log.warn("no ack in time, resending from last ack", { last_acked: this.#acked, oldest: oldest.seq });
+      this.#inflight = [];
+      this.#nextSend = this.#acked + 1;
+      this.#pump();
+    }
+  }
+
+  #setConnected(connected: boolean): void {
+    if (this.#connected === connected) return;
+    this.#connected = connected;
+    if (!connected) this.#endpoint = undefined;
+    this.#o.onStateChange?.(connected);
+  }
+
+  #badFrame(err: Error): void {
+    this.#badFrames += 1;
+    const now = this.#clock.now();
+    if (now - this.#lastBadLog > 60_000) {
+      this.#lastBadLog = now;
+      this.#o.log.warn("bad frame from hub", { error: err.message, total: this.#badFrames });
+    }
+  }
+}

@@ -1,0 +1,175 @@
+// Durable outbox in SQLite: every must-deliver message waits here until a cumulative ack covers it.
+import type { Database, Statement } from "bun:sqlite";
+import type { MessageType } from "../protocol/index.ts";
+
+export interface OutboxEntry {
+  seq: number;
+  type: MessageType;
+  created: number;
+  samples: number;
+  body: Uint8Array;
+}
+
+export interface OutboxStats {
+  pending: number;
+  bytes: number;
+  oldestMs: number | undefined;
+  droppedMessages: number;
+  droppedSamples: number;
+}
+
+export interface OutboxOptions {
+  /** Byte budget for stored bodies; the oldest bulk entries go first when it is exceeded. */
+  budgetBytes: number;
+}
+
+// Bulk telemetry is sacrificed before anything else when the budget is exceeded.
+const BULK_TYPES = "('metrics_batch')";
+
+/** The outbox table and its counters; all writes are transactional. */
+export class Outbox {
+  readonly #db: Database;
+  #budget: number;
+  #bytes = 0;
+  #count = 0;
+  readonly #insert: Statement;
+  readonly #readFrom: Statement;
+  readonly #deleteUpTo: Statement;
+  readonly #sumUpTo: Statement;
+  readonly #oldest: Statement;
+  readonly #oldestBulk: Statement;
+  readonly #oldestAny: Statement;
+  readonly #deleteOne: Statement;
+  readonly #bump: Statement;
+  readonly #getCounter: Statement;
+
+  constructor(db: Database, opts: OutboxOptions) {
+    this.#db = db;
+    this.#budget = opts.budgetBytes;
+    db.run(`CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      type TEXT NOT NULL,
+      created INTEGER NOT NULL,
+      samples INTEGER NOT NULL DEFAULT 0,
+      bytes INTEGER NOT NULL,
+      body BLOB NOT NULL)`);
+    db.run("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    this.#insert = db.query(
+      "INSERT INTO outbox (type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+    );
+    this.#readFrom = db.query("SELECT seq, type, created, samples, body FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?");
+    this.#sumUpTo = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox WHERE seq <= ?");
+    this.#deleteUpTo = db.query("DELETE FROM outbox WHERE seq <= ?");
+    this.#oldest = db.query("SELECT min(seq) AS seq, min(created) AS created FROM outbox");
+    this.#oldestBulk = db.query(`SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} ORDER BY seq LIMIT 1`);
+    this.#oldestAny = db.query("SELECT seq, samples, bytes FROM outbox ORDER BY seq LIMIT 1");
+    this.#deleteOne = db.query("DELETE FROM outbox WHERE seq = ?");
+    this.#bump = db.query(
+      "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+    );
+    this.#getCounter = db.query("SELECT value FROM counters WHERE name = ?");
+    const totals = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox").get() as {
+      n: number;
+      b: number;
+    };
+    this.#count = totals.n;
+    this.#bytes = totals.b;
+  }
+
+  /** Changes the byte budget (hot config); enforced at the next append. */
+  setBudget(bytes: number): void {
+    this.#budget = bytes;
+  }
+
+  /**
+   * Stores a message and returns its sequence number. `within` runs in the same transaction
+   * (e.g. to delete the staged samples the message was built from). Enforces the budget.
+   */
+  append(type: MessageType, body: Uint8Array, samples: number, now: number, within?: () => void): number {
+    const tx = this.#db.transaction(() => {
+      const row = this.#insert.get(type, now, samples, body.byteLength, body) as { seq: number };
+      this.#count += 1;
+      this.#bytes += body.byteLength;
+      within?.();
+      this.#enforceBudget(row.seq);
+      return row.seq;
+    });
+    return tx() as number;
+  }
+
+  // Drops oldest bulk entries (then oldest of any kind) until the budget holds; never the newest entry.
+  #enforceBudget(keep: number): void {
+    while (this.#bytes > this.#budget && this.#count > 1) {
+      const victim = (this.#oldestBulk.get() ?? this.#oldestAny.get()) as
+        | { seq: number; samples: number; bytes: number }
+        | null;
+      if (!victim || victim.seq === keep) return;
+      this.#deleteOne.run(victim.seq);
+      this.#count -= 1;
+      this.#bytes -= victim.bytes;
+      this.#bump.run("dropped_messages", 1);
+      this.#bump.run("dropped_samples", victim.samples);
+    }
+  }
+
+  /** Deletes every entry up to and including `seq` (a cumulative ack). Returns how many went. */
+  ackUpTo(seq: number): number {
+    const tx = this.#db.transaction(() => {
+      const gone = this.#sumUpTo.get(seq) as { n: number; b: number };
+      if (gone.n > 0) this.#deleteUpTo.run(seq);
+      this.#count -= gone.n;
+      this.#bytes -= gone.b;
+      return gone.n;
+    });
+    return tx() as number;
+  }
+
+  /** Entries with seq >= `from`, oldest first. */
+  readFrom(from: number, limit: number): OutboxEntry[] {
+    return this.#readFrom.all(from, limit) as OutboxEntry[];
+  }
+
+  /** Lowest sequence number still held, or undefined when empty. */
+  lowest(): number | undefined {
+    const row = this.#oldest.get() as { seq: number | null };
+    return row.seq ?? undefined;
+  }
+
+  /** The last sequence number handed out (0 when none ever was). */
+  lastSeq(): number {
+    const row = this.#db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | null;
+    return row?.seq ?? 0;
+  }
+
+  /** Makes the next sequence number greater than `seq` (a hub that remembers more than we do). */
+  ensureSeqAbove(seq: number): void {
+    if (this.lastSeq() >= seq) return;
+    const tx = this.#db.transaction(() => {
+      const updated = this.#db.query("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(seq);
+      if (updated.changes === 0) this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
+    });
+    tx();
+  }
+
+  /** Adds to a named durable counter (used by the owner for its own accounting, in its transactions). */
+  bump(name: string, by: number): void {
+    this.#bump.run(name, by);
+  }
+
+  /** Reads a named durable counter. */
+  counter(name: string): number {
+    const row = this.#getCounter.get(name) as { value: number } | null;
+    return row?.value ?? 0;
+  }
+
+  stats(): OutboxStats {
+    const row = this.#oldest.get() as { created: number | null };
+    return {
+      pending: this.#count,
+      bytes: this.#bytes,
+      oldestMs: row.created ?? undefined,
+      droppedMessages: this.counter("dropped_messages"),
+      droppedSamples: this.counter("dropped_samples"),
+    };
+  }
+}

@@ -1,0 +1,80 @@
+// A tiny Prometheus registry: counters and gauges with labels, rendered in the text format.
+
+type Labels = Record<string, string>;
+
+interface Family {
+  type: "counter" | "gauge";
+  help: string;
+  values: Map<string, { labels: Labels; value: number }>;
+  collect?: () => number | [Labels, number][];
+}
+
+const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+const labelKey = (labels: Labels) =>
+  Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${escape(labels[k] ?? "")}"`)
+    .join(",");
+
+/** Holds metric families; each process has one. */
+export class MetricsRegistry {
+  readonly #families = new Map<string, Family>();
+
+  #family(name: string, type: Family["type"], help: string): Family {
+    let f = this.#families.get(name);
+    if (!f) {
+      f = { type, help, values: new Map() };
+      this.#families.set(name, f);
+    }
+    return f;
+  }
+
+  /** Declares a counter; returns a function that adds to it. */
+  counter(name: string, help: string): (by?: number, labels?: Labels) => void {
+    const f = this.#family(name, "counter", help);
+    return (by = 1, labels = {}) => {
+      const key = labelKey(labels);
+      const cur = f.values.get(key);
+      if (cur) cur.value += by;
+      else f.values.set(key, { labels, value: by });
+    };
+  }
+
+  /** Declares a gauge whose value(s) are read when scraped. */
+  gauge(name: string, help: string, collect: () => number | [Labels, number][]): void {
+    const f = this.#family(name, "gauge", help);
+    f.collect = collect;
+  }
+
+  /** Current value of a counter or gauge (tests and status pages). */
+  value(name: string, labels: Labels = {}): number {
+    const f = this.#families.get(name);
+    if (!f) return 0;
+    if (f.collect) {
+      const v = f.collect();
+      if (typeof v === "number") return v;
+      return v.find(([l]) => labelKey(l) === labelKey(labels))?.[1] ?? 0;
+    }
+    return f.values.get(labelKey(labels))?.value ?? 0;
+  }
+
+  /** Prometheus text exposition format 0.0.4. */
+  render(): string {
+    const out: string[] = [];
+    for (const [name, f] of this.#families) {
+      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      const samples: [Labels, number][] = f.collect
+        ? (() => {
+            const v = f.collect();
+            return typeof v === "number" ? [[{}, v] as [Labels, number]] : v;
+          })()
+        : [...f.values.values()].map((e) => [e.labels, e.value]);
+      if (samples.length === 0 && f.type === "counter") samples.push([{}, 0]);
+      for (const [labels, value] of samples) {
+        const key = labelKey(labels);
+        out.push(`${name}${key ? `{${key}}` : ""} ${Number.isFinite(value) ? value : "NaN"}`);
+      }
+    }
+    return `${out.join("\n")}\n`;
+  }
+}

@@ -1,0 +1,143 @@
+// Message kinds of the wire protocol: one schema per kind, and the union they form.
+import * as v from "valibot";
+
+const nodeId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "invalid node id"));
+const ms = v.pipe(v.number(), v.integer(), v.minValue(0));
+const seq = v.pipe(v.number(), v.integer(), v.minValue(0));
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+export const Resources = v.object({
+  cpu_cores: v.optional(count),
+  mem_bytes: v.optional(count),
+  disk_bytes: v.optional(count),
+  arch: v.optional(v.string()),
+  os: v.optional(v.string()),
+});
+
+export const Hello = v.object({
+  node_id: nodeId,
+  level: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(5)),
+  labels: v.record(v.string(), v.string()),
+  capabilities: v.array(v.string()),
+  resources: Resources,
+  version: v.string(),
+  boot_id: v.string(),
+  /** Highest sequence number the agent believes the hub has acknowledged. */
+  last_acked: seq,
+  join_token: v.optional(v.string()),
+  credential: v.optional(v.string()),
+});
+
+export const Welcome = v.object({
+  hub_id: v.string(),
+  server_time: ms,
+  last_acked: seq,
+  config_rev: count,
+  heartbeat_ms: ms,
+  /** Present when the hub issued a new per-node credential (first contact or re-join). */
+  credential: v.optional(v.string()),
+});
+
+export const Heartbeat = v.object({
+  /** Messages waiting in the agent's outbox. */
+  pending: count,
+  /** Last round-trip time the agent measured, in ms. */
+  rtt: v.optional(v.number()),
+});
+
+export const MetricsBatch = v.object({
+  /** First tick's time (ms since epoch). */
+  start: ms,
+  /** Time between ticks in ms. */
+  interval: v.pipe(ms, v.minValue(1)),
+  ticks: v.pipe(count, v.minValue(1)),
+  /** Number of (time, series, value) samples the batch holds. */
+  samples: count,
+  /** Columnar encoding of series names and values (see metrics-codec). */
+  data: v.instance(Uint8Array),
+  /** 1 when `data` is zstd-compressed. */
+  z: v.optional(v.picklist([0, 1])),
+});
+
+export const TaskResult = v.object({
+  alloc: v.string(),
+  workload: v.string(),
+  exit_code: v.nullable(v.number()),
+  duration_ms: ms,
+  output_tail: v.string(),
+});
+
+export const AllocStatus = v.object({
+  alloc: v.string(),
+  workload: v.string(),
+  status: v.string(),
+  generation: count,
+  message: v.optional(v.string()),
+});
+
+export const DecisionValidation = v.object({
+  rule: v.string(),
+  at: ms,
+  action: v.string(),
+  inputs: v.record(v.string(), v.unknown()),
+});
+
+export const Event = v.object({
+  kind: v.string(),
+  at: ms,
+  message: v.string(),
+  fields: v.optional(v.record(v.string(), v.unknown())),
+});
+
+export const Ack = v.object({
+  /** Every reliable sequence number up to and including this one is durably stored. */
+  upto: seq,
+  /** The envelope `ts` of the heartbeat this answers, when it answers one. */
+  echo: v.optional(ms),
+  hub_time: v.optional(ms),
+});
+
+export const Config = v.object({ rev: count, config: v.record(v.string(), v.unknown()) });
+
+export const Allocs = v.object({ generation: count, allocs: v.array(v.record(v.string(), v.unknown())) });
+
+export const Command = v.object({ id: v.string(), kind: v.string(), args: v.record(v.string(), v.unknown()) });
+
+/** Sent by either side before it closes a session because of bad input or failed auth. */
+export const ErrorMessage = v.object({ code: v.string(), message: v.string(), ref: v.optional(seq) });
+
+/** Schema of each message kind's body, keyed by the envelope's `t`. */
+export const BODY_SCHEMAS = {
+  hello: Hello,
+  welcome: Welcome,
+  heartbeat: Heartbeat,
+  metrics_batch: MetricsBatch,
+  task_result: TaskResult,
+  alloc_status: AllocStatus,
+  decision_validation: DecisionValidation,
+  event: Event,
+  ack: Ack,
+  config: Config,
+  allocs: Allocs,
+  command: Command,
+  error: ErrorMessage,
+} as const;
+
+export type MessageType = keyof typeof BODY_SCHEMAS;
+export type Body<T extends MessageType> = v.InferOutput<(typeof BODY_SCHEMAS)[T]>;
+
+/** Message kinds that go through the outbox: they carry a sequence number and must not be lost. */
+export const RELIABLE_TYPES: ReadonlySet<MessageType> = new Set([
+  "metrics_batch",
+  "task_result",
+  "alloc_status",
+  "decision_validation",
+  "event",
+]);
+
+export type HelloBody = Body<"hello">;
+export type WelcomeBody = Body<"welcome">;
+export type HeartbeatBody = Body<"heartbeat">;
+export type MetricsBatchBody = Body<"metrics_batch">;
+export type AckBody = Body<"ack">;
+export type ErrorBody = Body<"error">;
