@@ -114,11 +114,15 @@ export class Agent {
     let tickTimer: ReturnType<typeof setTimeout> | undefined;
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     let lastDisk = 0;
+    let lastTs = 0;
     const tick = () => {
       const interval = this.#config.sample_interval;
       const now = Date.now();
-      // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode.
-      const ts = Math.round(now / interval) * interval;
+      // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode;
+      // a timer that fires a little early or late must not land two ticks in one slot.
+      let ts = Math.round(now / interval) * interval;
+      if (ts <= lastTs) ts = lastTs + interval;
+      lastTs = ts;
       try {
         const values = this.#collector!.sample(now);
         if (now - lastDisk >= this.#config.disk_interval) {
@@ -130,7 +134,10 @@ export class Agent {
       } catch (err) {
         this.#log.warn("sampling failed", { error: (err as Error).message });
       }
-      const next = Math.ceil((Date.now() + 1) / interval) * interval;
+      const next =
+        this.#config.sample_interval === interval
+          ? ts + interval
+          : Math.ceil(now / this.#config.sample_interval) * this.#config.sample_interval;
       tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
     };
     const flush = () => {
@@ -203,7 +210,11 @@ export class Agent {
       connected: link?.connected ?? false,
       hub: link?.endpoint ?? null,
       outbox: { pending: ob?.pending ?? 0, oldest_ms: ob?.oldestMs ?? null, bytes: ob?.bytes ?? 0 },
-      samples: { produced: this.#buffer?.produced() ?? 0, dropped: ob?.droppedSamples ?? 0 },
+      samples: {
+        produced: this.#buffer?.produced() ?? 0,
+        dropped: ob?.droppedSamples ?? 0,
+        staged_ticks: this.#buffer?.stagedTicks() ?? 0,
+      },
       link: {
         last_acked: link?.lastAcked ?? 0,
         rtt_ms: link?.rttMs ?? null,
@@ -238,8 +249,12 @@ export class Agent {
       this.#hub?.setIdentity(this.#identity());
     }
     if (changed.includes("hub")) this.#hub?.link.setEndpoints([...next.hub]);
-    this.#log.info("configuration reloaded", { changed: changed.join(",") || "none", revision: this.#configRevision });
-    if (restartKeys.length > 0) this.#log.warn("changed settings take effect after a restart", { keys: restartKeys.join(",") });
+    this.#log.info("configuration reloaded", {
+      changed: changed.join(",") || "none",
+      revision: this.#configRevision,
+    });
+    if (restartKeys.length > 0)
+      this.#log.warn("changed settings take effect after a restart", { keys: restartKeys.join(",") });
   }
 
   /** An invalid config file: the running config stays. */
@@ -249,18 +264,42 @@ export class Agent {
 
   #registerMetrics(): void {
     const m = this.metrics;
-    m.gauge("novacron_agent_samples_total", "Samples produced by this agent (durable)", () => this.#buffer?.produced() ?? 0);
+    m.gauge(
+      "novacron_agent_samples_total",
+      "Samples produced by this agent (durable)",
+      () => this.#buffer?.produced() ?? 0,
+    );
     m.gauge(
       "novacron_agent_samples_dropped_total",
       "Samples dropped by the buffer's overflow policy",
       () => this.#store?.outbox.stats().droppedSamples ?? 0,
     );
-    m.gauge("novacron_agent_outbox_pending", "Messages waiting for a hub ack", () => this.#store?.outbox.stats().pending ?? 0);
-    m.gauge("novacron_agent_outbox_bytes", "Bytes held in the outbox", () => this.#store?.outbox.stats().bytes ?? 0);
-    m.gauge("novacron_agent_connected", "1 when a hub session is up", () => (this.#hub?.link.status().connected ? 1 : 0));
-    m.gauge("novacron_agent_hub_rtt_ms", "Last measured round trip to the hub", () => this.#hub?.link.status().rttMs ?? Number.NaN);
-    m.gauge("novacron_agent_bad_frames_total", "Frames from the hub that failed to decode", () => this.#hub?.link.status().badFrames ?? 0);
-    m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () => process.memoryUsage.rss());
+    m.gauge(
+      "novacron_agent_outbox_pending",
+      "Messages waiting for a hub ack",
+      () => this.#store?.outbox.stats().pending ?? 0,
+    );
+    m.gauge(
+      "novacron_agent_outbox_bytes",
+      "Bytes held in the outbox",
+      () => this.#store?.outbox.stats().bytes ?? 0,
+    );
+    m.gauge("novacron_agent_connected", "1 when a hub session is up", () =>
+      this.#hub?.link.status().connected ? 1 : 0,
+    );
+    m.gauge(
+      "novacron_agent_hub_rtt_ms",
+      "Last measured round trip to the hub",
+      () => this.#hub?.link.status().rttMs ?? Number.NaN,
+    );
+    m.gauge(
+      "novacron_agent_bad_frames_total",
+      "Frames from the hub that failed to decode",
+      () => this.#hub?.link.status().badFrames ?? 0,
+    );
+    m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () =>
+      process.memoryUsage.rss(),
+    );
     m.gauge("process_cpu_seconds_total", "CPU time of the agent process", () => {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;

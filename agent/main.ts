@@ -18,7 +18,12 @@ const loaded = parseCli<Loaded>(process.argv.slice(2), {
 
 const config: AgentConfig = loaded.config;
 const log = createLogger("agent", { level: config.log_level as LogLevel });
-log.info("starting", { node: config.node_id, data: config.data, config: loaded.filePath ?? "none", hubs: config.hub.join(",") });
+log.info("starting", {
+  node: config.node_id,
+  data: config.data,
+  config: loaded.filePath ?? "none",
+  hubs: config.hub.join(","),
+});
 
 const agent = new Agent(config, log);
 try {

@@ -96,7 +96,11 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     websocket: handlers as never,
   });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
-  log.info("hub listening", { http: url, agents: `ws://${hostname}:${server.port}/v1/agent`, hub_id: cfg.hub_id });
+  log.info("hub listening", {
+    http: url,
+    agents: `ws://${hostname}:${server.port}/v1/agent`,
+    hub_id: cfg.hub_id,
+  });
 
   let mqttGateway: MqttGateway | undefined;
   if (cfg.mqtt) {

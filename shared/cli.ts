@@ -17,7 +17,11 @@ export function parseCli<T>(argv: readonly string[], spec: CliSpec<T>): T {
     exit(0, spec.help());
   }
   if (args[0] !== spec.subcommand) {
-    exit(2, `${spec.program}: unknown command "${args[0]}" (expected "${spec.subcommand}"; see --help)`, true);
+    exit(
+      2,
+      `${spec.program}: unknown command "${args[0]}" (expected "${spec.subcommand}"; see --help)`,
+      true,
+    );
   }
   try {
     const loaded = spec.load(args.slice(1));
@@ -25,7 +29,8 @@ export function parseCli<T>(argv: readonly string[], spec: CliSpec<T>): T {
     if (loaded.action === "version") exit(0, `${spec.program} ${SOFTWARE_VERSION}`);
     return (loaded as { value: T }).value;
   } catch (err) {
-    if (err instanceof FlagError || err instanceof ConfigError) exit(2, `${spec.program}: ${err.message}`, true);
+    if (err instanceof FlagError || err instanceof ConfigError)
+      exit(2, `${spec.program}: ${err.message}`, true);
     throw err;
   }
 }

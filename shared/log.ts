@@ -31,8 +31,11 @@ export function createLogger(
   const make = (name: string): Logger => {
     const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
       if (RANK[level] < RANK[state.level]) return;
-      let line = journald ? `${SD_PREFIX[level]}${name}: ${msg}` : `${new Date().toISOString()} ${level.toUpperCase()} ${name}: ${msg}`;
-      if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${formatValue(v)}`;
+      let line = journald
+        ? `${SD_PREFIX[level]}${name}: ${msg}`
+        : `${new Date().toISOString()} ${level.toUpperCase()} ${name}: ${msg}`;
+      if (fields)
+        for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${formatValue(v)}`;
       write(line);
     };
     return {

@@ -9,11 +9,11 @@ interface Family {
   collect?: () => number | [Labels, number][];
 }
 
-const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 const labelKey = (labels: Labels) =>
   Object.keys(labels)
     .sort()
-    .map((k) => `${k}="${escape(labels[k] ?? "")}"`)
+    .map((k) => `${k}="${escapeLabel(labels[k] ?? "")}"`)
     .join(",");
 
 /** Holds metric families; each process has one. */

@@ -7,7 +7,7 @@ export interface AgentStatus {
   connected: boolean;
   hub: string | null;
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
-  samples: { produced: number; dropped: number };
+  samples: { produced: number; dropped: number; staged_ticks: number };
   [extra: string]: unknown;
 }
 
@@ -15,9 +15,13 @@ export interface AgentStatus {
 export function createLocalApi(deps: { metrics: MetricsRegistry; status: () => AgentStatus }): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/metrics", (c) => c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get("/metrics", (c) =>
+    c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
   app.get("/v1/status", (c) => c.json(deps.status()));
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
+  );
   app.onError((_err, c) => c.json({ error: { code: "internal", message: "internal error" } }, 500));
   return app;
 }

@@ -41,6 +41,8 @@ export class HubLink {
       transports: opts.transports ?? defaultTransports,
       log: opts.log,
       heartbeatMs: opts.heartbeatMs,
+      // Resend well before the hub would be declared silent (3 heartbeats), so a stalled link recovers in-session.
+      ackTimeoutMs: Math.min(10_000, 2 * opts.heartbeatMs + 1000),
       maxFrameBytes: opts.maxFrameBytes,
       hello: () => this.#hello(),
       onWelcome: (w) => {
@@ -74,5 +76,7 @@ export class HubLink {
   /** Updates what the next hello says (hot config: labels, level, token). */
   setIdentity(identity: Identity): void {
     this.#identity = identity;
+    // The hub learns identity from the hello, so a changed one is told through a new session.
+    this.link.reconnect();
   }
 }

@@ -20,8 +20,11 @@ export class MetricBuffer {
   constructor(store: AgentStore, intervalMs: number) {
     this.#store = store;
     this.#interval = intervalMs;
-    store.db.run("CREATE TABLE IF NOT EXISTS ticks (ts INTEGER PRIMARY KEY, interval INTEGER NOT NULL, data BLOB NOT NULL)");
-    this.#stage = store.db.query("INSERT OR REPLACE INTO ticks (ts, interval, data) VALUES (?, ?, ?)");
+    store.db.run(
+      "CREATE TABLE IF NOT EXISTS ticks (ts INTEGER PRIMARY KEY, interval INTEGER NOT NULL, data BLOB NOT NULL)",
+    );
+    // A slot already taken (a restart within the same interval) keeps its first tick.
+    this.#stage = store.db.query("INSERT OR IGNORE INTO ticks (ts, interval, data) VALUES (?, ?, ?)");
     this.#staged = store.db.query("SELECT ts, interval, data FROM ticks ORDER BY ts");
     this.#deleteUpTo = store.db.query("DELETE FROM ticks WHERE ts <= ?");
   }
@@ -37,16 +40,20 @@ export class MetricBuffer {
     this.#interval = ms;
   }
 
-  /** Stores one tick's samples and counts them as produced, in one transaction. */
+  /**
+   * Stores one tick's samples and counts them as produced, in one transaction. A tick for a slot
+   * that already holds one is not stored and not counted; returns the samples stored.
+   */
   add(ts: number, values: Record<string, number>): number {
     const n = Object.keys(values).length;
     if (n === 0) return 0;
     const tx = this.#store.db.transaction(() => {
-      this.#stage.run(ts, this.#interval, encodeCbor(values));
+      const { changes } = this.#stage.run(ts, this.#interval, encodeCbor(values));
+      if (changes === 0) return 0;
       this.#store.outbox.bump("samples_produced", n);
+      return n;
     });
-    tx();
-    return n;
+    return tx() as number;
   }
 
   /** Packs every staged tick into metrics batches in the outbox. Returns the batches written. */

@@ -18,10 +18,14 @@ export interface ApiDeps {
 export function createApi(deps: ApiDeps): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/metrics", (c) => c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get("/metrics", (c) =>
+    c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
   app.route("/api/v1/nodes", nodesApi(deps));
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
+  );
   // The one place errors become HTTP responses.
   app.onError((err, c) => {
     if (err instanceof RequestError) {

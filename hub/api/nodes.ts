@@ -19,7 +19,8 @@ function summary(registry: Registry, n: NodeRecord) {
 function parseMs(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new RequestError(`query parameter ${name} must be milliseconds since the epoch`, name);
+  if (!Number.isFinite(n) || n < 0)
+    throw new RequestError(`query parameter ${name} must be milliseconds since the epoch`, name);
   return n;
 }
 
@@ -37,7 +38,13 @@ export function nodesApi(deps: { registry: Registry; ingest: Ingest }): Hono {
       version: n.version,
       transport: n.transport,
       first_seen: n.first_seen,
-      ingest: { samples: n.samples, batches: n.batches, last_seq: n.last_seq, duplicates: n.duplicates, gaps: n.gaps },
+      ingest: {
+        samples: n.samples,
+        batches: n.batches,
+        last_seq: n.last_seq,
+        duplicates: n.duplicates,
+        gaps: n.gaps,
+      },
     });
   });
   app.get("/:id/series", (c) => {

@@ -9,7 +9,6 @@ import {
   envelope,
   type Message,
   type MessageType,
-  RELIABLE_TYPES,
 } from "../../shared/protocol/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { Registry } from "../registry/index.ts";
@@ -50,12 +49,18 @@ export class Gateway {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     const m = opts.metrics;
-    this.#countFrames = m.counter("novacron_hub_frames_received_total", "Frames received from agents, by type");
+    this.#countFrames = m.counter(
+      "novacron_hub_frames_received_total",
+      "Frames received from agents, by type",
+    );
     this.#countRejected = m.counter(
       "novacron_hub_frames_rejected_total",
       "Frames refused (bad CBOR, too large, wrong version, schema failures), by reason",
     );
-    this.#countAuth = m.counter("novacron_hub_auth_failures_total", "Hellos refused for a bad join token or credential");
+    this.#countAuth = m.counter(
+      "novacron_hub_auth_failures_total",
+      "Hellos refused for a bad join token or credential",
+    );
     m.gauge("novacron_hub_sessions", "Agents with an open session, by transport", () => {
       const by = new Map<string, number>();
       for (const p of this.#sessions.values()) by.set(p.via, (by.get(p.via) ?? 0) + 1);
@@ -86,7 +91,10 @@ export class Gateway {
   }
 
   #dispatch(peer: Peer, msg: Message): void {
-    if (msg.t === "hello") return this.#hello(peer, msg.b);
+    if (msg.t === "hello") {
+      this.#hello(peer, msg.b);
+      return;
+    }
     const node = peer.node;
     if (!node || this.#sessions.get(node) !== peer) {
       this.#send(peer, "error", { code: "hello_required", message: "send hello before anything else" });
@@ -98,7 +106,11 @@ export class Gateway {
     this.#o.registry.seen(node);
     switch (msg.t) {
       case "heartbeat":
-        this.#send(peer, "ack", { upto: this.#o.ingest.committed(node), echo: msg.ts, hub_time: this.#now() });
+        this.#send(peer, "ack", {
+          upto: this.#o.ingest.committed(node),
+          echo: msg.ts,
+          hub_time: this.#now(),
+        });
         return;
       case "metrics_batch":
       case "task_result":
@@ -131,7 +143,11 @@ export class Gateway {
     const result = this.#o.registry.admit(hello, this.#o.joinToken(), peer.via);
     if (!result.ok) {
       this.#countAuth(1, { transport: peer.via });
-      this.#logOnce(peer.remote, "agent refused", { node: hello.node_id, remote: peer.remote, reason: result.reason });
+      this.#logOnce(peer.remote, "agent refused", {
+        node: hello.node_id,
+        remote: peer.remote,
+        reason: result.reason,
+      });
       this.#send(peer, "error", { code: "auth_failed", message: result.reason });
       peer.close(`auth failed: ${result.reason}`);
       return;
@@ -213,5 +229,3 @@ export class Gateway {
     this.#o.log.warn(msg, fields);
   }
 }
-
-export { RELIABLE_TYPES };

@@ -73,7 +73,10 @@ export class MqttGateway {
       return;
     }
     if (t.dir !== "up") return;
-    this.#gateway.onFrame(this.#peer(t.node), new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
+    this.#gateway.onFrame(
+      this.#peer(t.node),
+      new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
+    );
   }
 
   async stop(): Promise<void> {

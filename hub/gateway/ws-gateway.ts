@@ -15,7 +15,9 @@ export function upgradeAgent(req: Request, server: Server<WsData>): boolean {
   const url = new URL(req.url);
   if (url.pathname !== AGENT_PATH || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return false;
   const remote = server.requestIP(req);
-  return server.upgrade(req, { data: { peer: undefined, remote: remote ? `${remote.address}:${remote.port}` : "?" } });
+  return server.upgrade(req, {
+    data: { peer: undefined, remote: remote ? `${remote.address}:${remote.port}` : "?" },
+  });
 }
 
 /** Bun WebSocket handlers that feed the gateway. */

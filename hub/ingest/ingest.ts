@@ -56,7 +56,9 @@ export class Ingest {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#insertSeries = db.query("INSERT OR IGNORE INTO series (node, name) VALUES (?, ?)");
-    this.#insertMessage = db.query("INSERT OR IGNORE INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?)");
+    this.#insertMessage = db.query(
+      "INSERT OR IGNORE INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
+    );
     this.#advance = db.query(
       "UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, batches = batches + ? WHERE id = ?",
     );
@@ -64,16 +66,30 @@ export class Ingest {
     this.#gap = db.query("UPDATE nodes SET gaps = gaps + 1 WHERE id = ?");
     const m = opts.metrics;
     this.#countSamples = m.counter("novacron_hub_samples_ingested_total", "Samples stored durably");
-    this.#countRefused = m.counter("novacron_hub_messages_refused_total", "Reliable messages refused, by reason");
-    this.#countDuplicates = m.counter("novacron_hub_duplicates_total", "Reliable messages received again and dropped");
-    this.#countGaps = m.counter("novacron_hub_sequence_gaps_total", "Messages dropped because an earlier one was missing");
-    this.#countCommits = m.counter("novacron_hub_ingest_commits_total", "Grouped ingest transactions committed");
+    this.#countRefused = m.counter(
+      "novacron_hub_messages_refused_total",
+      "Reliable messages refused, by reason",
+    );
+    this.#countDuplicates = m.counter(
+      "novacron_hub_duplicates_total",
+      "Reliable messages received again and dropped",
+    );
+    this.#countGaps = m.counter(
+      "novacron_hub_sequence_gaps_total",
+      "Messages dropped because an earlier one was missing",
+    );
+    this.#countCommits = m.counter(
+      "novacron_hub_ingest_commits_total",
+      "Grouped ingest transactions committed",
+    );
   }
 
   #state(node: string): NodeSeq {
     let s = this.#seqs.get(node);
     if (!s) {
-      const row = this.#db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as { last_seq: number } | null;
+      const row = this.#db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as {
+        last_seq: number;
+      } | null;
       const last = row?.last_seq ?? 0;
       s = { accepted: last, committed: last };
       this.#seqs.set(node, s);
@@ -168,9 +184,9 @@ export class Ingest {
             let known = this.#known.get(p.node);
             if (!known) {
               known = new Set(
-                (this.#db.query("SELECT name FROM series WHERE node = ?").all(p.node) as { name: string }[]).map(
-                  (r) => r.name,
-                ),
+                (
+                  this.#db.query("SELECT name FROM series WHERE node = ?").all(p.node) as { name: string }[]
+                ).map((r) => r.name),
               );
               this.#known.set(p.node, known);
             }
@@ -235,9 +251,9 @@ export class Ingest {
 
   /** Names of the series a node has sent. */
   series(node: string): string[] {
-    return (this.#db.query("SELECT name FROM series WHERE node = ? ORDER BY name").all(node) as { name: string }[]).map(
-      (r) => r.name,
-    );
+    return (
+      this.#db.query("SELECT name FROM series WHERE node = ? ORDER BY name").all(node) as { name: string }[]
+    ).map((r) => r.name);
   }
 
   /** Points of one series of one node within [from, to], oldest first. */

@@ -1,2 +1,9 @@
 // Public surface of the registry.
-export { type AdmitResult, type NodeRecord, type NodeStatus, Registry, type StatusPolicy, secretsEqual } from "./registry.ts";
+export {
+  type AdmitResult,
+  type NodeRecord,
+  type NodeStatus,
+  Registry,
+  type StatusPolicy,
+  secretsEqual,
+} from "./registry.ts";

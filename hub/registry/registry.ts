@@ -97,7 +97,10 @@ export class Registry {
     } else if (hello.credential && !hello.join_token) {
       return { ok: false, reason: `credential for node ${hello.node_id} is not valid` };
     } else {
-      return { ok: false, reason: hello.join_token ? "join token is not valid" : "no join token or credential given" };
+      return {
+        ok: false,
+        reason: hello.join_token ? "join token is not valid" : "no join token or credential given",
+      };
     }
     const now = this.#now();
     this.#db

@@ -114,6 +114,11 @@ export class Link {
     if (endpoints.length > 0 && !this.#loop && !this.#abort.signal.aborted) this.start();
   }
 
+  /** Ends the current session; the loop reconnects at once with a fresh hello. */
+  reconnect(): void {
+    void this.#transport?.close();
+  }
+
   setHeartbeat(ms: number): void {
     this.#heartbeatMs = ms;
   }
@@ -157,7 +162,8 @@ export class Link {
           failures = 0;
         });
       } catch (err) {
-        if (!signal.aborted) this.#o.log.warn("hub link failed", { endpoint: url, error: (err as Error).message });
+        if (!signal.aborted)
+          this.#o.log.warn("hub link failed", { endpoint: url, error: (err as Error).message });
       }
       this.#setConnected(false);
       if (signal.aborted) return;
@@ -166,7 +172,9 @@ export class Link {
         if (failures >= this.#o.failuresPerEndpoint && this.#endpoints.length > 1) {
           failures = 0;
           index += 1;
-          this.#o.log.info("moving to next hub endpoint", { endpoint: this.#endpoints[index % this.#endpoints.length] });
+          this.#o.log.info("moving to next hub endpoint", {
+            endpoint: this.#endpoints[index % this.#endpoints.length],
+          });
         }
       }
       const delay = backoffDelay(attempt, { baseMs: this.#o.reconnectBaseMs, capMs: this.#o.reconnectCapMs });
@@ -218,13 +226,19 @@ export class Link {
     }
     const hello = { ...(await this.#o.hello()), last_acked: this.#acked };
     const welcome = await new Promise<WelcomeBody | Error>((resolve) => {
-      const timer = this.#clock.setTimeout(() => resolve(new Error("no welcome from hub within 10 s")), 10_000);
+      const timer = this.#clock.setTimeout(
+        () => resolve(new Error("no welcome from hub within 10 s")),
+        10_000,
+      );
       welcomeWaiter = (w) => {
         this.#clock.clearTimeout(timer);
         welcomeWaiter = undefined;
         resolve(w);
       };
-      transport.send(encodeFrame(envelope("hello", this.#o.nodeId, hello, { ts: this.#clock.now() })), "hello");
+      transport.send(
+        encodeFrame(envelope("hello", this.#o.nodeId, hello, { ts: this.#clock.now() })),
+        "hello",
+      );
     });
     if (welcome instanceof Error) {
       await transport.close();
@@ -236,7 +250,11 @@ export class Link {
     onEstablished();
     this.#reconnects += 1;
     this.#setConnected(true);
-    this.#o.log.info("connected to hub", { endpoint: url, hub: welcome.hub_id, last_acked: welcome.last_acked });
+    this.#o.log.info("connected to hub", {
+      endpoint: url,
+      hub: welcome.hub_id,
+      last_acked: welcome.last_acked,
+    });
     this.#pump();
 
     const timer = this.#clock.setInterval(() => this.#tick(transport), 1000);
@@ -316,7 +334,10 @@ export class Link {
     const oldest = this.#inflight[0];
     if (oldest && now - oldest.at > this.#o.ackTimeoutMs) {
       // Go back N: the hub dropped or never saw something; resend everything after the last ack.
-      this.#o.log.warn("no ack in time, resending from last ack", { last_acked: this.#acked, oldest: oldest.seq });
+      this.#o.log.warn("no ack in time, resending from last ack", {
+        last_acked: this.#acked,
+        oldest: oldest.seq,
+      });
       this.#inflight = [];
       this.#nextSend = this.#acked + 1;
       this.#pump();

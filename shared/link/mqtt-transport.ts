@@ -53,9 +53,13 @@ export class MqttTransport implements Transport {
     const client = this.#client;
     if (!client || this.#closed || !client.connected) return false;
     const qos = RELIABLE_TYPES.has(type) || type === "hello" ? 1 : 0;
-    client.publish(upTopic(this.#nodeId, type), Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), {
-      qos,
-    });
+    client.publish(
+      upTopic(this.#nodeId, type),
+      Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength),
+      {
+        qos,
+      },
+    );
     return true;
   }
 

@@ -57,11 +57,15 @@ export class Outbox {
     this.#insert = db.query(
       "INSERT INTO outbox (type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
     );
-    this.#readFrom = db.query("SELECT seq, type, created, samples, body FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?");
+    this.#readFrom = db.query(
+      "SELECT seq, type, created, samples, body FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?",
+    );
     this.#sumUpTo = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox WHERE seq <= ?");
     this.#deleteUpTo = db.query("DELETE FROM outbox WHERE seq <= ?");
     this.#oldest = db.query("SELECT min(seq) AS seq, min(created) AS created FROM outbox");
-    this.#oldestBulk = db.query(`SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} ORDER BY seq LIMIT 1`);
+    this.#oldestBulk = db.query(
+      `SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} ORDER BY seq LIMIT 1`,
+    );
     this.#oldestAny = db.query("SELECT seq, samples, bytes FROM outbox ORDER BY seq LIMIT 1");
     this.#deleteOne = db.query("DELETE FROM outbox WHERE seq = ?");
     this.#bump = db.query(
@@ -100,9 +104,11 @@ export class Outbox {
   // Drops oldest bulk entries (then oldest of any kind) until the budget holds; never the newest entry.
   #enforceBudget(keep: number): void {
     while (this.#bytes > this.#budget && this.#count > 1) {
-      const victim = (this.#oldestBulk.get() ?? this.#oldestAny.get()) as
-        | { seq: number; samples: number; bytes: number }
-        | null;
+      const victim = (this.#oldestBulk.get() ?? this.#oldestAny.get()) as {
+        seq: number;
+        samples: number;
+        bytes: number;
+      } | null;
       if (!victim || victim.seq === keep) return;
       this.#deleteOne.run(victim.seq);
       this.#count -= 1;
@@ -137,7 +143,9 @@ export class Outbox {
 
   /** The last sequence number handed out (0 when none ever was). */
   lastSeq(): number {
-    const row = this.#db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | null;
+    const row = this.#db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as {
+      seq: number;
+    } | null;
     return row?.seq ?? 0;
   }
 
@@ -146,7 +154,8 @@ export class Outbox {
     if (this.lastSeq() >= seq) return;
     const tx = this.#db.transaction(() => {
       const updated = this.#db.query("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(seq);
-      if (updated.changes === 0) this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
+      if (updated.changes === 0)
+        this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
     });
     tx();
   }

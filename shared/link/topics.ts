@@ -14,7 +14,9 @@ export const UP_WILDCARD = `${TOPIC_ROOT}/up/+/+`;
 export const PRESENCE_WILDCARD = `${TOPIC_ROOT}/presence/+`;
 
 /** Splits `novacron/v1/up/<node>/<type>` or `.../presence/<node>`; undefined for anything else. */
-export function parseTopic(topic: string): { dir: "up" | "down" | "presence"; node: string; type?: string } | undefined {
+export function parseTopic(
+  topic: string,
+): { dir: "up" | "down" | "presence"; node: string; type?: string } | undefined {
   const parts = topic.split("/");
   if (parts[0] !== "novacron" || parts[1] !== "v1") return undefined;
   const dir = parts[2];

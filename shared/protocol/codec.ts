@@ -8,7 +8,12 @@ import { DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.ts";
 
 // Plain CBOR maps, no cbor-x record extension, so any CBOR implementation can read our frames.
 // variableMapSize: the smallest map header (one byte for small maps) instead of a fixed 3-byte one.
-const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, variableMapSize: true });
+const encoder = new Encoder({
+  useRecords: false,
+  mapsAsObjects: true,
+  tagUint8Array: false,
+  variableMapSize: true,
+});
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** Builds an envelope of kind `t`. */
@@ -68,14 +73,18 @@ export function decodeCbor(bytes: Uint8Array): unknown {
  */
 export function decodeFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME_BYTES): Message {
   if (bytes.byteLength > maxBytes) {
-    throw new ProtocolError("frame_too_large", `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes} byte limit`);
+    throw new ProtocolError(
+      "frame_too_large",
+      `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes} byte limit`,
+    );
   }
   const raw = decodeCbor(bytes);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ProtocolError("bad_envelope", "frame is not a CBOR map");
   }
   const env = raw as Record<string, unknown>;
-  if (typeof env.v !== "number") throw new ProtocolError("bad_envelope", "envelope field v (version) missing");
+  if (typeof env.v !== "number")
+    throw new ProtocolError("bad_envelope", "envelope field v (version) missing");
   if (env.v !== PROTOCOL_VERSION) {
     throw new ProtocolError(
       "unsupported_version",
@@ -99,10 +108,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME_BYTE
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new ProtocolError(
-      "bad_body",
-      `${env.t} body${path ? ` field ${path}` : ""}: ${issue.message}`,
-    );
+    throw new ProtocolError("bad_body", `${env.t} body${path ? ` field ${path}` : ""}: ${issue.message}`);
   }
   const out: Envelope = { v: env.v, t: env.t as MessageType, s: env.s, ts: env.ts, b: parsed.output };
   if (env.q !== undefined) out.q = env.q as number;

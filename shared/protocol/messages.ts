@@ -101,7 +101,11 @@ export const Config = v.object({ rev: count, config: v.record(v.string(), v.unkn
 
 export const Allocs = v.object({ generation: count, allocs: v.array(v.record(v.string(), v.unknown())) });
 
-export const Command = v.object({ id: v.string(), kind: v.string(), args: v.record(v.string(), v.unknown()) });
+export const Command = v.object({
+  id: v.string(),
+  kind: v.string(),
+  args: v.record(v.string(), v.unknown()),
+});
 
 /** Sent by either side before it closes a session because of bad input or failed auth. */
 export const ErrorMessage = v.object({ code: v.string(), message: v.string(), ref: v.optional(seq) });

@@ -1,0 +1,163 @@
+// Per-second host sampler: reads /proc and /sys directly, because systeminformation spawns ~18 processes a tick (DESIGN.md §5.1).
+import { join } from "node:path";
+import { readText } from "./_read-text.ts";
+import { diskUsedPct, readDiskMounts } from "./disk-usage.ts";
+import {
+  type CpuTimes,
+  type NetCounters,
+  parseLoadavg,
+  parseMeminfo,
+  parseNetDev,
+  parsePidStatCpuTicks,
+  parseProcStat,
+  parseVmRssBytes,
+} from "./proc-parsers.ts";
+import { putSeries, SERIES, withLabel } from "./series.ts";
+import { discoverCpuTempPaths, readMaxTempC } from "./thermal-zones.ts";
+
+// /proc/[pid]/stat counts in USER_HZ, which the kernel fixes at 100 on every architecture we ship (x64, arm64).
+// Asking for it properly takes sysconf(_SC_CLK_TCK), i.e. a `getconf CLK_TCK` child process, which this path must never spawn.
+const USER_HZ = 100;
+
+/** Where the collector reads from and which mounts it watches. */
+export interface CollectorOptions {
+  /** Root of the proc filesystem; tests point it at a fixture tree. */
+  procRoot?: string;
+  /** Root of sysfs, for the thermal zones. */
+  sysRoot?: string;
+  /** Mount points for sampleDisks(); by default the real filesystems listed in `procRoot`/mounts. */
+  mountsToWatch?: string[];
+}
+
+// The monotonic counters a rate needs two readings of.
+interface Counters {
+  atMs: number;
+  cpu: CpuTimes | undefined;
+  net: Map<string, NetCounters> | undefined;
+  selfCpuTicks: number | undefined;
+}
+
+/** Per-second host sampler. */
+export class HostCollector {
+  readonly #procRoot: string;
+  readonly #sysRoot: string;
+  readonly #files: ReturnType<typeof procFiles>;
+  readonly #mountsToWatch: string[] | undefined;
+  #previous: Counters | undefined;
+  // Thermal zones are created by drivers at boot; finding them once keeps a directory scan off every tick.
+  #tempPaths: string[] | undefined;
+
+  constructor(opts: CollectorOptions = {}) {
+    this.#procRoot = opts.procRoot ?? "/proc";
+    this.#sysRoot = opts.sysRoot ?? "/sys";
+    this.#files = procFiles(this.#procRoot);
+    this.#mountsToWatch = opts.mountsToWatch;
+  }
+
+  /** Reads the counters once so that the first sample() can already compute rates; synchronous and cheap. */
+  prime(nowMs: number): void {
+    this.#previous = this.#readCounters(nowMs);
+    this.#cpuTempPaths();
+  }
+
+  /** One tick: returns series name -> value. Rates are per second over the time since the previous call. */
+  sample(nowMs: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    const current = this.#readCounters(nowMs);
+    if (this.#previous !== undefined) putRates(out, this.#previous, current);
+    this.#previous = current;
+
+    const load = parseText(this.#files.loadavg, parseLoadavg);
+    if (load !== undefined) {
+      putSeries(out, SERIES.load1, load[0]);
+      putSeries(out, SERIES.load5, load[1]);
+      putSeries(out, SERIES.load15, load[2]);
+    }
+    const mem = parseText(this.#files.meminfo, parseMeminfo);
+    if (mem !== undefined) {
+      putSeries(out, SERIES.memUsedPct, ((mem.totalBytes - mem.availBytes) / mem.totalBytes) * 100);
+      putSeries(out, SERIES.memAvailBytes, mem.availBytes);
+    }
+    const temp = readMaxTempC(this.#cpuTempPaths());
+    if (temp !== undefined) putSeries(out, SERIES.tempCpuC, temp);
+    // status rather than the shorter statm: statm counts pages, and arm64 kernels run 4, 16 or 64 KiB pages.
+    const rss = parseText(this.#files.selfStatus, parseVmRssBytes);
+    if (rss !== undefined) putSeries(out, SERIES.agentRssBytes, rss);
+    return out;
+  }
+
+  /** Slow path (every 30 s): used percent per mount via statfs, e.g. `{ 'disk.used_pct{mount="/"}': 41.2 }`. */
+  sampleDisks(): Record<string, number> {
+    const out: Record<string, number> = {};
+    // Mounts are re-read each time so that a USB stick plugged in later is picked up.
+    for (const mount of this.#mountsToWatch ?? readDiskMounts(this.#procRoot)) {
+      const pct = diskUsedPct(mount);
+      if (pct !== undefined) putSeries(out, withLabel(SERIES.diskUsedPct, "mount", mount), pct);
+    }
+    return out;
+  }
+
+  #cpuTempPaths(): string[] {
+    this.#tempPaths ??= discoverCpuTempPaths(this.#sysRoot);
+    return this.#tempPaths;
+  }
+
+  #readCounters(atMs: number): Counters {
+    return {
+      atMs,
+      cpu: parseText(this.#files.stat, parseProcStat),
+      net: parseText(this.#files.netDev, parseNetDev),
+      selfCpuTicks: parseText(this.#files.selfStat, parsePidStatCpuTicks),
+    };
+  }
+}
+
+function procFiles(procRoot: string) {
+  return {
+    stat: join(procRoot, "stat"),
+    meminfo: join(procRoot, "meminfo"),
+    loadavg: join(procRoot, "loadavg"),
+    netDev: join(procRoot, "net", "dev"),
+    selfStat: join(procRoot, "self", "stat"),
+    selfStatus: join(procRoot, "self", "status"),
+  };
+}
+
+function parseText<T>(path: string, parse: (text: string) => T | undefined): T | undefined {
+  const text = readText(path);
+  return text === undefined ? undefined : parse(text);
+}
+
+// Adds the series computed from two readings; a counter that went backwards (reset, wrap, interface re-created)
+// yields no value for this tick rather than a negative rate.
+function putRates(out: Record<string, number>, before: Counters, after: Counters): void {
+  if (before.cpu !== undefined && after.cpu !== undefined) {
+    const total = after.cpu.total - before.cpu.total;
+    // iowait may decrease between reads (Documentation/filesystems/proc.rst), which can push busy past total; clamp.
+    const busy = Math.min(Math.max(after.cpu.busy - before.cpu.busy, 0), total);
+    if (total > 0) putSeries(out, SERIES.cpuUtil, (busy / total) * 100);
+  }
+
+  const seconds = (after.atMs - before.atMs) / 1000;
+  if (seconds <= 0) return;
+
+  if (before.net !== undefined && after.net !== undefined) {
+    let rx = 0;
+    let tx = 0;
+    for (const [name, now] of after.net) {
+      const then = before.net.get(name);
+      // Loopback traffic never leaves the host; a new interface has no previous reading yet.
+      if (name === "lo" || then === undefined) continue;
+      if (now.rxBytes < then.rxBytes || now.txBytes < then.txBytes) continue;
+      rx += now.rxBytes - then.rxBytes;
+      tx += now.txBytes - then.txBytes;
+    }
+    putSeries(out, SERIES.netRxBps, rx / seconds);
+    putSeries(out, SERIES.netTxBps, tx / seconds);
+  }
+
+  if (before.selfCpuTicks !== undefined && after.selfCpuTicks !== undefined) {
+    const ticks = after.selfCpuTicks - before.selfCpuTicks;
+    if (ticks >= 0) putSeries(out, SERIES.agentCpuPct, ((ticks / USER_HZ) * 100) / seconds);
+  }
+}

@@ -1,0 +1,55 @@
+// The hub's configuration: its typed config object, start-up loading, hot reload and --help text.
+import {
+  type ConfigOf,
+  ConfigWatcher,
+  type ConfigWatcherOptions,
+  type CrossCheck,
+  type EnvVars,
+  formatDuration,
+  helpText,
+  type LoadResult,
+  loadConfig,
+} from "../../shared/config/index.ts";
+import { hubFields } from "./fields.ts";
+
+export { DEFAULT_HUB_CONFIG_PATH, hubFields } from "./fields.ts";
+
+/** The hub's resolved settings; durations in ms, sizes in bytes. */
+export type HubConfig = ConfigOf<typeof hubFields>;
+
+/** What start-up loading returns: `action` "help" or "version" for the caller to print, or the config. */
+export type HubLoad = LoadResult<typeof hubFields>;
+
+// Failure detection only works in this order: a node must miss a heartbeat before it is suspect,
+// and be suspect before it is down.
+const checkTimings: CrossCheck<typeof hubFields> = (c) => {
+  const longer = (key: string, mine: number, other: string, theirs: number) => ({
+    field: key,
+    message: `must be longer than ${other} (got ${formatDuration(mine)}, ${other} is ${formatDuration(theirs)})`,
+  });
+  if (c.suspect_after <= c.heartbeat_interval) {
+    return longer("suspect_after", c.suspect_after, "heartbeat_interval", c.heartbeat_interval);
+  }
+  if (c.down_after <= c.suspect_after)
+    return longer("down_after", c.down_after, "suspect_after", c.suspect_after);
+  return undefined;
+};
+
+/** Loads the hub's config from argv (subcommand already removed), env and file; throws FlagError or ConfigError. */
+export function loadHubConfig(argv: readonly string[], env: EnvVars): HubLoad {
+  return loadConfig({ fields: hubFields, argv, env, check: checkTimings });
+}
+
+/** Watches the hub's config file and reports each change; undefined when there is no file path to watch. */
+export function watchHubConfig(
+  loaded: Extract<HubLoad, { action: "run" }>,
+  opts: Omit<ConfigWatcherOptions<typeof hubFields>, "inputs" | "current" | "path">,
+): ConfigWatcher<typeof hubFields> | undefined {
+  if (!loaded.configPath) return undefined;
+  return new ConfigWatcher({ ...opts, inputs: loaded.inputs, current: loaded.config });
+}
+
+/** The hub's --help text. */
+export function hubHelp(): string {
+  return helpText(hubFields, "novacron-hub serve --data DIR --listen HOST:PORT [flags]");
+}
