@@ -143,7 +143,7 @@ export class Gateway {
     const result = this.#o.registry.admit(hello, this.#o.joinToken(), peer.via);
     if (!result.ok) {
       this.#countAuth(1, { transport: peer.via });
-      this.#logOnce(peer.remote, "agent refused", {
+      this.#logOnce(`auth:${peer.remote}`, "agent refused", {
         node: hello.node_id,
         remote: peer.remote,
         reason: result.reason,

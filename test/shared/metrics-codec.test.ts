@@ -201,13 +201,35 @@ describe("metrics codec: round trips", () => {
     expect(roundTrip(single)).toEqual(single);
   });
 
-  test("metrics codec: round-trips names exactly, including empty, non-ASCII and a leading BOM", () => {
-    const names = ["", "température.°C", "\uFEFFbom", "磁盘.used", "emoji.🚀", "x".repeat(1024)];
+  test("metrics codec: round-trips names exactly, including well-known, non-ASCII and a leading BOM", () => {
+    const names = [
+      "cpu.util",
+      'disk.used_pct{mount="/"}',
+      "température.°C",
+      "\uFEFFbom",
+      "磁盘.used",
+      "emoji.🚀",
+      "x".repeat(1024),
+    ];
     const frame = frameOf(
       1,
       names.map((name) => ({ name, values: [1] })),
     );
     expect(roundTrip(frame).series.map((s) => s.name)).toEqual(names);
+  });
+
+  test("metrics codec: refuses an empty series name", () => {
+    expect(() => encodeMetrics(frameOf(1, [{ name: "", values: [1] }]))).toThrow(/empty name/);
+  });
+
+  test("metrics codec: sends a well-known name as an index, far shorter than the name", () => {
+    const known = encodeMetrics(frameOf(1, [{ name: "mem.avail_bytes", values: [1] }]), {
+      compressAbove: 1e9,
+    });
+    const custom = encodeMetrics(frameOf(1, [{ name: "mem.avail_bytez", values: [1] }]), {
+      compressAbove: 1e9,
+    });
+    expect(custom.data.length - known.data.length).toBe("mem.avail_bytez".length - 1);
   });
 
   test("metrics codec: handles a million ticks and a hundred thousand series", () => {
@@ -357,11 +379,11 @@ describe("metrics codec: hostile input", () => {
       [[1, ...varint(1_000_000), 100, ...new Array(400).fill(0)], 1_000_000, /too many/],
       [[1, 1, 1, ...varint(2 ** 40), 0], 1, /name is longer/],
       [[1, 1, 1, ...varint(1024), 0], 1, /series 0 name/],
-      [[1, ...varint(1_000_000), 1, 0, 0x01, 0xff], 1_000_000, /presence bitmap/],
-      [[1, ...varint(1_000_000), 1, 0, 0x04, 0, 0], 1_000_000, /float values/],
-      [[1, ...varint(1_000_000), 1, 0, 0x00, 1, 0, 0, 0], 1_000_000, /deltas do not fit/],
-      [[1, 1, 1, 0, 0x00, ...new Array(20).fill(0x80), 0], 1, /varint is too long/],
-      [[1, 1, 1, 0, 0x00, ...varint(2 ** 53 + 2048)], 1, /exceeds 2\^53/],
+      [[1, ...varint(1_000_000), 1, 0, 0, 0x01, 0xff], 1_000_000, /presence bitmap/],
+      [[1, ...varint(1_000_000), 1, 0, 0, 0x04, 0, 0], 1_000_000, /float values/],
+      [[1, ...varint(1_000_000), 1, 0, 0, 0x00, 1, 0, 0, 0], 1_000_000, /deltas do not fit/],
+      [[1, 1, 1, 0, 0, 0x00, ...new Array(20).fill(0x80), 0], 1, /varint is too long/],
+      [[1, 1, 1, 0, 0, 0x00, ...varint(2 ** 53 + 2048)], 1, /exceeds 2\^53/],
     ];
     for (const [bytes, ticks, message] of cases) {
       expect(badBody(() => decodeBytes(bytes, ticks)).message).toMatch(message);
