@@ -18,6 +18,17 @@ export interface ApiDeps {
 export function createApi(deps: ApiDeps): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/", (c) =>
+    c.json({
+      name: "novacron-hub",
+      endpoints: {
+        health: "/healthz",
+        metrics: "/metrics",
+        nodes: "/api/v1/nodes (Authorization: Bearer <admin token>)",
+        agents: "/v1/agent (WebSocket)",
+      },
+    }),
+  );
   app.get("/metrics", (c) =>
     c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
