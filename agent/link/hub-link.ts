@@ -42,7 +42,7 @@ export class HubLink {
       log: opts.log,
       heartbeatMs: opts.heartbeatMs,
       // Resend well before the hub would be declared silent (3 heartbeats), so a stalled link recovers in-session.
-      ackTimeoutMs: Math.min(10_000, 2 * opts.heartbeatMs + 1000),
+      ackTimeoutMs: Math.min(10_000, opts.heartbeatMs + 1000),
       maxFrameBytes: opts.maxFrameBytes,
       hello: () => this.#hello(),
       onWelcome: (w) => {

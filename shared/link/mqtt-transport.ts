@@ -1,5 +1,5 @@
 // MQTT transport for agents: publishes up/<node>/<type>, listens on down/<node>/+, keeps presence.
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { type MessageType, RELIABLE_TYPES } from "../protocol/index.ts";
 import { downTopic, presenceTopic, upTopic } from "./topics.ts";
 import type { Transport } from "./transport.ts";
@@ -25,6 +25,8 @@ export class MqttTransport implements Transport {
 
   async connect(): Promise<void> {
     const presence = presenceTopic(this.#nodeId);
+    // Loaded on first use: mqtt.js costs ~19 MB of resident memory, which WebSocket-only agents never pay.
+    const { default: mqtt } = await import("mqtt");
     // The link owns reconnecting (one loop for every transport), so mqtt.js must not retry.
     const client = await mqtt.connectAsync(this.url, {
       clientId: `novacron-agent-${this.#nodeId}`,

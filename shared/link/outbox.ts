@@ -78,11 +78,15 @@ export class Outbox {
     };
     this.#count = totals.n;
     this.#bytes = totals.b;
+    // A budget lowered while the agent was down holds from the first moment.
+    this.setBudget(opts.budgetBytes);
   }
 
-  /** Changes the byte budget (hot config); enforced at the next append. */
+  /** Changes the byte budget (hot config or start-up) and enforces it at once. */
   setBudget(bytes: number): void {
     this.#budget = bytes;
+    const newest = this.#db.query("SELECT max(seq) AS seq FROM outbox").get() as { seq: number | null };
+    if (newest.seq !== null) this.#db.transaction(() => this.#enforceBudget(newest.seq!))();
   }
 
   /**
@@ -90,6 +94,7 @@ export class Outbox {
    * (e.g. to delete the staged samples the message was built from). Enforces the budget.
    */
   append(type: MessageType, body: Uint8Array, samples: number, now: number, within?: () => void): number {
+    const before = { count: this.#count, bytes: this.#bytes };
     const tx = this.#db.transaction(() => {
       const row = this.#insert.get(type, now, samples, body.byteLength, body) as { seq: number };
       this.#count += 1;
@@ -98,7 +103,14 @@ export class Outbox {
       this.#enforceBudget(row.seq);
       return row.seq;
     });
-    return tx() as number;
+    try {
+      return tx() as number;
+    } catch (err) {
+      // The transaction rolled back; so must the running totals.
+      this.#count = before.count;
+      this.#bytes = before.bytes;
+      throw err;
+    }
   }
 
   // Drops oldest bulk entries (then oldest of any kind) until the budget holds; never the newest entry.

@@ -1,5 +1,8 @@
 // Encodes envelopes to CBOR frames and decodes untrusted frames with full validation.
-import { Decoder, Encoder } from "cbor-x";
+// The subpath entries are pure JS: the package's main entry also loads Node streams and a native
+// addon, which cost ~11 MB of resident memory on the agent for nothing we use.
+import { Decoder } from "cbor-x/decode";
+import { Encoder } from "cbor-x/encode";
 import * as v from "valibot";
 import { ProtocolError } from "../errors.ts";
 import type { Envelope, Message } from "./envelope.ts";

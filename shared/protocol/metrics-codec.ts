@@ -120,7 +120,8 @@ function writeSeries(w: Writer, s: SeriesColumn, ticks: number, index: number): 
     w.uint(known);
   } else {
     const name = utf8Encoder.encode(s.name);
-    if (name.length > MAX_NAME_BYTES) throw bad(`series ${index} name is longer than ${MAX_NAME_BYTES} bytes`);
+    if (name.length > MAX_NAME_BYTES)
+      throw bad(`series ${index} name is longer than ${MAX_NAME_BYTES} bytes`);
     w.uint(name.length);
     w.bytes(name);
   }

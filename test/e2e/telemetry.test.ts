@@ -109,8 +109,9 @@ describe("telemetry end to end", () => {
         });
       }
       // A stalled link: acks come late, the agent resends what the hub already stored.
+      // Held longer than the ack timeout (heartbeat + 1 s) but shorter than the silence limit (3 heartbeats + 2 s).
       proxy.holdDownstream();
-      await Bun.sleep(4000);
+      await Bun.sleep(4500);
       proxy.resumeDownstream();
       await waitFor(async () => ((await nodeOf(hub, "crash-ws"))?.ingest.duplicates ?? 0) > 0, {
         what: "the hub to count the resent batches as duplicates",
