@@ -1,9 +1,7 @@
 // The agent's settings: one row per flag, file key and NOVACRON_* variable (DESIGN.md sections 5.8 and 11).
 import { hostname } from "node:os";
-import { defineFields } from "../../shared/config/index.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "../../shared/protocol/index.ts";
-
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { commonFields, defineFields } from "../../shared/config/index.ts";
+import { ID_PATTERN } from "../../shared/protocol/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_AGENT_CONFIG_PATH = "/etc/novacron/agent.yaml";
@@ -39,7 +37,7 @@ export const agentFields = defineFields([
     metavar: "ID",
     help: "this node's id",
     validate: (v) =>
-      NODE_ID.test(v)
+      ID_PATTERN.test(v)
         ? undefined
         : "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
   },
@@ -160,24 +158,5 @@ export const agentFields = defineFields([
     hot: true,
     help: "disk budget of the offline buffer",
   },
-  {
-    key: "max_frame_bytes",
-    flag: "--max-frame-bytes",
-    env: "NOVACRON_MAX_FRAME_BYTES",
-    kind: "bytes",
-    min: "64KiB",
-    max: "64MiB",
-    default: DEFAULT_MAX_FRAME_BYTES,
-    help: "largest frame sent or accepted on the link",
-  },
-  {
-    key: "log_level",
-    flag: "--log-level",
-    env: "NOVACRON_LOG_LEVEL",
-    kind: "string",
-    oneOf: ["debug", "info", "warn", "error"],
-    default: "info",
-    hot: true,
-    help: "least severe log level written",
-  },
+  ...commonFields,
 ]);

@@ -1,9 +1,7 @@
 // The hub's settings: one row per flag, file key and NOVACRON_* variable (DESIGN.md section 11).
 import { hostname } from "node:os";
-import { defineFields, isUrl } from "../../shared/config/index.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "../../shared/protocol/index.ts";
-
-const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { commonFields, defineFields, isUrl } from "../../shared/config/index.ts";
+import { ID_PATTERN } from "../../shared/protocol/index.ts";
 
 /** Where the hub looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_HUB_CONFIG_PATH = "/etc/novacron/hub.yaml";
@@ -79,7 +77,7 @@ export const hubFields = defineFields([
     metavar: "ID",
     help: "this hub's id",
     validate: (v) =>
-      HUB_ID.test(v)
+      ID_PATTERN.test(v)
         ? undefined
         : "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
   },
@@ -123,24 +121,5 @@ export const hubFields = defineFields([
     hot: true,
     help: "after a hub restart, time agents get to reconnect before any is marked down",
   },
-  {
-    key: "max_frame_bytes",
-    flag: "--max-frame-bytes",
-    env: "NOVACRON_MAX_FRAME_BYTES",
-    kind: "bytes",
-    min: "64KiB",
-    max: "64MiB",
-    default: DEFAULT_MAX_FRAME_BYTES,
-    help: "largest frame sent or accepted on a link",
-  },
-  {
-    key: "log_level",
-    flag: "--log-level",
-    env: "NOVACRON_LOG_LEVEL",
-    kind: "string",
-    oneOf: ["debug", "info", "warn", "error"],
-    default: "info",
-    hot: true,
-    help: "least severe log level written",
-  },
+  ...commonFields,
 ]);

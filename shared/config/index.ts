@@ -17,6 +17,7 @@ export {
   type UrlListField,
   type ValueOf,
 } from "./fields.ts";
+export { commonFields } from "./common-fields.ts";
 export { helpText } from "./help.ts";
 export {
   CONFIG_PATH_KEY,

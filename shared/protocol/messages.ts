@@ -1,7 +1,10 @@
 // Message kinds of the wire protocol: one schema per kind, and the union they form.
 import * as v from "valibot";
 
-const nodeId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "invalid node id"));
+/** What a node or hub id may look like: safe in MQTT topics, file names and URLs. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+const nodeId = v.pipe(v.string(), v.regex(ID_PATTERN, "must be 1-128 letters, digits, '.', '_' or '-'"));
 const ms = v.pipe(v.number(), v.integer(), v.minValue(0));
 const seq = v.pipe(v.number(), v.integer(), v.minValue(0));
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));

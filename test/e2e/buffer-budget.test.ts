@@ -43,7 +43,12 @@ test("buffer over its byte budget: oldest batches dropped and counted, the store
   const filled = fillOneDay(data);
   expect(filled.bytes).toBeGreaterThan(BUDGET);
   const config = join(dir.path, "agent.yaml");
-  const base = { sample_interval: "1s", batch_interval: "1s", heartbeat_interval: "1s", buffer_bytes: BUDGET };
+  const base = {
+    sample_interval: "1s",
+    batch_interval: "1s",
+    heartbeat_interval: "1s",
+    buffer_bytes: BUDGET,
+  };
   writeAgentConfig(config, base);
   // Standalone first: no hub, a full buffer, a budget smaller than what it holds.
   await using agent = await startAgent({ data, nodeId: "full", args: ["--config", config] });
@@ -54,7 +59,7 @@ test("buffer over its byte budget: oldest batches dropped and counted, the store
     },
     { what: "the agent to sample on top of the backlog" },
   );
-  const ob = offline.outbox as { bytes: number; pending: number };
+  const ob = offline.outbox;
   expect(ob.bytes).toBeLessThanOrEqual(BUDGET);
   expect(offline.samples.dropped).toBeGreaterThan(0);
   expect(offline.samples.dropped).toBeLessThan(filled.produced);
@@ -65,7 +70,7 @@ test("buffer over its byte budget: oldest batches dropped and counted, the store
   // It keeps sampling for a while: the budget holds and the file does not grow.
   await Bun.sleep(3000);
   const later = await agent.status();
-  expect((later.outbox as { bytes: number }).bytes).toBeLessThanOrEqual(BUDGET);
+  expect(later.outbox.bytes).toBeLessThanOrEqual(BUDGET);
   expect(statSync(join(data, "agent.db")).size).toBeLessThanOrEqual(dbBytes);
 
   // Then a hub appears: what was kept arrives, and produced - dropped = stored.

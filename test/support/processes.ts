@@ -188,7 +188,7 @@ export interface AgentStatusJson {
   node_id: string;
   connected: boolean;
   hub: string | null;
-  outbox: { pending: number; oldest_ms: number | null };
+  outbox: { pending: number; oldest_ms: number | null; bytes: number };
   samples: { produced: number; dropped: number; staged_ticks: number };
   config: Record<string, unknown>;
   [k: string]: unknown;
