@@ -33,6 +33,7 @@ export class Agent {
   #firstSampleAt: number | undefined;
   readonly #startedAt = Date.now();
   #configRevision = 1;
+  #reclaimTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(config: AgentConfig, log: Logger) {
     this.#config = config;
@@ -55,11 +56,14 @@ export class Agent {
         name: "store",
         start: async () => {
           this.#store = new AgentStore(this.#config.data, { bufferBytes: this.#config.buffer_bytes });
+          // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
+          this.#reclaimTimer = setInterval(() => this.#store?.reclaim(), 60_000);
           this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval);
           // Ticks staged before a crash are packed now, so they leave with the first flush.
           this.#buffer.flush(Date.now());
         },
         stop: async () => {
+          clearInterval(this.#reclaimTimer);
           this.#buffer?.flush(Date.now());
           this.#store?.close();
         },

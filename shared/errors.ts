@@ -26,7 +26,11 @@ export class NovaError extends Error {
 }
 
 /** A frame or message that breaks the wire protocol. */
-export class ProtocolError extends NovaError {}
+export class ProtocolError extends NovaError {
+  /** Sequence number and sender base of the refused message, when its envelope was readable. */
+  seq: number | undefined;
+  base: number | undefined;
+}
 
 /** An agent or peer that failed to authenticate. */
 export class AuthError extends NovaError {

@@ -16,12 +16,13 @@ export class AgentStore {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     this.path = join(dataDir, "agent.db");
     this.db = new Database(this.path, { create: true, strict: true });
+    // auto_vacuum must come before WAL: switching to WAL writes the header, after which it is fixed.
+    this.db.run("PRAGMA auto_vacuum = INCREMENTAL");
     this.db.run("PRAGMA journal_mode = WAL");
     this.db.run("PRAGMA synchronous = NORMAL");
     this.db.run("PRAGMA busy_timeout = 5000");
     // Keep the WAL from growing without bound between checkpoints; the byte budget covers the rest.
     this.db.run("PRAGMA journal_size_limit = 4194304");
-    this.db.run("PRAGMA auto_vacuum = INCREMENTAL");
     this.db.run("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     this.outbox = new Outbox(this.db, { budgetBytes: opts.bufferBytes });
     this.#getState = this.db.query("SELECT value FROM state WHERE key = ?");

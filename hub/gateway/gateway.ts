@@ -1,5 +1,5 @@
 // Sessions with agents: authenticates hellos, dispatches each message kind, refuses bad frames.
-import { NovaError } from "../../shared/errors.ts";
+import { NovaError, ProtocolError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import {
@@ -211,6 +211,12 @@ export class Gateway {
 
   #refuse(peer: Peer, err: Error, ref?: number): void {
     const code = err instanceof NovaError ? err.code : "bad_body";
+    const node = peer.node;
+    if (err instanceof ProtocolError && err.seq !== undefined && node && this.#sessions.get(node) === peer) {
+      // A reliable message from a known session that can never be valid: recorded and acked past.
+      this.#o.ingest.refuse(node, err.seq, err.base, code, err.message);
+      ref = err.seq;
+    }
     this.#countRejected(1, { reason: code });
     const who = peer.node ?? peer.remote;
     this.#logOnce(who, "frame refused", { from: who, via: peer.via, code, error: err.message });

@@ -4,7 +4,7 @@ import { NovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Message } from "../../shared/protocol/index.ts";
-import { decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import { countSamples, decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -109,6 +109,47 @@ export class Ingest {
    */
   receive(node: string, msg: Message): Verdict {
     const seq = msg.q!;
+    const order = this.#order(node, seq, msg.base);
+    if (order !== "accepted") return order;
+    const s = this.#state(node);
+    let frame: MetricsFrame | undefined;
+    if (msg.t === "metrics_batch") {
+      try {
+        frame = decodeMetrics(msg.b);
+      } catch (err) {
+        return this.refuse(
+          node,
+          seq,
+          msg.base,
+          err instanceof NovaError ? err.code : "bad_body",
+          (err as Error).message,
+        );
+      }
+    }
+    s.accepted = seq;
+    this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
+    if (this.#queue.length >= 2000) this.flush();
+    else this.#schedule();
+    return "accepted";
+  }
+
+  /**
+   * Records a reliable message that can never be stored (its body is invalid) as handled, so the
+   * sender's ack moves past it and it cannot block the outbox behind it.
+   */
+  refuse(node: string, seq: number, base: number | undefined, reason: string, message: string): Verdict {
+    const order = this.#order(node, seq, base);
+    if (order !== "accepted") return order;
+    this.#countRefused(1, { reason });
+    this.#log.warn("reliable message refused", { node, seq, reason, error: message });
+    this.#state(node).accepted = seq;
+    this.#queue.push({ node, seq });
+    this.#schedule();
+    return "refused";
+  }
+
+  // Where a sequence number stands: next in line (or the sender's base), already held, or after a gap.
+  #order(node: string, seq: number, base: number | undefined): Verdict {
     const s = this.#state(node);
     if (seq <= s.accepted) {
       this.#dup.run(node);
@@ -117,29 +158,11 @@ export class Ingest {
       if (s.committed === s.accepted) this.#acks(node, s.committed);
       return "duplicate";
     }
-    if (seq !== s.accepted + 1 && !(msg.base !== undefined && seq === msg.base)) {
+    if (seq !== s.accepted + 1 && !(base !== undefined && seq === base)) {
       this.#gap.run(node);
       this.#countGaps();
       return "gap";
     }
-    let frame: MetricsFrame | undefined;
-    if (msg.t === "metrics_batch") {
-      try {
-        frame = decodeMetrics(msg.b);
-      } catch (err) {
-        // A batch that can never decode is refused for good: acking it keeps it from blocking the outbox.
-        this.#countRefused(1, { reason: err instanceof NovaError ? err.code : "bad_body" });
-        this.#log.warn("metrics batch refused", { node, seq, error: (err as Error).message });
-        s.accepted = seq;
-        this.#queue.push({ node, seq });
-        this.#schedule();
-        return "refused";
-      }
-    }
-    s.accepted = seq;
-    this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
-    if (this.#queue.length >= 2000) this.flush();
-    else this.#schedule();
     return "accepted";
   }
 
@@ -167,7 +190,8 @@ export class Ingest {
           } else if (p.msg.t === "metrics_batch" && p.frame) {
             const b = p.msg.b;
             const f = p.frame;
-            const samples = b.samples;
+            // What the data holds, not what the sender declares.
+            const samples = countSamples(f);
             this.#insertBatch.run(
               p.node,
               p.seq,

@@ -213,8 +213,11 @@ export class Link {
         welcomeWaiter?.(new SessionEnded(text));
         if (msg.b.code === "auth_failed") this.#o.log.error("hub refused this node", { error: text });
         else this.#o.log.warn("hub reported an error", { error: text });
-        if (msg.b.code === "auth_failed" || msg.b.code === "hello_required") void transport.close();
-        endSession(text);
+        // Only these end the session; a refusal of one message leaves the connection as it is.
+        if (msg.b.code === "auth_failed" || msg.b.code === "hello_required") {
+          void transport.close();
+          endSession(text);
+        }
       } else if (msg.t === "ack") this.#onAck(msg.b);
       else this.#o.onMessage?.(msg);
     });
@@ -280,8 +283,12 @@ export class Link {
 
   #startSession(welcome: WelcomeBody): void {
     const outbox = this.#o.outbox;
-    // A hub that remembers more than we do (our store was reset) must not see old numbers again.
-    outbox.ensureSeqAbove(welcome.last_acked);
+    if (welcome.last_acked > outbox.lastSeq()) {
+      // The hub remembers more than we ever numbered: our store was reset. What we hold is new to
+      // the hub, so it is renumbered above the hub's mark instead of being taken as acked.
+      const moved = outbox.renumberAbove(welcome.last_acked);
+      if (moved > 0) this.#o.log.warn("local store is behind the hub; renumbered held messages", { moved });
+    }
     this.#acked = welcome.last_acked;
     outbox.ackUpTo(welcome.last_acked);
     this.#nextSend = Math.max(this.#acked + 1, outbox.lowest() ?? this.#acked + 1);

@@ -172,6 +172,33 @@ export class Outbox {
     tx();
   }
 
+  /**
+   * Moves every held entry above `seq`, keeping their order, and makes later numbers follow them.
+   * Used when the hub has acknowledged numbers this outbox never gave out (a reset local store).
+   */
+  renumberAbove(seq: number): number {
+    const tx = this.#db.transaction(() => {
+      const range = this.#db.query("SELECT min(seq) AS lo, count(*) AS n FROM outbox").get() as {
+        lo: number | null;
+        n: number;
+      };
+      if (range.lo !== null && range.lo <= seq) {
+        // One shift larger than the whole range, so no new number collides with an old one mid-update.
+        this.#db.query("UPDATE outbox SET seq = seq + ?").run(seq - range.lo + 1);
+      }
+      const top = this.#db.query("SELECT max(seq) AS hi FROM outbox").get() as { hi: number | null };
+      this.#setSequence(Math.max(seq, top.hi ?? 0));
+      return range.n;
+    });
+    return tx() as number;
+  }
+
+  #setSequence(seq: number): void {
+    const updated = this.#db.query("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(seq);
+    if (updated.changes === 0)
+      this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
+  }
+
   /** Adds to a named durable counter (used by the owner for its own accounting, in its transactions). */
   bump(name: string, by: number): void {
     this.#bump.run(name, by);

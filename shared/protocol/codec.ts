@@ -111,7 +111,14 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME_BYTE
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new ProtocolError("bad_body", `${env.t} body${path ? ` field ${path}` : ""}: ${issue.message}`);
+    const err = new ProtocolError(
+      "bad_body",
+      `${env.t} body${path ? ` field ${path}` : ""}: ${issue.message}`,
+    );
+    // The envelope was sound: the receiver may record this sequence number as refused.
+    err.seq = env.q as number | undefined;
+    err.base = env.base as number | undefined;
+    throw err;
   }
   const out: Envelope = { v: env.v, t: env.t as MessageType, s: env.s, ts: env.ts, b: parsed.output };
   if (env.q !== undefined) out.q = env.q as number;

@@ -86,7 +86,7 @@ export function countSamples(frame: MetricsFrame): number {
 export function encodeMetrics(
   frame: MetricsFrame,
   opts: { compressAbove?: number } = {},
-): { data: Uint8Array; z: 0 | 1; samples: number } {
+): { data: Uint8Array<ArrayBuffer>; z: 0 | 1; samples: number } {
   const { ticks, series } = frame;
   if (!Number.isInteger(ticks) || ticks < 0 || ticks > MAX_TICKS) {
     throw bad(`ticks must be an integer in 0..${MAX_TICKS}, got ${ticks}`);
@@ -450,7 +450,7 @@ class Writer {
     this.uint(Math.floor(m / 64));
   }
 
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.pos);
   }
 }

@@ -1,0 +1,286 @@
+// Specification of hub ingest: exactly-once storage by sequence number, acks after commit, and queries.
+import type { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { Ingest } from "../../hub/ingest/index.ts";
+import { Registry } from "../../hub/registry/index.ts";
+import { openHubDb } from "../../hub/store/db.ts";
+import { createLogger } from "../../shared/log.ts";
+import { MetricsRegistry } from "../../shared/metrics.ts";
+import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
+import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
+import { settleUntil } from "../support/fake-clock.ts";
+import { tempDir } from "../support/processes.ts";
+
+const NODE = "edge-1";
+const T0 = 1_718_000_000_000;
+const SEC = 1000;
+const quiet = createLogger("test", { write: () => {} });
+
+interface Ack {
+  node: string;
+  upto: number;
+  /** What the database held for the node when the ack was sent. */
+  storedSeq: number;
+  storedBatches: number;
+}
+
+/** A hub store with one registered node, an Ingest whose acks are recorded; closes on dispose. */
+function openHub(dir: string) {
+  const db = openHubDb(dir);
+  const metrics = new MetricsRegistry();
+  const registry = new Registry(db, { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 });
+  if (!registry.get(NODE)) {
+    const admitted = registry.admit(
+      {
+        node_id: NODE,
+        level: 1,
+        labels: {},
+        capabilities: [],
+        resources: {},
+        version: "test",
+        boot_id: "b",
+        last_acked: 0,
+        join_token: "join",
+      },
+      "join",
+      "ws",
+    );
+    expect(admitted.ok).toBe(true);
+  }
+  const acks: Ack[] = [];
+  const ingest = new Ingest(db, {
+    log: quiet,
+    metrics,
+    acks: (node, upto) => acks.push({ node, upto, ...stored(db, node) }),
+  });
+  return { db, metrics, registry, ingest, acks, [Symbol.dispose]: () => db.close() };
+}
+
+function stored(db: Database, node: string): { storedSeq: number; storedBatches: number } {
+  const row = db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as { last_seq: number };
+  const n = db.query("SELECT count(*) AS n FROM batches WHERE node = ?").get(node) as { n: number };
+  return { storedSeq: row.last_seq, storedBatches: n.n };
+}
+
+/** A metrics_batch as it arrives off the wire: one column per series, `null` where a tick has no value. */
+function batch(
+  q: number,
+  series: Record<string, (number | null)[]> = { "cpu.util": [1, 2, 3] },
+  opts: { start?: number; base?: number; data?: Uint8Array<ArrayBuffer>; samples?: number } = {},
+): Message {
+  const start = opts.start ?? T0 + (q - 1) * 10 * SEC;
+  const cols = Object.entries(series).map(([name, values]) => ({ name, values }));
+  const ticks = cols[0]!.values.length;
+  const enc = encodeMetrics({ start, interval: SEC, ticks, series: cols });
+  const body = {
+    start,
+    interval: SEC,
+    ticks,
+    samples: opts.samples ?? enc.samples,
+    data: opts.data ?? new Uint8Array(enc.data),
+    z: opts.data ? (0 as const) : enc.z,
+  };
+  const extra: { q: number; base?: number; ts: number } = { q, ts: start };
+  if (opts.base !== undefined) extra.base = opts.base;
+  return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, extra)));
+}
+
+function event(q: number, message: string): Message {
+  return decodeFrame(
+    encodeFrame(envelope("event", NODE, { kind: "test", at: T0, message }, { q, ts: T0 + q })),
+  );
+}
+
+const batchRows = (db: Database) =>
+  (db.query("SELECT seq FROM batches WHERE node = ? ORDER BY seq").all(NODE) as { seq: number }[]).map(
+    (r) => r.seq,
+  );
+
+describe("ingest: sequence numbers", () => {
+  test("accepts batches in order, stores each once and acks the committed high-water mark", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    expect([1, 2, 3].map((q) => hub.ingest.receive(NODE, batch(q)))).toEqual([
+      "accepted",
+      "accepted",
+      "accepted",
+    ]);
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+    expect(hub.ingest.committed(NODE)).toBe(3);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 3, samples: 9, duplicates: 0 });
+    expect(hub.acks.map((a) => [a.node, a.upto])).toEqual([[NODE, 3]]);
+    expect(hub.metrics.value("novacron_hub_samples_ingested_total")).toBe(9);
+  });
+
+  test("acks only after the commit: nothing before it, and the database already holds what each ack covers", async () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    hub.ingest.receive(NODE, batch(2));
+    expect(hub.acks).toEqual([]);
+    expect(hub.ingest.committed(NODE)).toBe(0);
+    // The grouped commit runs on its own within an event-loop turn.
+    await settleUntil(() => hub.acks.length > 0, "the grouped commit to ack");
+    expect(hub.acks).toEqual([{ node: NODE, upto: 2, storedSeq: 2, storedBatches: 2 }]);
+  });
+
+  test("a duplicate (seq at or below the last) is counted, not stored twice, and answered with the current ack", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    hub.ingest.receive(NODE, batch(2));
+    hub.ingest.flush();
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 2]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 2, batches: 2, samples: 6, duplicates: 2 });
+    expect(hub.metrics.value("novacron_hub_duplicates_total")).toBe(2);
+    expect(hub.acks.map((a) => a.upto)).toEqual([2, 2, 2]);
+  });
+
+  test("a duplicate of a message accepted but not yet committed is not acked early", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
+    expect(hub.acks).toEqual([]);
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1]);
+    expect(hub.acks.map((a) => a.upto)).toEqual([1]);
+  });
+
+  test("a gap (seq > last + 1) is counted and not stored; the resend in order is", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("gap");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 1, gaps: 1 });
+    expect(hub.metrics.value("novacron_hub_sequence_gaps_total")).toBe(1);
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+  });
+
+  test("a gap is accepted when base === seq: the sender dropped everything between", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 4 }))).toBe("gap");
+    expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 5 }))).toBe("accepted");
+    expect(hub.ingest.receive(NODE, batch(6, undefined, { base: 5 }))).toBe("accepted");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 5, 6]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 6, batches: 3 });
+    expect(hub.acks.at(-1)!.upto).toBe(6);
+  });
+
+  test("a batch whose data cannot decode is refused, counted, and acked past so it never blocks", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    const broken = batch(2, undefined, { data: Uint8Array.from([1, 3, 1, 0xff]) });
+    expect(hub.ingest.receive(NODE, broken)).toBe("refused");
+    expect(hub.metrics.value("novacron_hub_messages_refused_total", { reason: "bad_body" })).toBe(1);
+    expect(hub.metrics.render()).toContain('novacron_hub_messages_refused_total{reason="bad_body"} 1');
+    hub.ingest.flush();
+    expect(hub.acks.at(-1)!.upto).toBe(2);
+    expect(hub.ingest.receive(NODE, broken)).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 3]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 2, samples: 6 });
+  });
+
+  // Regression: hub/ingest/ingest.ts flush() adds the sender's declared `b.samples` to the node's sample count
+  // (and to novacron_hub_samples_ingested_total) without checking it against the decoded frame, so a
+  // buggy or hostile agent inflates the hub's counts. Fix: count countSamples(p.frame) (or refuse a batch
+  // whose declared samples differ from its data).
+  test("a batch whose declared sample count disagrees with its data is not counted at the declared number", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    const verdict = hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { samples: 999 }));
+    hub.ingest.flush();
+    const samples = hub.registry.get(NODE)!.samples;
+    expect(verdict === "refused" ? samples === 0 : samples === 3).toBe(true);
+  });
+
+  test("other reliable messages are stored once, as received", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(NODE, event(1, "disk full"));
+    hub.ingest.receive(NODE, batch(2));
+    hub.ingest.receive(NODE, event(1, "disk full"));
+    hub.ingest.flush();
+    const rows = hub.db.query("SELECT seq, type, at, body FROM messages WHERE node = ?").all(NODE);
+    expect(rows).toEqual([
+      {
+        seq: 1,
+        type: "event",
+        at: T0 + 1,
+        body: JSON.stringify({ kind: "test", at: T0, message: "disk full" }),
+      },
+    ]);
+    expect(hub.acks.at(-1)!.upto).toBe(2);
+  });
+
+  test("sequence state survives reopening the database", () => {
+    using dir = tempDir();
+    {
+      using hub = openHub(dir.path);
+      for (const q of [1, 2, 3]) hub.ingest.receive(NODE, batch(q));
+      hub.ingest.flush();
+    }
+    using hub = openHub(dir.path);
+    expect(hub.ingest.committed(NODE)).toBe(3);
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(5))).toBe("gap");
+    expect(hub.ingest.receive(NODE, batch(4))).toBe("accepted");
+    hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 2, 3, 4]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 4, batches: 4, samples: 12, duplicates: 1 });
+    expect(hub.ingest.series(NODE)).toEqual(["cpu.util"]);
+  });
+});
+
+describe("ingest: queries", () => {
+  test("query() returns the points of one series within [from, to], oldest first, skipping holes", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    const ten = (k: number) => Array.from({ length: 10 }, (_, i) => k * 10 + i + 0.5);
+    const first: (number | null)[] = ten(0);
+    first[4] = null;
+    hub.ingest.receive(NODE, batch(1, { "cpu.util": first, "mem.used_pct": ten(5) }, { start: T0 }));
+    hub.ingest.receive(NODE, batch(2, { "cpu.util": ten(1) }, { start: T0 + 10 * SEC }));
+    hub.ingest.flush();
+
+    const points = hub.ingest.query(NODE, "cpu.util", T0 + 2 * SEC, T0 + 12 * SEC);
+    const expected: [number, number][] = [2, 3, 5, 6, 7, 8, 9, 10, 11, 12].map((i) => [
+      T0 + i * SEC,
+      i + 0.5,
+    ]);
+    expect(points).toEqual(expected);
+    expect(hub.ingest.query(NODE, "mem.used_pct", T0, T0)).toEqual([[T0, 50.5]]);
+    expect(hub.ingest.query(NODE, "cpu.util", T0 + 20 * SEC, T0 + 30 * SEC)).toEqual([]);
+    expect(hub.ingest.query(NODE, "no.such", T0, T0 + 30 * SEC)).toEqual([]);
+    expect(hub.ingest.query("ghost", "cpu.util", T0, T0 + 30 * SEC)).toEqual([]);
+    expect(hub.ingest.series(NODE)).toEqual(["cpu.util", "mem.used_pct"]);
+  });
+
+  test("latest() holds the newest value of every series", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    hub.ingest.receive(
+      NODE,
+      batch(1, { "cpu.util": [1, 2, null], "mem.used_pct": [7, 8, 9] }, { start: T0 }),
+    );
+    hub.ingest.flush();
+    const latest = hub.ingest.latest().get(NODE)!;
+    expect(latest.get("cpu.util")).toEqual([T0 + SEC, 2]);
+    expect(latest.get("mem.used_pct")).toEqual([T0 + 2 * SEC, 9]);
+  });
+});

@@ -1,0 +1,84 @@
+// A fake Clock for tests: time moves only when the test advances it, timers fire in order.
+import type { Clock, TimerHandle } from "../../shared/clock.ts";
+
+interface Timer {
+  at: number;
+  fn: () => void;
+  every: number | undefined;
+}
+
+/** Lets pending promise callbacks and immediates run (a few event-loop turns, no wall-clock wait). */
+export async function settle(turns = 10): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** Settles until `check` holds; fails naming `what` if it never does within `turns` event-loop turns. */
+export async function settleUntil(check: () => boolean, what: string, turns = 500): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (check()) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  if (!check()) throw new Error(`never happened: ${what}`);
+}
+
+/** A clock whose time and timers move only through `advance`. */
+export class FakeClock implements Clock {
+  #now: number;
+  #next = 1;
+  readonly #timers = new Map<number, Timer>();
+
+  constructor(start = 1_718_000_000_000) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, undefined);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, Math.max(1, ms));
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    this.#timers.delete(handle as unknown as number);
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.#timers.delete(handle as unknown as number);
+  }
+
+  /** Timers waiting to fire. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time forward by `ms`, firing every timer due on the way (in time order) and settling after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    for (;;) {
+      let due: [number, Timer] | undefined;
+      for (const entry of this.#timers) {
+        if (entry[1].at <= end && (!due || entry[1].at < due[1].at)) due = entry;
+      }
+      if (!due) break;
+      const [id, timer] = due;
+      this.#now = Math.max(this.#now, timer.at);
+      if (timer.every === undefined) this.#timers.delete(id);
+      else timer.at += timer.every;
+      timer.fn();
+      await settle(3);
+    }
+    this.#now = end;
+    await settle();
+  }
+
+  #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn, every });
+    return id as unknown as TimerHandle;
+  }
+}
