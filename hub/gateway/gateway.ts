@@ -109,7 +109,6 @@ export class Gateway {
         this.#send(peer, "ack", {
           upto: this.#o.ingest.committed(node),
           echo: msg.ts,
-          hub_time: this.#now(),
         });
         return;
       case "metrics_batch":

@@ -218,7 +218,7 @@ export class Link {
           void transport.close();
           endSession(text);
         }
-      } else if (msg.t === "ack") this.#onAck(msg.b);
+      } else if (msg.t === "ack") this.#onAck(msg.b, msg.ts);
       else this.#o.onMessage?.(msg);
     });
 
@@ -295,11 +295,11 @@ export class Link {
     this.#inflight = [];
   }
 
-  #onAck(ack: Body<"ack">): void {
+  #onAck(ack: Body<"ack">, hubTime: number): void {
     const now = this.#clock.now();
     if (ack.echo !== undefined) {
       this.#rtt = Math.max(0, now - ack.echo);
-      if (ack.hub_time !== undefined) this.#offset = Math.round(ack.hub_time - (ack.echo + this.#rtt / 2));
+      this.#offset = Math.round(hubTime - (ack.echo + this.#rtt / 2));
     }
     if (ack.upto > this.#acked) {
       this.#acked = ack.upto;

@@ -95,9 +95,8 @@ export const Event = v.object({
 export const Ack = v.object({
   /** Every reliable sequence number up to and including this one is durably stored. */
   upto: seq,
-  /** The envelope `ts` of the heartbeat this answers, when it answers one. */
+  /** The envelope `ts` of the heartbeat this answers, when it answers one (the ack's own `ts` is the hub's clock). */
   echo: v.optional(ms),
-  hub_time: v.optional(ms),
 });
 
 export const Config = v.object({ rev: count, config: v.record(v.string(), v.unknown()) });

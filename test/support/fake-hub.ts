@@ -150,8 +150,7 @@ export class FakeHub {
       return;
     }
     if (msg.t === "heartbeat") {
-      if (this.answerHeartbeats)
-        this.say("ack", { upto: this.committed, echo: msg.ts, hub_time: this.#clock.now() + this.skewMs }, t);
+      if (this.answerHeartbeats) this.say("ack", { upto: this.committed, echo: msg.ts }, t);
       return;
     }
     const q = msg.q;
