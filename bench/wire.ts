@@ -326,10 +326,12 @@ async function main(): Promise<void> {
   const r10 = rows[0]!;
   const overhead10 = (r10.bytes.ws - r10.bytes.data) / r10.batches;
   console.log(
-    `\nat 10 s: ${fmt(r10.per_sample.ws, 3)} B/sample over WS = data ${fmt(r10.per_sample.data, 3)} + per-batch overhead ` +
+    `\nat ${DEFAULT_BATCH_MS / 1000} s (default): ${fmt(r10.per_sample.ws, 3)} B/sample over WS = data ${fmt(r10.per_sample.data, 3)} + per-batch overhead ` +
       `${fmt(overhead10, 1)} B (body keys/scalars, envelope, WS header) ÷ ${fmt(r10.samples_per_batch, 1)} samples = ${fmt(overhead10 / r10.samples_per_batch, 3)}`,
   );
-  console.log("\nwhere the data bytes go at 10 s, per series, uncompressed (each series encoded alone):");
+  console.log(
+    `\nwhere the data bytes go at ${DEFAULT_BATCH_MS / 1000} s, per series, uncompressed (each series encoded alone):`,
+  );
   console.log(
     table([
       [
