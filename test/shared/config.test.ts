@@ -118,7 +118,7 @@ describe("config resolution", () => {
   test("config: defaults are typed: durations in ms, sizes in bytes, listen addresses split", () => {
     const config = runConfig(["--config", ""]);
     expect(config.sample_interval).toBe(1000);
-    expect(config.batch_interval).toBe(10_000);
+    expect(config.batch_interval).toBe(20_000);
     expect(config.buffer_bytes).toBe(100_000_000);
     expect(config.max_frame_bytes).toBe(2 ** 20);
     expect(config.api).toEqual({ host: "127.0.0.1", port: 8080 });
