@@ -1,7 +1,13 @@
 // MQTT side of the gateway: one hub client on the broker, a peer per node, presence from Last Wills.
-import mqtt, { type MqttClient } from "mqtt";
-import { downTopic, PRESENCE_WILDCARD, parseTopic, UP_WILDCARD } from "../../shared/link/index.ts";
+import {
+  backoffDelay,
+  downTopic,
+  PRESENCE_WILDCARD,
+  parseTopic,
+  UP_WILDCARD,
+} from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
+import { MqttClient } from "../../shared/mqtt/index.ts";
 import type { MessageType } from "../../shared/protocol/index.ts";
 import type { Gateway, Peer } from "./gateway.ts";
 
@@ -13,6 +19,9 @@ export class MqttGateway {
   readonly #hubId: string;
   readonly #peers = new Map<string, Peer>();
   #client: MqttClient | undefined;
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+  #connected: (() => void) | undefined;
 
   constructor(opts: { gateway: Gateway; log: Logger; url: string; hubId: string }) {
     this.#gateway = opts.gateway;
@@ -21,28 +30,47 @@ export class MqttGateway {
     this.#hubId = opts.hubId;
   }
 
-  /** Connects and subscribes; keeps reconnecting in the background if the broker goes away. */
+  /** Starts the connect loop; resolves after the first successful subscription (or in the background on failure). */
   async start(): Promise<void> {
-    const client = mqtt.connect(this.#url, {
-      clientId: `novacron-hub-${this.#hubId}-${process.pid}`,
-      protocolVersion: 5,
-      clean: true,
-      reconnectPeriod: 1000,
-      connectTimeout: 5000,
+    const first = new Promise<void>((resolve) => {
+      this.#connected = resolve;
     });
-    this.#client = client;
-    client.on("connect", () => {
-      this.#log.info("connected to MQTT broker", { url: this.#url });
-      // Shared subscription: hub replicas split the uplink; presence goes to every replica.
-      client.subscribe(`$share/novacron-hubs/${UP_WILDCARD}`, { qos: 1 });
-      client.subscribe(PRESENCE_WILDCARD, { qos: 1 });
-    });
-    client.on("close", () => {
-      // Every MQTT session is gone with the broker link; agents say hello again when it returns.
-      for (const peer of this.#peers.values()) this.#gateway.onClosed(peer);
-    });
-    client.on("error", (err) => this.#log.warn("MQTT broker error", { url: this.#url, error: err.message }));
-    client.on("message", (topic, payload) => this.#onMessage(topic, payload));
+    this.#loop = this.#run();
+    // The hub serves HTTP and WebSocket agents even while the broker is away.
+    await Promise.race([first, Bun.sleep(5000)]);
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    while (!this.#stopped) {
+      try {
+        const client = await MqttClient.connect(this.#url, {
+          clientId: `novacron-hub-${this.#hubId}-${process.pid}`,
+          clean: true,
+          keepaliveSec: 30,
+        });
+        this.#client = client;
+        const ended = new Promise<string>((resolve) => client.onClose(resolve));
+        client.onMessage((m) => this.#onMessage(m.topic, m.payload));
+        // Shared subscription: hub replicas split the uplink; presence goes to every replica.
+        await client.subscribe([
+          { topic: `$share/novacron-hubs/${UP_WILDCARD}`, qos: 1 },
+          { topic: PRESENCE_WILDCARD, qos: 1 },
+        ]);
+        this.#log.info("connected to MQTT broker", { url: this.#url });
+        attempt = 0;
+        this.#connected?.();
+        const reason = await ended;
+        // Every MQTT session is gone with the broker link; agents say hello again when it returns.
+        for (const peer of this.#peers.values()) this.#gateway.onClosed(peer);
+        if (!this.#stopped) this.#log.warn("MQTT broker connection lost", { url: this.#url, reason });
+      } catch (err) {
+        if (!this.#stopped)
+          this.#log.warn("cannot reach MQTT broker", { url: this.#url, error: (err as Error).message });
+      }
+      if (this.#stopped) return;
+      await Bun.sleep(backoffDelay(attempt++, { baseMs: 200, capMs: 3000 }));
+    }
   }
 
   #peer(node: string): Peer {
@@ -53,7 +81,7 @@ export class MqttGateway {
         remote: node,
         node: undefined,
         send: (frame: Uint8Array, type: MessageType) => {
-          this.#client?.publish(downTopic(node, type), Buffer.from(frame), { qos: 1 });
+          this.#client?.publish(downTopic(node, type), frame, { qos: 1 }).catch(() => {});
         },
         close: () => {
           // Nothing to close: the agent owns its broker connection. Forget the session.
@@ -65,21 +93,20 @@ export class MqttGateway {
     return peer;
   }
 
-  #onMessage(topic: string, payload: Buffer): void {
+  #onMessage(topic: string, payload: Uint8Array): void {
     const t = parseTopic(topic);
     if (!t) return;
     if (t.dir === "presence") {
-      if (payload.toString() === "offline") this.#gateway.onPresenceOffline(t.node);
+      if (new TextDecoder().decode(payload) === "offline") this.#gateway.onPresenceOffline(t.node);
       return;
     }
     if (t.dir !== "up") return;
-    this.#gateway.onFrame(
-      this.#peer(t.node),
-      new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
-    );
+    this.#gateway.onFrame(this.#peer(t.node), payload);
   }
 
   async stop(): Promise<void> {
-    await this.#client?.endAsync(true);
+    this.#stopped = true;
+    await this.#client?.end();
+    await this.#loop;
   }
 }

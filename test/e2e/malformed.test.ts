@@ -1,7 +1,7 @@
 // End to end: bad frames and bad credentials are refused, counted and logged, and nobody else notices.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import mqtt from "mqtt";
+import { MqttClient } from "../../shared/mqtt/index.ts";
 import { decodeFrame, encodeCbor, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
 import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
@@ -142,13 +142,13 @@ describe("malformed input", () => {
       await waitFor(async () => (await agent.status()).connected, { what: "MQTT agent connected" });
       // No sequence numbers: anyone who may publish on a node's topics can impersonate it, which only
       // broker ACLs prevent; this test is about garbage, not about spoofing.
-      const client = await mqtt.connectAsync(broker.url);
-      await client.publishAsync("novacron/v1/up/m1/metrics_batch", Buffer.from([0xde, 0xad, 0xbe, 0xef]));
-      await client.publishAsync(
+      const client = await MqttClient.connect(broker.url, { clientId: "forger" });
+      await client.publish("novacron/v1/up/m1/metrics_batch", Buffer.from([0xde, 0xad, 0xbe, 0xef]));
+      await client.publish(
         "novacron/v1/up/m1/metrics_batch",
         Buffer.from(encodeCbor({ v: 1, t: "metrics_batch", s: "m1", ts: 1, b: { start: "x" } })),
       );
-      await client.endAsync();
+      await client.end();
       await waitFor(
         async () => (await rejected(hub, "bad_cbor")) >= 1 && (await rejected(hub, "bad_body")) >= 1,
         {
