@@ -4,12 +4,9 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../shared/log.ts";
-import { MetricsRegistry } from "../shared/metrics.ts";
-import { createApi } from "./api/index.ts";
 import type { HubConfig } from "./config/index.ts";
-import { Gateway, MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
-import { Ingest } from "./ingest/index.ts";
-import { Registry } from "./registry/index.ts";
+import { createHubCore } from "./core.ts";
+import { MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
 
 export interface RunningHub {
@@ -32,67 +29,31 @@ function token(dir: string, name: string, given: string, log: Logger): string {
   return fresh;
 }
 
-const promName = (series: string) => `novacron_node_${series.replace(/[^a-zA-Z0-9_]/g, "_")}`;
-
 /** Starts a hub and returns once it listens. */
 export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub> {
   const db = openHubDb(cfg.data);
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
-  const metrics = new MetricsRegistry();
-  const registry = new Registry(db, {
-    suspectAfterMs: cfg.suspect_after,
-    downAfterMs: cfg.down_after,
-    restartGraceMs: cfg.restart_grace,
-  });
-  let gateway: Gateway | undefined;
-  const ingest = new Ingest(db, {
-    log: log.child("ingest"),
-    metrics,
-    acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
-  });
-  gateway = new Gateway({
+  const core = createHubCore(db, {
     hubId: cfg.hub_id,
-    registry,
-    ingest,
-    log: log.child("gateway"),
-    metrics,
-    joinToken: () => joinToken,
+    joinToken,
+    adminToken,
     heartbeatMs: cfg.heartbeat_interval,
     maxFrameBytes: cfg.max_frame_bytes,
+    statusPolicy: {
+      suspectAfterMs: cfg.suspect_after,
+      downAfterMs: cfg.down_after,
+      restartGraceMs: cfg.restart_grace,
+    },
+    log,
   });
-  metrics.gauge("novacron_hub_nodes", "Known nodes by status", () => {
-    const by = new Map<string, number>();
-    for (const n of registry.list()) by.set(registry.status(n), (by.get(registry.status(n)) ?? 0) + 1);
-    return [...by].map(([status, n]) => [{ status }, n]);
-  });
-  // One scrape of the hub covers the fleet: the newest value of every node's series.
-  const rendered = () => {
-    const lines: string[] = [];
-    for (const [node, series] of ingest.latest()) {
-      for (const [name, [, value]] of series) {
-        const m = /^([^{]+)(?:\{(.*)\})?$/.exec(name);
-        const extra = m?.[2] ? `,${m[2]}` : "";
-        lines.push(`${promName(m?.[1] ?? name)}{node="${node}"${extra}} ${value}`);
-      }
-    }
-    return lines.join("\n");
-  };
-  const app = createApi({ registry, ingest, metrics, adminToken: () => adminToken });
+  const { registry, gateway, app } = core;
   const { host: hostname, port } = cfg.listen;
   const handlers = wsHandlers(gateway, cfg.max_frame_bytes);
   const server: Server<unknown> = Bun.serve({
     hostname,
     port,
-    fetch: async (req, srv) => {
-      if (upgradeAgent(req, srv as never)) return undefined;
-      const res = await app.fetch(req);
-      if (new URL(req.url).pathname === "/metrics" && res.ok) {
-        const fleet = rendered();
-        return new Response(`${await res.text()}${fleet ? `${fleet}\n` : ""}`, { headers: res.headers });
-      }
-      return res;
-    },
+    fetch: (req, srv) => (upgradeAgent(req, srv as never) ? undefined : app.fetch(req)),
     websocket: handlers as never,
   });
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
@@ -118,8 +79,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       clearInterval(flushSeen);
       await mqttGateway?.stop();
       server.stop(true);
-      ingest.flush();
-      registry.flushSeen();
+      core.close();
       db.close();
     },
   };

@@ -5,13 +5,32 @@ import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { requireAdmin } from "./auth.ts";
+import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
 import { nodesApi } from "./nodes.ts";
+import { workloadsApi } from "./workloads.ts";
 
 export interface ApiDeps {
   registry: Registry;
   ingest: Ingest;
   metrics: MetricsRegistry;
   adminToken: () => string;
+  workloads: WorkloadStore;
+  controller: WorkloadController;
+}
+
+const promName = (series: string) => `novacron_node_${series.replace(/[^a-zA-Z0-9_]/g, "_")}`;
+
+// One scrape of the hub covers the fleet: the newest value of every node's series, labelled by node.
+function fleetMetrics(ingest: Ingest): string {
+  let out = "";
+  for (const [node, series] of ingest.latest()) {
+    for (const [name, [, value]] of series) {
+      const m = /^([^{]+)(?:\{(.*)\})?$/.exec(name);
+      const extra = m?.[2] ? `,${m[2]}` : "";
+      out += `${promName(m?.[1] ?? name)}{node="${node}"${extra}} ${value}\n`;
+    }
+  }
+  return out;
 }
 
 /** Builds the Hono app (tests call app.request() on it directly). */
@@ -30,10 +49,13 @@ export function createApi(deps: ApiDeps): Hono {
     }),
   );
   app.get("/metrics", (c) =>
-    c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
+    c.text(deps.metrics.render() + fleetMetrics(deps.ingest), 200, {
+      "content-type": "text/plain; version=0.0.4",
+    }),
   );
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
   app.route("/api/v1/nodes", nodesApi(deps));
+  app.route("/api/v1/workloads", workloadsApi({ store: deps.workloads, controller: deps.controller }));
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
   );

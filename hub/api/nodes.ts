@@ -3,6 +3,8 @@ import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { NodeRecord, Registry } from "../registry/index.ts";
+import type { WorkloadStore } from "../workloads/index.ts";
+import { allocView } from "./workloads.ts";
 
 function summary(registry: Registry, n: NodeRecord) {
   return {
@@ -25,8 +27,8 @@ function parseMs(value: string | undefined, name: string, fallback: number): num
 }
 
 /** Routes for nodes. */
-export function nodesApi(deps: { registry: Registry; ingest: Ingest }): Hono {
-  const { registry, ingest } = deps;
+export function nodesApi(deps: { registry: Registry; ingest: Ingest; workloads: WorkloadStore }): Hono {
+  const { registry, ingest, workloads } = deps;
   const app = new Hono();
   app.get("/", (c) => c.json({ nodes: registry.list().map((n) => summary(registry, n)) }));
   app.get("/:id", (c) => {
@@ -46,6 +48,15 @@ export function nodesApi(deps: { registry: Registry; ingest: Ingest }): Hono {
         gaps: n.gaps,
       },
     });
+  });
+  app.get("/:id/allocs", (c) => {
+    const id = c.req.param("id");
+    // A node pinned by a workload may not have joined yet: its allocations are listed all the same.
+    const allocs = workloads.allocsOnNode(id).filter((a) => a.desired === "run");
+    if (!registry.get(id) && allocs.length === 0) {
+      return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    }
+    return c.json({ allocs: allocs.map(allocView) });
   });
   app.get("/:id/series", (c) => {
     const id = c.req.param("id");

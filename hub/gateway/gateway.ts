@@ -33,6 +33,8 @@ export interface GatewayOptions {
   heartbeatMs: number;
   maxFrameBytes: number;
   now?: () => number;
+  /** A node has a new session (after its welcome): time to send it its desired state. */
+  onSession?: (node: string) => void;
 }
 
 /** Routes frames from peers to the registry and ingest, and messages from the hub to nodes. */
@@ -168,6 +170,7 @@ export class Gateway {
     };
     if (result.credential) welcome.credential = result.credential;
     this.#send(peer, "welcome", welcome);
+    this.#o.onSession?.(hello.node_id);
     this.#o.log.info("node joined", {
       node: hello.node_id,
       via: peer.via,

@@ -47,8 +47,20 @@ export class Ingest {
   readonly #countGaps: (by?: number) => void;
   readonly #countCommits: (by?: number) => void;
 
-  constructor(db: Database, opts: { log: Logger; metrics: MetricsRegistry; acks: AckSender }) {
+  readonly #apply: ((node: string, msg: Message) => void) | undefined;
+
+  constructor(
+    db: Database,
+    opts: {
+      log: Logger;
+      metrics: MetricsRegistry;
+      acks: AckSender;
+      /** Applies a non-metrics message's effects inside the transaction that stores it (exactly once). */
+      apply?: (node: string, msg: Message) => void;
+    },
+  ) {
     this.#db = db;
+    this.#apply = opts.apply;
     this.#log = opts.log;
     this.#acks = opts.acks;
     this.#insertBatch = db.query(
@@ -222,6 +234,7 @@ export class Ingest {
             }
           } else {
             this.#insertMessage.run(p.node, p.seq, p.msg.t, p.msg.ts, JSON.stringify(p.msg.b));
+            this.#apply?.(p.node, p.msg);
           }
           perNode.set(p.node, agg);
         }

@@ -52,6 +52,42 @@ CREATE TABLE IF NOT EXISTS messages (
   PRIMARY KEY (node, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Workloads: the current spec and version, the previous one (for rollback), and the rollout in progress.
+CREATE TABLE IF NOT EXISTS workloads (
+  name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  spec TEXT NOT NULL,
+  previous_spec TEXT,
+  rollout TEXT NOT NULL DEFAULT '{"state":"idle"}',
+  created INTEGER NOT NULL,
+  updated INTEGER NOT NULL
+);
+-- One row per allocation: a workload version placed on a node. desired is 'run' or 'stop'.
+CREATE TABLE IF NOT EXISTS allocs (
+  id TEXT PRIMARY KEY,
+  workload TEXT NOT NULL,
+  node TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  spec TEXT NOT NULL,
+  desired TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending',
+  message TEXT,
+  generation INTEGER NOT NULL DEFAULT 0,
+  pid INTEGER,
+  restarts INTEGER NOT NULL DEFAULT 0,
+  healthy INTEGER,
+  running_since INTEGER,
+  exit_code INTEGER,
+  signal TEXT,
+  duration_ms INTEGER,
+  output_tail TEXT,
+  created INTEGER NOT NULL,
+  updated INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS allocs_by_node ON allocs (node, desired);
+CREATE INDEX IF NOT EXISTS allocs_by_workload ON allocs (workload);
+-- The generation of each node's desired allocation set; it only rises.
+CREATE TABLE IF NOT EXISTS node_generations (node TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 `;
 
 /** Opens (and creates) DIR/hub.db in WAL mode with full fsync on commit: an ack means durable. */

@@ -1,8 +1,10 @@
 // Message kinds of the wire protocol: one schema per kind, and the union they form.
 import * as v from "valibot";
+import { ALLOC_STATUSES, AllocSpec } from "../workload/spec.ts";
 
-/** What a node or hub id may look like: safe in MQTT topics, file names and URLs. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+import { ID_PATTERN } from "../ids.ts";
+
+export { ID_PATTERN };
 
 const nodeId = v.pipe(v.string(), v.regex(ID_PATTERN, "must be 1-128 letters, digits, '.', '_' or '-'"));
 const ms = v.pipe(v.number(), v.integer(), v.minValue(0));
@@ -66,6 +68,8 @@ export const TaskResult = v.object({
   alloc: v.string(),
   workload: v.string(),
   exit_code: v.nullable(v.number()),
+  signal: v.optional(v.string()),
+  started_ms: v.optional(ms),
   duration_ms: ms,
   output_tail: v.string(),
 });
@@ -73,9 +77,13 @@ export const TaskResult = v.object({
 export const AllocStatus = v.object({
   alloc: v.string(),
   workload: v.string(),
-  status: v.string(),
+  version: v.optional(count),
+  status: v.picklist(ALLOC_STATUSES),
   generation: count,
   message: v.optional(v.string()),
+  pid: v.optional(count),
+  restarts: v.optional(count),
+  healthy: v.optional(v.boolean()),
 });
 
 export const DecisionValidation = v.object({
@@ -101,7 +109,8 @@ export const Ack = v.object({
 
 export const Config = v.object({ rev: count, config: v.record(v.string(), v.unknown()) });
 
-export const Allocs = v.object({ generation: count, allocs: v.array(v.record(v.string(), v.unknown())) });
+/** The whole desired allocation set of one node; a higher generation replaces a lower one. */
+export const Allocs = v.object({ generation: count, allocs: v.array(AllocSpec) });
 
 export const Command = v.object({
   id: v.string(),

@@ -1,12 +1,9 @@
 // Specification of the hub HTTP API: one table of cases, run in-process with app.request() and against a real hub.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createApi } from "../../hub/api/index.ts";
-import { Gateway, type Peer } from "../../hub/gateway/index.ts";
-import { Ingest } from "../../hub/ingest/index.ts";
-import { Registry } from "../../hub/registry/index.ts";
+import { createHubCore } from "../../hub/core.ts";
+import type { Peer } from "../../hub/gateway/index.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import { createLogger } from "../../shared/log.ts";
-import { MetricsRegistry } from "../../shared/metrics.ts";
 import {
   decodeFrame,
   type Envelope,
@@ -52,25 +49,15 @@ async function toRes(r: Response): Promise<Res> {
 /** The hub's parts wired as server.ts wires them, in this process; the agent session is a Peer. */
 async function inProcess(dir: string): Promise<Target> {
   const db = openHubDb(dir);
-  const metrics = new MetricsRegistry();
-  const registry = new Registry(db, { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 });
-  let gateway: Gateway | undefined;
-  const ingest = new Ingest(db, {
-    log: quiet,
-    metrics,
-    acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
-  });
-  gateway = new Gateway({
+  const { gateway, app, close } = createHubCore(db, {
     hubId: "hub-test",
-    registry,
-    ingest,
-    log: quiet,
-    metrics,
-    joinToken: () => JOIN,
+    joinToken: JOIN,
+    adminToken: ADMIN,
     heartbeatMs: 5000,
     maxFrameBytes: 1 << 20,
+    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
+    log: quiet,
   });
-  const app = createApi({ registry, ingest, metrics, adminToken: () => ADMIN });
   const received: Message[] = [];
   const peer: Peer = {
     via: "ws",
@@ -84,7 +71,7 @@ async function inProcess(dir: string): Promise<Target> {
     send: (env) => gateway.onFrame(peer, encodeFrame(env)),
     received,
     async [Symbol.asyncDispose]() {
-      ingest.flush();
+      close();
       db.close();
     },
   };

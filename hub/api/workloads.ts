@@ -1,0 +1,104 @@
+// /api/v1/workloads: create, read, change, delete workloads; promote or roll back a rollout.
+import { type Context, Hono } from "hono";
+import { RequestError } from "../../shared/errors.ts";
+import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
+import type { AllocRecord, WorkloadController, WorkloadRecord, WorkloadStore } from "../workloads/index.ts";
+
+/** The JSON of one allocation, as the API shows it. */
+export function allocView(a: AllocRecord) {
+  return {
+    id: a.id,
+    node: a.node,
+    workload: a.workload,
+    status: a.status,
+    generation: a.generation,
+    version: a.version,
+    desired: a.desired,
+    healthy: a.healthy,
+    restarts: a.restarts,
+    pid: a.pid,
+    message: a.message,
+    exit_code: a.exit_code,
+    signal: a.signal,
+    duration_ms: a.duration_ms,
+    output_tail: a.output_tail,
+    updated: a.updated,
+  };
+}
+
+function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
+  const active = allocs.filter((a) => a.desired === "run");
+  const pending =
+    (w.spec.nodes ?? []).length === 0 && w.spec.replicas > 0
+      ? "not placed: this hub places pinned workloads only (give `nodes`)"
+      : undefined;
+  return {
+    ...w.spec,
+    version: w.version,
+    rollout: w.rollout,
+    created: w.created,
+    updated: w.updated,
+    ...(pending ? { pending_reason: pending } : {}),
+    allocs: active.map(allocView),
+  };
+}
+
+async function specFrom(c: Context): Promise<WorkloadSpec> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new RequestError("body is not valid JSON", "body");
+  }
+  const parsed = parseWorkloadSpec(body);
+  if (!parsed.ok) throw new RequestError(`${parsed.field}: ${parsed.message}`, parsed.field);
+  return parsed.spec;
+}
+
+/** Routes for workloads. */
+export function workloadsApi(deps: { store: WorkloadStore; controller: WorkloadController }): Hono {
+  const { store, controller } = deps;
+  const app = new Hono();
+  const view = (name: string) => workloadView(store.get(name)!, store.allocsOf(name));
+  const notFound = (c: Context, name: string) =>
+    c.json({ error: { code: "not_found", message: `no workload ${name}` } }, 404);
+
+  app.post("/", async (c) => {
+    const spec = await specFrom(c);
+    controller.create(spec);
+    return c.json(view(spec.name), 201);
+  });
+  app.get("/", (c) =>
+    c.json({ workloads: store.list().map((w) => workloadView(w, store.allocsOf(w.name))) }),
+  );
+  app.get("/:name", (c) => {
+    const name = c.req.param("name");
+    return store.get(name) ? c.json(view(name)) : notFound(c, name);
+  });
+  app.put("/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!store.get(name)) return notFound(c, name);
+    const spec = await specFrom(c);
+    controller.update(name, spec);
+    return c.json(view(name));
+  });
+  app.delete("/:name", (c) => {
+    const name = c.req.param("name");
+    if (!store.get(name)) return notFound(c, name);
+    controller.remove(name);
+    return c.json({ deleted: name });
+  });
+  app.post("/:name/promote", (c) => {
+    const name = c.req.param("name");
+    if (!store.get(name)) return notFound(c, name);
+    controller.promote(name);
+    return c.json(view(name));
+  });
+  app.post("/:name/rollback", (c) => {
+    const name = c.req.param("name");
+    if (!store.get(name)) return notFound(c, name);
+    controller.rollback(name);
+    return c.json(view(name));
+  });
+  return app;
+}

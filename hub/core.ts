@@ -1,0 +1,81 @@
+// The hub without its sockets: registry, ingest, gateway, workloads and the HTTP app, wired together.
+import type { Database } from "bun:sqlite";
+import type { Logger } from "../shared/log.ts";
+import { MetricsRegistry } from "../shared/metrics.ts";
+import { createApi } from "./api/index.ts";
+import { Gateway } from "./gateway/index.ts";
+import { Ingest } from "./ingest/index.ts";
+import { Registry, type StatusPolicy } from "./registry/index.ts";
+import { WorkloadController, WorkloadStore } from "./workloads/index.ts";
+
+export interface HubCoreOptions {
+  hubId: string;
+  joinToken: string;
+  adminToken: string;
+  heartbeatMs: number;
+  maxFrameBytes: number;
+  statusPolicy: StatusPolicy;
+  log: Logger;
+  /** Period of the rollout controller's tick. */
+  tickMs?: number;
+}
+
+/** Everything a hub does, given a database; the server adds Bun.serve and MQTT, tests feed frames directly. */
+export function createHubCore(db: Database, o: HubCoreOptions) {
+  const metrics = new MetricsRegistry();
+  const registry = new Registry(db, o.statusPolicy);
+  let gateway: Gateway | undefined;
+  const workloads = new WorkloadStore(db);
+  const controller = new WorkloadController({
+    store: workloads,
+    log: o.log.child("workloads"),
+    sendAllocs: (node, body) => gateway?.sendTo(node, "allocs", body) ?? false,
+    ...(o.tickMs ? { tickMs: o.tickMs } : {}),
+  });
+  const ingest = new Ingest(db, {
+    log: o.log.child("ingest"),
+    metrics,
+    acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
+    apply: (node, msg) => {
+      if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
+      else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
+    },
+  });
+  gateway = new Gateway({
+    hubId: o.hubId,
+    registry,
+    ingest,
+    log: o.log.child("gateway"),
+    metrics,
+    joinToken: () => o.joinToken,
+    heartbeatMs: o.heartbeatMs,
+    maxFrameBytes: o.maxFrameBytes,
+    onSession: (node) => controller.onSession(node),
+  });
+  metrics.gauge("novacron_hub_nodes", "Known nodes by status", () => {
+    const by = new Map<string, number>();
+    for (const n of registry.list()) {
+      const status = registry.status(n);
+      by.set(status, (by.get(status) ?? 0) + 1);
+    }
+    return [...by].map(([status, n]) => [{ status }, n]);
+  });
+  const app = createApi({ registry, ingest, metrics, adminToken: () => o.adminToken, workloads, controller });
+  return {
+    metrics,
+    registry,
+    ingest,
+    gateway,
+    workloads,
+    controller,
+    app,
+    /** Stops timers and writes what is pending; the caller closes the database. */
+    close(): void {
+      controller.stop();
+      ingest.flush();
+      registry.flushSeen();
+    },
+  };
+}
+
+export type HubCore = ReturnType<typeof createHubCore>;

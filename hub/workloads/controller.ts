@@ -1,0 +1,285 @@
+// Applies workload changes: allocations per node, desired sets with rising generations, rollouts.
+import { RequestError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { Body } from "../../shared/protocol/index.ts";
+import type { WorkloadSpec } from "../../shared/workload/index.ts";
+import { nextStep } from "./rollout.ts";
+import type { AllocRecord, RolloutState, WorkloadRecord, WorkloadStore } from "./workload-store.ts";
+
+export interface ControllerOptions {
+  store: WorkloadStore;
+  log: Logger;
+  /** Sends a node its desired set; false when it has no session (it gets the set on its next hello). */
+  sendAllocs: (node: string, body: Body<"allocs">) => boolean;
+  now?: () => number;
+  tickMs?: number;
+}
+
+/** The hub's workload controller: every change ends in each touched node getting its whole desired set. */
+export class WorkloadController {
+  readonly #store: WorkloadStore;
+  readonly #log: Logger;
+  readonly #send: ControllerOptions["sendAllocs"];
+  readonly #now: () => number;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(opts: ControllerOptions) {
+    this.#store = opts.store;
+    this.#log = opts.log;
+    this.#send = opts.sendAllocs;
+    this.#now = opts.now ?? Date.now;
+    this.#timer = setInterval(() => this.tick(), opts.tickMs ?? 250);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Creates a workload and its allocations. */
+  create(spec: WorkloadSpec): WorkloadRecord {
+    if (this.#store.get(spec.name))
+      throw new RequestError(`workload ${spec.name} already exists; use PUT to change it`, "name");
+    const touched = new Set<string>();
+    this.#tx(() => {
+      this.#store.insert(spec);
+      for (const node of spec.nodes ?? []) {
+        this.#store.createAlloc(spec.name, node, 1, spec);
+        touched.add(node);
+      }
+    });
+    this.#sync(touched);
+    this.#log.info("workload created", { workload: spec.name, nodes: (spec.nodes ?? []).join(",") });
+    return this.#store.get(spec.name)!;
+  }
+
+  /** Changes a workload: a new version, rolled out by its strategy (jobs and node changes apply at once). */
+  update(name: string, spec: WorkloadSpec): WorkloadRecord {
+    const current = this.#require(name);
+    if (spec.name !== name)
+      throw new RequestError(`name ${spec.name} does not match the workload ${name}`, "name");
+    if (JSON.stringify(current.spec) === JSON.stringify(spec)) return current;
+    const version = current.version + 1;
+    const touched = new Set<string>();
+    const samePlaces = JSON.stringify(current.spec.nodes ?? []) === JSON.stringify(spec.nodes ?? []);
+    this.#tx(() => {
+      if (spec.driver === "job" || !samePlaces) {
+        // Nothing to roll: stop every old copy, start the new ones where they now belong.
+        for (const a of this.#active(name)) {
+          this.#store.setDesired(a.id, "stop");
+          touched.add(a.node);
+        }
+        for (const node of spec.nodes ?? []) {
+          this.#store.createAlloc(name, node, version, spec);
+          touched.add(node);
+        }
+        this.#store.update(name, spec, version, current.spec, { state: "idle" });
+        return;
+      }
+      const state = spec.rollout.strategy === "rolling" ? "rolling" : spec.rollout.strategy;
+      const rollout: RolloutState = { state, from: current.version, to: version, step_started: this.#now() };
+      this.#store.update(name, spec, version, current.spec, rollout);
+    });
+    this.#sync(touched);
+    this.#log.info("workload changed", { workload: name, version, strategy: spec.rollout.strategy });
+    this.tick();
+    return this.#store.get(name)!;
+  }
+
+  /** Deletes a workload; every node stops its copies. */
+  remove(name: string): void {
+    this.#require(name);
+    const touched = new Set<string>();
+    this.#tx(() => {
+      for (const a of this.#active(name)) {
+        this.#store.setDesired(a.id, "stop");
+        touched.add(a.node);
+      }
+      this.#store.delete(name);
+    });
+    this.#sync(touched);
+    this.#log.info("workload deleted", { workload: name });
+  }
+
+  /** Canary: lets the rest of the replicas move to the new version. */
+  promote(name: string): WorkloadRecord {
+    const w = this.#require(name);
+    if (w.rollout.state !== "awaiting-promotion") {
+      throw new RequestError(
+        `workload ${name} has no canary waiting for promotion (rollout is ${w.rollout.state})`,
+        "rollout",
+      );
+    }
+    this.#store.setRollout(name, { ...w.rollout, state: "rolling", step_started: this.#now() });
+    this.tick();
+    return this.#store.get(name)!;
+  }
+
+  /** Returns every replica to the previous version. */
+  rollback(name: string, reason = "rolled back by an operator"): WorkloadRecord {
+    const w = this.#require(name);
+    if (
+      !("to" in w.rollout) ||
+      w.rollout.state === "rolled-back" ||
+      w.rollout.state === "failed" ||
+      !w.previous_spec
+    ) {
+      throw new RequestError(`workload ${name} has no rollout to roll back`, "rollout");
+    }
+    this.#rollback(w, reason);
+    return this.#store.get(name)!;
+  }
+
+  /** An agent's report, applied inside the ingest transaction that stores it. */
+  onAllocStatus(node: string, s: Body<"alloc_status">): void {
+    const a = this.#store.alloc(s.alloc);
+    if (!a || a.node !== node) return;
+    const r: Parameters<WorkloadStore["report"]>[1] = { status: s.status };
+    if (s.message !== undefined) r.message = s.message;
+    if (s.pid !== undefined) r.pid = s.pid;
+    if (s.restarts !== undefined) r.restarts = s.restarts;
+    if (s.healthy !== undefined) r.healthy = s.healthy;
+    this.#store.report(s.alloc, r);
+  }
+
+  /** A job's result, applied inside the ingest transaction that stores it. */
+  onTaskResult(node: string, r: Body<"task_result">): void {
+    const a = this.#store.alloc(r.alloc);
+    if (!a || a.node !== node) return;
+    const result: Parameters<WorkloadStore["result"]>[1] = {
+      exit_code: r.exit_code,
+      duration_ms: r.duration_ms,
+      output_tail: r.output_tail,
+    };
+    if (r.signal !== undefined) result.signal = r.signal;
+    this.#store.result(r.alloc, result);
+    this.#store.report(r.alloc, {
+      status: r.exit_code === 0 ? "complete" : "failed",
+      message: r.exit_code === 0 ? "exited 0" : r.signal ? `killed by ${r.signal}` : `exited ${r.exit_code}`,
+    });
+  }
+
+  /** A node (re)joined: it gets its whole desired set. */
+  onSession(node: string): void {
+    this.#send(node, { generation: this.#store.generation(node), allocs: this.#store.desiredOn(node) });
+  }
+
+  /** Advances every rollout in progress. */
+  tick(): void {
+    const now = this.#now();
+    for (const w of this.#store.list()) {
+      const r = w.rollout;
+      if (!("step_started" in r)) continue;
+      const step = nextStep(r, w.spec, this.#active(w.name), now);
+      switch (step.kind) {
+        case "wait":
+          break;
+        case "await-promotion":
+          if (r.state !== "awaiting-promotion") {
+            this.#store.setRollout(w.name, {
+              ...r,
+              state: "awaiting-promotion",
+              message: "canary healthy; promote or roll back",
+            });
+            this.#log.info("canary healthy, waiting for promotion", { workload: w.name, version: r.to });
+          }
+          break;
+        case "replace":
+        case "start":
+        case "stop": {
+          const touched = new Set<string>();
+          this.#tx(() => {
+            if (step.kind !== "start") {
+              for (const id of step.stop) {
+                const a = this.#store.alloc(id)!;
+                this.#store.setDesired(id, "stop");
+                touched.add(a.node);
+              }
+            }
+            if (step.kind !== "stop") {
+              for (const node of step.startOn) {
+                this.#store.createAlloc(w.name, node, r.to, w.spec);
+                touched.add(node);
+              }
+            }
+            if (step.kind === "stop") this.#store.setRollout(w.name, { state: "idle" });
+            else this.#store.setRollout(w.name, { ...r, step_started: now });
+          });
+          this.#sync(touched);
+          break;
+        }
+        case "done":
+          this.#store.setRollout(w.name, { state: "idle" });
+          this.#log.info("rollout complete", { workload: w.name, version: r.to });
+          break;
+        case "rollback":
+          if (w.spec.rollout.auto_rollback) this.#rollback(w, step.reason);
+          else {
+            this.#store.setRollout(w.name, { state: "failed", from: r.from, to: r.to, message: step.reason });
+            this.#log.warn("rollout failed; auto_rollback is off", { workload: w.name, reason: step.reason });
+          }
+          break;
+        default: {
+          const never: never = step;
+          void never;
+        }
+      }
+    }
+  }
+
+  #rollback(w: WorkloadRecord, reason: string): void {
+    const r = w.rollout as Extract<RolloutState, { to: number }>;
+    const previous = w.previous_spec!;
+    const touched = new Set<string>();
+    this.#tx(() => {
+      const active = this.#active(w.name);
+      for (const a of active.filter((x) => x.version === r.to)) {
+        this.#store.setDesired(a.id, "stop");
+        touched.add(a.node);
+      }
+      const keep = new Set(active.filter((x) => x.version !== r.to).map((x) => x.node));
+      for (const node of previous.nodes ?? []) {
+        if (keep.has(node)) continue;
+        this.#store.createAlloc(w.name, node, r.from, previous);
+        touched.add(node);
+      }
+      this.#store.update(w.name, previous, r.from, null, {
+        state: "rolled-back",
+        from: r.from,
+        to: r.to,
+        message: reason,
+      });
+    });
+    this.#sync(touched);
+    this.#log.warn("rollout rolled back", { workload: w.name, to: r.from, reason });
+  }
+
+  #active(name: string): AllocRecord[] {
+    return this.#store.allocsOf(name).filter((a) => a.desired === "run");
+  }
+
+  #require(name: string): WorkloadRecord {
+    const w = this.#store.get(name);
+    if (!w) throw new RequestError(`no workload ${name}`, "name");
+    return w;
+  }
+
+  #tx(fn: () => void): void {
+    this.#store.db.transaction(fn)();
+  }
+
+  // Every touched node gets its whole desired set under a new generation.
+  #sync(nodes: Set<string>): void {
+    for (const node of nodes) {
+      const allocs = this.#store.desiredOn(node);
+      const generation = this.#store.nextGeneration(node);
+      this.#store.stampGeneration(
+        this.#store
+          .allocsOnNode(node)
+          .filter((a) => a.desired === "run")
+          .map((a) => a.id),
+        generation,
+      );
+      this.#send(node, { generation, allocs });
+    }
+  }
+}

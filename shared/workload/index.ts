@@ -1,0 +1,2 @@
+// Public surface of the workload model.
+export * from "./spec.ts";
