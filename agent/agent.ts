@@ -3,12 +3,14 @@ import type { Server } from "bun";
 import type { ConfigError } from "../shared/errors.ts";
 import type { LogLevel, Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
+import { encodeCbor, type Message, type MessageType } from "../shared/protocol/index.ts";
 import { SOFTWARE_VERSION } from "../shared/version.ts";
 import { type AgentStatus, createLocalApi } from "./api/index.ts";
 import { HostCollector, type Inventory, inventory } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
+import { TaskManager } from "./tasks/index.ts";
 
 /** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
 export interface Module {
@@ -27,6 +29,7 @@ export class Agent {
   #buffer: MetricBuffer | undefined;
   #collector: HostCollector | undefined;
   #hub: HubLink | undefined;
+  #tasks: TaskManager | undefined;
   #server: Server<unknown> | undefined;
   #inventory: Inventory | undefined;
   #started: Module[] = [];
@@ -66,6 +69,26 @@ export class Agent {
           clearInterval(this.#reclaimTimer);
           this.#buffer?.flush(Date.now());
           this.#store?.close();
+        },
+      },
+      {
+        name: "tasks",
+        // Before the link: workloads come back from the local store even with no hub at all.
+        start: async () => {
+          this.#tasks = new TaskManager({
+            db: this.#store!.db,
+            dataDir: this.#config.data,
+            log: this.#log.child("tasks"),
+            events: {
+              onStatus: (e) => this.#report("alloc_status", e),
+              onResult: (e) => this.#report("task_result", e),
+            },
+          });
+          await this.#tasks.start();
+        },
+        stop: async () => {
+          // Supervised processes keep running; the next start re-adopts them.
+          await this.#tasks?.stop();
         },
       },
       this.#collectModule(),
@@ -179,9 +202,53 @@ export class Agent {
       log: this.#log.child("link"),
       heartbeatMs: cfg.heartbeat_interval,
       maxFrameBytes: cfg.max_frame_bytes,
+      onMessage: (msg) => this.#fromHub(msg),
     });
     if (cfg.hub.length === 0) this.#log.info("no hub configured: running standalone");
     this.#hub.link.start();
+  }
+
+  // A must-deliver report: into the outbox (durable), then out when the link can.
+  #report(type: MessageType, body: object): void {
+    const clean = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+    this.#store?.outbox.append(type, encodeCbor(clean), 0, Date.now());
+    this.#hub?.link.notify();
+  }
+
+  // Hub-to-node messages other than acks.
+  #fromHub(msg: Message): void {
+    switch (msg.t) {
+      case "allocs":
+        this.#tasks?.reconcile(msg.b.generation, msg.b.allocs);
+        return;
+      case "command": {
+        const { id, kind, args } = msg.b;
+        if (kind === "logs") {
+          const logs = this.#tasks?.logs(String(args.alloc), Number(args.lines ?? 200));
+          this.#hub?.link.sendLive(
+            "reply",
+            logs === undefined
+              ? { id, ok: false, body: `no allocation ${String(args.alloc)} here` }
+              : { id, ok: true, body: logs },
+          );
+        } else {
+          this.#hub?.link.sendLive("reply", { id, ok: false, body: `unknown command ${kind}` });
+        }
+        return;
+      }
+      case "config":
+        this.#log.info("hub sent a config revision; applying hub config is not supported yet", {
+          rev: msg.b.rev,
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The local API's task list. */
+  tasks(): ReturnType<TaskManager["list"]> {
+    return this.#tasks?.list() ?? [];
   }
 
   #identity(): Identity {
@@ -199,7 +266,11 @@ export class Agent {
   }
 
   async #startApi(): Promise<void> {
-    const app = createLocalApi({ metrics: this.metrics, status: () => this.status() });
+    const app = createLocalApi({
+      metrics: this.metrics,
+      status: () => this.status(),
+      tasks: () => this.tasks(),
+    });
     const { host, port } = this.#config.api;
     this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });
     this.#log.info("local API listening", { url: this.apiUrl });
@@ -234,6 +305,11 @@ export class Agent {
         heartbeat_interval_ms: this.#config.heartbeat_interval,
         buffer_bytes: this.#config.buffer_bytes,
         log_level: this.#config.log_level,
+      },
+      tasks: {
+        count: this.#tasks?.list().length ?? 0,
+        limits_enforced: this.#tasks?.limitsEnforced() ?? false,
+        limits: this.#tasks?.limitsReason() ?? "",
       },
       started_ms: this.#startedAt,
       first_sample_ms: this.#firstSampleAt ?? null,

@@ -60,7 +60,15 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }
     return [...by].map(([status, n]) => [{ status }, n]);
   });
-  const app = createApi({ registry, ingest, metrics, adminToken: () => o.adminToken, workloads, controller });
+  const app = createApi({
+    registry,
+    ingest,
+    metrics,
+    adminToken: () => o.adminToken,
+    workloads,
+    controller,
+    gateway,
+  });
   return {
     metrics,
     registry,

@@ -12,13 +12,18 @@ export interface AgentStatus {
 }
 
 /** Builds the local API app; `status` is read on every request. */
-export function createLocalApi(deps: { metrics: MetricsRegistry; status: () => AgentStatus }): Hono {
+export function createLocalApi(deps: {
+  metrics: MetricsRegistry;
+  status: () => AgentStatus;
+  tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
+}): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", (c) =>
     c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
   app.get("/v1/status", (c) => c.json(deps.status()));
+  app.get("/v1/tasks", (c) => c.json({ tasks: deps.tasks() }));
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
   );

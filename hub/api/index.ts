@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { NovaError, RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { Gateway } from "../gateway/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { requireAdmin } from "./auth.ts";
@@ -15,6 +16,7 @@ export interface ApiDeps {
   metrics: MetricsRegistry;
   adminToken: () => string;
   workloads: WorkloadStore;
+  gateway: Gateway;
   controller: WorkloadController;
 }
 
@@ -55,7 +57,10 @@ export function createApi(deps: ApiDeps): Hono {
   );
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
   app.route("/api/v1/nodes", nodesApi(deps));
-  app.route("/api/v1/workloads", workloadsApi({ store: deps.workloads, controller: deps.controller }));
+  app.route(
+    "/api/v1/workloads",
+    workloadsApi({ store: deps.workloads, controller: deps.controller, gateway: deps.gateway }),
+  );
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
   );

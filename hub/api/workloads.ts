@@ -2,6 +2,7 @@
 import { type Context, Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
+import type { Gateway } from "../gateway/index.ts";
 import type { AllocRecord, WorkloadController, WorkloadRecord, WorkloadStore } from "../workloads/index.ts";
 
 /** The JSON of one allocation, as the API shows it. */
@@ -35,7 +36,7 @@ function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
   return {
     ...w.spec,
     version: w.version,
-    rollout: w.rollout,
+    rollout_status: w.rollout,
     created: w.created,
     updated: w.updated,
     ...(pending ? { pending_reason: pending } : {}),
@@ -56,8 +57,12 @@ async function specFrom(c: Context): Promise<WorkloadSpec> {
 }
 
 /** Routes for workloads. */
-export function workloadsApi(deps: { store: WorkloadStore; controller: WorkloadController }): Hono {
-  const { store, controller } = deps;
+export function workloadsApi(deps: {
+  store: WorkloadStore;
+  controller: WorkloadController;
+  gateway: Gateway;
+}): Hono {
+  const { store, controller, gateway } = deps;
   const app = new Hono();
   const view = (name: string) => workloadView(store.get(name)!, store.allocsOf(name));
   const notFound = (c: Context, name: string) =>
@@ -93,6 +98,31 @@ export function workloadsApi(deps: { store: WorkloadStore; controller: WorkloadC
     if (!store.get(name)) return notFound(c, name);
     controller.promote(name);
     return c.json(view(name));
+  });
+  app.get("/:name/allocs/:id/logs", async (c) => {
+    const alloc = store.alloc(c.req.param("id"));
+    if (!alloc || alloc.workload !== c.req.param("name")) {
+      return c.json(
+        {
+          error: {
+            code: "not_found",
+            message: `no allocation ${c.req.param("id")} of ${c.req.param("name")}`,
+          },
+        },
+        404,
+      );
+    }
+    const lines = Number(c.req.query("lines") ?? 200);
+    if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
+      throw new RequestError("query parameter lines must be an integer from 1 to 10000", "lines");
+    }
+    try {
+      const reply = await gateway.request(alloc.node, "logs", { alloc: alloc.id, lines });
+      if (!reply.ok) return c.json({ error: { code: "not_found", message: String(reply.body) } }, 404);
+      return c.json({ alloc: alloc.id, node: alloc.node, logs: String(reply.body) });
+    } catch (err) {
+      return c.json({ error: { code: "unavailable", message: (err as Error).message } }, 503);
+    }
   });
   app.post("/:name/rollback", (c) => {
     const name = c.req.param("name");

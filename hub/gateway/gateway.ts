@@ -1,4 +1,5 @@
 // Sessions with agents: authenticates hellos, dispatches each message kind, refuses bad frames.
+import { randomUUID } from "node:crypto";
 import { NovaError, ProtocolError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -43,6 +44,7 @@ export class Gateway {
   readonly #now: () => number;
   readonly #sessions = new Map<string, Peer>();
   readonly #lastLogged = new Map<string, number>();
+  readonly #waiting = new Map<string, { node: string; resolve: (r: Body<"reply">) => void }>();
   readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
   readonly #countRejected: (by?: number, labels?: Record<string, string>) => void;
   readonly #countAuth: (by?: number, labels?: Record<string, string>) => void;
@@ -127,6 +129,14 @@ export class Gateway {
       case "allocs":
       case "command":
         throw new NovaError("unknown_type", `${msg.t} is a hub-to-node message; agents may not send it`);
+      case "reply": {
+        const waiter = this.#waiting.get(msg.b.id);
+        if (waiter?.node === node) {
+          this.#waiting.delete(msg.b.id);
+          waiter.resolve(msg.b);
+        }
+        return;
+      }
       case "error":
         this.#logOnce(node, "agent reported an error", { node, error: `${msg.b.code}: ${msg.b.message}` });
         return;
@@ -197,6 +207,37 @@ export class Gateway {
   onPresenceOffline(node: string): void {
     const peer = this.#sessions.get(node);
     if (peer?.via === "mqtt") this.onClosed(peer);
+  }
+
+  /**
+   * Asks a node to do something now and waits for its reply. Rejects when the node has no session
+   * or does not answer within `timeoutMs`.
+   */
+  request(
+    node: string,
+    kind: string,
+    args: Record<string, unknown>,
+    timeoutMs = 5000,
+  ): Promise<Body<"reply">> {
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(id);
+        reject(new NovaError("not_found", `node ${node} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiting.set(id, {
+        node,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+      if (!this.sendTo(node, "command", { id, kind, args })) {
+        clearTimeout(timer);
+        this.#waiting.delete(id);
+        reject(new NovaError("not_found", `node ${node} is not connected`));
+      }
+    });
   }
 
   /** Sends a message to a node's current session; false when it has none. */

@@ -58,7 +58,8 @@ export class WorkloadController {
     if (spec.name !== name)
       throw new RequestError(`name ${spec.name} does not match the workload ${name}`, "name");
     if (JSON.stringify(current.spec) === JSON.stringify(spec)) return current;
-    const version = current.version + 1;
+    // Versions only rise: after a rollback to v1 from v2, the next change is v3, never a second v2.
+    const version = Math.max(current.version, "to" in current.rollout ? current.rollout.to : 0) + 1;
     const touched = new Set<string>();
     const samePlaces = JSON.stringify(current.spec.nodes ?? []) === JSON.stringify(spec.nodes ?? []);
     this.#tx(() => {

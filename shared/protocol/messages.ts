@@ -118,6 +118,9 @@ export const Command = v.object({
   args: v.record(v.string(), v.unknown()),
 });
 
+/** A node's answer to a `command` (live, not stored: the hub waits for it or gives up). */
+export const Reply = v.object({ id: v.string(), ok: v.boolean(), body: v.unknown() });
+
 /** Sent by either side before it closes a session because of bad input or failed auth. */
 export const ErrorMessage = v.object({ code: v.string(), message: v.string(), ref: v.optional(seq) });
 
@@ -135,6 +138,7 @@ export const BODY_SCHEMAS = {
   config: Config,
   allocs: Allocs,
   command: Command,
+  reply: Reply,
   error: ErrorMessage,
 } as const;
 

@@ -116,7 +116,7 @@ const spec = (extra: Record<string, unknown> = {}) => ({
 type WorkloadJson = {
   version: number;
   args: string[];
-  rollout: { state: string; message?: string };
+  rollout_status: { state: string; message?: string };
   allocs: { id: string; node: string; status: string; generation: number; version: number }[];
 };
 
@@ -202,7 +202,7 @@ describe("rollouts", () => {
     h.core.controller.tick();
     expect(versions()).toEqual(["2", "2", "2"]);
     const w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
-    expect(w.body.rollout.state).toBe("idle");
+    expect(w.body.rollout_status.state).toBe("idle");
     expect(w.body.args).toEqual(["7200"]);
   });
 
@@ -224,8 +224,8 @@ describe("rollouts", () => {
     });
     h.core.controller.tick();
     const w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
-    expect(w.body.rollout.state).toBe("rolled-back");
-    expect(w.body.rollout.message).toContain("health check");
+    expect(w.body.rollout_status.state).toBe("rolled-back");
+    expect(w.body.rollout_status.message).toContain("health check");
     expect(w.body.version).toBe(1);
     expect(w.body.args).toEqual(["3600"]);
     for (const n of ["n1", "n2", "n3"]) expect(h.lastAllocs(n)!.allocs.map((a) => a.version)).toEqual([1]);
@@ -249,7 +249,7 @@ describe("rollouts", () => {
     h.allHealthy();
     h.core.controller.tick();
     let w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
-    expect(w.body.rollout.state).toBe("awaiting-promotion");
+    expect(w.body.rollout_status.state).toBe("awaiting-promotion");
     expect(w.body.allocs.map((a) => a.version).sort()).toEqual([1, 1, 2]);
     expect((await h.api("POST", "/api/v1/workloads/web/promote")).status).toBe(200);
     for (let i = 0; i < 4; i++) {
@@ -257,7 +257,7 @@ describe("rollouts", () => {
       h.core.controller.tick();
     }
     w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
-    expect(w.body.rollout.state).toBe("idle");
+    expect(w.body.rollout_status.state).toBe("idle");
     expect(w.body.allocs.map((a) => a.version)).toEqual([2, 2, 2]);
     expect((await h.api("POST", "/api/v1/workloads/web/promote")).status).toBe(400);
   });

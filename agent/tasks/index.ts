@@ -1,0 +1,3 @@
+// Public surface of the agent's workload runner: exec and job tasks, supervised, limited, logged and re-adopted.
+export { TaskManager, type TaskManagerOptions } from "./task-manager.ts";
+export type { TaskEvents, TaskResultEvent, TaskStatusEvent, TaskView } from "./types.ts";

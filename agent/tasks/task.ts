@@ -1,0 +1,491 @@
+// One alloc's lifecycle, common to both drivers: converge what runs onto what is desired, and report every change.
+//
+// Every change of the desired state (reconcile, a rule, an exit, a back-off timer) calls kick(), which
+// queues one converge() on this task's own chain: operations on one alloc never interleave, and a
+// burst of kicks collapses into one pass. State is saved to SQLite before it is reported.
+import { closeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Clock, TimerHandle } from "../../shared/clock.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { AllocSpec } from "../../shared/workload/index.ts";
+import type { Cgroups } from "./cgroup.ts";
+import { LogRing } from "./log-ring.ts";
+import {
+  adoptProcess,
+  allocDirName,
+  describeExit,
+  type ExitInfo,
+  errnoText,
+  killGroupRemains,
+  type ProcessHandle,
+  resolveCommand,
+  StartError,
+  signalGroup,
+  spawnDetached,
+  taskEnv,
+} from "./proc.ts";
+import type { TaskRow, TaskStore } from "./task-store.ts";
+import type { TaskEvents, TaskStatusEvent, TaskView } from "./types.ts";
+
+/** What a task needs from its manager; everything is injected. */
+export interface TaskContext {
+  readonly log: Logger;
+  readonly store: TaskStore;
+  readonly cgroups: Cgroups;
+  readonly events: TaskEvents;
+  readonly dataDir: string;
+  readonly bootId: string;
+  readonly adoptPollMs: number;
+  readonly logMaxBytes: number;
+  readonly agentEnv: Record<string, string | undefined>;
+  /** Aborted by TaskManager.stop(): from then on a task neither acts nor writes. */
+  readonly signal: AbortSignal;
+  readonly clock: Clock;
+  /** Tasks with a priority below this start paused (a pause rule is active). */
+  pauseThreshold(): number;
+  forget(task: Task): void;
+}
+
+const UNKNOWN_EXIT: ExitInfo = { code: null, signal: null, known: false };
+/** After SIGKILL, how long to wait for the exit before treating the process as gone anyway. */
+const KILL_WAIT_MS = 5000;
+
+export abstract class Task {
+  protected readonly ctx: TaskContext;
+  protected row: TaskRow;
+  readonly ring: LogRing;
+  /** The alloc's directory and cgroup name. */
+  readonly dirName: string;
+  protected proc: ProcessHandle | undefined;
+  protected healthy: boolean | null = null;
+  /** Set by a failing health check: converge() restarts the process with back-off. */
+  protected restartRequested = false;
+  /** Message for the next launch's status (why it runs again). */
+  protected launchNote: string | null = null;
+  #stopping: ProcessHandle | undefined;
+  #retryTimer: TimerHandle | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #queued = false;
+  #detached = false;
+  #lastReported = "";
+
+  constructor(ctx: TaskContext, row: TaskRow) {
+    this.ctx = ctx;
+    this.row = row;
+    this.dirName = allocDirName(row.alloc);
+    this.ring = new LogRing(join(ctx.dataDir, "tasks", this.dirName), ctx.logMaxBytes);
+  }
+
+  /** The stored state (read-only for the manager). */
+  get state(): Readonly<TaskRow> {
+    return this.row;
+  }
+
+  get alloc(): string {
+    return this.row.alloc;
+  }
+
+  get priority(): number {
+    return this.row.spec.spec.priority;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  view(): TaskView {
+    return {
+      alloc: this.row.alloc,
+      workload: this.row.spec.workload,
+      // While a replacement is under way, the process that runs is still the old version.
+      version: this.proc && this.row.runVersion !== null ? this.row.runVersion : this.row.spec.version,
+      status: this.row.status,
+      pid: this.proc?.pid ?? null,
+      restarts: this.row.restarts,
+      healthy: this.healthy,
+      priority: this.priority,
+      paused: this.row.paused,
+    };
+  }
+
+  // ---- driver hooks -------------------------------------------------------------------------
+
+  /** The process ended on its own (`what` says how, for the status message). */
+  protected abstract onExit(exit: ExitInfo, what: string): void;
+  /** The process could not be started. */
+  protected abstract onStartError(err: StartError): void;
+  /** Delay before the next start, advancing the back-off. */
+  protected abstract retryDelay(): number;
+  /** The final status when the alloc leaves the desired set, or undefined for none. */
+  protected abstract removedStatus(): Partial<TaskRow> | undefined;
+  /** A local rule stopped the process (exit undefined if it was not running). */
+  protected abstract onRuleStop(exit: ExitInfo | undefined): void;
+  /** A process runs (launched, adopted or resumed): start health checks. */
+  protected onRunning(): void {}
+  /** The process is gone or paused: stop health checks. */
+  protected onStopped(): void {}
+  protected beforeLaunch(): void {}
+  /** The recorded process is gone after an agent restart (or was never ours: a recycled pid). */
+  protected onLostWhileDown(): void {
+    this.onExit(UNKNOWN_EXIT, "not running after the agent restarted; exit status unknown");
+  }
+  /** A new version was assigned. */
+  protected onNewVersion(): void {}
+
+  // ---- desired state (called by the manager) ------------------------------------------------
+
+  /** Puts this alloc in the desired set (inside the manager's transaction: saves, does not act). */
+  assign(spec: AllocSpec, generation: number): void {
+    this.row.generation = generation;
+    if (spec.version !== this.row.spec.version) {
+      Object.assign(this.row, {
+        spec,
+        restarts: 0,
+        startedMs: null,
+        wantRun: true,
+        finished: false,
+        result: null,
+        reported: false,
+      });
+      this.#cancelRetry();
+      this.onNewVersion();
+    } else if (!this.row.desired) {
+      this.row.wantRun = !this.row.finished;
+    }
+    this.row.desired = true;
+    this.ctx.store.save(this.row);
+  }
+
+  /** Takes this alloc out of the desired set (inside the manager's transaction). */
+  unassign(generation: number): void {
+    if (!this.row.desired) return;
+    this.row.desired = false;
+    this.row.generation = generation;
+    this.ctx.store.save(this.row);
+  }
+
+  /** Reports the current state (a newly assigned alloc: pending). */
+  announce(): void {
+    this.#report();
+  }
+
+  /** After an agent restart: adopts the recorded process if `alive`, else handles its loss. */
+  recover(alive: boolean): void {
+    const { pid, pidStart } = this.row;
+    if (pid !== null && pidStart !== null && alive) {
+      this.#watch(adoptProcess(pid, pidStart, this.ctx.adoptPollMs, this.ctx.clock));
+      this.update({ status: "running", message: `re-adopted after an agent restart (pid ${pid})` });
+      if (!this.row.paused) this.onRunning();
+    } else if (pid !== null) {
+      if (this.row.bootId === this.ctx.bootId) killGroupRemains(pid);
+      this.row.pid = null;
+      this.row.paused = false;
+      this.onLostWhileDown();
+    }
+    this.kick();
+  }
+
+  /** SIGSTOP to the group; false if not running or already paused. */
+  pause(): boolean {
+    if (!this.proc || this.row.paused) return false;
+    signalGroup(this.proc.pid, "SIGSTOP");
+    this.onStopped();
+    this.update({ paused: true, message: "paused by a local rule" });
+    return true;
+  }
+
+  /** SIGCONT to the group; false if not paused. */
+  resume(): boolean {
+    if (!this.row.paused) return false;
+    if (this.proc) signalGroup(this.proc.pid, "SIGCONT");
+    this.update({ paused: false, message: null });
+    if (this.proc) this.onRunning();
+    return true;
+  }
+
+  /** Stops the task until release() (a local rule); false if there is nothing to stop. */
+  hold(): boolean {
+    if (this.row.held || !this.row.desired || (!this.proc && !this.row.wantRun)) return false;
+    this.row.held = true;
+    if (this.proc) this.ctx.store.save(this.row);
+    else this.update({ status: "pending", message: "held by a local rule" });
+    this.#cancelRetry();
+    this.kick();
+    return true;
+  }
+
+  release(): boolean {
+    if (!this.row.held) return false;
+    this.row.held = false;
+    this.ctx.store.save(this.row);
+    this.kick();
+    return true;
+  }
+
+  /** Agent shutdown: stops timers and watching; the process keeps running. */
+  detach(): void {
+    this.#detached = true;
+    this.#cancelRetry();
+    this.onStopped();
+    this.proc?.detach();
+    this.#stopping?.detach();
+  }
+
+  // ---- converging ---------------------------------------------------------------------------
+
+  /** Queues one converge() pass (collapsing with one already queued). */
+  kick(): void {
+    if (this.#queued || this.#detached) return;
+    this.#queued = true;
+    this.#chain = this.#chain.then(async () => {
+      this.#queued = false;
+      if (this.#gone) return;
+      try {
+        await this.#converge();
+      } catch (err) {
+        this.ctx.log.error("task operation failed", { alloc: this.alloc, error: err as Error });
+      }
+    });
+  }
+
+  get #gone(): boolean {
+    return this.ctx.signal.aborted || this.#detached;
+  }
+
+  async #converge(): Promise<void> {
+    if (!this.row.desired) {
+      if (this.proc) await this.terminate();
+      if (this.#gone) return;
+      if (this.row.desired) return this.kick(); // assigned again while it stopped
+      const final = this.removedStatus();
+      if (final) this.update({ ...final, pid: null });
+      this.ctx.store.delete(this.alloc);
+      this.ring.remove();
+      this.ctx.cgroups.remove(this.dirName);
+      this.ctx.forget(this);
+      this.#detached = true;
+      return;
+    }
+    if (this.row.held) {
+      if (this.proc) {
+        const exit = await this.terminate();
+        if (!this.#gone) this.onRuleStop(exit);
+      }
+      return;
+    }
+    if (this.proc && this.row.runVersion !== this.row.spec.version) {
+      await this.terminate();
+      if (this.#gone) return;
+      this.launchNote = `replaced by version ${this.row.spec.version}`;
+    } else if (this.proc && this.restartRequested) {
+      this.restartRequested = false;
+      await this.terminate();
+      if (this.#gone) return;
+      const delay = this.retryDelay();
+      this.#scheduleRetry(delay);
+      this.update({ status: "failed", message: `stopped: unhealthy; restarting in ${delay} ms` });
+      return;
+    }
+    if (!this.proc && this.row.wantRun && !this.#retryTimer) this.#launch();
+  }
+
+  #launch(): void {
+    const spec = this.row.spec.spec;
+    if (this.row.startedMs !== null) this.row.restarts++;
+    this.row.startedMs = this.ctx.clock.now();
+    this.restartRequested = false;
+    let handle: ProcessHandle;
+    try {
+      this.beforeLaunch();
+      const env = this.taskEnv();
+      const cwd = this.taskCwd();
+      const fd = this.ring.openForWriter();
+      try {
+        handle = this.#spawn([resolveCommand(spec.command, env, cwd), ...spec.args], env, cwd, fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      this.ctx.store.save(this.row);
+      this.ctx.log.warn("task cannot start", { alloc: this.alloc, error: err as Error });
+      this.onStartError(err instanceof StartError ? err : new StartError(spec.command, errnoText(err)));
+      return;
+    }
+    this.healthy = null;
+    this.#watch(handle);
+    this.update({
+      status: "running",
+      message: this.launchNote,
+      pid: handle.pid,
+      pidStart: handle.startTime,
+      bootId: this.ctx.bootId,
+      runVersion: this.row.spec.version,
+      paused: false,
+    });
+    this.launchNote = null;
+    this.ctx.log.info("task started", { alloc: this.alloc, pid: handle.pid, restarts: this.row.restarts });
+    if (this.priority < this.ctx.pauseThreshold()) this.pause();
+    else this.onRunning();
+  }
+
+  /** Spawns inside the alloc's cgroup when limits are on; a cgroup problem never stops the task. */
+  #spawn(argv: string[], env: Record<string, string>, cwd: string, fd: number): ProcessHandle {
+    const opts = { argv, env, cwd, outputFd: fd };
+    const cgroup = this.ctx.cgroups.prepare(this.dirName, this.row.spec.spec.resources);
+    if (!cgroup) return spawnDetached(opts);
+    if (this.ctx.cgroups.bornInside) {
+      try {
+        return spawnDetached({ ...opts, cgroup });
+      } catch (err) {
+        const handle = spawnDetached(opts); // throws if the command, not the cgroup, was the problem
+        this.ctx.cgroups.cloneIntoFailed(cgroup, err);
+        this.ctx.cgroups.attach(cgroup, handle.pid);
+        return handle;
+      }
+    }
+    const handle = spawnDetached(opts);
+    this.ctx.cgroups.attach(cgroup, handle.pid);
+    return handle;
+  }
+
+  #watch(handle: ProcessHandle): void {
+    this.proc = handle;
+    handle.exited.then(
+      (exit) => {
+        if (this.#gone || handle === this.#stopping || handle !== this.proc) return;
+        this.proc = undefined;
+        this.healthy = null;
+        this.onStopped();
+        killGroupRemains(handle.pid); // what the leader left behind in its group
+        this.#rotateLog();
+        this.row.paused = false;
+        this.row.pid = null;
+        this.ctx.log.info("task exited", { alloc: this.alloc, how: describeExit(exit) });
+        this.onExit(exit, describeExit(exit));
+      },
+      (err) => this.ctx.log.error("task exit watch failed", { alloc: this.alloc, error: err as Error }),
+    );
+  }
+
+  /** SIGTERM to the group, SIGKILL after stop_timeout_ms; resolves with the exit (unknown if adopted). */
+  protected async terminate(): Promise<ExitInfo | undefined> {
+    this.#cancelRetry();
+    this.onStopped();
+    const handle = this.proc;
+    if (!handle) return undefined;
+    this.#stopping = handle;
+    signalGroup(handle.pid, "SIGTERM");
+    // A stopped process acts on SIGTERM only once continued.
+    if (this.row.paused) signalGroup(handle.pid, "SIGCONT");
+    let exit = await this.#waitExit(handle, this.row.spec.spec.stop_timeout_ms);
+    if (!exit && !this.#gone) {
+      this.ctx.log.info("task ignored SIGTERM; sending SIGKILL", { alloc: this.alloc, pid: handle.pid });
+      signalGroup(handle.pid, "SIGKILL");
+      exit = await this.#waitExit(handle, KILL_WAIT_MS + 2 * this.ctx.adoptPollMs);
+    }
+    if (this.#gone) return exit;
+    // The leader is the task: once it has exited, what it left in its group goes with it.
+    killGroupRemains(handle.pid);
+    this.#rotateLog();
+    this.#stopping = undefined;
+    if (this.proc === handle) this.proc = undefined;
+    this.healthy = null;
+    Object.assign(this.row, { pid: null, pidStart: null, paused: false });
+    this.ctx.store.save(this.row);
+    return exit ?? UNKNOWN_EXIT;
+  }
+
+  #waitExit(handle: ProcessHandle, ms: number): Promise<ExitInfo | undefined> {
+    return new Promise((done) => {
+      const timer = this.ctx.clock.setTimeout(() => finish(undefined), ms);
+      const onAbort = () => finish(undefined);
+      const finish = (e: ExitInfo | undefined) => {
+        this.ctx.clock.clearTimeout(timer);
+        this.ctx.signal.removeEventListener("abort", onAbort);
+        done(e);
+      };
+      this.ctx.signal.addEventListener("abort", onAbort);
+      handle.exited.then(finish, () => finish(undefined));
+    });
+  }
+
+  /** A last rotation when the process is gone (the manager rotates only running tasks' logs). */
+  #rotateLog(): void {
+    try {
+      this.ring.rotateIfNeeded();
+    } catch (err) {
+      this.ctx.log.warn("task log rotation failed", { alloc: this.alloc, error: err as Error });
+    }
+  }
+
+  protected scheduleRetry(ms: number): void {
+    this.#scheduleRetry(ms);
+  }
+
+  #scheduleRetry(ms: number): void {
+    this.#cancelRetry();
+    this.#retryTimer = this.ctx.clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.kick();
+    }, ms);
+  }
+
+  #cancelRetry(): void {
+    this.ctx.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  // ---- state and reports --------------------------------------------------------------------
+
+  protected taskEnv(): Record<string, string> {
+    return taskEnv(this.ctx.agentEnv, {
+      NOVACRON_ALLOC: this.alloc,
+      NOVACRON_WORKLOAD: this.row.spec.workload,
+      NOVACRON_TASK_DIR: this.ring.dir,
+      ...this.row.spec.spec.env,
+    });
+  }
+
+  /** The spec's cwd (a relative one from the alloc's directory), else the alloc's own directory. */
+  protected taskCwd(): string {
+    const { cwd } = this.row.spec.spec;
+    return cwd ? resolve(this.ring.dir, cwd) : this.ring.dir;
+  }
+
+  /** Saves the row without reporting. */
+  protected save(patch: Partial<TaskRow> = {}): void {
+    if (this.#gone) return;
+    Object.assign(this.row, patch);
+    this.ctx.store.save(this.row);
+  }
+
+  /** Saves, then reports the change if the hub would see one (not one report per probe). */
+  protected update(patch: Partial<TaskRow>): void {
+    if (this.#gone) return;
+    this.save(patch);
+    this.#report();
+  }
+
+  #report(): void {
+    const r = this.row;
+    const e: TaskStatusEvent = {
+      alloc: r.alloc,
+      workload: r.spec.workload,
+      version: r.spec.version,
+      status: r.status,
+      generation: r.generation,
+      restarts: r.restarts,
+      ...(r.message ? { message: r.message } : {}),
+      ...(this.proc ? { pid: this.proc.pid } : {}),
+      ...(this.healthy !== null ? { healthy: this.healthy } : {}),
+    };
+    const key = JSON.stringify({ ...e, generation: 0 });
+    if (key === this.#lastReported) return;
+    this.#lastReported = key;
+    try {
+      this.ctx.events.onStatus(e);
+    } catch (err) {
+      this.ctx.log.error("task status report failed", { alloc: r.alloc, error: err as Error });
+    }
+  }
+}
