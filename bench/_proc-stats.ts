@@ -39,6 +39,13 @@ export function cpuTicksOf(pid: number): number | undefined {
   return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
 }
 
+/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); tells a recycled pid apart. */
+export function startTimeOf(pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+}
+
 /** Live descendants of `pid`, found through /proc/<pid>/task/<tid>/children, depth-first and bounded. */
 export function descendantsOf(pid: number, limit = 256): number[] {
   const out: number[] = [];

@@ -1,13 +1,14 @@
 // Footprint benchmark: our agent (bun run, compiled, over WS and MQTT) and collectd side by side, one run.
 //
 //   bun bench/footprint.ts [--duration 300] [--out bench/out/footprint.json] [--no-mqtt-agent]
+//                          [--extra-env K=V[,K=V]]...
 //
 // Builds the compiled agent, starts a private Mosquitto and a real hub, three agents and collectd
-// (Interval 1, publishing to the same broker), then samples every process tree once a second:
+// (Interval 1, publishing to the same broker), plus one more compiled WebSocket agent per --extra-env
+// (runtime settings such as BUN_JSC_useDFGJIT=false, compared in the same run), then samples every process tree once a second:
 // RSS from VmRSS, CPU from utime+stime(+cutime+cstime) of the root and all live descendants.
 // Prints the machine, a table and the ratios ours/collectd (DESIGN.md section 10); writes JSON.
-import { mkdirSync, statSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release } from "node:os";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
@@ -15,10 +16,12 @@ import { startMosquitto } from "../test/support/mosquitto.ts";
 import { freePort } from "../test/support/ports.ts";
 import { Proc, startHub, tempDir } from "../test/support/processes.ts";
 import { waitFor } from "../test/support/wait.ts";
-import { CLK_TCK, descendantsOf, median, mib, sampleTree, type TreeSample } from "./_proc-stats.ts";
+import { COLLECTD, collectdConfig } from "./_collectd.ts";
+import { type Binary, renderFootprint, type Subject, summarise } from "./_footprint-report.ts";
+import { machineInfo } from "./_machine.ts";
+import { CLK_TCK, descendantsOf, sampleTree, startTimeOf } from "./_proc-stats.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const COLLECTD = "/usr/sbin/collectd";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),
@@ -26,6 +29,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "300" },
     out: { type: "string", default: "bench/out/footprint.json" },
     "no-mqtt-agent": { type: "boolean", default: false },
+    "extra-env": { type: "string", multiple: true, default: [] },
   },
 });
 const durationS = Number(opts.duration);
@@ -37,36 +41,25 @@ const outPath = resolve(ROOT, opts.out);
 const binDir = join(ROOT, "bench/out");
 const log = (msg: string) => console.error(`[footprint ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-/** A measured process: how it was started and what the sampler saw. */
-interface Subject {
-  name: string;
-  kind: "agent" | "collectd" | "infra";
-  proc: Proc;
-  spawnedMs: number;
-  samples: TreeSample[];
-  childPids: Set<number>;
-  startup?: { internalMs?: number; spawnToFirstSampleMs?: number; how: string };
-  extra?: Record<string, unknown>;
-}
-
 // ---- machine and build -------------------------------------------------------------------------
 
 function machine() {
-  const cpuinfo = Bun.file("/proc/cpuinfo");
-  return cpuinfo.text().then((text) => ({
-    nproc: availableParallelism(),
-    cpu_model: /^model name\s*:\s*(.*)$/m.exec(text)?.[1] ?? cpus()[0]?.model ?? "unknown",
-    kernel: release(),
-    date: new Date().toISOString(),
-    bun: Bun.version,
-    collectd: firstLine([COLLECTD, "-h"], /collectd \S+/),
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT, stdout: "pipe" });
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"], {
+    cwd: ROOT,
+    stdout: "pipe",
+  });
+  return {
+    ...machineInfo(),
+    collectd: firstLine([COLLECTD, "-h"], /collectd \d[\w.]*/),
     mosquitto: firstLine(["mosquitto", "-h"], /mosquitto version \S+/),
-    command: `bun ${process.argv
-      .slice(1)
-      .map((a) => a.replace(`${ROOT}/`, ""))
-      .join(" ")}`,
+    git: `${head.stdout.toString().trim()}${dirty.stdout.toString().trim() ? " + uncommitted changes" : ""}`,
     clk_tck: CLK_TCK,
-  }));
+  };
+}
+
+function loadavg(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 }
 
 function firstLine(cmd: string[], re: RegExp): string {
@@ -79,10 +72,7 @@ function firstLine(cmd: string[], re: RegExp): string {
 }
 
 /** Builds the agent binary; returns its size, or the error when the build failed. */
-function build(
-  outfile: string,
-  target?: string,
-): { path: string; bytes?: number; gzip_bytes?: number; error?: string } {
+function build(outfile: string, target?: string): Binary {
   const cmd = [process.execPath, "build", "--compile", "--minify", "agent/main.ts", "--outfile", outfile];
   if (target) cmd.splice(4, 0, `--target=${target}`);
   const r = Bun.spawnSync(cmd, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
@@ -91,47 +81,6 @@ function build(
   // A rough stand-in for the shipped archive (DESIGN.md section 10: archive < 50 MB).
   const gzip_bytes = Bun.gzipSync(new Uint8Array(Bun.mmap(outfile)), { level: 9 }).byteLength;
   return { path: outfile, bytes, gzip_bytes };
-}
-
-// ---- collectd ----------------------------------------------------------------------------------
-
-function collectdConfig(dir: string, brokerPort: number): string {
-  return `# Generated by bench/footprint.ts
-Hostname "novacron-bench"
-FQDNLookup false
-BaseDir "${dir}"
-PIDFile "${dir}/collectd.pid"
-PluginDir "/usr/lib/collectd"
-TypesDB "/usr/share/collectd/types.db"
-Interval 1
-ReadThreads 1
-WriteThreads 1
-
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File STDERR
-  Timestamp true
-</Plugin>
-
-LoadPlugin cpu
-LoadPlugin memory
-LoadPlugin df
-LoadPlugin interface
-LoadPlugin load
-LoadPlugin mqtt
-
-<Plugin mqtt>
-  <Publish "bench">
-    Host "127.0.0.1"
-    Port "${brokerPort}"
-    ClientId "collectd-bench"
-    Prefix "collectd"
-    QoS 0
-    StoreRates true
-  </Publish>
-</Plugin>
-`;
 }
 
 // ---- the run -----------------------------------------------------------------------------------
@@ -144,7 +93,10 @@ let stopBroker: (() => Promise<void>) | undefined;
 /** Stops everything this run started: SIGTERM, then SIGKILL after 5 s, then any leftover descendants. */
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    const pids = owned.flatMap((p) => (p.pid && p.running ? [p.pid, ...descendantsOf(p.pid)] : []));
+    // Descendants are remembered with their start time, so that a recycled pid is never signalled.
+    const pids = owned
+      .flatMap((p) => (p.pid && p.running ? [p.pid, ...descendantsOf(p.pid)] : []))
+      .map((pid) => ({ pid, start: startTimeOf(pid) }));
     await Promise.all(
       owned.map(async (p) => {
         if (!p.running) return;
@@ -153,10 +105,9 @@ function cleanup(): Promise<void> {
         clearTimeout(timer);
       }),
     );
-    for (const pid of pids) {
+    for (const { pid, start } of pids) {
       try {
-        process.kill(pid, 0);
-        process.kill(pid, "SIGKILL");
+        if (start !== undefined && startTimeOf(pid) === start) process.kill(pid, "SIGKILL");
       } catch {}
     }
     await stopBroker?.();
@@ -199,12 +150,19 @@ async function agentStatus(apiUrl: string): Promise<StatusJson> {
   return (await res.json()) as StatusJson;
 }
 
-async function startAgentSubject(name: string, cmd: string[], hub: string, joinToken: string, data: string) {
+async function startAgentSubject(
+  name: string,
+  cmd: string[],
+  hub: string,
+  joinToken: string,
+  data: string,
+  env: Record<string, string> = {},
+) {
   const apiUrl = `http://127.0.0.1:${freePort()}`;
   const nodeId = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/-+$/, "");
   const args = ["run", "--data", data, "--hub", hub, "--join-token", joinToken, "--node-id", nodeId];
   args.push("--api", apiUrl.slice("http://".length), "--sample-interval", "1s");
-  const s = spawn(name, "agent", [...cmd, ...args]);
+  const s = spawn(name, "agent", [...cmd, ...args], env);
   await s.proc.waitForLine(/local API listening/, 30_000);
   const st = await waitFor(
     async () => {
@@ -225,7 +183,8 @@ async function startAgentSubject(name: string, cmd: string[], hub: string, joinT
 }
 
 async function main() {
-  const info = await machine();
+  if (!existsSync(COLLECTD)) throw new Error(`${COLLECTD} is missing: apt-get install -y collectd-core`);
+  const info = machine();
   log(`building the agent binary into ${binDir}`);
   mkdirSync(binDir, { recursive: true });
   const x64 = build(join(binDir, "novacron-agent"));
@@ -260,6 +219,19 @@ async function main() {
     await startAgentSubject("agent compiled ws", [bin], hub.wsUrl, hub.joinToken, join(dir.path, "b"));
     if (!opts["no-mqtt-agent"]) {
       await startAgentSubject("agent compiled mqtt", [bin], broker.url, hub.joinToken, join(dir.path, "c"));
+    }
+    for (const [i, spec] of (opts["extra-env"] ?? []).entries()) {
+      const env = Object.fromEntries(
+        spec.split(",").map((kv) => [kv.split("=")[0]!, kv.slice(kv.indexOf("=") + 1)]),
+      );
+      await startAgentSubject(
+        `agent compiled ws ${spec}`,
+        [bin],
+        hub.wsUrl,
+        hub.joinToken,
+        join(dir.path, `x${i}`),
+        env,
+      );
     }
 
     // Subscribe before collectd starts, so its first message gives its start-up time.
@@ -297,6 +269,8 @@ async function main() {
       // ---- sampling window ----
       log(`sampling ${subjects.length} process trees every second for ${durationS} s`);
       const msgsAtStart = collectdMsgs;
+      // The machine is shared: the load average before and after tells a reader how quiet it was.
+      const loadBefore = loadavg();
       const t0 = performance.now();
       const ticks = Math.round(durationS);
       for (let i = 0; i <= ticks; i++) {
@@ -309,12 +283,16 @@ async function main() {
           for (const k of descendantsOf(s.proc.pid)) s.childPids.add(k);
         }
         const dead = subjects.filter((s) => !s.proc.running);
-        if (dead.length > 0) throw new Error(`${dead.map((s) => s.name).join(", ")} exited during the run`);
+        if (dead.length > 0) {
+          const logs = dead.map((s) => `--- ${s.name} (last lines):\n${s.proc.lines.slice(-15).join("\n")}`);
+          throw new Error(`${dead.map((s) => s.name).join(", ")} exited during the run\n${logs.join("\n")}`);
+        }
         if (i > 0 && i % 60 === 0) log(`${i} s`);
         const next = t0 + (i + 1) * 1000;
         await Bun.sleep(Math.max(0, next - performance.now()));
       }
       const windowS = (performance.now() - t0) / 1000;
+      const load = `loadavg ${loadBefore} at start, ${loadavg()} at end`;
       const collectdRate = (collectdMsgs - msgsAtStart) / windowS;
 
       // What each agent did in the window, as a check that it really was working.
@@ -336,157 +314,27 @@ async function main() {
         mqtt_topics: topics.size,
         example_topics: [...topics].slice(0, 5),
       };
-      report(info, { x64, arm64 }, windowS);
+      const rows = subjects.map(summarise);
+      const window = `${windowS.toFixed(1)} s, one sample per second per process tree; 1 s sampling everywhere; ${load}`;
+      const printed = renderFootprint(info, { x64, arm64 }, rows, window);
+      console.log(printed.join("\n"));
+      mkdirSync(dirname(outPath), { recursive: true });
+      const json = {
+        ...info,
+        window_s: windowS,
+        loadavg: load,
+        binaries: { x64, arm64 },
+        processes: rows,
+        printed,
+      };
+      writeFileSync(outPath, `${JSON.stringify(json, null, 2)}\n`);
+      console.log(`\nwrote ${outPath}`);
     } finally {
       await sub.endAsync(true).catch(() => {});
     }
   } finally {
     await cleanup();
   }
-}
-
-// ---- report ------------------------------------------------------------------------------------
-
-interface Row {
-  name: string;
-  kind: string;
-  pid: number | undefined;
-  samples: number;
-  rss_median_mib: number;
-  rss_max_mib: number;
-  rss_first_min_median_mib: number;
-  rss_last_min_median_mib: number;
-  anon_median_mib: number;
-  file_median_mib: number;
-  children_rss_max_mib: number;
-  cpu_pct_one_core: number;
-  child_pids_seen: number;
-  startup_internal_ms: number | null;
-  spawn_to_first_sample_ms: number | null;
-  startup_how: string | null;
-  extra: Record<string, unknown>;
-}
-
-function summarise(s: Subject): Row {
-  const xs = s.samples;
-  const first = xs[0];
-  const last = xs[xs.length - 1];
-  const spanS = first && last ? (last.t - first.t) / 1000 : 0;
-  const cpu = first && last && spanS > 0 ? ((last.ticks - first.ticks) / CLK_TCK / spanS) * 100 : Number.NaN;
-  const inFirstMin = xs.filter((x) => x.t - first!.t < 60_000).map((x) => x.rss);
-  const inLastMin = xs.filter((x) => last!.t - x.t < 60_000).map((x) => x.rss);
-  return {
-    name: s.name,
-    kind: s.kind,
-    pid: s.proc.pid,
-    samples: xs.length,
-    rss_median_mib: mib(median(xs.map((x) => x.rss))),
-    rss_max_mib: mib(Math.max(...xs.map((x) => x.rss))),
-    rss_first_min_median_mib: mib(median(inFirstMin)),
-    rss_last_min_median_mib: mib(median(inLastMin)),
-    anon_median_mib: mib(median(xs.map((x) => x.anon))),
-    file_median_mib: mib(median(xs.map((x) => x.file))),
-    children_rss_max_mib: mib(Math.max(0, ...xs.map((x) => x.childRss))),
-    cpu_pct_one_core: cpu,
-    child_pids_seen: s.childPids.size,
-    startup_internal_ms: s.startup?.internalMs ?? null,
-    spawn_to_first_sample_ms: s.startup?.spawnToFirstSampleMs ?? null,
-    startup_how: s.startup?.how ?? null,
-    extra: s.extra ?? {},
-  };
-}
-
-const f = (n: number | null, d = 1) => (n === null || Number.isNaN(n) ? "-" : n.toFixed(d));
-
-function report(
-  info: Awaited<ReturnType<typeof machine>>,
-  binaries: Record<string, ReturnType<typeof build>>,
-  windowS: number,
-) {
-  const rows = subjects.map(summarise);
-  const cd = rows.find((r) => r.kind === "collectd")!;
-  const out: string[] = [];
-  out.push(`machine: ${info.nproc} CPUs, ${info.cpu_model}, Linux ${info.kernel}`);
-  out.push(`date: ${info.date}   bun ${info.bun}   ${info.collectd}   ${info.mosquitto}`);
-  out.push(`command: ${info.command}`);
-  out.push(
-    `window: ${windowS.toFixed(1)} s, one sample per second per process tree; 1 s sampling everywhere`,
-  );
-  out.push("");
-  for (const [k, b] of Object.entries(binaries)) {
-    out.push(
-      b.error
-        ? `binary ${k}: build failed: ${b.error.split("\n")[0]}`
-        : `binary ${k}: ${b.bytes} bytes = ${((b.bytes ?? 0) / 1e6).toFixed(1)} MB (${mib(b.bytes ?? 0).toFixed(1)} MiB); gzip -9 ${((b.gzip_bytes ?? 0) / 1e6).toFixed(1)} MB`,
-    );
-  }
-  out.push("");
-  const head = [
-    "process",
-    "RSS med",
-    "RSS max",
-    "1st min",
-    "last min",
-    "anon",
-    "file",
-    "CPU %",
-    "kids",
-    "start→1st",
-    "spawn→1st",
-  ];
-  const table = rows.map((r) => [
-    r.name,
-    f(r.rss_median_mib),
-    f(r.rss_max_mib),
-    f(r.rss_first_min_median_mib),
-    f(r.rss_last_min_median_mib),
-    f(r.anon_median_mib),
-    f(r.file_median_mib),
-    f(r.cpu_pct_one_core, 3),
-    String(r.child_pids_seen),
-    r.startup_internal_ms === null ? "-" : `${r.startup_internal_ms} ms`,
-    r.spawn_to_first_sample_ms === null ? "-" : `${r.spawn_to_first_sample_ms} ms`,
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  out.push(line(head));
-  out.push(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const t of table) out.push(line(t));
-  out.push(
-    "RSS in MiB (VmRSS; anon = RssAnon, file = RssFile+RssShmem; 1st/last min = medians of the first and",
-  );
-  out.push(
-    "last 60 s). CPU % of one core over the window, live descendants and waited-for children included.",
-  );
-  out.push(
-    "kids = distinct child pids seen by the 1 s sampler. start→1st = first_sample_ms - started_ms from",
-  );
-  out.push("/v1/status; spawn→1st = first sample (collectd: first MQTT message) minus spawn time.");
-  out.push("");
-  out.push("ratios ours / collectd:");
-  for (const r of rows.filter((x) => x.kind === "agent")) {
-    out.push(
-      `  ${r.name.padEnd(20)} RSS ${(r.rss_median_mib / cd.rss_median_mib).toFixed(1)}x   CPU ${(r.cpu_pct_one_core / cd.cpu_pct_one_core).toFixed(1)}x`,
-    );
-  }
-  out.push("");
-  out.push(
-    `collectd published ${cd.extra.mqtt_messages} MQTT messages (${cd.extra.mqtt_messages_per_s}/s, ${cd.extra.mqtt_topics} topics)`,
-  );
-  for (const r of rows.filter((x) => x.kind === "agent")) {
-    const e = r.extra;
-    out.push(
-      `${r.name}: connected=${e.connected} produced=${e.samples_produced} hub stored=${e.hub_stored_samples} outbox pending=${e.outbox_pending}`,
-    );
-  }
-  console.log(out.join("\n"));
-  mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(
-    outPath,
-    `${JSON.stringify({ ...info, window_s: windowS, binaries, processes: rows, printed: out }, null, 2)}\n`,
-  );
-  console.log(`\nwrote ${outPath}`);
 }
 
 try {

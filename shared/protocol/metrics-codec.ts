@@ -22,7 +22,13 @@
 //
 // Zigzag maps n ≥ 0 to 2n and n < 0 to 2(-n - 1) + 1; it is computed as 2m + sign so that every
 // integer of magnitude ≤ 2^53 stays exact in double arithmetic, without BigInt.
-import { zstdDecompressSync } from "node:zlib";
+// node:zlib is loaded on first decode only: agents never decode, and the module costs them ~2.7 MB resident.
+type ZstdDecompress = (data: Uint8Array, opts: { maxOutputLength: number }) => Uint8Array;
+let zstdDecompressSync: ZstdDecompress | undefined;
+const zstd = (): ZstdDecompress => {
+  zstdDecompressSync ??= (require("node:zlib") as { zstdDecompressSync: ZstdDecompress }).zstdDecompressSync;
+  return zstdDecompressSync;
+};
 import { ProtocolError } from "../errors.ts";
 import { WELL_KNOWN_SERIES, wellKnownIndex } from "./well-known-series.ts";
 
@@ -370,7 +376,7 @@ function decompress(data: Uint8Array, max: number): Uint8Array {
   }
   let out: Uint8Array;
   try {
-    out = zstdDecompressSync(data, { maxOutputLength: max });
+    out = zstd()(data, { maxOutputLength: max });
   } catch (err) {
     throw bad(`zstd data does not decompress within ${max} bytes`, err);
   }
