@@ -270,6 +270,7 @@ export class Agent {
       metrics: this.metrics,
       status: () => this.status(),
       tasks: () => this.tasks(),
+      logs: (alloc, lines) => this.#tasks?.logs(alloc, lines),
     });
     const { host, port } = this.#config.api;
     this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });

@@ -16,6 +16,7 @@ export function createLocalApi(deps: {
   metrics: MetricsRegistry;
   status: () => AgentStatus;
   tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
+  logs: (alloc: string, lines: number) => string | undefined;
 }): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -24,6 +25,21 @@ export function createLocalApi(deps: {
   );
   app.get("/v1/status", (c) => c.json(deps.status()));
   app.get("/v1/tasks", (c) => c.json({ tasks: deps.tasks() }));
+  app.get("/v1/tasks/:alloc/logs", (c) => {
+    const lines = Number(c.req.query("lines") ?? 200);
+    if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
+      return c.json(
+        {
+          error: { code: "bad_request", message: "lines must be an integer from 1 to 10000", field: "lines" },
+        },
+        400,
+      );
+    }
+    const logs = deps.logs(c.req.param("alloc"), lines);
+    if (logs === undefined)
+      return c.json({ error: { code: "not_found", message: `no task ${c.req.param("alloc")}` } }, 404);
+    return c.text(logs);
+  });
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
   );

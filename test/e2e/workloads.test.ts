@@ -98,6 +98,17 @@ describe("workloads end to end", () => {
       });
       expect(await pids(mark)).toHaveLength(3);
       const [first] = await tasksOf(nodes[0]!);
+      // Output is kept in a ring on the node, readable locally and through the hub.
+      const localLogs = `${nodes[0]!.apiUrl}/v1/tasks/${first!.alloc}/logs?lines=2`;
+      await waitFor(async () => (await (await fetch(localLogs)).text()).includes(mark), {
+        what: "the task's output in the local API",
+      });
+      const viaHub = await hub.api<{ logs: string }>(
+        `/api/v1/workloads/web/allocs/${first!.alloc}/logs?lines=2`,
+      );
+      expect(viaHub.status).toBe(200);
+      expect(viaHub.body.logs).toContain(mark);
+      expect((await fetch(`${nodes[0]!.apiUrl}/v1/tasks/nope/logs`)).status).toBe(404);
       process.kill(first!.pid!, "SIGKILL");
       const restarted = await waitFor(
         async () => {
