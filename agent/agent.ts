@@ -6,7 +6,7 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { encodeCbor, type Message, type MessageType } from "../shared/protocol/index.ts";
 import { SOFTWARE_VERSION } from "../shared/version.ts";
 import { type AgentStatus, createLocalApi } from "./api/index.ts";
-import { HostCollector, type Inventory, inventory } from "./collect/index.ts";
+import { HostCollector, type Inventory, inventory, runProbes } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
@@ -142,6 +142,10 @@ export class Agent {
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     let lastDisk = 0;
     let lastTs = 0;
+    let lastProbe = 0;
+    let probing = false;
+    // Probe results wait here for the next tick, so each one is sent once, at the time it was taken.
+    let probed: Record<string, number> = {};
     const tick = () => {
       const interval = this.#config.sample_interval;
       const now = Date.now();
@@ -155,6 +159,20 @@ export class Agent {
         if (now - lastDisk >= this.#config.disk_interval) {
           lastDisk = now;
           Object.assign(values, this.#collector!.sampleDisks());
+        }
+        Object.assign(values, probed);
+        probed = {};
+        const probes = this.#config.probes;
+        if (!probing && Object.keys(probes).length > 0 && now - lastProbe >= this.#config.probe_interval) {
+          lastProbe = now;
+          probing = true;
+          void runProbes(probes)
+            .then((r) => {
+              probed = r;
+            })
+            .finally(() => {
+              probing = false;
+            });
         }
         this.#buffer!.add(ts, values);
         this.#firstSampleAt ??= now;

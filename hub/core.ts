@@ -6,7 +6,7 @@ import { createApi } from "./api/index.ts";
 import { Gateway } from "./gateway/index.ts";
 import { Ingest } from "./ingest/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
-import { WorkloadController, WorkloadStore } from "./workloads/index.ts";
+import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 
 export interface HubCoreOptions {
   hubId: string;
@@ -30,6 +30,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     store: workloads,
     log: o.log.child("workloads"),
     sendAllocs: (node, body) => gateway?.sendTo(node, "allocs", body) ?? false,
+    fleet: () => fleetState(registry, ingest, workloads),
     ...(o.tickMs ? { tickMs: o.tickMs } : {}),
   });
   const ingest = new Ingest(db, {
@@ -68,6 +69,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     workloads,
     controller,
     gateway,
+    fleet: () => fleetState(registry, ingest, workloads),
   });
   return {
     metrics,

@@ -2,3 +2,4 @@
 export { type CollectorOptions, HostCollector } from "./host-collector.ts";
 export { type Inventory, inventory } from "./inventory.ts";
 export { SERIES, type SeriesKey, type SeriesName } from "./series.ts";
+export { probeSeries, runProbes, tcpConnectMs } from "./probes.ts";

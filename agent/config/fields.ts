@@ -65,6 +65,37 @@ export const agentFields = defineFields([
     help: "a label such as region=eu or site=berlin-3",
   },
   {
+    key: "probes",
+    flag: "--probe",
+    env: "NOVACRON_PROBES",
+    kind: "map",
+    default: {},
+    repeatable: true,
+    metavar: "name=host:port",
+    hot: true,
+    help: "a latency target measured by TCP connect time, e.g. market:NYSE=10.0.0.5:443",
+    validate: (probes) => {
+      for (const [name, addr] of Object.entries(probes)) {
+        if (!/^[^\s:]+(:[^\s:]+)*$/.test(name)) return `probe name "${name}" is not valid`;
+        const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(addr);
+        if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+          return `probe ${name}: "${addr}" is not host:port`;
+      }
+      return undefined;
+    },
+  },
+  {
+    key: "probe_interval",
+    flag: "--probe-interval",
+    env: "NOVACRON_PROBE_INTERVAL",
+    kind: "duration",
+    min: "1s",
+    max: "1h",
+    default: "10s",
+    hot: true,
+    help: "how often the latency probes run",
+  },
+  {
     key: "capabilities",
     flag: "--capability",
     env: "NOVACRON_CAPABILITIES",

@@ -4,10 +4,12 @@ import { NovaError, RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Gateway } from "../gateway/index.ts";
 import type { Ingest } from "../ingest/index.ts";
+import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { requireAdmin } from "./auth.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
 import { nodesApi } from "./nodes.ts";
+import { placementApi } from "./placement.ts";
 import { workloadsApi } from "./workloads.ts";
 
 export interface ApiDeps {
@@ -17,6 +19,7 @@ export interface ApiDeps {
   adminToken: () => string;
   workloads: WorkloadStore;
   gateway: Gateway;
+  fleet: () => FleetState;
   controller: WorkloadController;
 }
 
@@ -59,7 +62,16 @@ export function createApi(deps: ApiDeps): Hono {
   app.route("/api/v1/nodes", nodesApi(deps));
   app.route(
     "/api/v1/workloads",
-    workloadsApi({ store: deps.workloads, controller: deps.controller, gateway: deps.gateway }),
+    workloadsApi({
+      store: deps.workloads,
+      controller: deps.controller,
+      gateway: deps.gateway,
+      fleet: deps.fleet,
+    }),
+  );
+  app.route(
+    "/api/v1/placement",
+    placementApi({ fleet: deps.fleet, workloads: () => deps.workloads.list().map((w) => w.name) }),
   );
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),

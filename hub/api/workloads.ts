@@ -3,6 +3,14 @@ import { type Context, Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
 import type { Gateway } from "../gateway/index.ts";
+import {
+  type FleetIndex,
+  type FleetState,
+  indexFleet,
+  type ValidationContext,
+  validatePlacementRequest,
+  validationContext,
+} from "../placement/index.ts";
 import type { AllocRecord, WorkloadController, WorkloadRecord, WorkloadStore } from "../workloads/index.ts";
 
 /** The JSON of one allocation, as the API shows it. */
@@ -30,8 +38,8 @@ export function allocView(a: AllocRecord) {
 function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
   const active = allocs.filter((a) => a.desired === "run");
   const pending =
-    (w.spec.nodes ?? []).length === 0 && w.spec.replicas > 0
-      ? "not placed: this hub places pinned workloads only (give `nodes`)"
+    (w.spec.nodes ?? []).length === 0 && active.length < w.spec.replicas
+      ? "some replicas are not placed yet: see placement_explanation"
       : undefined;
   return {
     ...w.spec,
@@ -42,6 +50,33 @@ function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
     ...(pending ? { pending_reason: pending } : {}),
     allocs: active.map(allocView),
   };
+}
+
+/**
+ * What placement requests are checked against: known probe targets and workloads. Not node ids:
+ * a workload may be pinned to a node that has not joined yet (it waits, pending).
+ */
+export function placementContext(fleet: FleetIndex, workloads: Iterable<string>): ValidationContext {
+  const { nodes: _nodes, ...rest } = validationContext(fleet, workloads);
+  return rest;
+}
+
+/** Checks the placement block against the fleet (known targets, nodes, workloads); throws a field-naming RequestError. */
+export function checkPlacement(
+  spec: WorkloadSpec,
+  fleet: () => FleetState,
+  workloads: Iterable<string>,
+): void {
+  validatePlacementRequest(
+    {
+      name: spec.name,
+      resources: spec.resources,
+      replicas: spec.replicas,
+      nodes: spec.nodes,
+      placement: spec.placement,
+    },
+    placementContext(indexFleet(fleet()), workloads),
+  );
 }
 
 async function specFrom(c: Context): Promise<WorkloadSpec> {
@@ -61,15 +96,21 @@ export function workloadsApi(deps: {
   store: WorkloadStore;
   controller: WorkloadController;
   gateway: Gateway;
+  fleet: () => FleetState;
 }): Hono {
-  const { store, controller, gateway } = deps;
+  const { store, controller, gateway, fleet } = deps;
+  const names = () => store.list().map((w) => w.name);
   const app = new Hono();
-  const view = (name: string) => workloadView(store.get(name)!, store.allocsOf(name));
+  const view = (name: string) => ({
+    ...workloadView(store.get(name)!, store.allocsOf(name)),
+    placement_explanation: store.placement(name),
+  });
   const notFound = (c: Context, name: string) =>
     c.json({ error: { code: "not_found", message: `no workload ${name}` } }, 404);
 
   app.post("/", async (c) => {
     const spec = await specFrom(c);
+    checkPlacement(spec, fleet, names());
     controller.create(spec);
     return c.json(view(spec.name), 201);
   });
@@ -84,6 +125,7 @@ export function workloadsApi(deps: {
     const name = c.req.param("name");
     if (!store.get(name)) return notFound(c, name);
     const spec = await specFrom(c);
+    checkPlacement(spec, fleet, names());
     controller.update(name, spec);
     return c.json(view(name));
   });

@@ -110,6 +110,7 @@ export class Gateway {
     this.#o.registry.seen(node);
     switch (msg.t) {
       case "heartbeat":
+        if (msg.b.rtt !== undefined) this.#o.registry.setRtt(node, msg.b.rtt);
         this.#send(peer, "ack", {
           upto: this.#o.ingest.committed(node),
           echo: msg.ts,

@@ -69,6 +69,8 @@ export class Registry {
   readonly #now: () => number;
   readonly #connected = new Map<string, string>();
   readonly #lastSeen = new Map<string, number>();
+  readonly #rtt = new Map<string, number>();
+  readonly #uptime = new Map<string, { since: number; ms: number; at: number | undefined }>();
   readonly #get: Statement;
   readonly #all: Statement;
   readonly #touch: Statement;
@@ -129,13 +131,45 @@ export class Registry {
   }
 
   /** Marks a node connected through `via` (ws, mqtt). */
+  /** Records the round trip the node measured to this hub (from its heartbeats). */
+  setRtt(id: string, rttMs: number): void {
+    this.#rtt.set(id, rttMs);
+  }
+
+  /** Last hub round trip the node reported, in ms. */
+  rtt(id: string): number | undefined {
+    return this.#rtt.get(id);
+  }
+
+  /**
+   * Share of time the node was connected since this hub started (or since it first appeared, if
+   * later), 0..1. A hub that just started knows little: an unseen node counts as 0.
+   */
+  availability(id: string): number {
+    const now = this.#now();
+    const up = this.#uptime.get(id);
+    if (!up) return 0;
+    const total = now - up.since;
+    if (total <= 0) return this.#connected.has(id) ? 1 : 0;
+    const connectedMs = up.ms + (up.at !== undefined ? now - up.at : 0);
+    return Math.min(1, connectedMs / total);
+  }
+
   setConnected(id: string, via: string): void {
     this.#connected.set(id, via);
+    const up = this.#uptime.get(id) ?? { since: this.#now(), ms: 0, at: undefined };
+    up.at ??= this.#now();
+    this.#uptime.set(id, up);
   }
 
   /** Marks a node disconnected, keeping its last-seen time. */
   setDisconnected(id: string): void {
     this.#connected.delete(id);
+    const up = this.#uptime.get(id);
+    if (up?.at !== undefined) {
+      up.ms += this.#now() - up.at;
+      up.at = undefined;
+    }
     this.#flushSeen(id);
   }
 

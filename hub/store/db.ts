@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS workloads (
   spec TEXT NOT NULL,
   previous_spec TEXT,
   rollout TEXT NOT NULL DEFAULT '{"state":"idle"}',
+  placement TEXT,
   created INTEGER NOT NULL,
   updated INTEGER NOT NULL
 );
@@ -90,6 +91,16 @@ CREATE INDEX IF NOT EXISTS allocs_by_workload ON allocs (workload);
 CREATE TABLE IF NOT EXISTS node_generations (node TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 `;
 
+// Columns added after a table first shipped; CREATE TABLE IF NOT EXISTS does not add them to old files.
+const ADDED_COLUMNS: [table: string, column: string, type: string][] = [["workloads", "placement", "TEXT"]];
+
+function migrate(db: Database): void {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const cols = db.query(`PRAGMA table_info(${table})`).all() as { name: string }[];
+    if (!cols.some((c) => c.name === column)) db.run(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+}
+
 /** Opens (and creates) DIR/hub.db in WAL mode with full fsync on commit: an ack means durable. */
 export function openHubDb(dataDir: string): Database {
   mkdirSync(dataDir, { recursive: true, mode: 0o750 });
@@ -99,5 +110,6 @@ export function openHubDb(dataDir: string): Database {
   db.run("PRAGMA synchronous = FULL");
   db.run("PRAGMA busy_timeout = 5000");
   db.run(SCHEMA);
+  migrate(db);
   return db;
 }

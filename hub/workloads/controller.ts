@@ -3,6 +3,7 @@ import { RequestError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
+import { type FleetState, type Plan, place, validatePlacementRequest } from "../placement/index.ts";
 import { nextStep } from "./rollout.ts";
 import type { AllocRecord, RolloutState, WorkloadRecord, WorkloadStore } from "./workload-store.ts";
 
@@ -13,6 +14,8 @@ export interface ControllerOptions {
   sendAllocs: (node: string, body: Body<"allocs">) => boolean;
   now?: () => number;
   tickMs?: number;
+  /** The fleet as placement sees it, now. */
+  fleet?: () => FleetState;
 }
 
 /** The hub's workload controller: every change ends in each touched node getting its whole desired set. */
@@ -22,16 +25,21 @@ export class WorkloadController {
   readonly #send: ControllerOptions["sendAllocs"];
   readonly #now: () => number;
   readonly #timer: ReturnType<typeof setInterval>;
+  readonly #fleet: (() => FleetState) | undefined;
+  #lastPendingPass = 0;
+  #stopped = false;
 
   constructor(opts: ControllerOptions) {
     this.#store = opts.store;
     this.#log = opts.log;
     this.#send = opts.sendAllocs;
     this.#now = opts.now ?? Date.now;
+    this.#fleet = opts.fleet;
     this.#timer = setInterval(() => this.tick(), opts.tickMs ?? 250);
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 
@@ -49,6 +57,7 @@ export class WorkloadController {
     });
     this.#sync(touched);
     this.#log.info("workload created", { workload: spec.name, nodes: (spec.nodes ?? []).join(",") });
+    if (!spec.nodes?.length) this.#placeMissing(this.#store.get(spec.name)!);
     return this.#store.get(spec.name)!;
   }
 
@@ -159,14 +168,59 @@ export class WorkloadController {
     });
   }
 
-  /** A node (re)joined: it gets its whole desired set. */
+  /** A node (re)joined: it gets its whole desired set, and pending workloads may now fit. */
   onSession(node: string): void {
     this.#send(node, { generation: this.#store.generation(node), allocs: this.#store.desiredOn(node) });
+    // After the node's hello is processed, so the fleet view already holds it.
+    setTimeout(() => this.placePending(), 0);
   }
 
-  /** Advances every rollout in progress. */
+  /** Places the replicas that placed (not pinned) workloads still lack. */
+  placePending(): void {
+    if (this.#stopped) return;
+    this.#lastPendingPass = this.#now();
+    for (const w of this.#store.list()) {
+      if ((w.spec.nodes ?? []).length > 0 || "step_started" in w.rollout) continue;
+      if (this.#active(w.name).length < w.spec.replicas) this.#placeMissing(w);
+    }
+  }
+
+  // Runs the placement engine for the replicas a workload lacks and keeps its explanation.
+  #placeMissing(w: WorkloadRecord): Plan | undefined {
+    if (!this.#fleet) return undefined;
+    const missing = w.spec.replicas - this.#active(w.name).length;
+    if (missing <= 0) return undefined;
+    const request = validatePlacementRequest({
+      name: w.name,
+      resources: w.spec.resources,
+      replicas: missing,
+      placement: w.spec.placement,
+    });
+    const plan = place(this.#fleet(), request);
+    const touched = new Set<string>();
+    this.#tx(() => {
+      for (const p of plan.placements) {
+        this.#store.createAlloc(w.name, p.node, w.version, w.spec);
+        touched.add(p.node);
+      }
+      this.#store.setPlacement(w.name, { at: this.#now(), ...plan });
+    });
+    this.#sync(touched);
+    if (plan.placements.length > 0) {
+      this.#log.info("workload placed", {
+        workload: w.name,
+        nodes: plan.placements.map((p) => p.node).join(","),
+      });
+    }
+    if (!plan.complete)
+      this.#log.info("workload waits for a node that fits", { workload: w.name, reason: plan.reason });
+    return plan;
+  }
+
+  /** Advances every rollout in progress (and, every few seconds, places what is pending). */
   tick(): void {
     const now = this.#now();
+    if (now - this.#lastPendingPass > 5000) this.placePending();
     for (const w of this.#store.list()) {
       const r = w.rollout;
       if (!("step_started" in r)) continue;

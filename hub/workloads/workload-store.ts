@@ -155,6 +155,23 @@ export class WorkloadStore {
     ).map(toAlloc);
   }
 
+  /** Every allocation wanted running, on any node. */
+  activeAllocs(): AllocRecord[] {
+    return (this.db.query("SELECT * FROM allocs WHERE desired = 'run'").all() as AllocRow[]).map(toAlloc);
+  }
+
+  /** The explanation of the workload's last placement, as stored. */
+  placement(name: string): unknown {
+    const r = this.db.query("SELECT placement FROM workloads WHERE name = ?").get(name) as {
+      placement: string | null;
+    } | null;
+    return r?.placement ? JSON.parse(r.placement) : null;
+  }
+
+  setPlacement(name: string, plan: unknown): void {
+    this.db.query("UPDATE workloads SET placement = ? WHERE name = ?").run(JSON.stringify(plan), name);
+  }
+
   allocsOnNode(node: string): AllocRecord[] {
     return (
       this.db.query("SELECT * FROM allocs WHERE node = ? ORDER BY created, id").all(node) as AllocRow[]
