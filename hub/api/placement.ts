@@ -1,14 +1,14 @@
-// /api/v1/placement: a dry run that answers where a workload would go, and why the other nodes would not.
+// /api/v1/placement: a dry run that answers where workloads would go, and why the other nodes would not.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
-import { placementContext } from "./workloads.ts";
 import {
   type FleetState,
   indexFleet,
   place,
+  placeBatch,
   validatePlacementRequest,
-  validationContext,
 } from "../placement/index.ts";
+import { placementContext } from "./workloads.ts";
 
 /** Routes for placement. */
 export function placementApi(deps: { fleet: () => FleetState; workloads: () => Iterable<string> }): Hono {
@@ -21,8 +21,25 @@ export function placementApi(deps: { fleet: () => FleetState; workloads: () => I
       throw new RequestError("body is not valid JSON", "body");
     }
     const fleet = indexFleet(deps.fleet());
-    const request = validatePlacementRequest(body, placementContext(fleet, deps.workloads()));
-    return c.json(place(fleet, request));
+    const ctx = placementContext(fleet, deps.workloads());
+    // Many workloads at once (a deployment, a re-placement): placed together, not one by one greedily.
+    if (body !== null && typeof body === "object" && "requests" in body) {
+      const list = (body as { requests: unknown }).requests;
+      if (!Array.isArray(list) || list.length === 0 || list.length > 10_000) {
+        throw new RequestError("requests must be a list of 1 to 10000 placement requests", "requests");
+      }
+      const requests = list.map((r, i) => {
+        try {
+          return validatePlacementRequest(r, ctx);
+        } catch (err) {
+          if (err instanceof RequestError)
+            throw new RequestError(`requests.${i}.${err.message}`, `requests.${i}.${err.field}`);
+          throw err;
+        }
+      });
+      return c.json(placeBatch(fleet, requests));
+    }
+    return c.json(place(fleet, validatePlacementRequest(body, ctx)));
   });
   return app;
 }
