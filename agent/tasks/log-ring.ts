@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import type { Logger } from "../../shared/log.ts";
 
 export const DEFAULT_LOG_BYTES = 256 * 1024;
 
@@ -60,6 +61,15 @@ export class LogRing {
     writeFileSync(this.previous, readRange(this.current, size - this.maxBytes, this.maxBytes));
     truncateSync(this.current, 0);
     return true;
+  }
+
+  /** rotateIfNeeded() that logs instead of throwing. */
+  rotateQuietly(log: Logger): void {
+    try {
+      this.rotateIfNeeded();
+    } catch (err) {
+      log.warn("task log rotation failed", { dir: this.dir, error: err as Error });
+    }
   }
 
   /** The last `n` bytes of output (both parts), as text. */

@@ -2,6 +2,7 @@
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
+import type { AllocSpec } from "../../shared/workload/index.ts";
 
 /** How a task's process ended; `known` is false for an adopted process (not our child: no wait status). */
 export interface ExitInfo {
@@ -78,16 +79,24 @@ export function killGroupRemains(pgid: number): void {
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** A minimal environment (PATH, HOME, LANG from the agent or defaults), then `extra` over it. */
+/**
+ * A task's environment: a minimal base (PATH, HOME, LANG from the agent, else defaults; never the
+ * agent's whole environment), where the task is (NOVACRON_ALLOC, NOVACRON_WORKLOAD,
+ * NOVACRON_TASK_DIR), then the spec's env over both.
+ */
 export function taskEnv(
   agentEnv: Record<string, string | undefined>,
-  extra: Record<string, string>,
+  alloc: AllocSpec,
+  taskDir: string,
 ): Record<string, string> {
   return {
     PATH: agentEnv.PATH || DEFAULT_PATH,
     HOME: agentEnv.HOME || "/",
     LANG: agentEnv.LANG || "C.UTF-8",
-    ...extra,
+    NOVACRON_ALLOC: alloc.id,
+    NOVACRON_WORKLOAD: alloc.workload,
+    NOVACRON_TASK_DIR: taskDir,
+    ...alloc.spec.env,
   };
 }
 

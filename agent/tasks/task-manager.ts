@@ -7,7 +7,8 @@ import { Cgroups } from "./cgroup.ts";
 import { ExecTask } from "./exec-driver.ts";
 import { JobTask } from "./job-driver.ts";
 import { bootId, isSameProcess } from "./proc.ts";
-import type { Task, TaskContext } from "./task.ts";
+import type { Task } from "./task.ts";
+import type { TaskContext } from "./task-context.ts";
 import { newRow, type TaskRow, TaskStore } from "./task-store.ts";
 import type { TaskEvents, TaskView } from "./types.ts";
 
@@ -210,12 +211,7 @@ export class TaskManager {
 
   #rotateLogs(): void {
     for (const task of this.#tasks.values()) {
-      if (!task.running) continue;
-      try {
-        task.ring.rotateIfNeeded();
-      } catch (err) {
-        this.#log.warn("task log rotation failed", { alloc: task.alloc, error: err as Error });
-      }
+      if (task.running) task.ring.rotateQuietly(this.#log);
     }
   }
 }

@@ -5,10 +5,8 @@
 // burst of kicks collapses into one pass. State is saved to SQLite before it is reported.
 import { closeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Clock, TimerHandle } from "../../shared/clock.ts";
-import type { Logger } from "../../shared/log.ts";
+import type { TimerHandle } from "../../shared/clock.ts";
 import type { AllocSpec } from "../../shared/workload/index.ts";
-import type { Cgroups } from "./cgroup.ts";
 import { LogRing } from "./log-ring.ts";
 import {
   adoptProcess,
@@ -21,30 +19,13 @@ import {
   resolveCommand,
   StartError,
   signalGroup,
-  spawnDetached,
   taskEnv,
 } from "./proc.ts";
-import type { TaskRow, TaskStore } from "./task-store.ts";
-import type { TaskEvents, TaskStatusEvent, TaskView } from "./types.ts";
-
-/** What a task needs from its manager; everything is injected. */
-export interface TaskContext {
-  readonly log: Logger;
-  readonly store: TaskStore;
-  readonly cgroups: Cgroups;
-  readonly events: TaskEvents;
-  readonly dataDir: string;
-  readonly bootId: string;
-  readonly adoptPollMs: number;
-  readonly logMaxBytes: number;
-  readonly agentEnv: Record<string, string | undefined>;
-  /** Aborted by TaskManager.stop(): from then on a task neither acts nor writes. */
-  readonly signal: AbortSignal;
-  readonly clock: Clock;
-  /** Tasks with a priority below this start paused (a pause rule is active). */
-  pauseThreshold(): number;
-  forget(task: Task): void;
-}
+import { spawnLimited, stopGroup } from "./process-control.ts";
+import type { TaskContext } from "./task-context.ts";
+import type { TaskRow } from "./task-store.ts";
+import { statusEvent, taskView } from "./task-view.ts";
+import type { TaskView } from "./types.ts";
 
 const UNKNOWN_EXIT: ExitInfo = { code: null, signal: null, known: false };
 /** After SIGKILL, how long to wait for the exit before treating the process as gone anyway. */
@@ -94,18 +75,7 @@ export abstract class Task {
   }
 
   view(): TaskView {
-    return {
-      alloc: this.row.alloc,
-      workload: this.row.spec.workload,
-      // While a replacement is under way, the process that runs is still the old version.
-      version: this.proc && this.row.runVersion !== null ? this.row.runVersion : this.row.spec.version,
-      status: this.row.status,
-      pid: this.proc?.pid ?? null,
-      restarts: this.row.restarts,
-      healthy: this.healthy,
-      priority: this.priority,
-      paused: this.row.paused,
-    };
+    return taskView(this.row, this.proc?.pid ?? null, this.healthy);
   }
 
   // ---- driver hooks -------------------------------------------------------------------------
@@ -254,6 +224,7 @@ export abstract class Task {
 
   async #converge(): Promise<void> {
     if (!this.row.desired) {
+      this.#cancelRetry();
       if (this.proc) await this.terminate();
       if (this.#gone) return;
       if (this.row.desired) return this.kick(); // assigned again while it stopped
@@ -301,7 +272,13 @@ export abstract class Task {
       const cwd = this.taskCwd();
       const fd = this.ring.openForWriter();
       try {
-        handle = this.#spawn([resolveCommand(spec.command, env, cwd), ...spec.args], env, cwd, fd);
+        const argv = [resolveCommand(spec.command, env, cwd), ...spec.args];
+        handle = spawnLimited(this.ctx.cgroups, this.dirName, spec.resources, {
+          argv,
+          env,
+          cwd,
+          outputFd: fd,
+        });
       } finally {
         closeSync(fd);
       }
@@ -328,26 +305,6 @@ export abstract class Task {
     else this.onRunning();
   }
 
-  /** Spawns inside the alloc's cgroup when limits are on; a cgroup problem never stops the task. */
-  #spawn(argv: string[], env: Record<string, string>, cwd: string, fd: number): ProcessHandle {
-    const opts = { argv, env, cwd, outputFd: fd };
-    const cgroup = this.ctx.cgroups.prepare(this.dirName, this.row.spec.spec.resources);
-    if (!cgroup) return spawnDetached(opts);
-    if (this.ctx.cgroups.bornInside) {
-      try {
-        return spawnDetached({ ...opts, cgroup });
-      } catch (err) {
-        const handle = spawnDetached(opts); // throws if the command, not the cgroup, was the problem
-        this.ctx.cgroups.cloneIntoFailed(cgroup, err);
-        this.ctx.cgroups.attach(cgroup, handle.pid);
-        return handle;
-      }
-    }
-    const handle = spawnDetached(opts);
-    this.ctx.cgroups.attach(cgroup, handle.pid);
-    return handle;
-  }
-
   #watch(handle: ProcessHandle): void {
     this.proc = handle;
     handle.exited.then(
@@ -357,7 +314,7 @@ export abstract class Task {
         this.healthy = null;
         this.onStopped();
         killGroupRemains(handle.pid); // what the leader left behind in its group
-        this.#rotateLog();
+        this.ring.rotateQuietly(this.ctx.log);
         this.row.paused = false;
         this.row.pid = null;
         this.ctx.log.info("task exited", { alloc: this.alloc, how: describeExit(exit) });
@@ -374,48 +331,25 @@ export abstract class Task {
     const handle = this.proc;
     if (!handle) return undefined;
     this.#stopping = handle;
-    signalGroup(handle.pid, "SIGTERM");
-    // A stopped process acts on SIGTERM only once continued.
-    if (this.row.paused) signalGroup(handle.pid, "SIGCONT");
-    let exit = await this.#waitExit(handle, this.row.spec.spec.stop_timeout_ms);
-    if (!exit && !this.#gone) {
-      this.ctx.log.info("task ignored SIGTERM; sending SIGKILL", { alloc: this.alloc, pid: handle.pid });
-      signalGroup(handle.pid, "SIGKILL");
-      exit = await this.#waitExit(handle, KILL_WAIT_MS + 2 * this.ctx.adoptPollMs);
-    }
+    const exit = await stopGroup(handle, {
+      graceMs: this.row.spec.spec.stop_timeout_ms,
+      killWaitMs: KILL_WAIT_MS + 2 * this.ctx.adoptPollMs,
+      paused: this.row.paused,
+      clock: this.ctx.clock,
+      signal: this.ctx.signal,
+      onKill: () =>
+        this.ctx.log.info("task ignored SIGTERM; sending SIGKILL", { alloc: this.alloc, pid: handle.pid }),
+    });
     if (this.#gone) return exit;
     // The leader is the task: once it has exited, what it left in its group goes with it.
     killGroupRemains(handle.pid);
-    this.#rotateLog();
+    this.ring.rotateQuietly(this.ctx.log);
     this.#stopping = undefined;
     if (this.proc === handle) this.proc = undefined;
     this.healthy = null;
     Object.assign(this.row, { pid: null, pidStart: null, paused: false });
     this.ctx.store.save(this.row);
     return exit ?? UNKNOWN_EXIT;
-  }
-
-  #waitExit(handle: ProcessHandle, ms: number): Promise<ExitInfo | undefined> {
-    return new Promise((done) => {
-      const timer = this.ctx.clock.setTimeout(() => finish(undefined), ms);
-      const onAbort = () => finish(undefined);
-      const finish = (e: ExitInfo | undefined) => {
-        this.ctx.clock.clearTimeout(timer);
-        this.ctx.signal.removeEventListener("abort", onAbort);
-        done(e);
-      };
-      this.ctx.signal.addEventListener("abort", onAbort);
-      handle.exited.then(finish, () => finish(undefined));
-    });
-  }
-
-  /** A last rotation when the process is gone (the manager rotates only running tasks' logs). */
-  #rotateLog(): void {
-    try {
-      this.ring.rotateIfNeeded();
-    } catch (err) {
-      this.ctx.log.warn("task log rotation failed", { alloc: this.alloc, error: err as Error });
-    }
   }
 
   protected scheduleRetry(ms: number): void {
@@ -438,18 +372,12 @@ export abstract class Task {
   // ---- state and reports --------------------------------------------------------------------
 
   protected taskEnv(): Record<string, string> {
-    return taskEnv(this.ctx.agentEnv, {
-      NOVACRON_ALLOC: this.alloc,
-      NOVACRON_WORKLOAD: this.row.spec.workload,
-      NOVACRON_TASK_DIR: this.ring.dir,
-      ...this.row.spec.spec.env,
-    });
+    return taskEnv(this.ctx.agentEnv, this.row.spec, this.ring.dir);
   }
 
   /** The spec's cwd (a relative one from the alloc's directory), else the alloc's own directory. */
   protected taskCwd(): string {
-    const { cwd } = this.row.spec.spec;
-    return cwd ? resolve(this.ring.dir, cwd) : this.ring.dir;
+    return resolve(this.ring.dir, this.row.spec.spec.cwd ?? ".");
   }
 
   /** Saves the row without reporting. */
@@ -467,25 +395,15 @@ export abstract class Task {
   }
 
   #report(): void {
-    const r = this.row;
-    const e: TaskStatusEvent = {
-      alloc: r.alloc,
-      workload: r.spec.workload,
-      version: r.spec.version,
-      status: r.status,
-      generation: r.generation,
-      restarts: r.restarts,
-      ...(r.message ? { message: r.message } : {}),
-      ...(this.proc ? { pid: this.proc.pid } : {}),
-      ...(this.healthy !== null ? { healthy: this.healthy } : {}),
-    };
+    const e = statusEvent(this.row, this.proc?.pid ?? null, this.healthy);
+    // Generation alone is no news: every desired set carries one.
     const key = JSON.stringify({ ...e, generation: 0 });
     if (key === this.#lastReported) return;
     this.#lastReported = key;
     try {
       this.ctx.events.onStatus(e);
     } catch (err) {
-      this.ctx.log.error("task status report failed", { alloc: r.alloc, error: err as Error });
+      this.ctx.log.error("task status report failed", { alloc: this.row.alloc, error: err as Error });
     }
   }
 }

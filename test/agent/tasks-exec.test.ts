@@ -213,6 +213,9 @@ describe("exec driver", () => {
     });
     expect(next).not.toBe(pid);
     expect(alive(pid)).toBe(false);
+    expect(h.statuses.find((e) => e.alloc === "api" && e.status === "failed")?.message).toBe(
+      "stopped: unhealthy; restarting in 100 ms",
+    );
   });
 
   test("health: tcp and command checks; restart never keeps an unhealthy task running", async () => {
