@@ -1,0 +1,90 @@
+// Resident memory of a real agent process supervising 50 workloads (the agent's own, not its children's).
+//
+//   bun bench/agent-50-tasks.ts [--tasks 50] [--settle 60]
+//
+// The agent runs 60 s first (JIT warm, as in bench/footprint.ts), its RSS is read; then N `exec`
+// workloads (sleep) are pinned to it, it runs another --settle seconds, and its RSS is read again.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startAgent, startHub, tempDir } from "../test/support/processes.ts";
+import { waitFor } from "../test/support/wait.ts";
+import { machineInfo, printMachine } from "./_machine.ts";
+
+const { values } = parseArgs({
+  options: { tasks: { type: "string", default: "50" }, settle: { type: "string", default: "60" } },
+});
+const n = Number(values.tasks);
+const settleMs = Number(values.settle) * 1000;
+
+function rssMiB(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
+}
+
+/** Median of `samples` readings one second apart. */
+async function median(pid: number, samples = 10): Promise<{ rss: number; anon: number }> {
+  const xs: { rss: number; anon: number }[] = [];
+  for (let i = 0; i < samples; i++) {
+    xs.push(rssMiB(pid));
+    await Bun.sleep(1000);
+  }
+  const mid = (k: "rss" | "anon") => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { rss: mid("rss"), anon: mid("anon") };
+}
+
+printMachine(machineInfo());
+using dir = tempDir("novacron-bench-");
+await using hub = await startHub({ data: join(dir.path, "hub") });
+await using agent = await startAgent({
+  data: join(dir.path, "agent"),
+  nodeId: "bench",
+  hub: hub.wsUrl,
+  joinToken: hub.joinToken,
+});
+await waitFor(async () => (await agent.status()).connected, { what: "agent connected" });
+const pid = agent.proc.pid!;
+await Bun.sleep(settleMs);
+const before = await median(pid);
+for (let i = 0; i < n; i++) {
+  const res = await hub.api("/api/v1/workloads", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      name: `m-${i}`,
+      driver: "exec",
+      command: "/bin/sleep",
+      args: ["3600"],
+      nodes: ["bench"],
+    }),
+  });
+  if (res.status !== 201) throw new Error(`POST ${i}: ${res.status}`);
+}
+await waitFor(
+  async () => {
+    const r = (await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()) as { tasks: { status: string }[] };
+    return r.tasks.filter((t) => t.status === "running").length === n;
+  },
+  { what: `${n} running tasks`, timeoutMs: 60_000 },
+);
+await Bun.sleep(settleMs);
+const after = await median(pid);
+for (let i = 0; i < n; i++) await hub.api(`/api/v1/workloads/m-${i}`, { method: "DELETE" });
+console.log(
+  `\nagent process (compiled: no; bun run), WebSocket to a local hub, 1 s sampling, medians of 10 readings`,
+);
+console.log(
+  `idle, no tasks:           RSS ${before.rss.toFixed(1)} MiB   private ${before.anon.toFixed(1)} MiB`,
+);
+console.log(
+  `${String(n).padStart(2)} supervised processes:  RSS ${after.rss.toFixed(1)} MiB   private ${after.anon.toFixed(1)} MiB`,
+);
+console.log(
+  `per task:                 ${((after.rss - before.rss) / n).toFixed(3)} MiB RSS   ${((after.anon - before.anon) / n).toFixed(3)} MiB private`,
+);
+await waitFor(
+  async () =>
+    ((await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()) as { tasks: unknown[] }).tasks.length === 0,
+  { what: "tasks stopped", timeoutMs: 60_000 },
+);
