@@ -3,6 +3,7 @@ import type { Database } from "bun:sqlite";
 import type { Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { createApi } from "./api/index.ts";
+import { type DecisionCheck, EventStore } from "./events/index.ts";
 import { Gateway } from "./gateway/index.ts";
 import { Ingest } from "./ingest/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
@@ -18,7 +19,14 @@ export interface HubCoreOptions {
   log: Logger;
   /** Period of the rollout controller's tick. */
   tickMs?: number;
+  /** The hub's policy check of a node's offline decision (default: no policy, verdict unknown). */
+  checkDecision?: DecisionCheck;
 }
+
+const noPolicy: DecisionCheck = () => ({
+  verdict: "unknown",
+  reason: "the hub holds no rules for this node",
+});
 
 /** Everything a hub does, given a database; the server adds Bun.serve and MQTT, tests feed frames directly. */
 export function createHubCore(db: Database, o: HubCoreOptions) {
@@ -26,6 +34,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   const registry = new Registry(db, o.statusPolicy);
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(db);
+  const events = new EventStore(db);
   const controller = new WorkloadController({
     store: workloads,
     log: o.log.child("workloads"),
@@ -40,6 +49,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     apply: (node, msg) => {
       if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
       else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
+      else if (msg.t === "event") events.onEvent(node, msg.b);
+      else if (msg.t === "decision_validation") events.onDecision(node, msg.b, o.checkDecision ?? noPolicy);
     },
   });
   gateway = new Gateway({
@@ -69,6 +80,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     workloads,
     controller,
     gateway,
+    events,
     fleet: () => fleetState(registry, ingest, workloads),
   });
   return {
@@ -78,6 +90,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     gateway,
     workloads,
     controller,
+    events,
     app,
     /** Stops timers and writes what is pending; the caller closes the database. */
     close(): void {

@@ -2,12 +2,14 @@
 import { Hono } from "hono";
 import { NovaError, RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { EventStore } from "../events/index.ts";
 import type { Gateway } from "../gateway/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { requireAdmin } from "./auth.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
+import { alertsApi } from "./alerts.ts";
 import { nodesApi } from "./nodes.ts";
 import { placementApi } from "./placement.ts";
 import { workloadsApi } from "./workloads.ts";
@@ -19,6 +21,7 @@ export interface ApiDeps {
   adminToken: () => string;
   workloads: WorkloadStore;
   gateway: Gateway;
+  events: EventStore;
   fleet: () => FleetState;
   controller: WorkloadController;
 }
@@ -60,6 +63,7 @@ export function createApi(deps: ApiDeps): Hono {
   );
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
   app.route("/api/v1/nodes", nodesApi(deps));
+  app.route("/api/v1/alerts", alertsApi(deps));
   app.route(
     "/api/v1/workloads",
     workloadsApi({

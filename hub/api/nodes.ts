@@ -1,6 +1,7 @@
 // /api/v1/nodes: the registry and each node's stored telemetry.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
+import type { EventStore } from "../events/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { NodeRecord, Registry } from "../registry/index.ts";
 import type { WorkloadStore } from "../workloads/index.ts";
@@ -27,8 +28,13 @@ function parseMs(value: string | undefined, name: string, fallback: number): num
 }
 
 /** Routes for nodes. */
-export function nodesApi(deps: { registry: Registry; ingest: Ingest; workloads: WorkloadStore }): Hono {
-  const { registry, ingest, workloads } = deps;
+export function nodesApi(deps: {
+  registry: Registry;
+  ingest: Ingest;
+  workloads: WorkloadStore;
+  events: EventStore;
+}): Hono {
+  const { registry, ingest, workloads, events } = deps;
   const app = new Hono();
   app.get("/", (c) => c.json({ nodes: registry.list().map((n) => summary(registry, n)) }));
   app.get("/:id", (c) => {
@@ -57,6 +63,11 @@ export function nodesApi(deps: { registry: Registry; ingest: Ingest; workloads: 
       return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
     }
     return c.json({ allocs: allocs.map(allocView) });
+  });
+  app.get("/:id/decisions", (c) => {
+    const id = c.req.param("id");
+    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    return c.json({ decisions: events.decisions(id) });
   });
   app.get("/:id/series", (c) => {
     const id = c.req.param("id");

@@ -87,6 +87,32 @@ CREATE TABLE IF NOT EXISTS allocs (
 );
 CREATE INDEX IF NOT EXISTS allocs_by_node ON allocs (node, desired);
 CREATE INDEX IF NOT EXISTS allocs_by_workload ON allocs (workload);
+-- Alerts raised and cleared on nodes (by offline rules or stream pipelines), newest first by id.
+CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  node TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  source TEXT NOT NULL,
+  message TEXT NOT NULL,
+  fields TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS alerts_by_node ON alerts (node, at);
+-- Decisions nodes took on their own, and whether the hub's policy agrees.
+CREATE TABLE IF NOT EXISTS decisions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  node TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  action TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  received INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_node ON decisions (node, at);
 -- The generation of each node's desired allocation set; it only rises.
 CREATE TABLE IF NOT EXISTS node_generations (node TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 `;

@@ -86,11 +86,17 @@ export const AllocStatus = v.object({
   healthy: v.optional(v.boolean()),
 });
 
+/** A decision the agent took on its own (offline rules), for the hub to check against its policy. */
 export const DecisionValidation = v.object({
   rule: v.string(),
   at: ms,
+  /** `fire` or `clear`, and what was done. */
+  kind: v.optional(v.picklist(["fire", "clear"])),
   action: v.string(),
+  /** The series and state values the rule's condition read when it decided. */
   inputs: v.record(v.string(), v.unknown()),
+  /** The rule's condition as the agent held it, so the hub can tell a policy difference from a bad reading. */
+  condition: v.optional(v.string()),
 });
 
 export const Event = v.object({

@@ -1,0 +1,133 @@
+// Specification of alerts and offline decisions at the hub: stored once from reliable messages, listed by the API.
+import { expect, test } from "bun:test";
+import { createHubCore } from "../../hub/core.ts";
+import type { Peer } from "../../hub/gateway/index.ts";
+import { openHubDb } from "../../hub/store/db.ts";
+import { createLogger } from "../../shared/log.ts";
+import { encodeFrame, envelope } from "../../shared/protocol/index.ts";
+import { tempDir } from "../support/processes.ts";
+
+test("alerts and decisions from a node are stored exactly once and listed; the hub's policy check gives each decision a verdict", async () => {
+  using dir = tempDir();
+  const db = openHubDb(dir.path);
+  const core = createHubCore(db, {
+    hubId: "hub",
+    joinToken: "join",
+    adminToken: "admin",
+    heartbeatMs: 5000,
+    maxFrameBytes: 1 << 20,
+    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
+    log: createLogger("test", { write: () => {} }),
+    tickMs: 60_000,
+    checkDecision: (_node, d) =>
+      Number(d.inputs["cpu.util"]) > 80
+        ? { verdict: "agree", reason: "cpu.util > 80 holds for the inputs" }
+        : { verdict: "disagree", reason: "cpu.util > 80 does not hold for the inputs" },
+  });
+  try {
+    const peer: Peer = { via: "ws", remote: "n1", node: undefined, send: () => {}, close: () => {} };
+    const hello = {
+      node_id: "n1",
+      level: 4,
+      labels: {},
+      capabilities: [],
+      resources: {},
+      version: "t",
+      boot_id: "b",
+      last_acked: 0,
+      join_token: "join",
+    };
+    core.gateway.onFrame(peer, encodeFrame(envelope("hello", "n1", hello)));
+    const send = (q: number, f: Uint8Array) => {
+      core.gateway.onFrame(peer, f);
+      core.ingest.flush();
+      return q;
+    };
+    const alert = envelope(
+      "event",
+      "n1",
+      {
+        kind: "alert",
+        at: 1000,
+        message: "CPU above 80%",
+        fields: { severity: "warning", source: "rule:cpu-hot" },
+      },
+      { q: 1 },
+    );
+    send(1, encodeFrame(alert));
+    send(1, encodeFrame(alert)); // a resend: must not be stored twice
+    send(
+      2,
+      encodeFrame(
+        envelope(
+          "decision_validation",
+          "n1",
+          {
+            rule: "cpu-hot",
+            at: 1000,
+            kind: "fire",
+            action: "pause_tasks_below:5",
+            inputs: { "cpu.util": 91 },
+          },
+          { q: 2 },
+        ),
+      ),
+    );
+    send(
+      3,
+      encodeFrame(
+        envelope(
+          "decision_validation",
+          "n1",
+          {
+            rule: "cpu-hot",
+            at: 2000,
+            kind: "fire",
+            action: "pause_tasks_below:5",
+            inputs: { "cpu.util": 42 },
+          },
+          { q: 3 },
+        ),
+      ),
+    );
+    send(
+      4,
+      encodeFrame(
+        envelope(
+          "event",
+          "n1",
+          {
+            kind: "alert_clear",
+            at: 5000,
+            message: "CPU back under 70%",
+            fields: { severity: "warning", source: "rule:cpu-hot" },
+          },
+          { q: 4 },
+        ),
+      ),
+    );
+    const get = async (path: string) =>
+      (await core.app.request(path, { headers: { authorization: "Bearer admin" } })).json();
+    const alerts = (await get("/api/v1/alerts")) as {
+      alerts: { state: string; severity: string; message: string }[];
+    };
+    expect(alerts.alerts.map((a) => [a.state, a.severity, a.message])).toEqual([
+      ["cleared", "warning", "CPU back under 70%"],
+      ["raised", "warning", "CPU above 80%"],
+    ]);
+    const decisions = (await get("/api/v1/nodes/n1/decisions")) as {
+      decisions: { verdict: string; at: number }[];
+    };
+    expect(decisions.decisions.map((d) => [d.at, d.verdict])).toEqual([
+      [2000, "disagree"],
+      [1000, "agree"],
+    ]);
+    expect(
+      (await core.app.request("/api/v1/alerts?limit=0", { headers: { authorization: "Bearer admin" } }))
+        .status,
+    ).toBe(400);
+  } finally {
+    core.close();
+    db.close();
+  }
+});
