@@ -61,7 +61,10 @@ export class Agent {
           this.#store = new AgentStore(this.#config.data, { bufferBytes: this.#config.buffer_bytes });
           // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
           this.#reclaimTimer = setInterval(() => this.#store?.reclaim(), 60_000);
-          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval);
+          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval, {
+            // Room for the envelope: a batch must fit in one frame the hub accepts.
+            maxBodyBytes: Math.floor(this.#config.max_frame_bytes * 0.9),
+          });
           // Ticks staged before a crash are packed now, so they leave with the first flush.
           this.#buffer.flush(Date.now());
         },

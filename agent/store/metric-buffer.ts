@@ -17,9 +17,13 @@ export class MetricBuffer {
   readonly #deleteUpTo: Statement;
   #interval: number;
 
-  constructor(store: AgentStore, intervalMs: number) {
+  /** Largest encoded batch body; a run that would exceed it is split (the hub refuses larger frames). */
+  readonly #maxBodyBytes: number;
+
+  constructor(store: AgentStore, intervalMs: number, opts: { maxBodyBytes?: number } = {}) {
     this.#store = store;
     this.#interval = intervalMs;
+    this.#maxBodyBytes = opts.maxBodyBytes ?? 900 * 1024;
     store.db.run(
       "CREATE TABLE IF NOT EXISTS ticks (ts INTEGER PRIMARY KEY, interval INTEGER NOT NULL, data BLOB NOT NULL)",
     );
@@ -48,6 +52,8 @@ export class MetricBuffer {
     const n = Object.keys(values).length;
     if (n === 0) return 0;
     const tx = this.#store.db.transaction(() => {
+      // A slot already packed and sent (a restart within one interval of the last tick) is not reused.
+      if (ts <= this.#store.outbox.counter("last_packed_ts")) return 0;
       const { changes } = this.#stage.run(ts, this.#interval, encodeCbor(values));
       if (changes === 0) return 0;
       this.#store.outbox.bump("samples_produced", n);
@@ -105,7 +111,16 @@ export class MetricBuffer {
     };
     const enc = encodeMetrics(frame);
     const body = encodeCbor({ start, interval, ticks, samples: enc.samples, data: enc.data, z: enc.z });
-    this.#store.outbox.append("metrics_batch", body, enc.samples, now, () => this.#deleteUpTo.run(last));
+    if (body.byteLength > this.#maxBodyBytes && run.length > 1) {
+      const half = Math.ceil(run.length / 2);
+      this.#writeBatch(run.slice(0, half), interval, now);
+      this.#writeBatch(run.slice(half), interval, now);
+      return;
+    }
+    this.#store.outbox.append("metrics_batch", body, enc.samples, now, () => {
+      this.#deleteUpTo.run(last);
+      this.#store.outbox.raise("last_packed_ts", last);
+    });
   }
 
   /** Samples produced since the store was created (durable). */

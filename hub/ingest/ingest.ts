@@ -23,6 +23,9 @@ interface Pending {
   frame?: MetricsFrame;
 }
 
+// CBOR may carry 64-bit integers, which decode as BigInt and which JSON.stringify refuses.
+const jsonSafe = (_key: string, value: unknown) => (typeof value === "bigint" ? value.toString() : value);
+
 export type AckSender = (node: string, upto: number) => void;
 
 /** Receives reliable messages for every node and stores each exactly once. */
@@ -233,8 +236,24 @@ export class Ingest {
               }
             }
           } else {
-            this.#insertMessage.run(p.node, p.seq, p.msg.t, p.msg.ts, JSON.stringify(p.msg.b));
-            this.#apply?.(p.node, p.msg);
+            // Each message in its own savepoint: one that cannot be stored or applied is recorded as
+            // refused (and acked past) instead of rolling back everyone else's messages in the group.
+            this.#db.run("SAVEPOINT one_message");
+            try {
+              this.#insertMessage.run(p.node, p.seq, p.msg.t, p.msg.ts, JSON.stringify(p.msg.b, jsonSafe));
+              this.#apply?.(p.node, p.msg);
+              this.#db.run("RELEASE one_message");
+            } catch (err) {
+              this.#db.run("ROLLBACK TO one_message");
+              this.#db.run("RELEASE one_message");
+              this.#countRefused(1, { reason: "cannot_store" });
+              this.#log.warn("reliable message could not be stored; refused", {
+                node: p.node,
+                seq: p.seq,
+                type: p.msg.t,
+                error: (err as Error).message,
+              });
+            }
           }
           perNode.set(p.node, agg);
         }

@@ -127,12 +127,7 @@ export class WorkloadController {
   /** Returns every replica to the previous version. */
   rollback(name: string, reason = "rolled back by an operator"): WorkloadRecord {
     const w = this.#require(name);
-    if (
-      !("to" in w.rollout) ||
-      w.rollout.state === "rolled-back" ||
-      w.rollout.state === "failed" ||
-      !w.previous_spec
-    ) {
+    if (!("to" in w.rollout) || w.rollout.state === "rolled-back" || !w.previous_spec) {
       throw new RequestError(`workload ${name} has no rollout to roll back`, "rollout");
     }
     this.#rollback(w, reason);
@@ -181,8 +176,26 @@ export class WorkloadController {
     this.#lastPendingPass = this.#now();
     for (const w of this.#store.list()) {
       if ((w.spec.nodes ?? []).length > 0 || "step_started" in w.rollout) continue;
-      if (this.#active(w.name).length < w.spec.replicas) this.#placeMissing(w);
+      const active = this.#active(w.name);
+      if (active.length < w.spec.replicas) this.#placeMissing(w);
+      else if (active.length > w.spec.replicas) this.#scaleDown(w, active);
     }
+  }
+
+  // Stops the replicas beyond the wanted count: the last placed go first (node order breaks ties).
+  #scaleDown(w: WorkloadRecord, active: AllocRecord[]): void {
+    const surplus = [...active]
+      .sort((a, b) => b.created - a.created || b.node.localeCompare(a.node))
+      .slice(0, active.length - w.spec.replicas);
+    const touched = new Set<string>();
+    this.#tx(() => {
+      for (const a of surplus) {
+        this.#store.setDesired(a.id, "stop");
+        touched.add(a.node);
+      }
+    });
+    this.#sync(touched);
+    this.#log.info("workload scaled down", { workload: w.name, stopped: surplus.length });
   }
 
   // Runs the placement engine for the replicas a workload lacks and keeps its explanation.
@@ -286,13 +299,17 @@ export class WorkloadController {
     const previous = w.previous_spec!;
     const touched = new Set<string>();
     this.#tx(() => {
+      // Everything not at the version rolled back to goes, including copies of an older rollout
+      // that this one interrupted; every place the workload had gets a copy of that version.
       const active = this.#active(w.name);
-      for (const a of active.filter((x) => x.version === r.to)) {
+      const places =
+        (previous.nodes ?? []).length > 0 ? [...previous.nodes!] : [...new Set(active.map((a) => a.node))];
+      for (const a of active.filter((x) => x.version !== r.from)) {
         this.#store.setDesired(a.id, "stop");
         touched.add(a.node);
       }
-      const keep = new Set(active.filter((x) => x.version !== r.to).map((x) => x.node));
-      for (const node of previous.nodes ?? []) {
+      const keep = new Set(active.filter((x) => x.version === r.from).map((x) => x.node));
+      for (const node of places.slice(0, Math.max(previous.replicas, (previous.nodes ?? []).length))) {
         if (keep.has(node)) continue;
         this.#store.createAlloc(w.name, node, r.from, previous);
         touched.add(node);

@@ -61,6 +61,7 @@ export class Link {
   readonly #clock: Clock;
   #endpoints: string[];
   #heartbeatMs: number;
+  #beatEvery: number;
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #transport: Transport | undefined;
@@ -90,6 +91,7 @@ export class Link {
     this.#clock = this.#o.clock;
     this.#endpoints = [...opts.endpoints];
     this.#heartbeatMs = opts.heartbeatMs;
+    this.#beatEvery = opts.heartbeatMs;
   }
 
   /** Starts the reconnect loop (returns at once). */
@@ -153,7 +155,11 @@ export class Link {
     let index = 0;
     let failures = 0;
     while (!signal.aborted) {
-      if (this.#endpoints.length === 0) return;
+      if (this.#endpoints.length === 0) {
+        // Nothing to reach; setEndpoints() starts a new loop when the list fills again.
+        this.#loop = undefined;
+        return;
+      }
       const url = this.#endpoints[index % this.#endpoints.length]!;
       let established = false;
       try {
@@ -264,7 +270,7 @@ export class Link {
     let lastBeat = 0;
     const beat = () => {
       const now = this.#clock.now();
-      if (now - lastBeat < this.#heartbeatMs) return;
+      if (now - lastBeat < this.#beatMs(welcome)) return;
       lastBeat = now;
       const body: Body<"heartbeat"> = { pending: this.#o.outbox.stats().pending };
       if (this.#rtt !== undefined) body.rtt = this.#rtt;
@@ -279,6 +285,13 @@ export class Link {
     if (!transport.closed) await transport.close();
     if (!this.#abort.signal.aborted) this.#o.log.warn("disconnected from hub", { endpoint: url, reason });
     return true;
+  }
+
+  // The hub's wish wins when it asks for more frequent heartbeats than configured: its timeouts assume it.
+  #beatMs(welcome: WelcomeBody): number {
+    this.#beatEvery =
+      welcome.heartbeat_ms > 0 ? Math.min(this.#heartbeatMs, welcome.heartbeat_ms) : this.#heartbeatMs;
+    return this.#beatEvery;
   }
 
   #startSession(welcome: WelcomeBody): void {
@@ -333,7 +346,7 @@ export class Link {
   #tick(transport: Transport): void {
     const now = this.#clock.now();
     // A hub that went silent (half-open TCP, or a broker up with no hub behind it) ends the session.
-    if (now - this.#lastRx > 3 * this.#heartbeatMs + 2000) {
+    if (now - this.#lastRx > 3 * this.#beatEvery + 2000) {
       this.#o.log.warn("hub silent, reconnecting", { silent_ms: now - this.#lastRx });
       void transport.close();
       return;

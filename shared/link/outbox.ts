@@ -204,6 +204,12 @@ export class Outbox {
     this.#bump.run(name, by);
   }
 
+  /** Raises a named durable counter to `value` if it is lower (a high-water mark). */
+  raise(name: string, value: number): void {
+    const current = this.counter(name);
+    if (value > current) this.#bump.run(name, value - current);
+  }
+
   /** Reads a named durable counter. */
   counter(name: string): number {
     const row = this.#getCounter.get(name) as { value: number } | null;

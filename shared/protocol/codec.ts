@@ -106,7 +106,14 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME_BYTE
     }
   }
   const schema = BODY_SCHEMAS[env.t as MessageType];
-  if (schema === undefined) throw new ProtocolError("unknown_type", `unknown message type "${env.t}"`);
+  if (schema === undefined) {
+    // The envelope is sound: a reliable message of a kind this build does not know (say, from a newer
+    // agent) carries its sequence number, so the receiver can record it as refused and move past it.
+    const err = new ProtocolError("unknown_type", `unknown message type "${env.t}"`);
+    err.seq = env.q as number | undefined;
+    err.base = env.base as number | undefined;
+    throw err;
+  }
   const parsed = v.safeParse(schema, env.b);
   if (!parsed.success) {
     const issue = parsed.issues[0];

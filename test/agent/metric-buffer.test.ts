@@ -160,3 +160,45 @@ describe("metric buffer", () => {
     dead.db.close();
   });
 });
+
+describe("metric buffer: slots and frame size", () => {
+  test("a slot already packed is not taken again after a fast restart (no sample twice at one time)", () => {
+    using dir = tempDir();
+    {
+      using b = open(dir.path);
+      b.buffer.add(T0, { "cpu.util": 1 });
+      b.buffer.flush(T0);
+    }
+    using b = open(dir.path);
+    expect(b.buffer.add(T0, { "cpu.util": 2 })).toBe(0);
+    expect(b.buffer.add(T0 + SEC, { "cpu.util": 3 })).toBe(1);
+    b.buffer.flush(T0 + SEC);
+    expect(batches(b.store).flatMap((x) => samplesOf(x.frame))).toEqual([
+      [T0, "cpu.util", 1],
+      [T0 + SEC, "cpu.util", 3],
+    ]);
+    expect(b.buffer.produced()).toBe(2);
+  });
+
+  test("a run whose batch would exceed the frame limit is split into batches under it, losing nothing", () => {
+    using dir = tempDir();
+    const store = new AgentStore(dir.path, { bufferBytes: 64 << 20 });
+    const buffer = new MetricBuffer(store, SEC, { maxBodyBytes: 2048 });
+    let seed = 1;
+    const noise = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (let i = 0; i < 600; i++) {
+      const values: Record<string, number> = {};
+      for (let s = 0; s < 8; s++) values[`noisy.s${s}`] = Math.round(noise() * 1e9) / 1000;
+      buffer.add(T0 + i * SEC, values);
+    }
+    buffer.flush(T0 + 600 * SEC);
+    const all = batches(store);
+    expect(all.length).toBeGreaterThan(1);
+    for (const e of store.outbox.readFrom(0, 10_000)) expect(e.body.byteLength).toBeLessThanOrEqual(2048);
+    expect(all.reduce((n, x) => n + x.samples, 0)).toBe(600 * 8);
+    store.close();
+  });
+});

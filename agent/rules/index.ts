@@ -1,0 +1,39 @@
+// Public surface of the offline rule engine: rule list validation, compilation, the engine, defaults and the decision log.
+export {
+  COMPARISONS,
+  canonicalSeriesKey,
+  type Comparison,
+  type Condition,
+  ConditionError,
+  formatCondition,
+  type Operand,
+  parseCondition,
+} from "./condition.ts";
+export {
+  type CompiledRule,
+  type CompiledRuleSet,
+  compileCondition,
+  compileRule,
+  compileRules,
+  type Predicate,
+} from "./compile.ts";
+export {
+  type DecisionValidationBody,
+  DecisionLog,
+  type LoggedDecision,
+  validationBody,
+} from "./decision-log.ts";
+export { DEFAULT_RULES, defaultRuleSet } from "./defaults.ts";
+export { RuleEngine, RuleEngineState, type RulePhase, type RuleStatus } from "./engine.ts";
+export { ACTION_NAMES, parseRules, RuleInput, RuleListInput, type RuleSpec } from "./schema.ts";
+export {
+  type Action,
+  type ActionType,
+  type AgentState,
+  type Decision,
+  SEVERITIES,
+  type Severity,
+  STATE_VARS,
+  type Snapshot,
+  type StateVar,
+} from "./types.ts";
