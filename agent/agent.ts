@@ -224,6 +224,7 @@ export class Agent {
       heartbeatMs: cfg.heartbeat_interval,
       maxFrameBytes: cfg.max_frame_bytes,
       onMessage: (msg) => this.#fromHub(msg),
+      allocGeneration: () => this.#tasks?.appliedGeneration() ?? 0,
     });
     if (cfg.hub.length === 0) this.#log.info("no hub configured: running standalone");
     this.#hub.link.start();

@@ -62,7 +62,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     joinToken: () => o.joinToken,
     heartbeatMs: o.heartbeatMs,
     maxFrameBytes: o.maxFrameBytes,
-    onSession: (node) => controller.onSession(node),
+    onSession: (node, hello) => controller.onSession(node, hello.alloc_generation),
   });
   metrics.gauge("novacron_hub_nodes", "Known nodes by status", () => {
     const by = new Map<string, number>();

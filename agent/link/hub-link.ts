@@ -21,6 +21,7 @@ export class HubLink {
   readonly bootId = crypto.randomUUID();
   #identity: Identity;
   readonly #store: AgentStore;
+  readonly #allocGeneration: (() => number) | undefined;
 
   constructor(opts: {
     endpoints: string[];
@@ -31,7 +32,10 @@ export class HubLink {
     maxFrameBytes: number;
     transports?: TransportFactory;
     onMessage?: (msg: Message) => void;
+    /** The desired-set generation applied locally, told to the hub in every hello. */
+    allocGeneration?: () => number;
   }) {
+    this.#allocGeneration = opts.allocGeneration;
     this.#identity = opts.identity;
     this.#store = opts.store;
     this.link = new Link({
@@ -66,6 +70,8 @@ export class HubLink {
       version: id.version,
       boot_id: this.bootId,
     };
+    const generation = this.#allocGeneration?.();
+    if (generation !== undefined) hello.alloc_generation = generation;
     const credential = this.#store.getState("credential");
     if (credential) hello.credential = credential;
     // The join token goes along too, so a hub that lost our credential can admit us again.

@@ -143,6 +143,11 @@ export class TaskManager {
   }
 
   /** Every task this node has (including ones being stopped). */
+  /** Generation of the desired set last applied (0 before any). */
+  appliedGeneration(): number {
+    return Math.max(0, this.#store.getNumber(APPLIED, 0));
+  }
+
   list(): TaskView[] {
     return [...this.#tasks.values()].map((t) => t.view()).sort((a, b) => a.alloc.localeCompare(b.alloc));
   }

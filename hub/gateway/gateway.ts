@@ -35,7 +35,7 @@ export interface GatewayOptions {
   maxFrameBytes: number;
   now?: () => number;
   /** A node has a new session (after its welcome): time to send it its desired state. */
-  onSession?: (node: string) => void;
+  onSession?: (node: string, hello: Body<"hello">) => void;
 }
 
 /** Routes frames from peers to the registry and ingest, and messages from the hub to nodes. */
@@ -110,7 +110,9 @@ export class Gateway {
     this.#o.registry.seen(node);
     switch (msg.t) {
       case "heartbeat":
-        if (msg.b.rtt !== undefined) this.#o.registry.setRtt(node, msg.b.rtt);
+        if (msg.b.rtt !== undefined && Number.isFinite(msg.b.rtt) && msg.b.rtt >= 0) {
+          this.#o.registry.setRtt(node, msg.b.rtt);
+        }
         this.#send(peer, "ack", {
           upto: this.#o.ingest.committed(node),
           echo: msg.ts,
@@ -149,6 +151,12 @@ export class Gateway {
   }
 
   #hello(peer: Peer, hello: Body<"hello">): void {
+    if (peer.node && peer.node !== hello.node_id) {
+      throw new NovaError(
+        "bad_body",
+        `this connection belongs to node ${peer.node}; it cannot say hello as ${hello.node_id}`,
+      );
+    }
     if (peer.via === "mqtt" && peer.remote !== hello.node_id) {
       throw new NovaError("bad_body", `hello for ${hello.node_id} arrived on the topic of ${peer.remote}`);
     }
@@ -181,7 +189,7 @@ export class Gateway {
     };
     if (result.credential) welcome.credential = result.credential;
     this.#send(peer, "welcome", welcome);
-    this.#o.onSession?.(hello.node_id);
+    this.#o.onSession?.(hello.node_id, hello);
     this.#o.log.info("node joined", {
       node: hello.node_id,
       via: peer.via,

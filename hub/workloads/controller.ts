@@ -164,8 +164,22 @@ export class WorkloadController {
   }
 
   /** A node (re)joined: it gets its whole desired set, and pending workloads may now fit. */
-  onSession(node: string): void {
-    this.#send(node, { generation: this.#store.generation(node), allocs: this.#store.desiredOn(node) });
+  onSession(node: string, agentGeneration?: number): void {
+    let generation = this.#store.generation(node);
+    if (agentGeneration !== undefined && agentGeneration >= generation) {
+      // The node has applied this generation or a later one (from this hub before it lost its data,
+      // or from another hub): only a higher number makes it take what this hub holds.
+      this.#store.setGeneration(node, agentGeneration);
+      generation = this.#store.nextGeneration(node);
+      this.#store.stampGeneration(
+        this.#store
+          .allocsOnNode(node)
+          .filter((a) => a.desired === "run")
+          .map((a) => a.id),
+        generation,
+      );
+    }
+    this.#send(node, { generation, allocs: this.#store.desiredOn(node) });
     // After the node's hello is processed, so the fleet view already holds it.
     setTimeout(() => this.placePending(), 0);
   }

@@ -242,6 +242,16 @@ export class WorkloadStore {
     return row.generation;
   }
 
+  /** Sets the node's generation (only ever upwards). */
+  setGeneration(node: string, generation: number): void {
+    this.db
+      .query(
+        `INSERT INTO node_generations (node, generation) VALUES (?, ?)
+         ON CONFLICT(node) DO UPDATE SET generation = max(generation, excluded.generation)`,
+      )
+      .run(node, generation);
+  }
+
   generation(node: string): number {
     const row = this.db.query("SELECT generation FROM node_generations WHERE node = ?").get(node) as {
       generation: number;

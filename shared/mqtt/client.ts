@@ -218,6 +218,8 @@ export class MqttClient {
   async end(): Promise<void> {
     if (this.#closed) return;
     this.#write(DISCONNECT);
+    // DISCONNECT must reach the broker behind whatever is still queued, or the Will fires.
+    for (let i = 0; i < 100 && this.#queue.length > 0; i++) await Bun.sleep(10);
     this.#socket.end();
     this.#shutdown("closed by this client");
   }
@@ -249,7 +251,11 @@ export class MqttClient {
         if (p.qos === 1 && p.id !== undefined) this.#write(ackPacket(PacketType.Puback, p.id));
         // QoS 2 is never requested; answer it correctly anyway so a broker cannot stall us.
         if (p.qos === 2 && p.id !== undefined) this.#write(ackPacket(PacketType.Pubrec, p.id));
-        this.#onMessage({ topic: p.topic, payload: p.payload, retain: p.retain, qos: p.qos });
+        try {
+          this.#onMessage({ topic: p.topic, payload: p.payload, retain: p.retain, qos: p.qos });
+        } catch {
+          // A failing handler must not cost the packets behind this one in the same read.
+        }
         return;
       case PacketType.Pubrel:
         this.#write(ackPacket(PacketType.Pubcomp, p.id));

@@ -31,6 +31,8 @@ export const Hello = v.object({
   last_acked: seq,
   join_token: v.optional(v.string()),
   credential: v.optional(v.string()),
+  /** Generation of the desired allocation set the agent last applied (a hub that lost it must go above). */
+  alloc_generation: v.optional(count),
 });
 
 export const Welcome = v.object({

@@ -315,3 +315,36 @@ describe("rollouts", () => {
     expect(w.body.allocs[0]).toMatchObject({ exit_code: 3, output_tail: "hi\n", message: "exited 3" });
   });
 });
+
+describe("generations", () => {
+  test("a node that applied a higher generation elsewhere (hub data lost, or another hub) gets this hub's set above it", async () => {
+    using dir = tempDir();
+    using h = setup(dir.path);
+    await h.api("POST", "/api/v1/workloads", spec({ nodes: ["moved"] }));
+    const received: Message[] = [];
+    const peer: Peer = {
+      via: "ws",
+      remote: "moved",
+      node: undefined,
+      send: (f) => received.push(decodeFrame(f)),
+      close: () => {},
+    };
+    const hello = {
+      node_id: "moved",
+      level: 4,
+      labels: {},
+      capabilities: [],
+      resources: {},
+      version: "t",
+      boot_id: "b",
+      last_acked: 0,
+      join_token: "join",
+      alloc_generation: 41,
+    };
+    h.core.gateway.onFrame(peer, encodeFrame(envelope("hello", "moved", hello)));
+    const sets = received.filter((m) => m.t === "allocs");
+    const last = sets.at(-1);
+    expect(last?.t === "allocs" && last.b.generation).toBeGreaterThan(41);
+    expect(last?.t === "allocs" && last.b.allocs.map((a) => a.workload)).toEqual(["web"]);
+  });
+});
