@@ -10,6 +10,7 @@ import { HostCollector, type Inventory, inventory, runProbes } from "./collect/i
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
+import { RulesRunner } from "./rules-runner.ts";
 import { TaskManager } from "./tasks/index.ts";
 
 /** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
@@ -30,6 +31,10 @@ export class Agent {
   #collector: HostCollector | undefined;
   #hub: HubLink | undefined;
   #tasks: TaskManager | undefined;
+  #rules: RulesRunner | undefined;
+  /** Sampling interval a rule asked for, over the configured one. */
+  #ruleInterval: number | undefined;
+  #offlineSince: number | undefined = Date.now();
   #server: Server<unknown> | undefined;
   #inventory: Inventory | undefined;
   #started: Module[] = [];
@@ -94,6 +99,22 @@ export class Agent {
           await this.#tasks?.stop();
         },
       },
+      {
+        name: "rules",
+        start: async () => {
+          this.#rules = new RulesRunner(this.#config.rules, {
+            db: this.#store!.db,
+            log: this.#log.child("rules"),
+            tasks: () => this.#tasks,
+            report: (type, body) => this.#report(type, body),
+            setSampleInterval: (ms) => {
+              this.#ruleInterval = ms;
+              this.#buffer?.setInterval(this.#sampleInterval());
+            },
+          });
+        },
+        stop: async () => {},
+      },
       this.#collectModule(),
       {
         name: "link",
@@ -150,7 +171,7 @@ export class Agent {
     // Probe results wait here for the next tick, so each one is sent once, at the time it was taken.
     let probed: Record<string, number> = {};
     const tick = () => {
-      const interval = this.#config.sample_interval;
+      const interval = this.#sampleInterval();
       const now = Date.now();
       // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode;
       // a timer that fires a little early or late must not land two ticks in one slot.
@@ -179,13 +200,12 @@ export class Agent {
         }
         this.#buffer!.add(ts, values);
         this.#firstSampleAt ??= now;
+        this.#rules?.evaluate(values, this.#ruleState(now), now);
       } catch (err) {
         this.#log.warn("sampling failed", { error: (err as Error).message });
       }
-      const next =
-        this.#config.sample_interval === interval
-          ? ts + interval
-          : Math.ceil(now / this.#config.sample_interval) * this.#config.sample_interval;
+      const every = this.#sampleInterval();
+      const next = every === interval ? ts + interval : Math.ceil(now / every) * every;
       tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
     };
     const flush = () => {
@@ -268,6 +288,31 @@ export class Agent {
     }
   }
 
+  #sampleInterval(): number {
+    return this.#ruleInterval ?? this.#config.sample_interval;
+  }
+
+  // What rule conditions may read besides series: the link, the buffer, the tasks.
+  #ruleState(now: number) {
+    const connected = this.#hub?.link.status().connected ?? false;
+    if (connected) this.#offlineSince = undefined;
+    else this.#offlineSince ??= now;
+    const ob = this.#store?.outbox.stats();
+    const tasks = this.#tasks?.list() ?? [];
+    return {
+      connected,
+      offline_s: this.#offlineSince === undefined ? 0 : (now - this.#offlineSince) / 1000,
+      buffer_fill: ob ? ob.bytes / this.#config.buffer_bytes : 0,
+      tasks_running: tasks.filter((t) => t.status === "running" && !t.paused).length,
+      tasks_paused: tasks.filter((t) => t.paused).length,
+    };
+  }
+
+  /** The decision log, newest first. */
+  decisions(limit = 100) {
+    return this.#rules?.list(limit) ?? [];
+  }
+
   /** The local API's task list. */
   tasks(): ReturnType<TaskManager["list"]> {
     return this.#tasks?.list() ?? [];
@@ -293,6 +338,7 @@ export class Agent {
       status: () => this.status(),
       tasks: () => this.tasks(),
       logs: (alloc, lines) => this.#tasks?.logs(alloc, lines),
+      decisions: (limit) => this.decisions(limit),
     });
     const { host, port } = this.#config.api;
     this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });
@@ -344,7 +390,14 @@ export class Agent {
   applyConfig(next: AgentConfig, changed: string[], restartKeys: string[]): void {
     this.#config = next;
     this.#configRevision += 1;
-    if (changed.includes("sample_interval")) this.#buffer?.setInterval(next.sample_interval);
+    if (changed.includes("sample_interval")) this.#buffer?.setInterval(this.#sampleInterval());
+    if (changed.includes("rules")) {
+      try {
+        this.#rules?.replace(next.rules);
+      } catch (err) {
+        this.#log.error("rules refused; keeping the running ones", { error: (err as Error).message });
+      }
+    }
     if (changed.includes("buffer_bytes")) this.#store?.outbox.setBudget(next.buffer_bytes);
     if (changed.includes("heartbeat_interval")) this.#hub?.link.setHeartbeat(next.heartbeat_interval);
     if (changed.includes("log_level")) this.#log.setLevel(next.log_level as LogLevel);

@@ -6,7 +6,7 @@
 // settle, as on a quiet host); "moving" cycles through 1,000 pre-built samples whose values wander across the
 // thresholds, so that rules keep going pending, firing and clearing and decisions are built with their inputs.
 import { parseArgs } from "node:util";
-import { type AgentState, compileRules, RuleEngine, type Snapshot } from "../agent/rules/index.ts";
+import { type AgentState, compileRules, RuleEngine, type Snapshot } from "../shared/rules/index.ts";
 import { systemClock } from "../shared/clock.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Logger } from "../shared/log.ts";
 import type { HubConfig } from "./config/index.ts";
 import { createHubCore } from "./core.ts";
+import { decisionPolicy } from "./events/index.ts";
 import { MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
 
@@ -46,6 +47,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       restartGraceMs: cfg.restart_grace,
     },
     log,
+    checkDecision: decisionPolicy(),
   });
   const { registry, gateway, app } = core;
   const { host: hostname, port } = cfg.listen;

@@ -17,6 +17,7 @@ export function createLocalApi(deps: {
   status: () => AgentStatus;
   tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
   logs: (alloc: string, lines: number) => string | undefined;
+  decisions: (limit: number) => unknown[];
 }): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -25,6 +26,18 @@ export function createLocalApi(deps: {
   );
   app.get("/v1/status", (c) => c.json(deps.status()));
   app.get("/v1/tasks", (c) => c.json({ tasks: deps.tasks() }));
+  app.get("/v1/decisions", (c) => {
+    const limit = Number(c.req.query("limit") ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      return c.json(
+        {
+          error: { code: "bad_request", message: "limit must be an integer from 1 to 10000", field: "limit" },
+        },
+        400,
+      );
+    }
+    return c.json({ decisions: deps.decisions(limit) });
+  });
   app.get("/v1/tasks/:alloc/logs", (c) => {
     const lines = Number(c.req.query("lines") ?? 200);
     if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {

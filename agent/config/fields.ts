@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
+import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_AGENT_CONFIG_PATH = "/etc/novacron/agent.yaml";
@@ -94,6 +95,20 @@ export const agentFields = defineFields([
     default: "10s",
     hot: true,
     help: "how often the latency probes run",
+  },
+  {
+    key: "rules",
+    flag: "--rules",
+    env: "NOVACRON_RULES",
+    kind: "custom",
+    default: DEFAULT_RULES as unknown[],
+    parse: (raw: unknown): unknown[] => {
+      // Checked (and compiled once to find errors) at load; the agent compiles the accepted list again.
+      compileRules(raw, "rules");
+      return raw as unknown[];
+    },
+    hot: true,
+    help: "offline rules (YAML list in the file; JSON as a flag); default: max CPU 80%, memory 85%, disk 90%, min 1 GB free",
   },
   {
     key: "capabilities",

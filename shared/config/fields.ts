@@ -98,8 +98,19 @@ export interface BoolField extends FieldCommon<boolean> {
   readonly default: boolean;
 }
 
+/**
+ * A structured setting (a rule list, pipelines): a YAML structure in the file, JSON text as a flag or
+ * variable. `parse` turns it into the typed value or throws (a ConfigError names the inner field).
+ */
+export interface CustomField<V = unknown> extends FieldCommon<V> {
+  readonly kind: "custom";
+  readonly default: V;
+  readonly parse: (raw: unknown) => V;
+}
+
 /** Any one field of a table. */
 export type Field =
+  | CustomField
   | StringField
   | IntField
   | DurationField
@@ -131,7 +142,9 @@ export type ValueOf<F extends Field> = F extends {
             ? Readonly<Record<string, string>>
             : F extends { kind: "bool" }
               ? boolean
-              : never;
+              : F extends { kind: "custom"; parse: (raw: unknown) => infer V }
+                ? V
+                : never;
 
 /** The resolved config object of a table: one typed, read-only property per field key. */
 export type ConfigOf<T extends FieldTable> = { readonly [F in T[number] as F["key"]]: ValueOf<F> };

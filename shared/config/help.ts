@@ -3,6 +3,7 @@ import type { Field, FieldTable } from "./fields.ts";
 import { formatBytes, formatDuration, formatListen } from "./parsers.ts";
 
 const METAVAR: Readonly<Record<Field["kind"], string>> = {
+  custom: "JSON",
   string: "VALUE",
   int: "N",
   duration: "DURATION",

@@ -173,6 +173,24 @@ export function coerce(field: Field, raw: unknown, from: string): unknown {
     case "bool":
       value = coerceBool(field, raw, from);
       break;
+    case "custom": {
+      let input = raw;
+      if (typeof raw === "string") {
+        try {
+          input = JSON.parse(raw);
+        } catch {
+          fail(field, "must be JSON when given as a flag or environment variable", raw, from);
+        }
+      }
+      try {
+        value = field.parse(input);
+      } catch (err) {
+        if (err instanceof ConfigError)
+          throw new ConfigError(err.field, `${err.message.slice(err.field.length + 2)} (from ${from})`);
+        fail(field, (err as Error).message, raw, from);
+      }
+      break;
+    }
     default: {
       const never: never = field;
       throw new Error(`config table: unknown kind in ${JSON.stringify(never)}`);

@@ -10,7 +10,7 @@ import {
   formatCondition,
   parseCondition,
   type Snapshot,
-} from "../../agent/rules/index.ts";
+} from "../../shared/rules/index.ts";
 import { ConfigError } from "../../shared/errors.ts";
 
 const IDLE_STATE: AgentState = {
@@ -388,8 +388,8 @@ rules:
 });
 
 describe("rule engine source", () => {
-  test("agent/rules never generates code from text: no eval and no Function constructor", () => {
-    const dir = join(import.meta.dir, "../../agent/rules");
+  test("shared/rules never generates code from text: no eval and no Function constructor", () => {
+    const dir = join(import.meta.dir, "../../shared/rules");
     const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
     expect(files.length).toBeGreaterThanOrEqual(7);
     for (const f of files) {

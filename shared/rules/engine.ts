@@ -1,6 +1,6 @@
 // The rule engine: one pure state machine per rule (idle → pending → firing → clearing → idle); decides, never acts.
 import * as v from "valibot";
-import type { Clock } from "../../shared/clock.ts";
+import type { Clock } from "../clock.ts";
 import type { CompiledRule, CompiledRuleSet } from "./compile.ts";
 import type { Decision, Snapshot } from "./types.ts";
 

@@ -1,7 +1,7 @@
 // The rule list as it appears in the agent's YAML (valibot), and its validation into rule specs with errors naming rule and field.
 import * as v from "valibot";
-import { ConfigError } from "../../shared/errors.ts";
-import { formatDuration, parseDuration } from "../../shared/config/index.ts";
+import { ConfigError } from "../errors.ts";
+import { formatDuration, parseDuration } from "../config/index.ts";
 import { type Condition, ConditionError, parseCondition } from "./condition.ts";
 import { type Action, SEVERITIES, type Severity } from "./types.ts";
 

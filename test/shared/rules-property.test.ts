@@ -6,7 +6,7 @@ import {
   type Decision,
   RuleEngine,
   type Snapshot,
-} from "../../agent/rules/index.ts";
+} from "../../shared/rules/index.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 
 /** mulberry32: small, seeded, good enough to generate test cases. */

@@ -8,7 +8,7 @@ import {
   defaultRuleSet,
   RuleEngine,
   type Snapshot,
-} from "../../agent/rules/index.ts";
+} from "../../shared/rules/index.ts";
 import { AgentStore } from "../../agent/store/index.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { tempDir } from "../support/processes.ts";

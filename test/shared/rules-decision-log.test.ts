@@ -2,7 +2,7 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Decision, DecisionLog, validationBody } from "../../agent/rules/index.ts";
+import { type Decision, DecisionLog, validationBody } from "../../shared/rules/index.ts";
 import { AgentStore } from "../../agent/store/index.ts";
 import { DecisionValidation } from "../../shared/protocol/index.ts";
 import * as v from "valibot";

@@ -1,0 +1,13 @@
+// Public surface of the agent's local cache.
+export {
+  type CacheEntry,
+  type CachePolicy,
+  type CacheSource,
+  type CacheStats,
+  LocalCache,
+  type LocalCacheOptions,
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  type PutOptions,
+  type PutResult,
+} from "./local-cache.ts";
