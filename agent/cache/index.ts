@@ -6,8 +6,7 @@ export {
   type CacheStats,
   LocalCache,
   type LocalCacheOptions,
-  MAX_KEY_BYTES,
-  MAX_VALUE_BYTES,
   type PutOptions,
   type PutResult,
 } from "./local-cache.ts";
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./limits.ts";

@@ -19,9 +19,7 @@ import type { Clock } from "../../shared/clock.ts";
 import type { Database } from "bun:sqlite";
 import { CacheTable, type CounterValues } from "./cache-table.ts";
 import { type EvictionOrder, LfuOrder, LruOrder, type Ranked } from "./eviction-order.ts";
-
-export const MAX_KEY_BYTES = 256;
-export const MAX_VALUE_BYTES = 1 << 20;
+import { checkBudget, checkKey, checkValue } from "./limits.ts";
 
 export type CachePolicy = "lru" | "lfu";
 export type CacheSource = "local" | "hub";
@@ -73,8 +71,6 @@ interface Meta extends Ranked {
   freq: number;
 }
 
-const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
-
 /** Key/value cache with a byte budget, persisted in the agent's SQLite file. */
 export class LocalCache {
   readonly #table: CacheTable;
@@ -120,7 +116,8 @@ export class LocalCache {
       if (m.expiresAt !== undefined) this.#withTtl++;
       if (m.access > this.#access) this.#access = m.access;
     }
-    this.#fit(0, undefined);
+    // A smaller budget than last run's (or a lower maxEntries) takes effect at once.
+    this.#db(() => this.#fit(0, undefined));
   }
 
   /** Starts the periodic expiry sweep and flush. */
@@ -133,7 +130,7 @@ export class LocalCache {
     signal?.addEventListener("abort", () => this.stop(), { once: true });
   }
 
-  /** Stops the sweep and writes access order and counters. Safe to call more than once. */
+  /** Stops the sweep and writes access order and counters (call before closing the store). Safe to repeat. */
   stop(): void {
     if (this.#timer !== undefined) this.#clock.clearInterval(this.#timer);
     this.#timer = undefined;
@@ -374,27 +371,4 @@ export class LocalCache {
     const db = this.#table.db;
     return db.inTransaction ? fn() : db.transaction(fn)();
   }
-}
-
-function checkKey(key: unknown): number {
-  if (typeof key !== "string" || key.length === 0)
-    throw new RequestError("must be a non-empty string", "key");
-  const n = utf8Length(key);
-  if (n > MAX_KEY_BYTES) throw new RequestError(`is ${n} bytes; at most ${MAX_KEY_BYTES}`, "key");
-  return n;
-}
-
-function checkValue(value: unknown): number {
-  let n: number;
-  if (typeof value === "string") n = value.length > MAX_VALUE_BYTES ? MAX_VALUE_BYTES + 1 : utf8Length(value);
-  else if (value instanceof Uint8Array) n = value.byteLength;
-  else throw new RequestError("must be a string or bytes", "value");
-  if (n > MAX_VALUE_BYTES) throw new RequestError(`is over ${MAX_VALUE_BYTES} bytes (1 MiB)`, "value");
-  return n;
-}
-
-function checkBudget(bytes: number): number {
-  if (!Number.isSafeInteger(bytes) || bytes < 0)
-    throw new RequestError("must be a non-negative integer", "budgetBytes");
-  return bytes;
 }

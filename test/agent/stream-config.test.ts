@@ -57,6 +57,7 @@ describe("stream config", () => {
     expect(spec!.steps[4]).toMatchObject({
       kind: "anomaly",
       alpha: 0.1,
+      spreadAlpha: 0.02,
       z: 4,
       minPoints: 20,
       direction: "both",
