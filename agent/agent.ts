@@ -9,8 +9,11 @@ import { type AgentStatus, createLocalApi } from "./api/index.ts";
 import { HostCollector, type Inventory, inventory, runProbes } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
+import { systemClock } from "../shared/clock.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
+import { LocalCache } from "./cache/index.ts";
 import { RulesRunner } from "./rules-runner.ts";
+import { StreamRunner } from "./stream-runner.ts";
 import { TaskManager } from "./tasks/index.ts";
 
 /** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
@@ -32,6 +35,8 @@ export class Agent {
   #hub: HubLink | undefined;
   #tasks: TaskManager | undefined;
   #rules: RulesRunner | undefined;
+  #stream: StreamRunner | undefined;
+  #cache: LocalCache | undefined;
   /** Sampling interval a rule asked for, over the configured one. */
   #ruleInterval: number | undefined;
   #offlineSince: number | undefined = Date.now();
@@ -100,12 +105,47 @@ export class Agent {
         },
       },
       {
+        name: "cache",
+        start: async (signal) => {
+          this.#cache = new LocalCache({
+            db: this.#store!.db,
+            budgetBytes: this.#config.cache_bytes,
+            policy: this.#config.cache_policy as "lru" | "lfu",
+            clock: systemClock,
+          });
+          this.#cache.start(signal);
+        },
+        stop: async () => this.#cache?.stop(),
+      },
+      {
+        name: "stream",
+        start: async () => {
+          this.#stream = new StreamRunner(this.#config.pipelines, {
+            log: this.#log.child("stream"),
+            onAlert: (a) =>
+              this.#report("event", {
+                kind: "alert",
+                at: a.t,
+                message: a.message,
+                fields: {
+                  severity: a.severity,
+                  source: `pipeline:${a.pipeline}`,
+                  series: a.series,
+                  value: a.value,
+                },
+              }),
+          });
+        },
+        stop: async () => {},
+      },
+      {
         name: "rules",
         start: async () => {
           this.#rules = new RulesRunner(this.#config.rules, {
             db: this.#store!.db,
             log: this.#log.child("rules"),
             tasks: () => this.#tasks,
+            cache: () => this.#cache,
             report: (type, body) => this.#report(type, body),
             setSampleInterval: (ms) => {
               this.#ruleInterval = ms;
@@ -198,6 +238,7 @@ export class Agent {
               probing = false;
             });
         }
+        if (this.#stream) Object.assign(values, this.#stream.tick(values, now));
         this.#buffer!.add(ts, values);
         this.#firstSampleAt ??= now;
         this.#rules?.evaluate(values, this.#ruleState(now), now);
@@ -339,6 +380,8 @@ export class Agent {
       tasks: () => this.tasks(),
       logs: (alloc, lines) => this.#tasks?.logs(alloc, lines),
       decisions: (limit) => this.decisions(limit),
+      ingest: (points) => this.#stream?.ingest(points),
+      cache: () => this.#cache,
     });
     const { host, port } = this.#config.api;
     this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });
@@ -391,6 +434,14 @@ export class Agent {
     this.#config = next;
     this.#configRevision += 1;
     if (changed.includes("sample_interval")) this.#buffer?.setInterval(this.#sampleInterval());
+    if (changed.includes("cache_bytes")) this.#cache?.setBudget(next.cache_bytes);
+    if (changed.includes("pipelines")) {
+      try {
+        this.#stream?.replace(next.pipelines);
+      } catch (err) {
+        this.#log.error("pipelines refused; keeping the running ones", { error: (err as Error).message });
+      }
+    }
     if (changed.includes("rules")) {
       try {
         this.#rules?.replace(next.rules);

@@ -12,12 +12,14 @@ import {
 } from "../shared/rules/index.ts";
 import { systemClock } from "../shared/clock.ts";
 import type { Database } from "bun:sqlite";
+import type { LocalCache } from "./cache/index.ts";
 import type { TaskManager } from "./tasks/index.ts";
 
 export interface RulesRunnerDeps {
   db: Database;
   log: Logger;
   tasks: () => TaskManager | undefined;
+  cache: () => LocalCache | undefined;
   /** Puts a must-deliver message into the outbox. */
   report: (type: MessageType, body: object) => void;
   /** A rule asked for another sampling interval (undefined: back to the configured one). */
@@ -119,7 +121,12 @@ export class RulesRunner {
           fields: { rule: d.rule },
         });
         return;
-      case "evict_cache":
+      case "evict_cache": {
+        const evicted =
+          this.#d.cache()?.evict("prefix" in a ? { prefix: a.prefix } : { fraction: a.fraction }) ?? 0;
+        this.#d.log.info("cache entries evicted by a rule", { rule: d.rule, evicted });
+        return;
+      }
       case "downsample_buffer":
       case "prune_buffer":
         // Not built yet on this agent: the decision is logged and reported, the action is not taken.

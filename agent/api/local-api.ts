@@ -1,6 +1,8 @@
 // The agent's local HTTP API: health, Prometheus metrics and status for operators on the host.
 import { Hono } from "hono";
+import { RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
+import { type DataDeps, dataRoutes } from "./data-routes.ts";
 
 export interface AgentStatus {
   node_id: string;
@@ -12,13 +14,15 @@ export interface AgentStatus {
 }
 
 /** Builds the local API app; `status` is read on every request. */
-export function createLocalApi(deps: {
-  metrics: MetricsRegistry;
-  status: () => AgentStatus;
-  tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
-  logs: (alloc: string, lines: number) => string | undefined;
-  decisions: (limit: number) => unknown[];
-}): Hono {
+export function createLocalApi(
+  deps: {
+    metrics: MetricsRegistry;
+    status: () => AgentStatus;
+    tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
+    logs: (alloc: string, lines: number) => string | undefined;
+    decisions: (limit: number) => unknown[];
+  } & DataDeps,
+): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/metrics", (c) =>
@@ -26,6 +30,7 @@ export function createLocalApi(deps: {
   );
   app.get("/v1/status", (c) => c.json(deps.status()));
   app.get("/v1/tasks", (c) => c.json({ tasks: deps.tasks() }));
+  app.route("/v1", dataRoutes(deps));
   app.get("/v1/decisions", (c) => {
     const limit = Number(c.req.query("limit") ?? 100);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
@@ -56,6 +61,11 @@ export function createLocalApi(deps: {
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),
   );
-  app.onError((_err, c) => c.json({ error: { code: "internal", message: "internal error" } }, 500));
+  // The one place errors become HTTP responses: bad input names its field, nothing else leaks.
+  app.onError((err, c) => {
+    if (err instanceof RequestError)
+      return c.json({ error: { code: err.code, message: err.message, field: err.field } }, 400);
+    return c.json({ error: { code: "internal", message: "internal error" } }, 500);
+  });
   return app;
 }

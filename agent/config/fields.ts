@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
+import { compilePipelines } from "../stream/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_AGENT_CONFIG_PATH = "/etc/novacron/agent.yaml";
@@ -109,6 +110,38 @@ export const agentFields = defineFields([
     },
     hot: true,
     help: "offline rules (YAML list in the file; JSON as a flag); default: max CPU 80%, memory 85%, disk 90%, min 1 GB free",
+  },
+  {
+    key: "pipelines",
+    flag: "--pipelines",
+    env: "NOVACRON_PIPELINES",
+    kind: "custom",
+    default: [] as unknown[],
+    parse: (raw: unknown): unknown[] => {
+      compilePipelines({ pipelines: raw });
+      return raw as unknown[];
+    },
+    hot: true,
+    help: "stream pipelines over any series (YAML list in the file; JSON as a flag)",
+  },
+  {
+    key: "cache_bytes",
+    flag: "--cache-bytes",
+    env: "NOVACRON_CACHE_BYTES",
+    kind: "bytes",
+    min: "64KiB",
+    default: "100MB",
+    hot: true,
+    help: "byte budget of the local key/value cache",
+  },
+  {
+    key: "cache_policy",
+    flag: "--cache-policy",
+    env: "NOVACRON_CACHE_POLICY",
+    kind: "string",
+    oneOf: ["lru", "lfu"],
+    default: "lru",
+    help: "what the cache evicts first when full: least recently or least frequently used",
   },
   {
     key: "capabilities",

@@ -1,0 +1,73 @@
+// Local data routes: points pushed by applications on the host (/v1/ingest) and the key/value cache (/v1/cache).
+import { type Context, Hono } from "hono";
+import { RequestError } from "../../shared/errors.ts";
+import type { LocalCache } from "../cache/index.ts";
+import { type IngestPoint, MAX_INGEST_BYTES, parseIngestBody } from "../stream/index.ts";
+
+export interface DataDeps {
+  ingest: (points: IngestPoint[]) => void;
+  cache: () => LocalCache | undefined;
+}
+
+// Reads at most `limit` bytes; a larger body is refused before it is all in memory.
+async function boundedBody(c: Context, limit: number): Promise<Uint8Array> {
+  const declared = Number(c.req.header("content-length") ?? 0);
+  if (declared > limit)
+    throw new RequestError(`body of ${declared} bytes is over the ${limit} byte limit`, "body");
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  if (bytes.byteLength > limit)
+    throw new RequestError(`body of ${bytes.byteLength} bytes is over the ${limit} byte limit`, "body");
+  return bytes;
+}
+
+/** Routes for /v1/ingest and /v1/cache/{key}. */
+export function dataRoutes(deps: DataDeps): Hono {
+  const app = new Hono();
+  app.post("/ingest", async (c) => {
+    const bytes = await boundedBody(c, MAX_INGEST_BYTES);
+    const type = c.req.header("content-type") ?? "application/json";
+    const body = type.includes("cbor") ? bytes : new TextDecoder().decode(bytes);
+    const points = parseIngestBody(body, type);
+    deps.ingest(points);
+    return c.json({ accepted: points.length }, 202);
+  });
+  app.get("/cache/:key", (c) => {
+    const entry = deps.cache()?.get(c.req.param("key"));
+    if (!entry)
+      return c.json({ error: { code: "not_found", message: `no cache entry ${c.req.param("key")}` } }, 404);
+    const headers: Record<string, string> = {};
+    if (entry.version !== undefined) headers["x-version"] = String(entry.version);
+    if (entry.expires_at !== undefined) headers["x-expires-at"] = String(entry.expires_at);
+    if (typeof entry.value === "string") return c.text(entry.value, 200, headers);
+    return c.body(entry.value.slice().buffer, 200, {
+      ...headers,
+      "content-type": "application/octet-stream",
+    });
+  });
+  app.put("/cache/:key", async (c) => {
+    const cache = deps.cache();
+    if (!cache) return c.json({ error: { code: "unavailable", message: "cache not running" } }, 503);
+    const ttlText = c.req.query("ttl_ms");
+    const ttl = ttlText === undefined ? undefined : Number(ttlText);
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0)) {
+      throw new RequestError("query parameter ttl_ms must be a positive integer", "ttl_ms");
+    }
+    const bytes = await boundedBody(c, (1 << 20) + 1);
+    const binary = (c.req.header("content-type") ?? "").includes("octet-stream");
+    const result = cache.put(
+      c.req.param("key"),
+      binary ? bytes : new TextDecoder().decode(bytes),
+      ttl ? { ttl_ms: ttl } : {},
+    );
+    if (!result.stored)
+      return c.json({ error: { code: "conflict", message: `not stored: ${result.reason}` } }, 409);
+    return c.json({ stored: true });
+  });
+  app.delete("/cache/:key", (c) => {
+    const gone = deps.cache()?.delete(c.req.param("key")) ?? false;
+    return gone
+      ? c.body(null, 204)
+      : c.json({ error: { code: "not_found", message: `no cache entry ${c.req.param("key")}` } }, 404);
+  });
+  return app;
+}

@@ -1,0 +1,96 @@
+// End to end: local applications push points and use the cache; pipelines turn points into series and alerts.
+import { expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { encodeCbor } from "../../shared/protocol/index.ts";
+import { startAgent, startHub, tempDir } from "../support/processes.ts";
+import { waitFor } from "../support/wait.ts";
+
+test("pushed points flow through a pipeline to a derived series and an alert at the hub; bad bodies get 4xx naming the field; the cache stores, serves and deletes", async () => {
+  using dir = tempDir();
+  await using hub = await startHub({ data: join(dir.path, "hub") });
+  const config = join(dir.path, "agent.yaml");
+  writeFileSync(
+    config,
+    [
+      "batch_interval: 1s",
+      "heartbeat_interval: 1s",
+      "pipelines:",
+      "  - name: vibration",
+      '    source: "sensor.vibration"',
+      "    steps:",
+      '      - derive: { series: "sensor.vibration_g", expr: "value / 9.81" }',
+      '      - threshold: { above: 5, severity: critical, message: "vibration over 5 g" }',
+      "",
+    ].join("\n"),
+  );
+  await using agent = await startAgent({
+    data: join(dir.path, "agent"),
+    nodeId: "sensors",
+    hub: hub.wsUrl,
+    joinToken: hub.joinToken,
+    args: ["--config", config],
+  });
+  const ingest = (body: string | Uint8Array, type = "application/json") =>
+    fetch(`${agent.apiUrl}/v1/ingest`, { method: "POST", headers: { "content-type": type }, body });
+
+  const ok = await ingest(JSON.stringify({ points: [{ series: "sensor.vibration", value: 9.81 }] }));
+  expect(ok.status).toBe(202);
+  expect(await ok.json()).toEqual({ accepted: 1 });
+  const viaCbor = await ingest(encodeCbor([{ series: "sensor.vibration", value: 98.1 }]), "application/cbor");
+  expect(viaCbor.status).toBe(202);
+  await waitFor(
+    async () => {
+      const a = await hub.api<{ alerts: { node: string; severity: string; message: string }[] }>(
+        "/api/v1/alerts",
+      );
+      return a.body.alerts.some((x) => x.node === "sensors" && x.severity === "critical");
+    },
+    { what: "the pipeline's alert at the hub" },
+  );
+  await waitFor(
+    async () => {
+      const s = await hub.api<{ series: string[] }>("/api/v1/nodes/sensors/series");
+      return s.body.series?.includes("sensor.vibration") && s.body.series.includes("sensor.vibration_g");
+    },
+    { what: "the pushed and the derived series at the hub" },
+  );
+
+  const bad: [string | Uint8Array, string, string][] = [
+    ["{nope", "application/json", "body"],
+    [
+      JSON.stringify({ points: [{ series: "sensor.x", value: "high" }] }),
+      "application/json",
+      "points.0.value",
+    ],
+    [JSON.stringify({ points: [{ series: "Bad Name!", value: 1 }] }), "application/json", "points.0.series"],
+    [new Uint8Array([0xff, 0xfe, 0x00]), "application/cbor", "body"],
+    [
+      JSON.stringify({ points: Array.from({ length: 10_001 }, () => ({ series: "s", value: 1 })) }),
+      "application/json",
+      "points",
+    ],
+  ];
+  for (const [body, type, field] of bad) {
+    const r = await ingest(body, type);
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { field: string } }).error.field).toBe(field);
+  }
+  const huge = await ingest("x".repeat(5 * 1024 * 1024));
+  expect(huge.status).toBe(400);
+
+  const cache = (key: string, init?: RequestInit) => fetch(`${agent.apiUrl}/v1/cache/${key}`, init);
+  expect((await cache("price:AAPL", { method: "PUT", body: "189.32" })).status).toBe(200);
+  const got = await cache("price:AAPL");
+  expect(got.status).toBe(200);
+  expect(await got.text()).toBe("189.32");
+  expect((await cache("price:AAPL", { method: "PUT", body: "1", headers: {} })).status).toBe(200);
+  expect((await cache("tmp?ttl_ms=-5", { method: "PUT", body: "x" })).status).toBe(400);
+  expect((await cache("big", { method: "PUT", body: "x".repeat(2 * 1024 * 1024) })).status).toBe(400);
+  expect((await cache("price:AAPL", { method: "DELETE" })).status).toBe(204);
+  expect((await cache("price:AAPL")).status).toBe(404);
+  const metrics = await (await fetch(`${agent.apiUrl}/metrics`)).text();
+  expect(metrics).toContain("novacron_agent_samples_total");
+  // Nothing above disturbed the agent: it is still connected and sampling.
+  expect((await agent.status()).connected).toBe(true);
+}, 60_000);
