@@ -6,13 +6,15 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { encodeCbor, type Message, type MessageType } from "../shared/protocol/index.ts";
 import { SOFTWARE_VERSION } from "../shared/version.ts";
 import { type AgentStatus, createLocalApi } from "./api/index.ts";
-import { HostCollector, type Inventory, inventory, runProbes } from "./collect/index.ts";
+import { registerAgentMetrics } from "./agent-metrics.ts";
+import { type Inventory, inventory } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { systemClock } from "../shared/clock.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
 import { LocalCache } from "./cache/index.ts";
 import { RulesRunner } from "./rules-runner.ts";
+import { startSampling } from "./sampling-loop.ts";
 import { StreamRunner } from "./stream-runner.ts";
 import { TaskManager } from "./tasks/index.ts";
 
@@ -31,7 +33,6 @@ export class Agent {
   readonly #abort = new AbortController();
   #store: AgentStore | undefined;
   #buffer: MetricBuffer | undefined;
-  #collector: HostCollector | undefined;
   #hub: HubLink | undefined;
   #tasks: TaskManager | undefined;
   #rules: RulesRunner | undefined;
@@ -202,75 +203,28 @@ export class Agent {
   }
 
   #collectModule(): Module {
-    let tickTimer: ReturnType<typeof setTimeout> | undefined;
-    let flushTimer: ReturnType<typeof setTimeout> | undefined;
-    let lastDisk = 0;
-    let lastTs = 0;
-    let lastProbe = 0;
-    let probing = false;
-    // Probe results wait here for the next tick, so each one is sent once, at the time it was taken.
-    let probed: Record<string, number> = {};
-    const tick = () => {
-      const interval = this.#sampleInterval();
-      const now = Date.now();
-      // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode;
-      // a timer that fires a little early or late must not land two ticks in one slot.
-      let ts = Math.round(now / interval) * interval;
-      if (ts <= lastTs) ts = lastTs + interval;
-      lastTs = ts;
-      try {
-        const values = this.#collector!.sample(now);
-        if (now - lastDisk >= this.#config.disk_interval) {
-          lastDisk = now;
-          Object.assign(values, this.#collector!.sampleDisks());
-        }
-        Object.assign(values, probed);
-        probed = {};
-        const probes = this.#config.probes;
-        if (!probing && Object.keys(probes).length > 0 && now - lastProbe >= this.#config.probe_interval) {
-          lastProbe = now;
-          probing = true;
-          void runProbes(probes)
-            .then((r) => {
-              probed = r;
-            })
-            .finally(() => {
-              probing = false;
-            });
-        }
-        if (this.#stream) Object.assign(values, this.#stream.tick(values, now));
-        this.#buffer!.add(ts, values);
-        this.#firstSampleAt ??= now;
-        this.#rules?.evaluate(values, this.#ruleState(now), now);
-      } catch (err) {
-        this.#log.warn("sampling failed", { error: (err as Error).message });
-      }
-      const every = this.#sampleInterval();
-      const next = every === interval ? ts + interval : Math.ceil(now / every) * every;
-      tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
-    };
-    const flush = () => {
-      try {
-        if (this.#buffer!.flush(Date.now()) > 0) this.#hub?.link.notify();
-      } catch (err) {
-        this.#log.error("could not pack samples into the outbox", { error: (err as Error).message });
-      }
-      // Jitter spreads the fleet's batches so that a hub never sees them all in the same second.
-      const every = this.#config.batch_interval;
-      flushTimer = setTimeout(flush, every * (0.9 + Math.random() * 0.2));
-    };
+    let stop: (() => void) | undefined;
     return {
       name: "collect",
       start: async () => {
-        this.#collector = new HostCollector();
-        this.#collector.prime(Date.now());
-        tick();
-        flushTimer = setTimeout(flush, this.#config.batch_interval);
+        stop = startSampling({
+          log: this.#log,
+          interval: () => this.#sampleInterval(),
+          diskInterval: () => this.#config.disk_interval,
+          batchInterval: () => this.#config.batch_interval,
+          probes: () => this.#config.probes,
+          probeInterval: () => this.#config.probe_interval,
+          onTick: (ts, values, now) => {
+            if (this.#stream) Object.assign(values, this.#stream.tick(values, now));
+            this.#buffer!.add(ts, values);
+            this.#firstSampleAt ??= now;
+            this.#rules?.evaluate(values, this.#ruleState(now), now);
+          },
+          flush: (now) => this.#buffer!.flush(now),
+          notify: () => this.#hub?.link.notify(),
+        });
       },
-      stop: async () => {
-        clearTimeout(tickTimer);
-        clearTimeout(flushTimer);
-      },
+      stop: async () => stop?.(),
     };
   }
 
@@ -470,46 +424,10 @@ export class Agent {
   }
 
   #registerMetrics(): void {
-    const m = this.metrics;
-    m.gauge(
-      "novacron_agent_samples_total",
-      "Samples produced by this agent (durable)",
-      () => this.#buffer?.produced() ?? 0,
-    );
-    m.gauge(
-      "novacron_agent_samples_dropped_total",
-      "Samples dropped by the buffer's overflow policy",
-      () => this.#store?.outbox.stats().droppedSamples ?? 0,
-    );
-    m.gauge(
-      "novacron_agent_outbox_pending",
-      "Messages waiting for a hub ack",
-      () => this.#store?.outbox.stats().pending ?? 0,
-    );
-    m.gauge(
-      "novacron_agent_outbox_bytes",
-      "Bytes held in the outbox",
-      () => this.#store?.outbox.stats().bytes ?? 0,
-    );
-    m.gauge("novacron_agent_connected", "1 when a hub session is up", () =>
-      this.#hub?.link.status().connected ? 1 : 0,
-    );
-    m.gauge(
-      "novacron_agent_hub_rtt_ms",
-      "Last measured round trip to the hub",
-      () => this.#hub?.link.status().rttMs ?? Number.NaN,
-    );
-    m.gauge(
-      "novacron_agent_bad_frames_total",
-      "Frames from the hub that failed to decode",
-      () => this.#hub?.link.status().badFrames ?? 0,
-    );
-    m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () =>
-      process.memoryUsage.rss(),
-    );
-    m.gauge("process_cpu_seconds_total", "CPU time of the agent process", () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
+    registerAgentMetrics(this.metrics, {
+      produced: () => this.#buffer?.produced() ?? 0,
+      outbox: () => this.#store?.outbox.stats(),
+      link: () => this.#hub?.link.status(),
     });
   }
 }

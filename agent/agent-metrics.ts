@@ -1,0 +1,40 @@
+// The agent's own Prometheus metrics (DESIGN section 11 names the first five).
+import type { LinkStatus, OutboxStats } from "../shared/link/index.ts";
+import type { MetricsRegistry } from "../shared/metrics.ts";
+
+/** Declares the agent's gauges; each reads its source when scraped. */
+export function registerAgentMetrics(
+  m: MetricsRegistry,
+  src: { produced: () => number; outbox: () => OutboxStats | undefined; link: () => LinkStatus | undefined },
+): void {
+  m.gauge("novacron_agent_samples_total", "Samples produced by this agent (durable)", () => src.produced());
+  m.gauge(
+    "novacron_agent_samples_dropped_total",
+    "Samples dropped by the buffer's overflow policy",
+    () => src.outbox()?.droppedSamples ?? 0,
+  );
+  m.gauge(
+    "novacron_agent_outbox_pending",
+    "Messages waiting for a hub ack",
+    () => src.outbox()?.pending ?? 0,
+  );
+  m.gauge("novacron_agent_outbox_bytes", "Bytes held in the outbox", () => src.outbox()?.bytes ?? 0);
+  m.gauge("novacron_agent_connected", "1 when a hub session is up", () => (src.link()?.connected ? 1 : 0));
+  m.gauge(
+    "novacron_agent_hub_rtt_ms",
+    "Last measured round trip to the hub",
+    () => src.link()?.rttMs ?? Number.NaN,
+  );
+  m.gauge(
+    "novacron_agent_bad_frames_total",
+    "Frames from the hub that failed to decode",
+    () => src.link()?.badFrames ?? 0,
+  );
+  m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () =>
+    process.memoryUsage.rss(),
+  );
+  m.gauge("process_cpu_seconds_total", "CPU time of the agent process", () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  });
+}

@@ -1,0 +1,84 @@
+// The agent's sampling loop: one tick per interval on an aligned grid, plus the jittered flush into the outbox.
+import type { Logger } from "../shared/log.ts";
+import { HostCollector, runProbes } from "./collect/index.ts";
+
+export interface SamplingDeps {
+  log: Logger;
+  /** Current sampling interval (the configured one, or one a rule asked for). */
+  interval: () => number;
+  diskInterval: () => number;
+  batchInterval: () => number;
+  probes: () => Readonly<Record<string, string>>;
+  probeInterval: () => number;
+  /** One tick's values at its slot `ts`: stream, store, rules. */
+  onTick: (ts: number, values: Record<string, number>, now: number) => void;
+  /** Packs staged ticks into the outbox; returns the batches written. */
+  flush: (now: number) => number;
+  /** The outbox has something new. */
+  notify: () => void;
+}
+
+/** Starts sampling at once (the first tick runs synchronously); returns a stop function. */
+export function startSampling(d: SamplingDeps): () => void {
+  const collector = new HostCollector();
+  collector.prime(Date.now());
+  let tickTimer: ReturnType<typeof setTimeout> | undefined;
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let lastDisk = 0;
+  let lastTs = 0;
+  let lastProbe = 0;
+  let probing = false;
+  // Probe results wait here for the next tick, so each one is sent once, at the time it was taken.
+  let probed: Record<string, number> = {};
+  const tick = () => {
+    const interval = d.interval();
+    const now = Date.now();
+    // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode;
+    // a timer that fires a little early or late must not land two ticks in one slot.
+    let ts = Math.round(now / interval) * interval;
+    if (ts <= lastTs) ts = lastTs + interval;
+    lastTs = ts;
+    try {
+      const values = collector.sample(now);
+      if (now - lastDisk >= d.diskInterval()) {
+        lastDisk = now;
+        Object.assign(values, collector.sampleDisks());
+      }
+      Object.assign(values, probed);
+      probed = {};
+      const probes = d.probes();
+      if (!probing && Object.keys(probes).length > 0 && now - lastProbe >= d.probeInterval()) {
+        lastProbe = now;
+        probing = true;
+        void runProbes(probes)
+          .then((r) => {
+            probed = r;
+          })
+          .finally(() => {
+            probing = false;
+          });
+      }
+      d.onTick(ts, values, now);
+    } catch (err) {
+      d.log.warn("sampling failed", { error: (err as Error).message });
+    }
+    const every = d.interval();
+    const next = every === interval ? ts + interval : Math.ceil(now / every) * every;
+    tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
+  };
+  const flush = () => {
+    try {
+      if (d.flush(Date.now()) > 0) d.notify();
+    } catch (err) {
+      d.log.error("could not pack samples into the outbox", { error: (err as Error).message });
+    }
+    // Jitter spreads the fleet's batches so that a hub never sees them all in the same second.
+    flushTimer = setTimeout(flush, d.batchInterval() * (0.9 + Math.random() * 0.2));
+  };
+  tick();
+  flushTimer = setTimeout(flush, d.batchInterval());
+  return () => {
+    clearTimeout(tickTimer);
+    clearTimeout(flushTimer);
+  };
+}
