@@ -260,7 +260,16 @@ export class Agent {
         return;
       case "command": {
         const { id, kind, args } = msg.b;
-        if (kind === "logs") {
+        if (kind === "cache_put") {
+          // Hub-pushed reference data: a version at or below the one held is refused as stale.
+          const put = this.#cache?.put(String(args.key), String(args.value), {
+            version: Number(args.version),
+            source: "hub",
+            ...(typeof args.ttl_ms === "number" ? { ttl_ms: args.ttl_ms } : {}),
+          });
+          if (put && !put.stored)
+            this.#log.debug("hub cache entry not stored", { key: String(args.key), reason: put.reason });
+        } else if (kind === "logs") {
           const logs = this.#tasks?.logs(String(args.alloc), Number(args.lines ?? 200));
           this.#hub?.link.sendLive(
             "reply",

@@ -3,6 +3,7 @@ import type { Database } from "bun:sqlite";
 import type { Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { createApi } from "./api/index.ts";
+import { CacheDistributor } from "./cache/index.ts";
 import { type DecisionCheck, EventStore } from "./events/index.ts";
 import { Gateway } from "./gateway/index.ts";
 import { Ingest } from "./ingest/index.ts";
@@ -35,6 +36,16 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(db);
   const events = new EventStore(db);
+  const cache = new CacheDistributor(
+    db,
+    (node, e) =>
+      gateway !== undefined &&
+      gateway.sendTo(node, "command", {
+        id: `cache:${e.key}:${e.version}`,
+        kind: "cache_put",
+        args: { key: e.key, value: e.value, version: e.version, ...(e.ttl_ms ? { ttl_ms: e.ttl_ms } : {}) },
+      }),
+  );
   const controller = new WorkloadController({
     store: workloads,
     log: o.log.child("workloads"),
@@ -62,7 +73,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     joinToken: () => o.joinToken,
     heartbeatMs: o.heartbeatMs,
     maxFrameBytes: o.maxFrameBytes,
-    onSession: (node, hello) => controller.onSession(node, hello.alloc_generation),
+    onSession: (node, hello) => {
+      controller.onSession(node, hello.alloc_generation);
+      const record = registry.get(node);
+      if (record) cache.onSession(record);
+    },
   });
   metrics.gauge("novacron_hub_nodes", "Known nodes by status", () => {
     const by = new Map<string, number>();
@@ -81,6 +96,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     controller,
     gateway,
     events,
+    cache,
     fleet: () => fleetState(registry, ingest, workloads),
   });
   return {

@@ -9,7 +9,9 @@ import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { requireAdmin } from "./auth.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
+import type { CacheDistributor } from "../cache/index.ts";
 import { alertsApi } from "./alerts.ts";
+import { cacheApi } from "./cache.ts";
 import { nodesApi } from "./nodes.ts";
 import { placementApi } from "./placement.ts";
 import { workloadsApi } from "./workloads.ts";
@@ -22,6 +24,7 @@ export interface ApiDeps {
   workloads: WorkloadStore;
   gateway: Gateway;
   events: EventStore;
+  cache: CacheDistributor;
   fleet: () => FleetState;
   controller: WorkloadController;
 }
@@ -64,6 +67,7 @@ export function createApi(deps: ApiDeps): Hono {
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
   app.route("/api/v1/nodes", nodesApi(deps));
   app.route("/api/v1/alerts", alertsApi(deps));
+  app.route("/api/v1/cache", cacheApi(deps));
   app.route(
     "/api/v1/workloads",
     workloadsApi({

@@ -113,6 +113,15 @@ CREATE TABLE IF NOT EXISTS decisions (
   received INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_by_node ON decisions (node, at);
+-- Reference data the hub distributes to node caches; a node keeps only the highest version of a key.
+CREATE TABLE IF NOT EXISTS cache_entries (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  ttl_ms INTEGER,
+  target TEXT NOT NULL,
+  updated INTEGER NOT NULL
+);
 -- The generation of each node's desired allocation set; it only rises.
 CREATE TABLE IF NOT EXISTS node_generations (node TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 `;

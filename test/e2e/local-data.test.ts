@@ -94,3 +94,51 @@ test("pushed points flow through a pipeline to a derived series and an alert at 
   // Nothing above disturbed the agent: it is still connected and sampling.
   expect((await agent.status()).connected).toBe(true);
 }, 60_000);
+
+test("hub-pushed cache entries reach the nodes they target, also ones that connect later; an older version never replaces a newer one", async () => {
+  using dir = tempDir();
+  await using hub = await startHub({ data: join(dir.path, "hub") });
+  const put = (body: unknown) =>
+    hub.api<{ delivered_now: string[]; error?: { field: string } }>("/api/v1/cache", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  // Stored before any node exists: delivered when a targeted node says hello.
+  expect((await put({ key: "tariff", value: "v1", version: 1, target: { levels: [4, 4] } })).status).toBe(
+    200,
+  );
+  await using access = await startAgent({
+    data: join(dir.path, "access"),
+    nodeId: "access",
+    hub: hub.wsUrl,
+    joinToken: hub.joinToken,
+    args: ["--level", "4"],
+  });
+  await using device = await startAgent({
+    data: join(dir.path, "device"),
+    nodeId: "device",
+    hub: hub.wsUrl,
+    joinToken: hub.joinToken,
+    args: ["--level", "5"],
+  });
+  const read = async (a: { apiUrl: string }) => {
+    const r = await fetch(`${a.apiUrl}/v1/cache/tariff`);
+    return r.status === 200 ? await r.text() : undefined;
+  };
+  await waitFor(async () => (await read(access)) === "v1", { what: "the entry on the targeted node" });
+  await waitFor(async () => (await device.status()).connected, { what: "the other node connected" });
+  expect(await read(device)).toBeUndefined();
+
+  const v2 = await put({ key: "tariff", value: "v2", version: 2, target: { levels: [4, 4] } });
+  expect(v2.body.delivered_now).toEqual(["access"]);
+  await waitFor(async () => (await read(access)) === "v2", { what: "the newer version" });
+  const older = await put({ key: "tariff", value: "v0", version: 1, target: { levels: [4, 4] } });
+  expect(older.status).toBe(400);
+  expect(older.body.error?.field).toBe("version");
+  expect((await put({ key: "x", value: "y", version: 0 })).body.error?.field).toBe("version");
+  // A restarted node keeps v2 from its own store, and the hub's resend on hello changes nothing.
+  await access.restart();
+  await waitFor(async () => (await access.status()).connected, { what: "reconnect" });
+  expect(await read(access)).toBe("v2");
+}, 60_000);

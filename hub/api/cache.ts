@@ -1,0 +1,26 @@
+// /api/v1/cache: reference data pushed to node caches, targeted at nodes, levels or labels, versioned.
+import { Hono } from "hono";
+import { RequestError } from "../../shared/errors.ts";
+import { type CacheDistributor, parseCachePut } from "../cache/index.ts";
+import type { Registry } from "../registry/index.ts";
+
+/** Routes for pushed cache entries. */
+export function cacheApi(deps: { cache: CacheDistributor; registry: Registry }): Hono {
+  const app = new Hono();
+  app.put("/", async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new RequestError("body is not valid JSON", "body");
+    }
+    const entry = parseCachePut(body);
+    const { delivered } = deps.cache.put(
+      entry,
+      deps.registry.list().filter((n) => deps.registry.isConnected(n.id)),
+    );
+    return c.json({ key: entry.key, version: entry.version, delivered_now: delivered });
+  });
+  app.get("/", (c) => c.json({ entries: deps.cache.list() }));
+  return app;
+}
