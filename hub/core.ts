@@ -39,12 +39,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   const cache = new CacheDistributor(
     db,
     (node, e) =>
-      gateway !== undefined &&
-      gateway.sendTo(node, "command", {
+      gateway?.sendTo(node, "command", {
         id: `cache:${e.key}:${e.version}`,
         kind: "cache_put",
         args: { key: e.key, value: e.value, version: e.version, ...(e.ttl_ms ? { ttl_ms: e.ttl_ms } : {}) },
-      }),
+      }) ?? false,
   );
   const controller = new WorkloadController({
     store: workloads,

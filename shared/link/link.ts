@@ -1,5 +1,5 @@
 // The link to a hub: one reconnect loop, one handshake, one outbox drain; used by agents and child hubs.
-import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.ts";
+import { type Clock, sleep, systemClock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import {
   type Body,
