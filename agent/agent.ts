@@ -209,6 +209,7 @@ export class Agent {
       start: async () => {
         stop = startSampling({
           log: this.#log,
+          host: { proc: this.#config.host_proc, sys: this.#config.host_sys, root: this.#config.host_root },
           interval: () => this.#sampleInterval(),
           diskInterval: () => this.#config.disk_interval,
           batchInterval: () => this.#config.batch_interval,

@@ -4,6 +4,8 @@ import { HostCollector, runProbes } from "./collect/index.ts";
 
 export interface SamplingDeps {
   log: Logger;
+  /** Where the host's /proc, /sys and / are (they differ from ours inside a container). */
+  host: { proc: string; sys: string; root: string };
   /** Current sampling interval (the configured one, or one a rule asked for). */
   interval: () => number;
   diskInterval: () => number;
@@ -20,7 +22,12 @@ export interface SamplingDeps {
 
 /** Starts sampling at once (the first tick runs synchronously); returns a stop function. */
 export function startSampling(d: SamplingDeps): () => void {
-  const collector = new HostCollector();
+  const inContainer = d.host.proc !== "/proc" || d.host.root !== "/";
+  const collector = new HostCollector({
+    procRoot: d.host.proc,
+    sysRoot: d.host.sys,
+    ...(inContainer ? { hostRoot: d.host.root } : {}),
+  });
   collector.prime(Date.now());
   let tickTimer: ReturnType<typeof setTimeout> | undefined;
   let flushTimer: ReturnType<typeof setTimeout> | undefined;

@@ -27,6 +27,13 @@ export interface CollectorOptions {
   sysRoot?: string;
   /** Mount points for sampleDisks(); by default the real filesystems listed in `procRoot`/mounts. */
   mountsToWatch?: string[];
+  /**
+   * Set when the host's filesystems are mounted into a container (a Kubernetes pod): `procRoot` is the
+   * host's /proc and this is the host's `/`. Network counters and mounts then come from the host's
+   * pid 1 (`procRoot`/1/...), disk usage from statfs under this root, and the agent's own figures
+   * from /proc/self (like node_exporter's --path.procfs and --path.rootfs).
+   */
+  hostRoot?: string;
 }
 
 // The monotonic counters a rate needs two readings of.
@@ -43,6 +50,7 @@ export class HostCollector {
   readonly #sysRoot: string;
   readonly #files: ReturnType<typeof procFiles>;
   readonly #mountsToWatch: string[] | undefined;
+  readonly #hostRoot: string | undefined;
   #previous: Counters | undefined;
   // Thermal zones are created by drivers at boot; finding them once keeps a directory scan off every tick.
   #tempPaths: string[] | undefined;
@@ -50,7 +58,8 @@ export class HostCollector {
   constructor(opts: CollectorOptions = {}) {
     this.#procRoot = opts.procRoot ?? "/proc";
     this.#sysRoot = opts.sysRoot ?? "/sys";
-    this.#files = procFiles(this.#procRoot);
+    this.#hostRoot = opts.hostRoot;
+    this.#files = procFiles(this.#procRoot, opts.hostRoot !== undefined);
     this.#mountsToWatch = opts.mountsToWatch;
   }
 
@@ -90,8 +99,9 @@ export class HostCollector {
   sampleDisks(): Record<string, number> {
     const out: Record<string, number> = {};
     // Mounts are re-read each time so that a USB stick plugged in later is picked up.
-    for (const mount of this.#mountsToWatch ?? readDiskMounts(this.#procRoot)) {
-      const pct = diskUsedPct(mount);
+    const mounts = this.#hostRoot === undefined ? this.#procRoot : join(this.#procRoot, "1");
+    for (const mount of this.#mountsToWatch ?? readDiskMounts(mounts)) {
+      const pct = diskUsedPct(this.#hostRoot === undefined ? mount : join(this.#hostRoot, mount));
       if (pct !== undefined) putSeries(out, withLabel(SERIES.diskUsedPct, "mount", mount), pct);
     }
     return out;
@@ -112,14 +122,17 @@ export class HostCollector {
   }
 }
 
-function procFiles(procRoot: string) {
+// In a container with the host's /proc mounted, net/dev must be pid 1's (the host's network), and
+// "self" must be our own /proc (the host's /proc/self would resolve in the host's pid namespace).
+function procFiles(procRoot: string, hostView: boolean) {
+  const self = hostView ? "/proc" : procRoot;
   return {
     stat: join(procRoot, "stat"),
     meminfo: join(procRoot, "meminfo"),
     loadavg: join(procRoot, "loadavg"),
-    netDev: join(procRoot, "net", "dev"),
-    selfStat: join(procRoot, "self", "stat"),
-    selfStatus: join(procRoot, "self", "status"),
+    netDev: hostView ? join(procRoot, "1", "net", "dev") : join(procRoot, "net", "dev"),
+    selfStat: join(self, "self", "stat"),
+    selfStatus: join(self, "self", "status"),
   };
 }
 

@@ -1,6 +1,15 @@
 // Specifications of the agent's host collector: /proc parsers on fixture text, the sampler on fixture trees and on this machine.
 import { describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { HostCollector, inventory, SERIES } from "../../agent/collect/index.ts";
@@ -379,5 +388,31 @@ describe("thermal zones and inventory", () => {
     expect(inv.disk_bytes).toBe(root.blocks * root.bsize);
     expect(inv.arch).toBe(process.arch);
     expect(inv.os).toBe(osFromRelease(readFileSync("/etc/os-release", "utf8"))!);
+  });
+});
+
+describe("collector in a container with the host's filesystems mounted", () => {
+  test("collector: reads the host's network from pid 1, its mounts from pid 1, disk usage under the host root, and its own figures from /proc/self", () => {
+    const base = mkdtempSync(join(os.tmpdir(), "novacron-hostview-"));
+    const dir = { path: base };
+    const proc = join(dir.path, "proc");
+    const hostRoot = join(dir.path, "root");
+    mkdirSync(join(proc, "1", "net"), { recursive: true });
+    mkdirSync(hostRoot);
+    for (const f of ["stat", "meminfo", "loadavg"]) copyFileSync(join(FIXTURE_PROC, f), join(proc, f));
+    // The container's own net/dev (a symlink to self/net on a real host proc) must not be read.
+    mkdirSync(join(proc, "net"));
+    writeFileSync(join(proc, "net", "dev"), "garbage that would not parse\n");
+    copyFileSync(join(FIXTURE_PROC, "net", "dev"), join(proc, "1", "net", "dev"));
+    writeFileSync(join(proc, "1", "mounts"), "/dev/vda1 / ext4 rw,relatime 0 0\n");
+    const c = new HostCollector({ procRoot: proc, sysRoot: join(dir.path, "sys"), hostRoot });
+    c.prime(1_000);
+    const s = c.sample(2_000);
+    expect(s["net.rx_bps"]).toBe(0);
+    expect(s["agent.rss_bytes"]).toBeGreaterThan(1_000_000);
+    const disks = c.sampleDisks();
+    expect(Object.keys(disks)).toEqual(['disk.used_pct{mount="/"}']);
+    expect(disks['disk.used_pct{mount="/"}']).toBeGreaterThan(0);
+    rmSync(base, { recursive: true, force: true });
   });
 });
