@@ -302,12 +302,11 @@ export class Agent {
     const connected = this.#hub?.link.status().connected ?? false;
     if (connected) this.#offlineSince = undefined;
     else this.#offlineSince ??= now;
-    const ob = this.#store?.outbox.stats();
     const tasks = this.#tasks?.list() ?? [];
     return {
       connected,
       offline_s: this.#offlineSince === undefined ? 0 : (now - this.#offlineSince) / 1000,
-      buffer_fill: ob ? ob.bytes / this.#config.buffer_bytes : 0,
+      buffer_fill: (this.#store?.outbox.bytes ?? 0) / this.#config.buffer_bytes,
       tasks_running: tasks.filter((t) => t.status === "running" && !t.paused).length,
       tasks_paused: tasks.filter((t) => t.paused).length,
     };

@@ -19,10 +19,13 @@ export class MetricBuffer {
 
   /** Largest encoded batch body; a run that would exceed it is split (the hub refuses larger frames). */
   readonly #maxBodyBytes: number;
+  #lastPacked: number;
 
   constructor(store: AgentStore, intervalMs: number, opts: { maxBodyBytes?: number } = {}) {
     this.#store = store;
     this.#interval = intervalMs;
+    // The durable high-water mark, held in memory: add() checks it every tick.
+    this.#lastPacked = store.outbox.counter("last_packed_ts");
     this.#maxBodyBytes = opts.maxBodyBytes ?? 900 * 1024;
     store.db.run(
       "CREATE TABLE IF NOT EXISTS ticks (ts INTEGER PRIMARY KEY, interval INTEGER NOT NULL, data BLOB NOT NULL)",
@@ -53,7 +56,7 @@ export class MetricBuffer {
     if (n === 0) return 0;
     const tx = this.#store.db.transaction(() => {
       // A slot already packed and sent (a restart within one interval of the last tick) is not reused.
-      if (ts <= this.#store.outbox.counter("last_packed_ts")) return 0;
+      if (ts <= this.#lastPacked) return 0;
       const { changes } = this.#stage.run(ts, this.#interval, encodeCbor(values));
       if (changes === 0) return 0;
       this.#store.outbox.bump("samples_produced", n);
@@ -121,6 +124,8 @@ export class MetricBuffer {
       this.#deleteUpTo.run(last);
       this.#store.outbox.raise("last_packed_ts", last);
     });
+    // Only after the commit: a rolled-back append must not move the mark.
+    this.#lastPacked = Math.max(this.#lastPacked, last);
   }
 
   /** Samples produced since the store was created (durable). */

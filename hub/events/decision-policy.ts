@@ -5,10 +5,9 @@ import {
   type CompiledRuleSet,
   compileRules,
   DEFAULT_RULES,
+  STATE_VARS,
 } from "../../shared/rules/index.ts";
 import type { DecisionCheck } from "./event-store.ts";
-
-const STATE_KEYS = ["connected", "offline_s", "buffer_fill", "tasks_running", "tasks_paused"] as const;
 
 /**
  * Checks each decision against `rules` (the hub's policy for its nodes; the default rule set unless
@@ -31,7 +30,7 @@ export function decisionPolicy(rules: unknown = DEFAULT_RULES): DecisionCheck {
     for (const [key, v] of Object.entries(d.inputs)) {
       if (typeof v !== "number") continue;
       const s = key.startsWith("state.") ? key.slice(6) : undefined;
-      if (s && (STATE_KEYS as readonly string[]).includes(s)) state[s] = s === "connected" ? v !== 0 : v;
+      if (s && (STATE_VARS as readonly string[]).includes(s)) state[s] = s === "connected" ? v !== 0 : v;
       else values.set(key, v);
     }
     const snapshot = { values, state: state as unknown as AgentState };

@@ -27,6 +27,8 @@ export class WorkloadController {
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #fleet: (() => FleetState) | undefined;
   #lastPendingPass = 0;
+  #lastPrune = 0;
+  #pendingScheduled = false;
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -165,34 +167,36 @@ export class WorkloadController {
 
   /** A node (re)joined: it gets its whole desired set, and pending workloads may now fit. */
   onSession(node: string, agentGeneration?: number): void {
-    let generation = this.#store.generation(node);
-    if (agentGeneration !== undefined && agentGeneration >= generation) {
+    if (agentGeneration !== undefined && agentGeneration >= this.#store.generation(node)) {
       // The node has applied this generation or a later one (from this hub before it lost its data,
       // or from another hub): only a higher number makes it take what this hub holds.
       this.#store.setGeneration(node, agentGeneration);
-      generation = this.#store.nextGeneration(node);
-      this.#store.stampGeneration(
-        this.#store
-          .allocsOnNode(node)
-          .filter((a) => a.desired === "run")
-          .map((a) => a.id),
-        generation,
-      );
+      this.#sync(new Set([node]));
+    } else {
+      this.#send(node, { generation: this.#store.generation(node), allocs: this.#store.desiredOn(node) });
     }
-    this.#send(node, { generation, allocs: this.#store.desiredOn(node) });
-    // After the node's hello is processed, so the fleet view already holds it.
-    setTimeout(() => this.placePending(), 0);
+    // After the node's hello is processed, so the fleet view already holds it; a burst of hellos
+    // (a hub restart) shares one pass.
+    if (!this.#pendingScheduled) {
+      this.#pendingScheduled = true;
+      setTimeout(() => this.placePending(), 0);
+    }
   }
 
   /** Places the replicas that placed (not pinned) workloads still lack. */
   placePending(): void {
+    this.#pendingScheduled = false;
     if (this.#stopped) return;
     this.#lastPendingPass = this.#now();
+    // One fleet view for the pass, built again only after a placement changed it.
+    let fleet: FleetState | undefined;
     for (const w of this.#store.list()) {
       if ((w.spec.nodes ?? []).length > 0 || "step_started" in w.rollout) continue;
       const active = this.#active(w.name);
-      if (active.length < w.spec.replicas) this.#placeMissing(w);
-      else if (active.length > w.spec.replicas) this.#scaleDown(w, active);
+      if (active.length < w.spec.replicas) {
+        fleet ??= this.#fleet?.();
+        if ((this.#placeMissing(w, fleet) ?? []).length > 0) fleet = undefined;
+      } else if (active.length > w.spec.replicas) this.#scaleDown(w, active);
     }
   }
 
@@ -213,8 +217,9 @@ export class WorkloadController {
   }
 
   // Runs the placement engine for the replicas a workload lacks and keeps its explanation.
-  #placeMissing(w: WorkloadRecord): Plan | undefined {
-    if (!this.#fleet) return undefined;
+  // Returns the placements made.
+  #placeMissing(w: WorkloadRecord, fleet = this.#fleet?.()): Plan["placements"] | undefined {
+    if (!fleet) return undefined;
     const missing = w.spec.replicas - this.#active(w.name).length;
     if (missing <= 0) return undefined;
     const request = validatePlacementRequest({
@@ -223,7 +228,7 @@ export class WorkloadController {
       replicas: missing,
       placement: w.spec.placement,
     });
-    const plan = place(this.#fleet(), request);
+    const plan = place(fleet, request);
     const touched = new Set<string>();
     this.#tx(() => {
       for (const p of plan.placements) {
@@ -241,13 +246,18 @@ export class WorkloadController {
     }
     if (!plan.complete)
       this.#log.info("workload waits for a node that fits", { workload: w.name, reason: plan.reason });
-    return plan;
+    return plan.placements;
   }
 
   /** Advances every rollout in progress (and, every few seconds, places what is pending). */
   tick(): void {
     const now = this.#now();
     if (now - this.#lastPendingPass > 5000) this.placePending();
+    if (now - this.#lastPrune > 60_000) {
+      // Stopped allocations stay visible for an hour (GET .../allocs history), then go.
+      this.#lastPrune = now;
+      this.#store.pruneStopped(3_600_000);
+    }
     for (const w of this.#store.list()) {
       const r = w.rollout;
       if (!("step_started" in r)) continue;
@@ -356,16 +366,8 @@ export class WorkloadController {
   // Every touched node gets its whole desired set under a new generation.
   #sync(nodes: Set<string>): void {
     for (const node of nodes) {
-      const allocs = this.#store.desiredOn(node);
-      const generation = this.#store.nextGeneration(node);
-      this.#store.stampGeneration(
-        this.#store
-          .allocsOnNode(node)
-          .filter((a) => a.desired === "run")
-          .map((a) => a.id),
-        generation,
-      );
-      this.#send(node, { generation, allocs });
+      const generation = this.#store.bumpGeneration(node);
+      this.#send(node, { generation, allocs: this.#store.desiredOn(node) });
     }
   }
 }

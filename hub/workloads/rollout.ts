@@ -23,7 +23,7 @@ export function provedHealthy(a: AllocRecord, now: number, minHealthyMs: number)
 
 /** Why a new allocation counts as failed, or undefined. */
 export function failure(a: AllocRecord): string | undefined {
-  if (a.healthy === false || /unhealthy/.test(a.message ?? "")) {
+  if (a.healthy === false) {
     return `allocation ${a.id} on ${a.node} failed its health check${a.message ? ` (${a.message})` : ""}`;
   }
   if (a.status === "failed")

@@ -204,7 +204,12 @@ export class WorkloadStore {
     this.db
       .query(
         `UPDATE allocs SET status = $status, message = $message, pid = coalesce($pid, pid),
-           restarts = coalesce($restarts, restarts), healthy = $healthy,
+           restarts = coalesce($restarts, restarts),
+           -- A report without a health verdict keeps the last one (a task stopped for being unhealthy
+           -- reports "failed" without repeating it); a task starting afresh has none yet.
+           healthy = CASE WHEN $healthy IS NOT NULL THEN $healthy
+                          WHEN $status = 'running' AND status != 'running' THEN NULL
+                          ELSE healthy END,
            running_since = CASE WHEN $status = 'running' THEN coalesce(running_since, $now) ELSE NULL END,
            updated = $now WHERE id = $id`,
       )
@@ -259,9 +264,13 @@ export class WorkloadStore {
     return row?.generation ?? 0;
   }
 
-  stampGeneration(ids: string[], generation: number): void {
-    const q = this.db.query("UPDATE allocs SET generation = ? WHERE id = ?");
-    for (const id of ids) q.run(generation, id);
+  /** Bumps the node's generation and stamps it on the allocations the node is to run; returns it. */
+  bumpGeneration(node: string): number {
+    const generation = this.nextGeneration(node);
+    this.db
+      .query("UPDATE allocs SET generation = ? WHERE node = ? AND desired = 'run'")
+      .run(generation, node);
+    return generation;
   }
 
   /** Forgets stopped allocations that the node no longer runs (kept for a while for the API). */

@@ -61,7 +61,8 @@ export class Link {
   readonly #clock: Clock;
   #endpoints: string[];
   #heartbeatMs: number;
-  #beatEvery: number;
+  /** The heartbeat period the hub asked for in its welcome (0: none). */
+  #hubBeatMs = 0;
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #transport: Transport | undefined;
@@ -91,7 +92,6 @@ export class Link {
     this.#clock = this.#o.clock;
     this.#endpoints = [...opts.endpoints];
     this.#heartbeatMs = opts.heartbeatMs;
-    this.#beatEvery = opts.heartbeatMs;
   }
 
   /** Starts the reconnect loop (returns at once). */
@@ -270,7 +270,7 @@ export class Link {
     let lastBeat = 0;
     const beat = () => {
       const now = this.#clock.now();
-      if (now - lastBeat < this.#beatMs(welcome)) return;
+      if (now - lastBeat < this.#beatEvery()) return;
       lastBeat = now;
       const body: Body<"heartbeat"> = { pending: this.#o.outbox.stats().pending };
       if (this.#rtt !== undefined) body.rtt = this.#rtt;
@@ -288,13 +288,12 @@ export class Link {
   }
 
   // The hub's wish wins when it asks for more frequent heartbeats than configured: its timeouts assume it.
-  #beatMs(welcome: WelcomeBody): number {
-    this.#beatEvery =
-      welcome.heartbeat_ms > 0 ? Math.min(this.#heartbeatMs, welcome.heartbeat_ms) : this.#heartbeatMs;
-    return this.#beatEvery;
+  #beatEvery(): number {
+    return this.#hubBeatMs > 0 ? Math.min(this.#heartbeatMs, this.#hubBeatMs) : this.#heartbeatMs;
   }
 
   #startSession(welcome: WelcomeBody): void {
+    this.#hubBeatMs = welcome.heartbeat_ms;
     const outbox = this.#o.outbox;
     if (welcome.last_acked > outbox.lastSeq()) {
       // The hub remembers more than we ever numbered: our store was reset. What we hold is new to
@@ -346,7 +345,7 @@ export class Link {
   #tick(transport: Transport): void {
     const now = this.#clock.now();
     // A hub that went silent (half-open TCP, or a broker up with no hub behind it) ends the session.
-    if (now - this.#lastRx > 3 * this.#beatEvery + 2000) {
+    if (now - this.#lastRx > 3 * this.#beatEvery() + 2000) {
       this.#o.log.warn("hub silent, reconnecting", { silent_ms: now - this.#lastRx });
       void transport.close();
       return;

@@ -82,6 +82,11 @@ export class Outbox {
     this.setBudget(opts.budgetBytes);
   }
 
+  /** Bytes held now (kept in memory: cheap enough for every tick). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Changes the byte budget (hot config or start-up) and enforces it at once. */
   setBudget(bytes: number): void {
     this.#budget = bytes;
