@@ -55,6 +55,13 @@ export class FlagError extends NovaError {
   }
 }
 
+/** Something asked for by name that does not exist (a node, a workload, an allocation). */
+export class NotFoundError extends NovaError {
+  constructor(message: string) {
+    super("not_found", message);
+  }
+}
+
 /** A bad API request; `field` names the offending part of the body or query. */
 export class RequestError extends NovaError {
   readonly field: string | undefined;

@@ -1,6 +1,7 @@
 // /api/v1/cache: reference data pushed to node caches, targeted at nodes, levels or labels, versioned.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
+import { jsonBody } from "./json-body.ts";
 import { type CacheDistributor, parseCachePut } from "../cache/index.ts";
 import type { Registry } from "../registry/index.ts";
 
@@ -8,12 +9,7 @@ import type { Registry } from "../registry/index.ts";
 export function cacheApi(deps: { cache: CacheDistributor; registry: Registry }): Hono {
   const app = new Hono();
   app.put("/", async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new RequestError("body is not valid JSON", "body");
-    }
+    const body = await jsonBody(c);
     const entry = parseCachePut(body);
     const { delivered } = deps.cache.put(
       entry,

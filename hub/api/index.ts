@@ -1,6 +1,6 @@
 // The hub's HTTP surface: health, Prometheus metrics, and the authenticated /api/v1.
 import { Hono } from "hono";
-import { NovaError, RequestError } from "../../shared/errors.ts";
+import { NotFoundError, NovaError, RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { EventStore } from "../events/index.ts";
 import type { Gateway } from "../gateway/index.ts";
@@ -89,6 +89,7 @@ export function createApi(deps: ApiDeps): Hono {
     if (err instanceof RequestError) {
       return c.json({ error: { code: err.code, message: err.message, field: err.field } }, 400);
     }
+    if (err instanceof NotFoundError) return c.json({ error: { code: err.code, message: err.message } }, 404);
     if (err instanceof NovaError) return c.json({ error: { code: err.code, message: err.message } }, 400);
     return c.json({ error: { code: "internal", message: "internal error" } }, 500);
   });

@@ -1,6 +1,6 @@
 // /api/v1/nodes: the registry and each node's stored telemetry.
 import { Hono } from "hono";
-import { RequestError } from "../../shared/errors.ts";
+import { NotFoundError, RequestError } from "../../shared/errors.ts";
 import type { EventStore } from "../events/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { NodeRecord, Registry } from "../registry/index.ts";
@@ -36,10 +36,14 @@ export function nodesApi(deps: {
 }): Hono {
   const { registry, ingest, workloads, events } = deps;
   const app = new Hono();
+  const node = (id: string): NodeRecord => {
+    const n = registry.get(id);
+    if (!n) throw new NotFoundError(`no node ${id}`);
+    return n;
+  };
   app.get("/", (c) => c.json({ nodes: registry.list().map((n) => summary(registry, n)) }));
   app.get("/:id", (c) => {
-    const n = registry.get(c.req.param("id"));
-    if (!n) return c.json({ error: { code: "not_found", message: `no node ${c.req.param("id")}` } }, 404);
+    const n = node(c.req.param("id"));
     return c.json({
       ...summary(registry, n),
       resources: n.resources,
@@ -59,24 +63,22 @@ export function nodesApi(deps: {
     const id = c.req.param("id");
     // A node pinned by a workload may not have joined yet: its allocations are listed all the same.
     const allocs = workloads.allocsOnNode(id).filter((a) => a.desired === "run");
-    if (!registry.get(id) && allocs.length === 0) {
-      return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
-    }
+    if (allocs.length === 0) node(id);
     return c.json({ allocs: allocs.map(allocView) });
   });
   app.get("/:id/decisions", (c) => {
     const id = c.req.param("id");
-    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    node(id);
     return c.json({ decisions: events.decisions(id) });
   });
   app.get("/:id/series", (c) => {
     const id = c.req.param("id");
-    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    node(id);
     return c.json({ series: ingest.series(id) });
   });
   app.get("/:id/metrics", (c) => {
     const id = c.req.param("id");
-    if (!registry.get(id)) return c.json({ error: { code: "not_found", message: `no node ${id}` } }, 404);
+    node(id);
     const series = c.req.query("series");
     if (!series) throw new RequestError("query parameter series is required", "series");
     const now = Date.now();

@@ -1,6 +1,7 @@
 // /api/v1/placement: a dry run that answers where workloads would go, and why the other nodes would not.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
+import { jsonBody } from "./json-body.ts";
 import {
   type FleetState,
   indexFleet,
@@ -14,12 +15,7 @@ import { placementContext } from "./workloads.ts";
 export function placementApi(deps: { fleet: () => FleetState; workloads: () => Iterable<string> }): Hono {
   const app = new Hono();
   app.post("/plan", async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new RequestError("body is not valid JSON", "body");
-    }
+    const body = await jsonBody(c);
     const fleet = indexFleet(deps.fleet());
     const ctx = placementContext(fleet, deps.workloads());
     // Many workloads at once (a deployment, a re-placement): placed together, not one by one greedily.

@@ -1,6 +1,7 @@
 // /api/v1/workloads: create, read, change, delete workloads; promote or roll back a rollout.
 import { type Context, Hono } from "hono";
-import { RequestError } from "../../shared/errors.ts";
+import { NotFoundError, RequestError } from "../../shared/errors.ts";
+import { jsonBody } from "./json-body.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
 import type { Gateway } from "../gateway/index.ts";
 import {
@@ -80,12 +81,7 @@ export function checkPlacement(
 }
 
 async function specFrom(c: Context): Promise<WorkloadSpec> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    throw new RequestError("body is not valid JSON", "body");
-  }
+  const body = await jsonBody(c);
   const parsed = parseWorkloadSpec(body);
   if (!parsed.ok) throw new RequestError(`${parsed.field}: ${parsed.message}`, parsed.field);
   return parsed.spec;
@@ -105,8 +101,10 @@ export function workloadsApi(deps: {
     ...workloadView(store.get(name)!, store.allocsOf(name)),
     placement_explanation: store.placement(name),
   });
-  const notFound = (c: Context, name: string) =>
-    c.json({ error: { code: "not_found", message: `no workload ${name}` } }, 404);
+  const existing = (name: string): string => {
+    if (!store.get(name)) throw new NotFoundError(`no workload ${name}`);
+    return name;
+  };
 
   app.post("/", async (c) => {
     const spec = await specFrom(c);
@@ -118,41 +116,29 @@ export function workloadsApi(deps: {
     c.json({ workloads: store.list().map((w) => workloadView(w, store.allocsOf(w.name))) }),
   );
   app.get("/:name", (c) => {
-    const name = c.req.param("name");
-    return store.get(name) ? c.json(view(name)) : notFound(c, name);
+    return c.json(view(existing(c.req.param("name"))));
   });
   app.put("/:name", async (c) => {
-    const name = c.req.param("name");
-    if (!store.get(name)) return notFound(c, name);
+    const name = existing(c.req.param("name"));
     const spec = await specFrom(c);
     checkPlacement(spec, fleet, names());
     controller.update(name, spec);
     return c.json(view(name));
   });
   app.delete("/:name", (c) => {
-    const name = c.req.param("name");
-    if (!store.get(name)) return notFound(c, name);
+    const name = existing(c.req.param("name"));
     controller.remove(name);
     return c.json({ deleted: name });
   });
   app.post("/:name/promote", (c) => {
-    const name = c.req.param("name");
-    if (!store.get(name)) return notFound(c, name);
+    const name = existing(c.req.param("name"));
     controller.promote(name);
     return c.json(view(name));
   });
   app.get("/:name/allocs/:id/logs", async (c) => {
     const alloc = store.alloc(c.req.param("id"));
     if (!alloc || alloc.workload !== c.req.param("name")) {
-      return c.json(
-        {
-          error: {
-            code: "not_found",
-            message: `no allocation ${c.req.param("id")} of ${c.req.param("name")}`,
-          },
-        },
-        404,
-      );
+      throw new NotFoundError(`no allocation ${c.req.param("id")} of ${c.req.param("name")}`);
     }
     const lines = Number(c.req.query("lines") ?? 200);
     if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
@@ -167,8 +153,7 @@ export function workloadsApi(deps: {
     }
   });
   app.post("/:name/rollback", (c) => {
-    const name = c.req.param("name");
-    if (!store.get(name)) return notFound(c, name);
+    const name = existing(c.req.param("name"));
     controller.rollback(name);
     return c.json(view(name));
   });
