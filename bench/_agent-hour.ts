@@ -13,6 +13,10 @@ import {
 } from "../shared/protocol/index.ts";
 import { decodeMetrics, encodeMetrics, type MetricsFrame } from "../shared/protocol/metrics-codec.ts";
 
+export { mulberry32 } from "../test/support/prng.ts";
+
+import { mulberry32 } from "../test/support/prng.ts";
+
 const TICK_MS = 1000;
 
 /** WebSocket frame header: 2/4/10 bytes by payload length, plus a 4-byte mask from a client. */
@@ -31,16 +35,6 @@ export function mqttPublish(topic: string, payload: number, qos: 0 | 1): number 
 }
 /** MQTT 3.1.1 PUBACK: fixed header, remaining length 2, packet id. */
 export const PUBACK = 4;
-
-/** Small seeded PRNG, so that jitter and synthetic noise repeat from run to run. */
-export function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One metrics_batch as sent, and the same batch re-encoded without compression. */
 export interface BatchFrame {

@@ -4,12 +4,12 @@
 //
 // The agent runs 60 s first (JIT warm, as in bench/footprint.ts), its RSS is read; then N `exec`
 // workloads (sleep) are pinned to it, it runs another --settle seconds, and its RSS is read again.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startAgent, startHub, tempDir } from "../test/support/processes.ts";
 import { waitFor } from "../test/support/wait.ts";
 import { machineInfo, printMachine } from "./_machine.ts";
+import { median, memoryOf, mib } from "./_proc-stats.ts";
 
 const { values } = parseArgs({
   options: { tasks: { type: "string", default: "50" }, settle: { type: "string", default: "60" } },
@@ -17,21 +17,15 @@ const { values } = parseArgs({
 const n = Number(values.tasks);
 const settleMs = Number(values.settle) * 1000;
 
-function rssMiB(pid: number): { rss: number; anon: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
-  return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
-}
-
-/** Median of `samples` readings one second apart. */
-async function median(pid: number, samples = 10): Promise<{ rss: number; anon: number }> {
+/** Medians of `samples` readings one second apart, in MiB. */
+async function medianMemory(pid: number, samples = 10): Promise<{ rss: number; anon: number }> {
   const xs: { rss: number; anon: number }[] = [];
   for (let i = 0; i < samples; i++) {
-    xs.push(rssMiB(pid));
+    const m = memoryOf(pid);
+    if (m) xs.push({ rss: mib(m.rss), anon: mib(m.anon) });
     await Bun.sleep(1000);
   }
-  const mid = (k: "rss" | "anon") => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { rss: mid("rss"), anon: mid("anon") };
+  return { rss: median(xs.map((x) => x.rss)), anon: median(xs.map((x) => x.anon)) };
 }
 
 printMachine(machineInfo());
@@ -46,7 +40,7 @@ await using agent = await startAgent({
 await waitFor(async () => (await agent.status()).connected, { what: "agent connected" });
 const pid = agent.proc.pid!;
 await Bun.sleep(settleMs);
-const before = await median(pid);
+const before = await medianMemory(pid);
 for (let i = 0; i < n; i++) {
   const res = await hub.api("/api/v1/workloads", {
     method: "POST",
@@ -69,7 +63,7 @@ await waitFor(
   { what: `${n} running tasks`, timeoutMs: 60_000 },
 );
 await Bun.sleep(settleMs);
-const after = await median(pid);
+const after = await medianMemory(pid);
 for (let i = 0; i < n; i++) await hub.api(`/api/v1/workloads/m-${i}`, { method: "DELETE" });
 console.log(
   `\nagent process (compiled: no; bun run), WebSocket to a local hub, 1 s sampling, medians of 10 readings`,

@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { LocalCache } from "../agent/cache/index.ts";
 import { AgentStore } from "../agent/store/index.ts";
 import { systemClock } from "../shared/clock.ts";
+import { mulberry32 } from "../test/support/prng.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
@@ -35,17 +36,6 @@ const S = Number(opts.zipf);
 const CACHED = Number(opts.cached);
 const VALUE_BYTES = Number(opts["value-bytes"]);
 const SEED = Number(opts.seed);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Zipf(s) over ranks 1..n by inverse CDF (binary search over the cumulative weights). */
 function zipfSampler(n: number, s: number, rand: () => number): { next: () => number; weight: Float64Array } {

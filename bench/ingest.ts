@@ -21,9 +21,9 @@ import { encodeMetrics } from "../shared/protocol/metrics-codec.ts";
 import { type HubHandle, startHub } from "../test/support/processes.ts";
 import { type HostRecording, loadRecording, synthesizeTicks } from "./_host-recording.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
+import { CLK_TCK, cpuTicksOf, memoryOf } from "./_proc-stats.ts";
 import { SimAgent } from "./_sim-agent.ts";
 import { allProcessTicks, machineCpu, topOthers } from "./_system-cpu.ts";
-import { CLK_TCK, cpuTicksOf, memoryOf } from "./_proc-stats.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const { values: opts } = parseArgs({

@@ -7,17 +7,9 @@ import type {
   Resources,
 } from "../hub/placement/index.ts";
 
-/** mulberry32: a small, fast, seeded PRNG (the engine itself never draws random numbers). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from "../test/support/prng.ts";
+
+import { mulberry32 as rng } from "../test/support/prng.ts";
 
 export type Rand = () => number;
 export const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;

@@ -6,8 +6,9 @@
 // settle, as on a quiet host); "moving" cycles through 1,000 pre-built samples whose values wander across the
 // thresholds, so that rules keep going pending, firing and clearing and decisions are built with their inputs.
 import { parseArgs } from "node:util";
-import { type AgentState, compileRules, RuleEngine, type Snapshot } from "../shared/rules/index.ts";
 import { systemClock } from "../shared/clock.ts";
+import { type AgentState, compileRules, RuleEngine, type Snapshot } from "../shared/rules/index.ts";
+import { mulberry32 as rng } from "../test/support/prng.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
@@ -21,16 +22,6 @@ const { values: opts } = parseArgs({
 const ruleCount = Number(opts.rules);
 const iterations = Number(opts.iterations);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = rng(Number(opts.seed));
 const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 

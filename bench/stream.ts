@@ -14,6 +14,7 @@
 // flushes run from tick() every simulated second and are timed too.
 import { parseArgs } from "node:util";
 import { compilePipelines, parseIngestBody, type StreamOutput } from "../agent/stream/index.ts";
+import { mulberry32 } from "../test/support/prng.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
@@ -29,16 +30,6 @@ const SPIKE_EVERY = Number(opts["spike-every"]);
 const WARMUP = 20_000;
 const T0 = 1_717_999_200_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(Number(opts.seed));
 const noise = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 

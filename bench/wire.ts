@@ -21,13 +21,6 @@ import { parseDuration } from "../shared/config/index.ts";
 import { upTopic } from "../shared/link/index.ts";
 import { encodeFrame, envelope } from "../shared/protocol/index.ts";
 import {
-  type HostRecording,
-  loadRecording,
-  recordHost,
-  saveRecording,
-  synthesizeTicks,
-} from "./_host-recording.ts";
-import {
   type BatchFrame,
   mqttPublish,
   mulberry32,
@@ -36,6 +29,13 @@ import {
   simulateHour,
   wsHeader,
 } from "./_agent-hour.ts";
+import {
+  type HostRecording,
+  loadRecording,
+  recordHost,
+  saveRecording,
+  synthesizeTicks,
+} from "./_host-recording.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 
 const ROOT = resolve(import.meta.dir, "..");

@@ -5,6 +5,7 @@ import { LocalCache, type LocalCacheOptions, MAX_VALUE_BYTES } from "../../agent
 import { AgentStore } from "../../agent/store/index.ts";
 import { RequestError } from "../../shared/errors.ts";
 import { FakeClock } from "../support/fake-clock.ts";
+import { mulberry32 as prng } from "../support/prng.ts";
 import { tempDir } from "../support/processes.ts";
 
 /** A cache on a real agent store in a temp dir, with a fake clock. */
@@ -28,18 +29,6 @@ function open(opts: Partial<Omit<LocalCacheOptions, "db" | "clock">> = {}) {
 /** Which of `keys` are still cached (each get counts as an access, in the order given). */
 function present(cache: LocalCache, keys: string[]): string[] {
   return keys.filter((k) => cache.get(k) !== undefined);
-}
-
-/** Seeded PRNG (mulberry32) so every randomized test replays the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function refused(fn: () => unknown): RequestError {

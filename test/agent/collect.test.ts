@@ -12,8 +12,8 @@ import {
 } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import { HostCollector, inventory, SERIES } from "../../agent/collect/index.ts";
 import { diskUsedPct, selectDiskMounts } from "../../agent/collect/disk-usage.ts";
+import { HostCollector, inventory, SERIES } from "../../agent/collect/index.ts";
 import { osFromRelease } from "../../agent/collect/inventory.ts";
 import {
   parseLoadavg,

@@ -1,21 +1,10 @@
 // Specification of stream alerts: EWMA z-score anomalies after warm-up, static thresholds, cooldowns.
 import { describe, expect, test } from "bun:test";
 import { type AlertOutput, compilePipelines, type StreamOutput } from "../../agent/stream/index.ts";
+import { mulberry32 as prng } from "../support/prng.ts";
 
 const T0 = 1_717_999_200_000;
 const SEC = 1000;
-
-/** Seeded PRNG (mulberry32) so every randomized test replays the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal noise from the seeded PRNG (Box-Muller). */
 function gaussian(rand: () => number): () => number {

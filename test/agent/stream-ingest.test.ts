@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { Encoder } from "cbor-x/encode";
 import { MAX_INGEST_BYTES, MAX_INGEST_POINTS, parseIngestBody } from "../../agent/stream/index.ts";
 import { RequestError } from "../../shared/errors.ts";
+import { mulberry32 as prng } from "../support/prng.ts";
 
 const NOW = 1_718_000_000_000;
 const DAY = 86_400_000;
@@ -17,18 +18,6 @@ function refused(body: unknown, contentType = "application/json"): RequestError 
     throw err;
   }
   throw new Error(`accepted: ${String(body).slice(0, 200)}`);
-}
-
-/** Seeded PRNG (mulberry32) so every randomized test replays the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("ingest body", () => {

@@ -8,21 +8,10 @@ import {
   type StreamOutput,
 } from "../../agent/stream/index.ts";
 import { FakeClock } from "../support/fake-clock.ts";
+import { mulberry32 as prng } from "../support/prng.ts";
 
 const T0 = 1_717_999_200_000; // a whole hour, so windows of any size up to 1 h start on T0
 const SEC = 1000;
-
-/** Seeded PRNG (mulberry32) so every randomized test replays the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function windowPipeline(window: Record<string, unknown>, source = "temp") {
   return compilePipelines({ pipelines: [{ name: "w", source, steps: [{ window }] }] });

@@ -1,43 +1,19 @@
 // Specification of alerts and offline decisions at the hub: stored once from reliable messages, listed by the API.
 import { expect, test } from "bun:test";
-import { createHubCore } from "../../hub/core.ts";
-import type { Peer } from "../../hub/gateway/index.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { createLogger } from "../../shared/log.ts";
 import { encodeFrame, envelope } from "../../shared/protocol/index.ts";
+import { joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
 test("alerts and decisions from a node are stored exactly once and listed; the hub's policy check gives each decision a verdict", async () => {
   using dir = tempDir();
-  const db = openHubDb(dir.path);
-  const core = createHubCore(db, {
-    hubId: "hub",
-    joinToken: "join",
-    adminToken: "admin",
-    heartbeatMs: 5000,
-    maxFrameBytes: 1 << 20,
-    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
-    log: createLogger("test", { write: () => {} }),
-    tickMs: 60_000,
+  using core = openHubCore(dir.path, {
     checkDecision: (_node, d) =>
       Number(d.inputs["cpu.util"]) > 80
         ? { verdict: "agree", reason: "cpu.util > 80 holds for the inputs" }
         : { verdict: "disagree", reason: "cpu.util > 80 does not hold for the inputs" },
   });
-  try {
-    const peer: Peer = { via: "ws", remote: "n1", node: undefined, send: () => {}, close: () => {} };
-    const hello = {
-      node_id: "n1",
-      level: 4,
-      labels: {},
-      capabilities: [],
-      resources: {},
-      version: "t",
-      boot_id: "b",
-      last_acked: 0,
-      join_token: "join",
-    };
-    core.gateway.onFrame(peer, encodeFrame(envelope("hello", "n1", hello)));
+  {
+    const { peer } = joinNode(core, "n1");
     const send = (q: number, f: Uint8Array) => {
       core.gateway.onFrame(peer, f);
       core.ingest.flush();
@@ -126,8 +102,5 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
       (await core.app.request("/api/v1/alerts?limit=0", { headers: { authorization: "Bearer admin" } }))
         .status,
     ).toBe(400);
-  } finally {
-    core.close();
-    db.close();
   }
 });

@@ -1,44 +1,23 @@
 // Specification of the placement API: one request or a batch, against the nodes that said hello.
 import { expect, test } from "bun:test";
-import { createHubCore } from "../../hub/core.ts";
-import type { Peer } from "../../hub/gateway/index.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { createLogger } from "../../shared/log.ts";
-import { encodeFrame, envelope } from "../../shared/protocol/index.ts";
+import { joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
 test("placement API: a single dry run, a batch that fits more than one-by-one would, and field-named errors", async () => {
   using dir = tempDir();
-  const db = openHubDb(dir.path);
-  const core = createHubCore(db, {
-    hubId: "hub",
-    joinToken: "join",
-    adminToken: "admin",
-    heartbeatMs: 5000,
-    maxFrameBytes: 1 << 20,
-    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
-    log: createLogger("test", { write: () => {} }),
-    tickMs: 60_000,
-  });
-  try {
+  using core = openHubCore(dir.path);
+  {
     for (const [id, level, cores] of [
       ["small", 3, 1],
       ["big", 3, 4],
       ["edge", 5, 8],
     ] as const) {
-      const peer: Peer = { via: "ws", remote: id, node: undefined, send: () => {}, close: () => {} };
-      const hello = {
-        node_id: id,
+      joinNode(core, id, {
         level,
         labels: { region: "eu" },
         capabilities: [],
         resources: { cpu_cores: cores, mem_bytes: 8 * 2 ** 30, disk_bytes: 100 * 2 ** 30, arch: "x64" },
-        version: "t",
-        boot_id: "b",
-        last_acked: 0,
-        join_token: "join",
-      };
-      core.gateway.onFrame(peer, encodeFrame(envelope("hello", id, hello)));
+      });
     }
     const plan = async (body: unknown) => {
       const res = await core.app.request("/api/v1/placement/plan", {
@@ -69,8 +48,5 @@ test("placement API: a single dry run, a batch that fits more than one-by-one wo
     expect(bad.status).toBe(400);
     expect((bad.body.error as { field: string }).field).toBe("requests.1.replicas");
     expect((await plan({ requests: [] })).status).toBe(400);
-  } finally {
-    core.close();
-    db.close();
   }
 });

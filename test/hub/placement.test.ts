@@ -6,9 +6,9 @@ import {
   type FleetState,
   indexFleet,
   PART_NAMES,
-  PRESETS,
   type PlacementRequest,
   type Plan,
+  PRESETS,
   place,
 } from "../../hub/placement/index.ts";
 

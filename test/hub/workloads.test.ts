@@ -1,55 +1,21 @@
 // Specification of hub workloads: the API, desired sets per node with rising generations, and rollouts.
 import { describe, expect, test } from "bun:test";
-import { createHubCore } from "../../hub/core.ts";
 import type { Peer } from "../../hub/gateway/index.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { createLogger } from "../../shared/log.ts";
 import { type Body, decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
+import { ADMIN, joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
-const quiet = createLogger("test", { write: () => {} });
-const ADMIN = "admin";
-
 /** A hub core plus simulated agents: each records what the hub sends and can report alloc status. */
 function setup(dir: string) {
-  const db = openHubDb(dir);
-  const core = createHubCore(db, {
-    hubId: "hub",
-    joinToken: "join",
-    adminToken: ADMIN,
-    heartbeatMs: 5000,
-    maxFrameBytes: 1 << 20,
-    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
-    log: quiet,
-    tickMs: 60_000,
-  });
+  const core = openHubCore(dir);
   const agents = new Map<string, { received: Message[]; seq: number; peer: Peer }>();
   const agent = (node: string) => {
     let a = agents.get(node);
     if (a) return a;
-    const received: Message[] = [];
-    const peer: Peer = {
-      via: "ws",
-      remote: node,
-      node: undefined,
-      send: (f) => received.push(decodeFrame(f)),
-      close: () => {},
-    };
+    const { peer, received } = joinNode(core, node);
     a = { received, seq: 0, peer };
     agents.set(node, a);
-    const hello = {
-      node_id: node,
-      level: 4,
-      labels: {},
-      capabilities: [],
-      resources: {},
-      version: "t",
-      boot_id: "b",
-      last_acked: 0,
-      join_token: "join",
-    };
-    core.gateway.onFrame(peer, encodeFrame(envelope("hello", node, hello)));
     return a;
   };
   const lastAllocs = (node: string): Body<"allocs"> | undefined => {
@@ -96,10 +62,7 @@ function setup(dir: string) {
     report,
     api,
     allHealthy,
-    [Symbol.dispose]() {
-      core.close();
-      db.close();
-    },
+    [Symbol.dispose]: () => core[Symbol.dispose](),
   };
 }
 
@@ -321,27 +284,7 @@ describe("generations", () => {
     using dir = tempDir();
     using h = setup(dir.path);
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["moved"] }));
-    const received: Message[] = [];
-    const peer: Peer = {
-      via: "ws",
-      remote: "moved",
-      node: undefined,
-      send: (f) => received.push(decodeFrame(f)),
-      close: () => {},
-    };
-    const hello = {
-      node_id: "moved",
-      level: 4,
-      labels: {},
-      capabilities: [],
-      resources: {},
-      version: "t",
-      boot_id: "b",
-      last_acked: 0,
-      join_token: "join",
-      alloc_generation: 41,
-    };
-    h.core.gateway.onFrame(peer, encodeFrame(envelope("hello", "moved", hello)));
+    const { received } = joinNode(h.core, "moved", { alloc_generation: 41 });
     const sets = received.filter((m) => m.t === "allocs");
     const last = sets.at(-1);
     expect(last?.t === "allocs" && last.b.generation).toBeGreaterThan(41);

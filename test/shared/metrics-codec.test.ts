@@ -8,6 +8,7 @@ import {
   type MetricsFrame,
   type SeriesColumn,
 } from "../../shared/protocol/metrics-codec.ts";
+import { mulberry32 as prng } from "../support/prng.ts";
 
 const START = 1_718_000_000_000;
 const INTERVAL = 1000;
@@ -63,18 +64,6 @@ function varint(n: number): number[] {
 
 function ascii(s: string): number[] {
   return [...s].map((c) => c.charCodeAt(0));
-}
-
-/** Seeded PRNG (mulberry32) so every randomized test replays the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function int(rand: () => number, lo: number, hi: number): number {

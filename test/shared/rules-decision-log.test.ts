@@ -2,10 +2,10 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Decision, DecisionLog, validationBody } from "../../shared/rules/index.ts";
+import * as v from "valibot";
 import { AgentStore } from "../../agent/store/index.ts";
 import { DecisionValidation } from "../../shared/protocol/index.ts";
-import * as v from "valibot";
+import { type Decision, DecisionLog, validationBody } from "../../shared/rules/index.ts";
 import { tempDir } from "../support/processes.ts";
 
 const T0 = 1_718_000_000_000;

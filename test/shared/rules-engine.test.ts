@@ -1,5 +1,6 @@
 // Specification of the rule engine: durations, hysteresis, cooldowns, actions, the default rules, hot reload and restarts.
 import { describe, expect, test } from "bun:test";
+import { AgentStore } from "../../agent/store/index.ts";
 import {
   type AgentState,
   compileRules,
@@ -9,7 +10,6 @@ import {
   RuleEngine,
   type Snapshot,
 } from "../../shared/rules/index.ts";
-import { AgentStore } from "../../agent/store/index.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { tempDir } from "../support/processes.ts";
 

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ConfigError } from "../../shared/errors.ts";
 import {
   type AgentState,
   canonicalSeriesKey,
@@ -11,7 +12,6 @@ import {
   parseCondition,
   type Snapshot,
 } from "../../shared/rules/index.ts";
-import { ConfigError } from "../../shared/errors.ts";
 
 const IDLE_STATE: AgentState = {
   connected: true,

@@ -8,18 +8,7 @@ import {
   type Snapshot,
 } from "../../shared/rules/index.ts";
 import { FakeClock } from "../support/fake-clock.ts";
-
-/** mulberry32: small, seeded, good enough to generate test cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../support/prng.ts";
 
 interface Sample {
   values: Record<string, number>;

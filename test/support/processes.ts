@@ -1,8 +1,9 @@
 // Real hub and agent processes for end-to-end tests, disposable with `await using`.
-import type { Subprocess } from "bun";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
 import { freePort } from "./ports.ts";
 import { waitFor } from "./wait.ts";
 
