@@ -1,8 +1,9 @@
 // Assembles a running hub: store, registry, ingest, gateway (WebSocket + MQTT) and the HTTP API.
-import type { Server } from "bun";
+
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Server } from "bun";
 import type { Logger } from "../shared/log.ts";
 import type { HubConfig } from "./config/index.ts";
 import { createHubCore } from "./core.ts";

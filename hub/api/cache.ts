@@ -1,9 +1,9 @@
 // /api/v1/cache: reference data pushed to node caches, targeted at nodes, levels or labels, versioned.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
-import { jsonBody } from "./json-body.ts";
 import { type CacheDistributor, parseCachePut } from "../cache/index.ts";
 import type { Registry } from "../registry/index.ts";
+import { jsonBody } from "./json-body.ts";
 
 /** Routes for pushed cache entries. */
 export function cacheApi(deps: { cache: CacheDistributor; registry: Registry }): Hono {

@@ -2,15 +2,15 @@
 import { Hono } from "hono";
 import { NotFoundError, NovaError, RequestError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
+import type { CacheDistributor } from "../cache/index.ts";
 import type { EventStore } from "../events/index.ts";
 import type { Gateway } from "../gateway/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
-import { requireAdmin } from "./auth.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
-import type { CacheDistributor } from "../cache/index.ts";
 import { alertsApi } from "./alerts.ts";
+import { requireAdmin } from "./auth.ts";
 import { cacheApi } from "./cache.ts";
 import { nodesApi } from "./nodes.ts";
 import { placementApi } from "./placement.ts";

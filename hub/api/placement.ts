@@ -1,15 +1,26 @@
 // /api/v1/placement: a dry run that answers where workloads would go, and why the other nodes would not.
 import { Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
-import { jsonBody } from "./json-body.ts";
 import {
+  type FleetIndex,
   type FleetState,
   indexFleet,
   place,
   placeBatch,
+  type ValidationContext,
   validatePlacementRequest,
+  validationContext,
 } from "../placement/index.ts";
-import { placementContext } from "./workloads.ts";
+import { jsonBody } from "./json-body.ts";
+
+/**
+ * What placement requests are checked against: known probe targets and workloads. Not node ids:
+ * a workload may be pinned to a node that has not joined yet (it waits, pending).
+ */
+export function placementContext(fleet: FleetIndex, workloads: Iterable<string>): ValidationContext {
+  const { nodes: _nodes, ...rest } = validationContext(fleet, workloads);
+  return rest;
+}
 
 /** Routes for placement. */
 export function placementApi(deps: { fleet: () => FleetState; workloads: () => Iterable<string> }): Hono {

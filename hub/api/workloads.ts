@@ -1,18 +1,12 @@
 // /api/v1/workloads: create, read, change, delete workloads; promote or roll back a rollout.
 import { type Context, Hono } from "hono";
 import { NotFoundError, RequestError } from "../../shared/errors.ts";
-import { jsonBody } from "./json-body.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
 import type { Gateway } from "../gateway/index.ts";
-import {
-  type FleetIndex,
-  type FleetState,
-  indexFleet,
-  type ValidationContext,
-  validatePlacementRequest,
-  validationContext,
-} from "../placement/index.ts";
+import { type FleetState, indexFleet, validatePlacementRequest } from "../placement/index.ts";
 import type { AllocRecord, WorkloadController, WorkloadRecord, WorkloadStore } from "../workloads/index.ts";
+import { jsonBody } from "./json-body.ts";
+import { placementContext } from "./placement.ts";
 
 /** The JSON of one allocation, as the API shows it. */
 export function allocView(a: AllocRecord) {
@@ -51,15 +45,6 @@ function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
     ...(pending ? { pending_reason: pending } : {}),
     allocs: active.map(allocView),
   };
-}
-
-/**
- * What placement requests are checked against: known probe targets and workloads. Not node ids:
- * a workload may be pinned to a node that has not joined yet (it waits, pending).
- */
-export function placementContext(fleet: FleetIndex, workloads: Iterable<string>): ValidationContext {
-  const { nodes: _nodes, ...rest } = validationContext(fleet, workloads);
-  return rest;
 }
 
 /** Checks the placement block against the fleet (known targets, nodes, workloads); throws a field-naming RequestError. */

@@ -1,7 +1,8 @@
 // placeBatch(): many requests at once (a deployment, a failover), better than one-by-one greedy when tight.
-import { buildProblem, type Problem } from "./batch-problem.ts";
+
 import type { Budget } from "./batch-lns.ts";
 import { improve } from "./batch-moves.ts";
+import { buildProblem, type Problem } from "./batch-problem.ts";
 import { Search } from "./batch-search.ts";
 import { asIndex, type FleetIndex } from "./fleet-index.ts";
 import {
@@ -12,7 +13,7 @@ import {
   noneFeasible,
   pinReplicas,
 } from "./place.ts";
-import type { BatchPlan, FleetState, PlaceOptions, PlacementRequest } from "./types.ts";
+import type { BatchPlan, FleetState, PlacementRequest, PlaceOptions } from "./types.ts";
 
 export interface BatchOptions extends PlaceOptions {
   /** Local-search rounds per starting order (default 20). */

@@ -1,9 +1,9 @@
 // Hard filters: one pass over the fleet's columns; each removed node is counted under its first failing filter.
 import type { Compiled } from "./compile.ts";
-import { STATUS_NAMES, type FleetIndex } from "./fleet-index.ts";
+import { num, range, Tally } from "./explain.ts";
+import { type FleetIndex, STATUS_NAMES } from "./fleet-index.ts";
 import { matchTerm } from "./selector.ts";
 import { domainOf } from "./spread.ts";
-import { num, range, Tally } from "./explain.ts";
 
 export interface Filtered {
   /** Indices of the nodes that passed, in fleet order (pinned order for pinned requests). */

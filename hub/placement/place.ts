@@ -1,12 +1,12 @@
 // place(): one request against the fleet, filter then score, with its replicas and the full explanation.
 import { type Compiled, compileRequest } from "./compile.ts";
 import { summarize } from "./explain.ts";
-import { asIndex, type FleetIndex } from "./fleet-index.ts";
 import { type Filtered, filterFleet, filterPinned } from "./filters.ts";
+import { asIndex, type FleetIndex } from "./fleet-index.ts";
 import { sortAll, topK } from "./rank.ts";
 import { candidate, round, type ScoreContext, scoreAll, scoreContext, scoreNode } from "./score.ts";
 import { countPerDomain, domainOf, nodeCap, spreadCap } from "./spread.ts";
-import type { FleetState, PlaceOptions, Placement, PlacementRequest, Plan } from "./types.ts";
+import type { FleetState, Placement, PlacementRequest, PlaceOptions, Plan } from "./types.ts";
 
 export const DEFAULT_CANDIDATES = 10;
 export const DEFAULT_EXAMPLES = 3;
