@@ -14,6 +14,11 @@ export function registerAgentMetrics(
     () => src.outbox()?.droppedSamples ?? 0,
   );
   m.gauge(
+    "novacron_agent_samples_downsampled_total",
+    "Samples folded into 1-minute rollups by the buffer's overflow policy (still delivered)",
+    () => src.outbox()?.downsampledSamples ?? 0,
+  );
+  m.gauge(
     "novacron_agent_outbox_pending",
     "Messages waiting for a hub ack",
     () => src.outbox()?.pending ?? 0,
@@ -24,6 +29,11 @@ export function registerAgentMetrics(
     "novacron_agent_hub_rtt_ms",
     "Last measured round trip to the hub",
     () => src.link()?.rttMs ?? Number.NaN,
+  );
+  m.gauge(
+    "novacron_agent_hub_rtt_max_ms",
+    "Largest round trip to the hub in the current session",
+    () => src.link()?.rttMaxMs ?? Number.NaN,
   );
   m.gauge(
     "novacron_agent_bad_frames_total",

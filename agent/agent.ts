@@ -10,12 +10,13 @@ import { registerAgentMetrics } from "./agent-metrics.ts";
 import { type Inventory, inventory } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import { HubLink, type Identity } from "./link/index.ts";
-import { systemClock } from "../shared/clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
 import { LocalCache } from "./cache/index.ts";
 import { RulesRunner } from "./rules-runner.ts";
 import { startSampling } from "./sampling-loop.ts";
 import { StreamRunner } from "./stream-runner.ts";
+import { MqttIngest } from "./stream/index.ts";
 import { TaskManager } from "./tasks/index.ts";
 
 /** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
@@ -38,20 +39,26 @@ export class Agent {
   #rules: RulesRunner | undefined;
   #stream: StreamRunner | undefined;
   #cache: LocalCache | undefined;
+  #mqttIngest: MqttIngest | undefined;
   /** Sampling interval a rule asked for, over the configured one. */
   #ruleInterval: number | undefined;
-  #offlineSince: number | undefined = Date.now();
+  #offlineSince: number | undefined;
   #server: Server<unknown> | undefined;
   #inventory: Inventory | undefined;
   #started: Module[] = [];
   #firstSampleAt: number | undefined;
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
   #configRevision = 1;
-  #reclaimTimer: ReturnType<typeof setInterval> | undefined;
+  #reclaimTimer: ReturnType<Clock["setInterval"]> | undefined;
+  /** Time and timers for every module: the system clock, or a test's fake one. */
+  readonly #clock: Clock;
 
-  constructor(config: AgentConfig, log: Logger) {
+  constructor(config: AgentConfig, log: Logger, opts: { clock?: Clock } = {}) {
     this.#config = config;
     this.#log = log;
+    this.#clock = opts.clock ?? systemClock;
+    this.#startedAt = this.#clock.now();
+    this.#offlineSince = this.#startedAt;
   }
 
   get config(): AgentConfig {
@@ -69,19 +76,21 @@ export class Agent {
       {
         name: "store",
         start: async () => {
-          this.#store = new AgentStore(this.#config.data, { bufferBytes: this.#config.buffer_bytes });
-          // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
-          this.#reclaimTimer = setInterval(() => this.#store?.reclaim(), 60_000);
-          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval, {
-            // Room for the envelope: a batch must fit in one frame the hub accepts.
-            maxBodyBytes: Math.floor(this.#config.max_frame_bytes * 0.9),
+          // Room for the envelope: a batch must fit in one frame the hub accepts.
+          const maxBodyBytes = Math.floor(this.#config.max_frame_bytes * 0.9);
+          this.#store = new AgentStore(this.#config.data, {
+            bufferBytes: this.#config.buffer_bytes,
+            maxBodyBytes,
           });
+          // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
+          this.#reclaimTimer = this.#clock.setInterval(() => this.#store?.reclaim(), 60_000);
+          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval, { maxBodyBytes });
           // Ticks staged before a crash are packed now, so they leave with the first flush.
-          this.#buffer.flush(Date.now());
+          this.#buffer.flush(this.#clock.now());
         },
         stop: async () => {
-          clearInterval(this.#reclaimTimer);
-          this.#buffer?.flush(Date.now());
+          this.#clock.clearInterval(this.#reclaimTimer);
+          this.#buffer?.flush(this.#clock.now());
           this.#store?.close();
         },
       },
@@ -93,6 +102,7 @@ export class Agent {
             db: this.#store!.db,
             dataDir: this.#config.data,
             log: this.#log.child("tasks"),
+            clock: this.#clock,
             events: {
               onStatus: (e) => this.#report("alloc_status", e),
               onResult: (e) => this.#report("task_result", e),
@@ -112,7 +122,7 @@ export class Agent {
             db: this.#store!.db,
             budgetBytes: this.#config.cache_bytes,
             policy: this.#config.cache_policy as "lru" | "lfu",
-            clock: systemClock,
+            clock: this.#clock,
           });
           this.#cache.start(signal);
         },
@@ -136,8 +146,22 @@ export class Agent {
                 },
               }),
           });
+          // Points published by local applications to a broker on the host, when configured.
+          const { url, topics } = this.#config.ingest_mqtt;
+          if (url !== "") {
+            this.#mqttIngest = new MqttIngest({
+              url,
+              topics,
+              clientId: `novacron-agent-${this.#config.node_id}-ingest`,
+              log: this.#log.child("mqtt-ingest"),
+              ingest: (points) => this.#stream?.ingest(points),
+            });
+            this.#mqttIngest.start();
+          }
         },
-        stop: async () => {},
+        stop: async () => {
+          await this.#mqttIngest?.stop();
+        },
       },
       {
         name: "rules",
@@ -145,12 +169,20 @@ export class Agent {
           this.#rules = new RulesRunner(this.#config.rules, {
             db: this.#store!.db,
             log: this.#log.child("rules"),
+            clock: this.#clock,
             tasks: () => this.#tasks,
             cache: () => this.#cache,
+            buffer: {
+              downsample: () => {
+                const store = this.#store!;
+                return store.downsampler.run(store.outbox, 0);
+              },
+              prune: (before) => this.#store!.outbox.dropBulkBefore(before),
+            },
             report: (type, body) => this.#report(type, body),
             setSampleInterval: (ms) => {
               this.#ruleInterval = ms;
-              this.#buffer?.setInterval(this.#sampleInterval());
+              this.#buffer?.setInterval(this.#sampleInterval(), this.#clock.now());
             },
           });
         },
@@ -209,6 +241,7 @@ export class Agent {
       start: async () => {
         stop = startSampling({
           log: this.#log,
+          clock: this.#clock,
           host: { proc: this.#config.host_proc, sys: this.#config.host_sys, root: this.#config.host_root },
           interval: () => this.#sampleInterval(),
           diskInterval: () => this.#config.disk_interval,
@@ -237,6 +270,7 @@ export class Agent {
       identity: this.#identity(),
       store: this.#store!,
       log: this.#log.child("link"),
+      clock: this.#clock,
       heartbeatMs: cfg.heartbeat_interval,
       maxFrameBytes: cfg.max_frame_bytes,
       onMessage: (msg) => this.#fromHub(msg),
@@ -249,7 +283,7 @@ export class Agent {
   // A must-deliver report: into the outbox (durable), then out when the link can.
   #report(type: MessageType, body: object): void {
     const clean = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
-    this.#store?.outbox.append(type, encodeCbor(clean), 0, Date.now());
+    this.#store?.outbox.append(type, encodeCbor(clean), 0, this.#clock.now());
     this.#hub?.link.notify();
   }
 
@@ -344,6 +378,7 @@ export class Agent {
       logs: (alloc, lines) => this.#tasks?.logs(alloc, lines),
       decisions: (limit) => this.decisions(limit),
       ingest: (points) => this.#stream?.ingest(points),
+      now: () => this.#clock.now(),
       cache: () => this.#cache,
     });
     const { host, port } = this.#config.api;
@@ -363,11 +398,13 @@ export class Agent {
       samples: {
         produced: this.#buffer?.produced() ?? 0,
         dropped: ob?.droppedSamples ?? 0,
+        downsampled: ob?.downsampledSamples ?? 0,
         staged_ticks: this.#buffer?.stagedTicks() ?? 0,
       },
       link: {
         last_acked: link?.lastAcked ?? 0,
         rtt_ms: link?.rttMs ?? null,
+        rtt_max_ms: link?.rttMaxMs ?? null,
         clock_offset_ms: link?.clockOffsetMs ?? null,
         sessions: link?.reconnects ?? 0,
       },
@@ -396,7 +433,8 @@ export class Agent {
   applyConfig(next: AgentConfig, changed: string[], restartKeys: string[]): void {
     this.#config = next;
     this.#configRevision += 1;
-    if (changed.includes("sample_interval")) this.#buffer?.setInterval(this.#sampleInterval());
+    if (changed.includes("sample_interval"))
+      this.#buffer?.setInterval(this.#sampleInterval(), this.#clock.now());
     if (changed.includes("cache_bytes")) this.#cache?.setBudget(next.cache_bytes);
     if (changed.includes("pipelines")) {
       try {

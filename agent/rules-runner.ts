@@ -10,18 +10,27 @@ import {
   RuleEngine,
   validationBody,
 } from "../shared/rules/index.ts";
-import { systemClock } from "../shared/clock.ts";
+import type { Clock } from "../shared/clock.ts";
 import type { Database } from "bun:sqlite";
 import type { LocalCache } from "./cache/index.ts";
 import type { TaskManager } from "./tasks/index.ts";
 
+/** How long a series' last value stands in for a missing one; older, a condition sees no value. */
+export const STALE_MS = 5 * 60_000;
+
 export interface RulesRunnerDeps {
   db: Database;
   log: Logger;
+  clock: Clock;
   tasks: () => TaskManager | undefined;
   cache: () => LocalCache | undefined;
   /** Puts a must-deliver message into the outbox. */
   report: (type: MessageType, body: object) => void;
+  /** The offline buffer: fold every unsent fine sample into rollups, or drop bulk older than a cut-off. */
+  buffer: {
+    downsample: () => number;
+    prune: (createdBefore: number) => number;
+  };
   /** A rule asked for another sampling interval (undefined: back to the configured one). */
   setSampleInterval: (ms: number | undefined) => void;
 }
@@ -34,18 +43,28 @@ export class RulesRunner {
   // Task holds per rule, so one rule clearing does not release what another still holds.
   readonly #pauses = new Map<string, number>();
   readonly #stops = new Map<string, number>();
+  readonly #latest = new Map<string, [t: number, value: number]>();
 
   constructor(rules: unknown, deps: RulesRunnerDeps) {
     this.#d = deps;
-    this.#engine = new RuleEngine(compileRules(rules), systemClock);
+    this.#engine = new RuleEngine(compileRules(rules), deps.clock);
     this.#decisions = new DecisionLog(deps.db);
     const restored = this.#engine.restoreState(this.#decisions.loadState());
     if (restored > 0) deps.log.info("rules resumed from the local store", { rules: restored });
   }
 
-  /** Evaluates every rule against one tick. */
+  /**
+   * Evaluates every rule against one tick. A series missing from this tick (a sensor that pushes a
+   * point a minute, a disk sampled every 30 s) keeps its last value until it is STALE_MS old.
+   */
   evaluate(values: Record<string, number>, state: AgentState, now: number): void {
-    const decisions = this.#engine.evaluate({ values: new Map(Object.entries(values)), state }, now);
+    for (const [name, v] of Object.entries(values)) this.#latest.set(name, [now, v]);
+    const current = new Map<string, number>();
+    for (const [name, [t, v]] of this.#latest) {
+      if (now - t > STALE_MS) this.#latest.delete(name);
+      else current.set(name, v);
+    }
+    const decisions = this.#engine.evaluate({ values: current, state }, now);
     if (decisions.length > 0) this.#handle(decisions);
   }
 
@@ -127,11 +146,19 @@ export class RulesRunner {
         this.#d.log.info("cache entries evicted by a rule", { rule: d.rule, evicted });
         return;
       }
-      case "downsample_buffer":
-      case "prune_buffer":
-        // Not built yet on this agent: the decision is logged and reported, the action is not taken.
-        this.#d.log.warn("rule action not available on this agent yet", { rule: d.rule, action: a.type });
+      case "downsample_buffer": {
+        // On a fire only: a clear has nothing to undo (rollups are not turned back into samples).
+        if (d.kind !== "fire") return;
+        const folded = this.#d.buffer.downsample();
+        this.#d.log.info("buffer downsampled by a rule", { rule: d.rule, samples: folded });
         return;
+      }
+      case "prune_buffer": {
+        if (d.kind !== "fire") return;
+        const dropped = this.#d.buffer.prune(d.at - a.older_than_ms);
+        this.#d.log.warn("buffer pruned by a rule; dropped batches are counted", { rule: d.rule, dropped });
+        return;
+      }
       default: {
         const never: never = a;
         void never;

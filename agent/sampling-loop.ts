@@ -1,9 +1,11 @@
 // The agent's sampling loop: one tick per interval on an aligned grid, plus the jittered flush into the outbox.
+import type { Clock, TimerHandle } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import { HostCollector, runProbes } from "./collect/index.ts";
 
 export interface SamplingDeps {
   log: Logger;
+  clock: Clock;
   /** Where the host's /proc, /sys and / are (they differ from ours inside a container). */
   host: { proc: string; sys: string; root: string };
   /** Current sampling interval (the configured one, or one a rule asked for). */
@@ -28,9 +30,10 @@ export function startSampling(d: SamplingDeps): () => void {
     sysRoot: d.host.sys,
     ...(inContainer ? { hostRoot: d.host.root } : {}),
   });
-  collector.prime(Date.now());
-  let tickTimer: ReturnType<typeof setTimeout> | undefined;
-  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  const clock = d.clock;
+  collector.prime(clock.now());
+  let tickTimer: TimerHandle | undefined;
+  let flushTimer: TimerHandle | undefined;
   let lastDisk = 0;
   let lastTs = 0;
   let lastProbe = 0;
@@ -39,7 +42,7 @@ export function startSampling(d: SamplingDeps): () => void {
   let probed: Record<string, number> = {};
   const tick = () => {
     const interval = d.interval();
-    const now = Date.now();
+    const now = clock.now();
     // Ticks sit on a grid aligned to the interval, which keeps batches dense and cheap to encode;
     // a timer that fires a little early or late must not land two ticks in one slot.
     let ts = Math.round(now / interval) * interval;
@@ -71,21 +74,21 @@ export function startSampling(d: SamplingDeps): () => void {
     }
     const every = d.interval();
     const next = every === interval ? ts + interval : Math.ceil(now / every) * every;
-    tickTimer = setTimeout(tick, Math.max(1, next - Date.now()));
+    tickTimer = clock.setTimeout(tick, Math.max(1, next - clock.now()));
   };
   const flush = () => {
     try {
-      if (d.flush(Date.now()) > 0) d.notify();
+      if (d.flush(clock.now()) > 0) d.notify();
     } catch (err) {
       d.log.error("could not pack samples into the outbox", { error: (err as Error).message });
     }
     // Jitter spreads the fleet's batches so that a hub never sees them all in the same second.
-    flushTimer = setTimeout(flush, d.batchInterval() * (0.9 + Math.random() * 0.2));
+    flushTimer = clock.setTimeout(flush, d.batchInterval() * (0.9 + Math.random() * 0.2));
   };
   tick();
-  flushTimer = setTimeout(flush, d.batchInterval());
+  flushTimer = clock.setTimeout(flush, d.batchInterval());
   return () => {
-    clearTimeout(tickTimer);
-    clearTimeout(flushTimer);
+    clock.clearTimeout(tickTimer);
+    clock.clearTimeout(flushTimer);
   };
 }

@@ -61,3 +61,19 @@ export function table(rows: (string | number)[][]): string {
   for (const r of cells.slice(1)) out.push(line(r).join("  "));
   return out.join("\n");
 }
+
+/** A sorted sample's value at quantile q. */
+export const pct = (sorted: ArrayLike<number>, q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+/** n, p50, p99, p99.9 and max of sorted nanosecond timings, in µs, for a table row. */
+export function latencyCells(sorted: ArrayLike<number>): (string | number)[] {
+  const us = (ns: number) => (ns / 1000).toFixed(1);
+  return [
+    sorted.length,
+    us(pct(sorted, 0.5)),
+    us(pct(sorted, 0.99)),
+    us(pct(sorted, 0.999)),
+    us(sorted[sorted.length - 1] ?? Number.NaN),
+  ];
+}

@@ -12,10 +12,12 @@
 // Every --spike-every-th point is a spike that the threshold and the anomaly step alert on. Each
 // push is timed alone (Bun.nanoseconds); "alert" rows are the pushes that returned an alert. Window
 // flushes run from tick() every simulated second and are timed too.
+// The same example pipeline behind a real agent's POST /v1/ingest (HTTP round trip): bench/stream-http.ts.
 import { parseArgs } from "node:util";
 import { compilePipelines, parseIngestBody, type StreamOutput } from "../agent/stream/index.ts";
 import { mulberry32 } from "../test/support/prng.ts";
-import { machineInfo, printMachine, table } from "./_machine.ts";
+import { EXAMPLE } from "./_example-pipeline.ts";
+import { machineInfo, printMachine, table, latencyCells, pct } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),
@@ -32,31 +34,6 @@ const T0 = 1_717_999_200_000;
 
 const rand = mulberry32(Number(opts.seed));
 const noise = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-
-const EXAMPLE = {
-  pipelines: [
-    {
-      name: "vibration",
-      source: "sensor.vibration",
-      steps: [
-        { filter: "value > 0" },
-        { derive: { series: "sensor.vibration_g", expr: "value / 9.81" } },
-        {
-          window: {
-            kind: "tumbling",
-            size: "10s",
-            fn: ["avg", "max", "p95"],
-            emit_as: "sensor.vibration_10s",
-          },
-        },
-        { window: { kind: "sliding", size: "1m", every: "5s", fn: ["count"] } },
-        { anomaly: { method: "ewma", alpha: 0.1, z: 4, min_points: 20, severity: "warning" } },
-        { threshold: { above: 50, severity: "critical", message: "vibration over 50" } },
-      ],
-      route: ["hub"],
-    },
-  ],
-};
 
 function fleetConfig() {
   const pipelines: Record<string, unknown>[] = [];
@@ -112,8 +89,6 @@ interface Row {
   alerts: number;
 }
 
-const pct = (sorted: ArrayLike<number>, q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 const us = (ns: number) => (ns / 1000).toFixed(1);
 
 function measure(
@@ -189,16 +164,7 @@ const rows = [
 const header = ["scenario", "what", "n", "p50 µs", "p99 µs", "p99.9 µs", "max µs"];
 const body: (string | number)[][] = [header];
 for (const r of rows) {
-  const line = (what: string, xs: ArrayLike<number>) =>
-    body.push([
-      r.scenario,
-      what,
-      xs.length,
-      us(pct(xs, 0.5)),
-      us(pct(xs, 0.99)),
-      us(pct(xs, 0.999)),
-      us(xs[xs.length - 1]!),
-    ]);
+  const line = (what: string, xs: ArrayLike<number>) => body.push([r.scenario, what, ...latencyCells(xs)]);
   line("every push", r.all);
   line("push → alert", r.alert);
   line("tick (window flush)", r.tick);

@@ -6,6 +6,8 @@ import { type IngestPoint, MAX_INGEST_BYTES, parseIngestBody } from "../stream/i
 
 export interface DataDeps {
   ingest: (points: IngestPoint[]) => void;
+  /** The agent's clock: points without a time get this one, and others must lie near it. */
+  now: () => number;
   cache: () => LocalCache | undefined;
 }
 
@@ -27,7 +29,7 @@ export function dataRoutes(deps: DataDeps): Hono {
     const bytes = await boundedBody(c, MAX_INGEST_BYTES);
     const type = c.req.header("content-type") ?? "application/json";
     const body = type.includes("cbor") ? bytes : new TextDecoder().decode(bytes);
-    const points = parseIngestBody(body, type);
+    const points = parseIngestBody(body, type, deps.now());
     deps.ingest(points);
     return c.json({ accepted: points.length }, 202);
   });

@@ -9,7 +9,7 @@ export interface AgentStatus {
   connected: boolean;
   hub: string | null;
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
-  samples: { produced: number; dropped: number; staged_ticks: number };
+  samples: { produced: number; dropped: number; downsampled: number; staged_ticks: number };
   [extra: string]: unknown;
 }
 

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
-import { compilePipelines } from "../stream/index.ts";
+import { compilePipelines, MQTT_INGEST_OFF, parseMqttIngestConfig } from "../stream/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_AGENT_CONFIG_PATH = "/etc/novacron/agent.yaml";
@@ -123,6 +123,15 @@ export const agentFields = defineFields([
     },
     hot: true,
     help: "stream pipelines over any series (YAML list in the file; JSON as a flag)",
+  },
+  {
+    key: "ingest_mqtt",
+    flag: "--ingest-mqtt",
+    env: "NOVACRON_INGEST_MQTT",
+    kind: "custom",
+    default: MQTT_INGEST_OFF,
+    parse: parseMqttIngestConfig,
+    help: 'ingest points published to a local broker, e.g. {"url":"mqtt://127.0.0.1:1883","topics":["sensors/#"]} (a map in the file; JSON as a flag); none: off',
   },
   {
     key: "cache_bytes",

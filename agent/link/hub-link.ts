@@ -1,5 +1,6 @@
 // The agent's side of the hub link: identity for the hello, the stored credential, live status.
 import { defaultTransports, Link, type TransportFactory } from "../../shared/link/index.ts";
+import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { HelloBody, Message } from "../../shared/protocol/index.ts";
 import type { AgentStore } from "../store/index.ts";
@@ -28,6 +29,7 @@ export class HubLink {
     identity: Identity;
     store: AgentStore;
     log: Logger;
+    clock?: Clock;
     heartbeatMs: number;
     maxFrameBytes: number;
     transports?: TransportFactory;
@@ -44,6 +46,7 @@ export class HubLink {
       outbox: opts.store.outbox,
       transports: opts.transports ?? defaultTransports,
       log: opts.log,
+      ...(opts.clock ? { clock: opts.clock } : {}),
       heartbeatMs: opts.heartbeatMs,
       // Resend well before the hub would be declared silent (3 heartbeats), so a stalled link recovers in-session.
       ackTimeoutMs: Math.min(10_000, opts.heartbeatMs + 1000),

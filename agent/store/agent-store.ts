@@ -3,16 +3,19 @@ import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Outbox } from "../../shared/link/index.ts";
+import { Downsampler, LOW_WATER } from "./downsample.ts";
 
 /** Opens DIR/agent.db (WAL, synchronous=NORMAL: survives kill -9 at any moment). */
 export class AgentStore {
   readonly db: Database;
   readonly outbox: Outbox;
   readonly path: string;
+  /** The overflow policy's first step: fine metrics become 1-minute rollups before anything is dropped. */
+  readonly downsampler: Downsampler;
   readonly #getState: Statement;
   readonly #setState: Statement;
 
-  constructor(dataDir: string, opts: { bufferBytes: number }) {
+  constructor(dataDir: string, opts: { bufferBytes: number; maxBodyBytes?: number }) {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     this.path = join(dataDir, "agent.db");
     this.db = new Database(this.path, { create: true, strict: true });
@@ -24,7 +27,11 @@ export class AgentStore {
     // Keep the WAL from growing without bound between checkpoints; the byte budget covers the rest.
     this.db.run("PRAGMA journal_size_limit = 4194304");
     this.db.run("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    this.outbox = new Outbox(this.db, { budgetBytes: opts.bufferBytes });
+    this.downsampler = new Downsampler({ maxBodyBytes: opts.maxBodyBytes ?? 900 * 1024 });
+    this.outbox = new Outbox(this.db, {
+      budgetBytes: opts.bufferBytes,
+      relieve: (outbox, budget) => this.downsampler.run(outbox, Math.floor(budget * LOW_WATER)),
+    });
     this.#getState = this.db.query("SELECT value FROM state WHERE key = ?");
     this.#setState = this.db.query(
       "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -41,9 +41,9 @@ export class MetricBuffer {
   }
 
   /** Changes the sampling interval; what is staged at the old one is packed first. */
-  setInterval(ms: number): void {
+  setInterval(ms: number, now: number): void {
     if (ms === this.#interval) return;
-    this.flush(Date.now());
+    this.flush(now);
     this.#interval = ms;
   }
 

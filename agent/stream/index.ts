@@ -15,6 +15,10 @@
 // Windows emit `<emit_as>.<fn>` at each window end (t = end of [end - size, end)), from push when a
 // later point arrives or from tick(now). p50/p90/p95/p99 come from a mergeable sketch within 1%
 // relative error (quantile-sketch.ts); a window holds no points, only fixed-size aggregates.
+//
+// Points also arrive from a local broker (`ingest_mqtt: {url: "mqtt://127.0.0.1:1883", topics: ["sensors/#"]}`):
+// each message is a /v1/ingest body (JSON or CBOR), or a bare number for the series named by the topic's
+// last level (`sensors/room1.temp` ← `21.5`). See mqtt-ingest.ts.
 export type { PipelineSpec, Route, StepSpec } from "./config.ts";
 export { MAX_PIPELINES, MAX_STEPS, parsePipelinesConfig } from "./config.ts";
 export { compileExpr, type Expr, ExprError } from "./expr.ts";
@@ -25,6 +29,13 @@ export {
   MAX_INGEST_POINTS,
   parseIngestBody,
 } from "./ingest-body.ts";
+export {
+  MqttIngest,
+  type MqttIngestOptions,
+  type MqttIngestStats,
+  parseMqttPayload,
+} from "./mqtt-ingest.ts";
+export { MQTT_INGEST_OFF, type MqttIngestConfig, parseMqttIngestConfig } from "./mqtt-ingest-config.ts";
 export { compilePipelines, Pipelines } from "./pipelines.ts";
 export { QuantileSketch, RELATIVE_ACCURACY } from "./quantile-sketch.ts";
 export { MAX_SERIES_CHARS, SERIES_PATTERN } from "./series-name.ts";

@@ -1,6 +1,5 @@
 // /api/v1/cache: reference data pushed to node caches, targeted at nodes, levels or labels, versioned.
 import { Hono } from "hono";
-import { RequestError } from "../../shared/errors.ts";
 import { type CacheDistributor, parseCachePut } from "../cache/index.ts";
 import type { Registry } from "../registry/index.ts";
 import { jsonBody } from "./json-body.ts";

@@ -52,6 +52,7 @@ export function nodesApi(deps: {
       first_seen: n.first_seen,
       ingest: {
         samples: n.samples,
+        rolled_up: n.rolled_up,
         batches: n.batches,
         last_seq: n.last_seq,
         duplicates: n.duplicates,
@@ -85,7 +86,9 @@ export function nodesApi(deps: {
     const to = parseMs(c.req.query("to"), "to", now);
     const from = parseMs(c.req.query("from"), "from", to - 3_600_000);
     if (from > to) throw new RequestError("from must not be after to", "from");
-    return c.json({ series, points: ingest.query(id, series, from, to) });
+    const { points, rollups } = ingest.query(id, series, from, to);
+    // Minutes the agent had to downsample: the average is among the points, the rest is here.
+    return c.json(rollups.length > 0 ? { series, points, rollups } : { series, points });
   });
   return app;
 }

@@ -5,6 +5,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Message } from "../../shared/protocol/index.ts";
 import { countSamples, decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import { type RollupPoint, rolledUpSamples, rollupBase, rollupPoints } from "../../shared/protocol/rollup.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -21,6 +22,8 @@ interface Pending {
   /** Absent for a refused message: only its sequence number is recorded, so it is never resent. */
   msg?: Message;
   frame?: MetricsFrame;
+  /** A metrics batch of 1-minute rollups. */
+  rollup?: boolean;
 }
 
 // CBOR may carry 64-bit integers, which decode as BigInt and which JSON.stringify refuses.
@@ -67,15 +70,16 @@ export class Ingest {
     this.#log = opts.log;
     this.#acks = opts.acks;
     this.#insertBatch = db.query(
-      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data, rollup)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#insertSeries = db.query("INSERT OR IGNORE INTO series (node, name) VALUES (?, ?)");
     this.#insertMessage = db.query(
       "INSERT OR IGNORE INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
     );
     this.#advance = db.query(
-      "UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, batches = batches + ? WHERE id = ?",
+      `UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, rolled_up = rolled_up + ?,
+       batches = batches + ? WHERE id = ?`,
     );
     this.#dup = db.query("UPDATE nodes SET duplicates = duplicates + 1 WHERE id = ?");
     this.#gap = db.query("UPDATE nodes SET gaps = gaps + 1 WHERE id = ?");
@@ -142,7 +146,11 @@ export class Ingest {
       }
     }
     s.accepted = seq;
-    this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
+    this.#queue.push(
+      frame
+        ? { node, seq, msg, frame, rollup: msg.t === "metrics_batch" && msg.b.rollup === 1 }
+        : { node, seq, msg },
+    );
     if (this.#queue.length >= 2000) this.flush();
     else this.#schedule();
     return "accepted";
@@ -193,20 +201,21 @@ export class Ingest {
     const queue = this.#queue;
     if (queue.length === 0) return;
     this.#queue = [];
-    const perNode = new Map<string, { seq: number; samples: number; batches: number }>();
+    const perNode = new Map<string, { seq: number; samples: number; rolledUp: number; batches: number }>();
     const newSeries: [string, string][] = [];
     try {
       const tx = this.#db.transaction(() => {
         for (const p of queue) {
-          const agg = perNode.get(p.node) ?? { seq: 0, samples: 0, batches: 0 };
+          const agg = perNode.get(p.node) ?? { seq: 0, samples: 0, rolledUp: 0, batches: 0 };
           agg.seq = Math.max(agg.seq, p.seq);
           if (!p.msg) {
             // refused: advance past it, store nothing
           } else if (p.msg.t === "metrics_batch" && p.frame) {
             const b = p.msg.b;
             const f = p.frame;
-            // What the data holds, not what the sender declares.
-            const samples = countSamples(f);
+            // What the data holds, not what the sender declares; a rollup stands for its counts.
+            const rollup = p.rollup === true;
+            const samples = rollup ? rolledUpSamples(f) : countSamples(f);
             this.#insertBatch.run(
               p.node,
               p.seq,
@@ -217,8 +226,10 @@ export class Ingest {
               samples,
               b.z ?? 0,
               b.data,
+              rollup ? 1 : 0,
             );
             agg.samples += samples;
+            if (rollup) agg.rolledUp += samples;
             agg.batches += 1;
             let known = this.#known.get(p.node);
             if (!known) {
@@ -230,9 +241,11 @@ export class Ingest {
               this.#known.set(p.node, known);
             }
             for (const col of f.series) {
-              if (!known.has(col.name)) {
-                this.#insertSeries.run(p.node, col.name);
-                newSeries.push([p.node, col.name]);
+              const name = rollup ? rollupBase(col.name) : col.name;
+              if (!known.has(name)) {
+                this.#insertSeries.run(p.node, name);
+                known.add(name);
+                newSeries.push([p.node, name]);
               }
             }
           } else {
@@ -257,7 +270,8 @@ export class Ingest {
           }
           perNode.set(p.node, agg);
         }
-        for (const [node, agg] of perNode) this.#advance.run(agg.seq, agg.samples, agg.batches, node);
+        for (const [node, agg] of perNode)
+          this.#advance.run(agg.seq, agg.samples, agg.rolledUp, agg.batches, node);
       });
       tx();
     } catch (err) {
@@ -271,7 +285,8 @@ export class Ingest {
     }
     this.#countCommits();
     for (const [node, name] of newSeries) this.#known.get(node)?.add(name);
-    for (const p of queue) if (p.frame) this.#remember(p.node, p.frame);
+    // Rollups are old data: the latest values come from fine batches.
+    for (const p of queue) if (p.frame && !p.rollup) this.#remember(p.node, p.frame);
     for (const [node, agg] of perNode) {
       const s = this.#state(node);
       s.committed = Math.max(s.committed, agg.seq);
@@ -312,11 +327,19 @@ export class Ingest {
     ).map((r) => r.name);
   }
 
-  /** Points of one series of one node within [from, to], oldest first. */
-  query(node: string, series: string, from: number, to: number): [number, number][] {
+  /**
+   * Points of one series of one node within [from, to], oldest first, and the minutes that arrived as
+   * rollups (their averages are among the points).
+   */
+  query(
+    node: string,
+    series: string,
+    from: number,
+    to: number,
+  ): { points: [number, number][]; rollups: RollupPoint[] } {
     const rows = this.#db
       .query(
-        `SELECT start, interval, ticks, z, data FROM batches
+        `SELECT start, interval, ticks, z, data, rollup FROM batches
          WHERE node = ? AND start <= ? AND start >= ? AND end >= ? ORDER BY start, seq`,
       )
       .all(node, to, from - 86_400_000, from) as {
@@ -325,10 +348,26 @@ export class Ingest {
       ticks: number;
       z: 0 | 1;
       data: Uint8Array;
+      rollup: number;
     }[];
     const points: [number, number][] = [];
+    const minutes = new Map<number, RollupPoint>();
     for (const r of rows) {
       const frame = decodeMetrics(r);
+      if (r.rollup === 1) {
+        // A minute split across two rollups (a fold boundary) is merged back into one.
+        for (const m of rollupPoints(frame, series)) {
+          if (m[0] < from || m[0] > to) continue;
+          const had = minutes.get(m[0]);
+          if (!had) minutes.set(m[0], m);
+          else {
+            const count = had[4] + m[4];
+            const avg = Math.round(((had[3] * had[4] + m[3] * m[4]) / count) * 1e4) / 1e4;
+            minutes.set(m[0], [m[0], Math.min(had[1], m[1]), Math.max(had[2], m[2]), avg, count]);
+          }
+        }
+        continue;
+      }
       const col = frame.series.find((c) => c.name === series);
       if (!col) continue;
       col.values.forEach((v, i) => {
@@ -336,6 +375,11 @@ export class Ingest {
         if (v !== null && t >= from && t <= to) points.push([t, v]);
       });
     }
-    return points;
+    const rollups = [...minutes.values()];
+    if (rollups.length > 0) {
+      for (const m of rollups) points.push([m[0], m[3]]);
+      points.sort((a, b) => a[0] - b[0]);
+    }
+    return { points, rollups };
   }
 }

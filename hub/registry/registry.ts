@@ -19,6 +19,8 @@ export interface NodeRecord {
   last_seen: number;
   last_seq: number;
   samples: number;
+  /** Of `samples`, those that arrived folded into 1-minute rollups. */
+  rolled_up: number;
   batches: number;
   duplicates: number;
   gaps: number;
@@ -45,6 +47,8 @@ interface NodeRow {
   last_seen: number;
   last_seq: number;
   samples: number;
+  /** Of `samples`, those that arrived folded into 1-minute rollups. */
+  rolled_up: number;
   batches: number;
   duplicates: number;
   gaps: number;
@@ -230,6 +234,7 @@ export class Registry {
       last_seen: Math.max(row.last_seen, this.#lastSeen.get(row.id) ?? 0),
       last_seq: row.last_seq,
       samples: row.samples,
+      rolled_up: row.rolled_up,
       batches: row.batches,
       duplicates: row.duplicates,
       gaps: row.gaps,

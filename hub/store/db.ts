@@ -127,7 +127,13 @@ CREATE TABLE IF NOT EXISTS node_generations (node TEXT PRIMARY KEY, generation I
 `;
 
 // Columns added after a table first shipped; CREATE TABLE IF NOT EXISTS does not add them to old files.
-const ADDED_COLUMNS: [table: string, column: string, type: string][] = [["workloads", "placement", "TEXT"]];
+const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
+  ["workloads", "placement", "TEXT"],
+  // 1 for a batch of 1-minute rollups (an agent's downsampled backlog).
+  ["batches", "rollup", "INTEGER NOT NULL DEFAULT 0"],
+  // Of a node's samples, those that arrived folded into rollups.
+  ["nodes", "rolled_up", "INTEGER NOT NULL DEFAULT 0"],
+];
 
 function migrate(db: Database): void {
   for (const [table, column, type] of ADDED_COLUMNS) {

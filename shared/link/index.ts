@@ -2,7 +2,7 @@
 export { backoffDelay } from "./backoff.ts";
 export { Link, type LinkOptions, type LinkStatus } from "./link.ts";
 export { MqttTransport } from "./mqtt-transport.ts";
-export { Outbox, type OutboxEntry, type OutboxStats } from "./outbox.ts";
+export { Outbox, type OutboxEntry, type OutboxStats, type Replacement } from "./outbox.ts";
 export * from "./topics.ts";
 export type { Transport, TransportContext, TransportFactory } from "./transport.ts";
 export { WsTransport } from "./ws-transport.ts";

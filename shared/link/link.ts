@@ -47,6 +47,8 @@ export interface LinkStatus {
   endpoint: string | undefined;
   lastAcked: number;
   rttMs: number | undefined;
+  /** Largest round trip measured in the current session (heartbeats queue behind a catch-up). */
+  rttMaxMs: number | undefined;
   clockOffsetMs: number | undefined;
   reconnects: number;
   badFrames: number;
@@ -73,6 +75,7 @@ export class Link {
   #inflight: { seq: number; at: number }[] = [];
   #lastRx = 0;
   #rtt: number | undefined;
+  #rttMax: number | undefined;
   #offset: number | undefined;
   #reconnects = 0;
   #badFrames = 0;
@@ -143,6 +146,7 @@ export class Link {
       endpoint: this.#endpoint,
       lastAcked: this.#acked,
       rttMs: this.#rtt,
+      rttMaxMs: this.#rttMax,
       clockOffsetMs: this.#offset,
       reconnects: this.#reconnects,
       badFrames: this.#badFrames,
@@ -293,6 +297,7 @@ export class Link {
   }
 
   #startSession(welcome: WelcomeBody): void {
+    this.#rttMax = undefined;
     this.#hubBeatMs = welcome.heartbeat_ms;
     const outbox = this.#o.outbox;
     if (welcome.last_acked > outbox.lastSeq()) {
@@ -311,6 +316,7 @@ export class Link {
     const now = this.#clock.now();
     if (ack.echo !== undefined) {
       this.#rtt = Math.max(0, now - ack.echo);
+      this.#rttMax = Math.max(this.#rttMax ?? 0, this.#rtt);
       this.#offset = Math.round(hubTime - (ack.echo + this.#rtt / 2));
     }
     if (ack.upto > this.#acked) {
@@ -333,6 +339,8 @@ export class Link {
       if (entries.length === 0) return;
       const base = outbox.lowest();
       const now = this.#clock.now();
+      // Durable before anything leaves: what may have reached a hub is never replaced or renumbered.
+      outbox.markSent(entries[entries.length - 1]!.seq);
       for (const e of entries) {
         const head = { v: PROTOCOL_VERSION, t: e.type, s: this.#o.nodeId, q: e.seq, base, ts: e.created };
         if (!t.send(encodeFrameRawBody(head, e.body), e.type)) return;

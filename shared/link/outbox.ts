@@ -16,11 +16,28 @@ export interface OutboxStats {
   oldestMs: number | undefined;
   droppedMessages: number;
   droppedSamples: number;
+  /** Fine samples folded into 1-minute rollups (still delivered, at minute resolution). */
+  downsampledSamples: number;
+}
+
+/** A message to store in place of others (see `replace`). */
+export interface Replacement {
+  type: MessageType;
+  body: Uint8Array;
+  /** Samples it accounts for. */
+  samples: number;
+  created: number;
 }
 
 export interface OutboxOptions {
   /** Byte budget for stored bodies; the oldest bulk entries go first when it is exceeded. */
   budgetBytes: number;
+  /**
+   * Runs inside the writing transaction when the budget is exceeded, before anything is dropped.
+   * It may make room by replacing unsent entries with smaller ones (`replace`); whatever is still
+   * over the budget afterwards is dropped, oldest bulk first.
+   */
+  relieve?: (outbox: Outbox, budget: number) => void;
 }
 
 // Bulk telemetry is sacrificed before anything else when the budget is exceeded.
@@ -42,10 +59,14 @@ export class Outbox {
   readonly #deleteOne: Statement;
   readonly #bump: Statement;
   readonly #getCounter: Statement;
+  readonly #insertAt: Statement;
+  readonly #unsent: Statement;
+  readonly #relieve: OutboxOptions["relieve"];
 
   constructor(db: Database, opts: OutboxOptions) {
     this.#db = db;
     this.#budget = opts.budgetBytes;
+    this.#relieve = opts.relieve;
     db.run(`CREATE TABLE IF NOT EXISTS outbox (
       seq INTEGER PRIMARY KEY AUTOINCREMENT,
       type TEXT NOT NULL,
@@ -72,6 +93,12 @@ export class Outbox {
       "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     );
     this.#getCounter = db.query("SELECT value FROM counters WHERE name = ?");
+    this.#insertAt = db.query(
+      "INSERT INTO outbox (seq, type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.#unsent = db.query(
+      "SELECT seq, type, created, samples, body FROM outbox WHERE type = ? AND seq > ? ORDER BY seq LIMIT ?",
+    );
     const totals = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox").get() as {
       n: number;
       b: number;
@@ -105,8 +132,8 @@ export class Outbox {
       this.#count += 1;
       this.#bytes += body.byteLength;
       within?.();
-      this.#enforceBudget(row.seq);
-      return row.seq;
+      // Making room may renumber unsent entries; the new one is the newest either way.
+      return this.#enforceBudget(row.seq);
     });
     try {
       return tx() as number;
@@ -118,21 +145,105 @@ export class Outbox {
     }
   }
 
-  // Drops oldest bulk entries (then oldest of any kind) until the budget holds; never the newest entry.
-  #enforceBudget(keep: number): void {
+  // Relieves, then drops oldest bulk entries (then oldest of any kind) until the budget holds; never
+  // the newest entry. Returns the newest entry's sequence number.
+  #enforceBudget(newest: number): number {
+    if (this.#bytes <= this.#budget) return newest;
+    let keep = newest;
+    if (this.#relieve) {
+      this.#relieve(this, this.#budget);
+      keep = (this.#db.query("SELECT max(seq) AS seq FROM outbox").get() as { seq: number | null }).seq ?? 0;
+    }
     while (this.#bytes > this.#budget && this.#count > 1) {
       const victim = (this.#oldestBulk.get() ?? this.#oldestAny.get()) as {
         seq: number;
         samples: number;
         bytes: number;
       } | null;
-      if (!victim || victim.seq === keep) return;
-      this.#deleteOne.run(victim.seq);
-      this.#count -= 1;
-      this.#bytes -= victim.bytes;
-      this.#bump.run("dropped_messages", 1);
-      this.#bump.run("dropped_samples", victim.samples);
+      if (!victim || victim.seq === keep) break;
+      this.#drop(victim);
     }
+    return keep;
+  }
+
+  #drop(victim: { seq: number; samples: number; bytes: number }): void {
+    this.#deleteOne.run(victim.seq);
+    this.#count -= 1;
+    this.#bytes -= victim.bytes;
+    this.#bump.run("dropped_messages", 1);
+    this.#bump.run("dropped_samples", victim.samples);
+  }
+
+  /**
+   * Drops (and counts as dropped) bulk entries created before `before`, except the newest entry.
+   * Returns how many went.
+   */
+  dropBulkBefore(before: number): number {
+    const tx = this.#db.transaction(() => {
+      const victims = this.#db
+        .query(
+          `SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} AND created < ?
+           AND seq < (SELECT max(seq) FROM outbox) ORDER BY seq`,
+        )
+        .all(before) as { seq: number; samples: number; bytes: number }[];
+      for (const v of victims) this.#drop(v);
+      return victims.length;
+    });
+    return tx() as number;
+  }
+
+  /**
+   * Records that entries up to `seq` may have left for a hub. Call it before sending: entries above
+   * the mark are known never to have been sent, and only those may be replaced or renumbered.
+   */
+  markSent(seq: number): void {
+    this.raise("sent_high", seq);
+  }
+
+  /** Entries of `type` above `after` that were never sent, oldest first. */
+  readUnsent(type: MessageType, after: number, limit: number): OutboxEntry[] {
+    return this.#unsent.all(type, Math.max(after, this.counter("sent_high")), limit) as OutboxEntry[];
+  }
+
+  /**
+   * Replaces unsent entries `seqs` (ascending) with `entries` (at most as many), in one transaction.
+   * The replacements take the first of those numbers; every later entry moves down to close the
+   * gap, so the hub still sees one unbroken sequence. Never touches a number that may have been
+   * sent: a `seqs` at or below the sent mark throws.
+   */
+  replace(seqs: readonly number[], entries: readonly Replacement[]): void {
+    if (entries.length > seqs.length) throw new Error("more replacements than entries replaced");
+    if (seqs.length === 0) return;
+    if (seqs[0]! <= this.counter("sent_high")) throw new Error(`entry ${seqs[0]} may have been sent`);
+    const tx = this.#db.transaction(() => {
+      for (const seq of seqs) {
+        const row = this.#db.query("SELECT bytes FROM outbox WHERE seq = ?").get(seq) as {
+          bytes: number;
+        } | null;
+        if (!row) throw new Error(`no outbox entry ${seq}`);
+        this.#deleteOne.run(seq);
+        this.#count -= 1;
+        this.#bytes -= row.bytes;
+      }
+      entries.forEach((e, i) => {
+        this.#insertAt.run(seqs[i]!, e.type, e.created, e.samples, e.body.byteLength, e.body);
+        this.#count += 1;
+        this.#bytes += e.body.byteLength;
+      });
+      if (entries.length === seqs.length) return;
+      // Close the gaps: ascending, each entry takes the next free number, which is never taken.
+      let next = seqs[entries.length]!;
+      const later = this.#db.query("SELECT seq FROM outbox WHERE seq > ? ORDER BY seq").all(next) as {
+        seq: number;
+      }[];
+      const move = this.#db.query("UPDATE outbox SET seq = ? WHERE seq = ?");
+      for (const { seq } of later) {
+        if (seq !== next) move.run(next, seq);
+        next += 1;
+      }
+      this.#setSequence(next - 1);
+    });
+    tx();
   }
 
   /** Deletes every entry up to and including `seq` (a cumulative ack). Returns how many went. */
@@ -229,6 +340,7 @@ export class Outbox {
       oldestMs: row.created ?? undefined,
       droppedMessages: this.counter("dropped_messages"),
       droppedSamples: this.counter("dropped_samples"),
+      downsampledSamples: this.counter("samples_downsampled"),
     };
   }
 }

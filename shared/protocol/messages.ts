@@ -64,6 +64,11 @@ export const MetricsBatch = v.object({
   data: v.instance(Uint8Array),
   /** 1 when `data` is zstd-compressed. */
   z: v.optional(v.picklist([0, 1])),
+  /**
+   * 1 when the batch is a 1-minute rollup of fine samples the agent had no room to keep (see
+   * rollup.ts): `samples` then counts the fine samples it stands for.
+   */
+  rollup: v.optional(v.picklist([0, 1])),
 });
 
 export const TaskResult = v.object({

@@ -122,7 +122,7 @@ describe("metric buffer", () => {
     using b = open(dir.path);
     b.buffer.add(T0, { x: 1 });
     b.buffer.add(T0 + SEC, { x: 2 });
-    b.buffer.setInterval(5 * SEC);
+    b.buffer.setInterval(5 * SEC, T0 + 2 * SEC);
     expect(b.buffer.interval).toBe(5 * SEC);
     expect(b.buffer.stagedTicks()).toBe(0);
     b.buffer.add(T0 + 5 * SEC, { x: 3 });

@@ -1,4 +1,5 @@
-// End to end: an agent whose buffer holds more than its byte budget drops the oldest data, counts it, and stays inside.
+// End to end: an agent whose buffer holds more than its byte budget folds the oldest data into 1-minute
+// rollups (dropping only what still does not fit, counted), stays inside, and delivers the rest.
 import { expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -37,7 +38,7 @@ function fillOneDay(dataDir: string): { produced: number; bytes: number } {
   return result;
 }
 
-test("buffer over its byte budget: oldest batches dropped and counted, the store stays inside, and the hub gets the rest exactly once", async () => {
+test("buffer over its byte budget: oldest batches become 1-minute rollups, the store stays inside, and the hub gets everything exactly once", async () => {
   using dir = tempDir();
   const data = join(dir.path, "agent");
   const filled = fillOneDay(data);
@@ -61,10 +62,13 @@ test("buffer over its byte budget: oldest batches dropped and counted, the store
   );
   const ob = offline.outbox;
   expect(ob.bytes).toBeLessThanOrEqual(BUDGET);
-  expect(offline.samples.dropped).toBeGreaterThan(0);
-  expect(offline.samples.dropped).toBeLessThan(filled.produced);
+  // A day of six series fits in 1 MB once its older hours are rollups: nothing had to be dropped.
+  expect(offline.samples.downsampled).toBeGreaterThan(filled.produced / 4);
+  expect(offline.samples.dropped).toBe(0);
   const metrics = await (await fetch(`${agent.apiUrl}/metrics`)).text();
-  expect(metrics).toMatch(new RegExp(`novacron_agent_samples_dropped_total ${offline.samples.dropped}`));
+  expect(metrics).toMatch(
+    new RegExp(`novacron_agent_samples_downsampled_total ${offline.samples.downsampled}\\b`),
+  );
   const dbBytes = statSync(join(data, "agent.db")).size;
 
   // It keeps sampling for a while: the budget holds and the file does not grow.
@@ -85,5 +89,13 @@ test("buffer over its byte budget: oldest batches dropped and counted, the store
   });
   const r = await quiesce(joined, hub, config, base);
   expectNothingLost(r);
-  expect(r.dropped).toBeGreaterThan(0);
+  // The hub counts the rolled-up samples among those stored, and apart.
+  expect(r.node.ingest.rolled_up).toBe(offline.samples.downsampled);
+  const day = await hub.api<{ points: [number, number][]; rollups: number[][] }>(
+    `/api/v1/nodes/full/metrics?series=cpu.util&from=${Date.now() - 86_400_000}&to=${Date.now()}`,
+  );
+  expect(day.body.rollups.length).toBeGreaterThan(600);
+  expect(day.body.rollups.every((m) => m[4]! >= 1 && m[4]! <= 60 && m[1]! <= m[3]! && m[3]! <= m[2]!)).toBe(
+    true,
+  );
 }, 120_000);

@@ -7,7 +7,8 @@ import { openHubDb } from "../../hub/store/db.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
-import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
+import { encodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import { rolledUpSamples, rollUp } from "../../shared/protocol/rollup.ts";
 import { settleUntil } from "../support/fake-clock.ts";
 import { tempDir } from "../support/processes.ts";
 
@@ -258,16 +259,16 @@ describe("ingest: queries", () => {
     hub.ingest.receive(NODE, batch(2, { "cpu.util": ten(1) }, { start: T0 + 10 * SEC }));
     hub.ingest.flush();
 
-    const points = hub.ingest.query(NODE, "cpu.util", T0 + 2 * SEC, T0 + 12 * SEC);
+    const points = hub.ingest.query(NODE, "cpu.util", T0 + 2 * SEC, T0 + 12 * SEC).points;
     const expected: [number, number][] = [2, 3, 5, 6, 7, 8, 9, 10, 11, 12].map((i) => [
       T0 + i * SEC,
       i + 0.5,
     ]);
     expect(points).toEqual(expected);
-    expect(hub.ingest.query(NODE, "mem.used_pct", T0, T0)).toEqual([[T0, 50.5]]);
-    expect(hub.ingest.query(NODE, "cpu.util", T0 + 20 * SEC, T0 + 30 * SEC)).toEqual([]);
-    expect(hub.ingest.query(NODE, "no.such", T0, T0 + 30 * SEC)).toEqual([]);
-    expect(hub.ingest.query("ghost", "cpu.util", T0, T0 + 30 * SEC)).toEqual([]);
+    expect(hub.ingest.query(NODE, "mem.used_pct", T0, T0).points).toEqual([[T0, 50.5]]);
+    expect(hub.ingest.query(NODE, "cpu.util", T0 + 20 * SEC, T0 + 30 * SEC).points).toEqual([]);
+    expect(hub.ingest.query(NODE, "no.such", T0, T0 + 30 * SEC).points).toEqual([]);
+    expect(hub.ingest.query("ghost", "cpu.util", T0, T0 + 30 * SEC).points).toEqual([]);
     expect(hub.ingest.series(NODE)).toEqual(["cpu.util", "mem.used_pct"]);
   });
 
@@ -282,5 +283,64 @@ describe("ingest: queries", () => {
     const latest = hub.ingest.latest().get(NODE)!;
     expect(latest.get("cpu.util")).toEqual([T0 + SEC, 2]);
     expect(latest.get("mem.used_pct")).toEqual([T0 + 2 * SEC, 9]);
+  });
+});
+
+describe("ingest: rollups", () => {
+  /** A rollup batch built the way an agent folds fine batches. */
+  function rollupBatch(q: number, frames: MetricsFrame[]): Message {
+    const frame = rollUp(frames);
+    const enc = encodeMetrics(frame);
+    const body = {
+      start: frame.start,
+      interval: frame.interval,
+      ticks: frame.ticks,
+      samples: rolledUpSamples(frame),
+      data: new Uint8Array(enc.data),
+      z: enc.z,
+      rollup: 1 as const,
+    };
+    return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
+  }
+
+  test("a rollup counts the fine samples it stands for; queries return its minutes, split ones merged", () => {
+    using dir = tempDir();
+    using hub = openHub(dir.path);
+    const m0 = Math.ceil(T0 / 60_000) * 60_000;
+    const fine = (start: number, values: number[]): MetricsFrame => ({
+      start,
+      interval: SEC,
+      ticks: values.length,
+      series: [{ name: "cpu.util", values }],
+    });
+    // Minute m0 is folded in two parts (a fold boundary inside it), minute m0+1 in one.
+    expect(hub.ingest.receive(NODE, rollupBatch(1, [fine(m0, [1, 2, 3])]))).toBe("accepted");
+    expect(
+      hub.ingest.receive(NODE, rollupBatch(2, [fine(m0 + 30 * SEC, [10]), fine(m0 + 60 * SEC, [4, 6])])),
+    ).toBe("accepted");
+    expect(hub.ingest.receive(NODE, batch(3, { "cpu.util": [7] }, { start: m0 + 120 * SEC }))).toBe(
+      "accepted",
+    );
+    hub.ingest.flush();
+
+    const row = hub.db.query("SELECT samples, rolled_up FROM nodes WHERE id = ?").get(NODE) as {
+      samples: number;
+      rolled_up: number;
+    };
+    expect(row).toEqual({ samples: 7, rolled_up: 6 });
+    expect(hub.ingest.series(NODE)).toEqual(["cpu.util"]);
+    const q = hub.ingest.query(NODE, "cpu.util", m0, m0 + 10 * 60_000);
+    expect(q.rollups).toEqual([
+      [m0, 1, 10, 4, 4],
+      [m0 + 60_000, 4, 6, 5, 2],
+    ]);
+    expect(q.points).toEqual([
+      [m0, 4],
+      [m0 + 60_000, 5],
+      [m0 + 120_000, 7],
+    ]);
+    // Old rollups never stand in for the latest value.
+    expect(hub.ingest.latest().get(NODE)!.get("cpu.util")).toEqual([m0 + 120_000, 7]);
+    expect(hub.ingest.latest().get(NODE)!.has("cpu.util:min")).toBe(false);
   });
 });

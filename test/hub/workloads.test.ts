@@ -1,7 +1,7 @@
 // Specification of hub workloads: the API, desired sets per node with rising generations, and rollouts.
 import { describe, expect, test } from "bun:test";
 import type { Peer } from "../../hub/gateway/index.ts";
-import { type Body, decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
+import { type Body, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
 import { ADMIN, joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";

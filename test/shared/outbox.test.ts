@@ -129,6 +129,7 @@ describe("outbox: acks and reads", () => {
       oldestMs: T0 + 2,
       droppedMessages: 2,
       droppedSamples: 10,
+      downsampledSamples: 0,
     });
   });
 

@@ -21,18 +21,25 @@ export async function settleUntil(check: () => boolean, what: string, turns = 50
   if (!check()) throw new Error(`never happened: ${what}`);
 }
 
-/** A clock whose time and timers move only through `advance`. */
+/**
+ * A clock whose time and timers move only through `advance`, until `goLive()`: from then on it runs at
+ * wall-clock speed from where it stands, on real timers (so hours can pass in seconds, then a real
+ * catch-up can be timed).
+ */
 export class FakeClock implements Clock {
   #now: number;
   #next = 1;
   readonly #timers = new Map<number, Timer>();
+  /** Set once live: added to Date.now(). */
+  #offset: number | undefined;
+  readonly #real = new Map<number, ReturnType<typeof setTimeout>>();
 
   constructor(start = 1_718_000_000_000) {
     this.#now = start;
   }
 
   now(): number {
-    return this.#now;
+    return this.#offset === undefined ? this.#now : Date.now() + this.#offset;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
@@ -44,11 +51,36 @@ export class FakeClock implements Clock {
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {
-    this.#timers.delete(handle as unknown as number);
+    const id = handle as unknown as number;
+    this.#timers.delete(id);
+    clearTimeout(this.#real.get(id));
+    this.#real.delete(id);
   }
 
   clearInterval(handle: TimerHandle | undefined): void {
-    this.#timers.delete(handle as unknown as number);
+    this.clearTimeout(handle);
+  }
+
+  /** From now on time follows the wall clock, starting where it stands; pending timers become real ones. */
+  goLive(): void {
+    if (this.#offset !== undefined) return;
+    this.#offset = this.#now - Date.now();
+    for (const [id, t] of this.#timers) this.#arm(id, t.fn, t.at - this.#now, t.every);
+    this.#timers.clear();
+  }
+
+  #arm(id: number, fn: () => void, ms: number, every: number | undefined): void {
+    this.#real.set(
+      id,
+      setTimeout(
+        () => {
+          if (every === undefined) this.#real.delete(id);
+          else this.#real.set(id, setInterval(fn, every));
+          fn();
+        },
+        Math.max(0, ms),
+      ),
+    );
   }
 
   /** Timers waiting to fire. */
@@ -58,6 +90,7 @@ export class FakeClock implements Clock {
 
   /** Moves time forward by `ms`, firing every timer due on the way (in time order) and settling after each. */
   async advance(ms: number): Promise<void> {
+    if (this.#offset !== undefined) throw new Error("a live clock cannot be advanced");
     const end = this.#now + ms;
     for (;;) {
       let due: [number, Timer] | undefined;
@@ -78,7 +111,8 @@ export class FakeClock implements Clock {
 
   #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
     const id = this.#next++;
-    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn, every });
+    if (this.#offset !== undefined) this.#arm(id, fn, ms, every);
+    else this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn, every });
     return id as unknown as TimerHandle;
   }
 }

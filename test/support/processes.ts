@@ -190,7 +190,7 @@ export interface AgentStatusJson {
   connected: boolean;
   hub: string | null;
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
-  samples: { produced: number; dropped: number; staged_ticks: number };
+  samples: { produced: number; dropped: number; downsampled: number; staged_ticks: number };
   config: Record<string, unknown>;
   [k: string]: unknown;
 }

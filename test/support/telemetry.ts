@@ -9,7 +9,14 @@ export interface NodeJson {
   status: string;
   connected: boolean;
   labels: Record<string, string>;
-  ingest: { samples: number; batches: number; last_seq: number; duplicates: number; gaps: number };
+  ingest: {
+    samples: number;
+    rolled_up: number;
+    batches: number;
+    last_seq: number;
+    duplicates: number;
+    gaps: number;
+  };
 }
 
 /** Writes an agent config file. */

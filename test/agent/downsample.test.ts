@@ -1,0 +1,201 @@
+// Specification of the buffer's overflow policy: fine metrics become 1-minute rollups before anything is dropped.
+import { describe, expect, test } from "bun:test";
+import { AgentStore, MetricBuffer } from "../../agent/store/index.ts";
+import { decodeCbor, encodeCbor, type MetricsBatchBody } from "../../shared/protocol/index.ts";
+import { decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import { rolledUpSamples, rollupPoints, rollUp } from "../../shared/protocol/rollup.ts";
+import { mulberry32 } from "../support/prng.ts";
+import { tempDir } from "../support/processes.ts";
+
+const T0 = 1_718_000_020_000; // 40 s into a minute: folds must not assume batches align to minutes
+const SEC = 1000;
+const MIN = 60 * SEC;
+
+function open(dir: string, budget: number) {
+  const store = new AgentStore(dir, { bufferBytes: budget });
+  return { store, buffer: new MetricBuffer(store, SEC), [Symbol.dispose]: () => store.close() };
+}
+
+interface Held {
+  seq: number;
+  type: string;
+  samples: number;
+  body: MetricsBatchBody | undefined;
+  frame: MetricsFrame | undefined;
+}
+
+function held(store: AgentStore): Held[] {
+  return store.outbox.readFrom(0, 1_000_000).map((e) => {
+    if (e.type !== "metrics_batch")
+      return { seq: e.seq, type: e.type, samples: e.samples, body: undefined, frame: undefined };
+    const body = decodeCbor(e.body) as MetricsBatchBody;
+    return { seq: e.seq, type: e.type, samples: e.samples, body, frame: decodeMetrics(body) };
+  });
+}
+
+/** One unbroken run of sequence numbers: the hub never sees a gap. */
+function expectUnbroken(entries: { seq: number }[]): void {
+  expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => entries[0]!.seq + i));
+}
+
+/** Ticks `from`..`from + n - 1` seconds of three series with seeded values, flushed every 20 ticks. */
+function fill(buffer: MetricBuffer, from: number, n: number, values: Map<number, Record<string, number>>) {
+  const rand = mulberry32(from);
+  for (let i = 0; i < n; i++) {
+    const ts = from + i * SEC;
+    const v = {
+      "cpu.util": Math.round(rand() * 10_000) / 100,
+      "mem.used_pct": 40 + Math.round(rand() * 100) / 10,
+      "sensor.t": Math.round(rand() * 50),
+    };
+    values.set(ts, v);
+    buffer.add(ts, v);
+    if (i % 20 === 19) buffer.flush(ts);
+  }
+  buffer.flush(from + n * SEC);
+}
+
+describe("rollUp", () => {
+  test("buckets by wall-clock minute with min, max, avg and count; counts stand for the samples", () => {
+    const frames: MetricsFrame[] = [
+      { start: T0, interval: SEC, ticks: 3, series: [{ name: "x", values: [1, null, 5] }] },
+      { start: T0 + 19 * SEC, interval: SEC, ticks: 3, series: [{ name: "x", values: [2, 4, 9] }] },
+    ];
+    const r = rollUp(frames);
+    // T0 is 40 s into its minute: T0, T0+2s, T0+19s land in the first minute, T0+20s and T0+21s in the next.
+    const m0 = Math.floor(T0 / MIN) * MIN;
+    expect(r.start).toBe(m0);
+    expect(r.interval).toBe(MIN);
+    expect(rollupPoints(r, "x")).toEqual([
+      [m0, 1, 5, 2.6667, 3],
+      [m0 + MIN, 4, 9, 6.5, 2],
+    ]);
+    expect(rolledUpSamples(r)).toBe(5);
+  });
+});
+
+describe("buffer overflow: downsample, then drop", () => {
+  test("over budget, the oldest fine batches become rollups and every sample is still accounted for", () => {
+    using dir = tempDir();
+    using b = open(dir.path, 40_000);
+    const values = new Map<number, Record<string, number>>();
+    fill(b.buffer, T0, 2 * 3600, values);
+    const ob = b.store.outbox.stats();
+    expect(ob.bytes).toBeLessThanOrEqual(40_000);
+    expect(ob.downsampledSamples).toBeGreaterThan(0);
+    expect(ob.droppedSamples).toBe(0);
+
+    const h = held(b.store);
+    expectUnbroken(h);
+    let fine = 0;
+    let represented = 0;
+    const rollups = h.filter((e) => e.body?.rollup === 1);
+    expect(rollups.length).toBeGreaterThan(0);
+    // Rollups come first (oldest data), fine batches after.
+    const firstFine = h.findIndex((e) => e.body?.rollup !== 1);
+    expect(h.slice(firstFine).every((e) => e.body?.rollup !== 1)).toBe(true);
+    for (const e of h) {
+      if (e.body?.rollup === 1) {
+        expect(e.samples).toBe(rolledUpSamples(e.frame!));
+        represented += e.samples;
+      } else fine += e.samples;
+    }
+    expect(represented).toBe(ob.downsampledSamples);
+    expect(fine + represented).toBe(b.buffer.produced());
+
+    // A minute inside the rolled-up range, recomputed from the raw values.
+    const r = rollups[0]!.frame!;
+    const minute = r.start + 5 * MIN;
+    const raw = [...values]
+      .filter(([ts]) => ts >= minute && ts < minute + MIN)
+      .map(([, v]) => v["cpu.util"]!);
+    const got = rollups.flatMap((e) => rollupPoints(e.frame!, "cpu.util")).filter((p) => p[0] === minute);
+    expect(got).toEqual([
+      [
+        minute,
+        Math.min(...raw),
+        Math.max(...raw),
+        Math.round((raw.reduce((a, x) => a + x, 0) / raw.length) * 1e4) / 1e4,
+        raw.length,
+      ],
+    ]);
+  });
+
+  test("entries that may have reached a hub are never replaced or renumbered", () => {
+    using dir = tempDir();
+    using b = open(dir.path, 1 << 30);
+    fill(b.buffer, T0, 600, new Map());
+    const before = held(b.store);
+    const sentUpTo = before[9]!.seq;
+    b.store.outbox.markSent(sentUpTo);
+    b.store.outbox.setBudget(Math.floor(b.store.outbox.bytes / 2));
+    const after = held(b.store);
+    const ob = b.store.outbox.stats();
+    expect(ob.downsampledSamples).toBeGreaterThan(0);
+    // The sent ones are untouched (unless dropped, oldest first, and counted).
+    const keptSent = after.filter((e) => e.seq <= sentUpTo);
+    for (const e of keptSent) {
+      const orig = before.find((x) => x.seq === e.seq)!;
+      expect(e.body).toEqual(orig.body!);
+    }
+    expect(after.filter((e) => e.seq > sentUpTo && e.body?.rollup === 1).length).toBeGreaterThan(0);
+    const dropped = before.filter((e) => e.seq <= sentUpTo && !after.some((x) => x.seq === e.seq));
+    expect(ob.droppedSamples).toBe(dropped.reduce((a, e) => a + e.samples, 0));
+  });
+
+  test("other messages between the batches keep their order and the sequence stays unbroken", () => {
+    using dir = tempDir();
+    using b = open(dir.path, 1 << 30);
+    const events: string[] = [];
+    for (let k = 0; k < 30; k++) {
+      fill(b.buffer, T0 + k * 60 * SEC, 60, new Map());
+      const msg = `alert ${k}`;
+      events.push(msg);
+      b.store.outbox.append("event", encodeCbor({ kind: "alert", at: T0, message: msg }), 0, T0);
+    }
+    b.store.outbox.setBudget(Math.floor(b.store.outbox.bytes / 3));
+    const after = b.store.outbox.readFrom(0, 1_000_000);
+    expectUnbroken(after);
+    const kept = after
+      .filter((e) => e.type === "event")
+      .map((e) => (decodeCbor(e.body) as { message: string }).message);
+    expect(kept).toEqual(events);
+    // The next number follows the last one held.
+    const next = b.store.outbox.append(
+      "event",
+      encodeCbor({ kind: "alert", at: T0, message: "next" }),
+      0,
+      T0,
+    );
+    expect(next).toBe(after[after.length - 1]!.seq + 1);
+  });
+
+  test("when rollups alone exceed the budget the oldest go, counted as the samples they stood for", () => {
+    using dir = tempDir();
+    using b = open(dir.path, 6_000);
+    fill(b.buffer, T0, 6 * 3600, new Map());
+    const ob = b.store.outbox.stats();
+    expect(ob.bytes).toBeLessThanOrEqual(6_000);
+    expect(ob.droppedSamples).toBeGreaterThan(0);
+    const stillHeld = held(b.store).reduce((a, e) => a + e.samples, 0);
+    expect(stillHeld + ob.droppedSamples).toBe(b.buffer.produced());
+  });
+
+  test("rollups survive a restart and downsampling resumes where it left off", () => {
+    using dir = tempDir();
+    const values = new Map<number, Record<string, number>>();
+    {
+      using b = open(dir.path, 20_000);
+      fill(b.buffer, T0, 3600, values);
+      expect(b.store.outbox.stats().downsampledSamples).toBeGreaterThan(0);
+    }
+    using b = open(dir.path, 20_000);
+    fill(b.buffer, T0 + 3600 * SEC, 3600, values);
+    const ob = b.store.outbox.stats();
+    expect(ob.bytes).toBeLessThanOrEqual(20_000);
+    const h = held(b.store);
+    expectUnbroken(h);
+    expect(h.reduce((a, e) => a + e.samples, 0) + ob.droppedSamples).toBe(b.buffer.produced());
+    expect(b.buffer.produced()).toBe(values.size * 3);
+  });
+});
