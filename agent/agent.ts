@@ -58,7 +58,6 @@ export class Agent {
     this.#log = log;
     this.#clock = opts.clock ?? systemClock;
     this.#startedAt = this.#clock.now();
-    this.#offlineSince = this.#startedAt;
   }
 
   get config(): AgentConfig {
@@ -82,6 +81,8 @@ export class Agent {
             bufferBytes: this.#config.buffer_bytes,
             maxBodyBytes,
           });
+          const since = Number(this.#store.getState("offline_since"));
+          if (since > 0) this.#offlineSince = since;
           // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
           this.#reclaimTimer = this.#clock.setInterval(() => this.#store?.reclaim(), 60_000);
           this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval, { maxBodyBytes });
@@ -334,8 +335,14 @@ export class Agent {
   // What rule conditions may read besides series: the link, the buffer, the tasks.
   #ruleState(now: number) {
     const connected = this.#hub?.link.status().connected ?? false;
-    if (connected) this.#offlineSince = undefined;
-    else this.#offlineSince ??= now;
+    // Kept in the store, so that a restart while offline does not start the count again.
+    if (connected && this.#offlineSince !== undefined) {
+      this.#offlineSince = undefined;
+      this.#store?.setState("offline_since", "");
+    } else if (!connected && this.#offlineSince === undefined) {
+      this.#offlineSince = now;
+      this.#store?.setState("offline_since", String(now));
+    }
     const tasks = this.#tasks?.list() ?? [];
     return {
       connected,

@@ -268,10 +268,11 @@ export const agentFields = defineFields([
     flag: "--buffer-bytes",
     env: "NOVACRON_BUFFER_BYTES",
     kind: "bytes",
-    min: "1MB",
+    // Small enough for a sensor gateway with little flash; below this one batch would not fit.
+    min: "64KB",
     default: "100MB",
     hot: true,
-    help: "disk budget of the offline buffer",
+    help: "disk budget of the offline buffer (over it, old data is downsampled, then dropped)",
   },
   ...commonFields,
 ]);
