@@ -47,6 +47,8 @@ const { values: opts } = parseArgs({
     record: { type: "string", default: "60" },
     recording: { type: "string", default: "bench/out/wire-recording.json" },
     "timeout-s": { type: "string", default: "120" },
+    // A budget below the day's size makes the pre-fill downsample, as a long-offline agent would.
+    budget: { type: "string" },
   },
 });
 const HOURS = Number(opts.hours);
@@ -59,7 +61,8 @@ if (parseDuration(opts.heartbeat) === undefined) throw new Error("--heartbeat ta
 
 const fieldDefault = (key: string) => String(agentFields.find((f) => f.key === key)?.default);
 const BATCH_MS = parseDuration(fieldDefault("batch_interval"))!;
-const BUFFER_BYTES = parseBytes(fieldDefault("buffer_bytes"))!;
+const BUFFER_BYTES = parseBytes(opts.budget ?? fieldDefault("buffer_bytes"))!;
+if (!(BUFFER_BYTES > 0)) throw new Error("--budget takes a size such as 256KB");
 const TARGET_S = 10;
 const NODE_ID = "catchup-node";
 const log = (msg: string) => console.error(`[catchup ${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -105,6 +108,7 @@ function prefill(dataDir: string, rec: HostRecording) {
     lastSeq: store.outbox.lastSeq(),
     droppedMessages: stats.droppedMessages,
     droppedSamples: stats.droppedSamples,
+    downsampled: stats.downsampledSamples,
     fillS: (performance.now() - t0) / 1000,
     everyTicks,
   };
@@ -113,12 +117,19 @@ function prefill(dataDir: string, rec: HostRecording) {
 }
 
 interface NodeJson {
-  ingest: { samples: number; batches: number; last_seq: number; duplicates: number; gaps: number };
+  ingest: {
+    samples: number;
+    rolled_up: number;
+    batches: number;
+    last_seq: number;
+    duplicates: number;
+    gaps: number;
+  };
 }
 interface StatusJson {
   connected: boolean;
   samples: { produced: number; dropped: number };
-  link: { last_acked: number; rtt_ms: number | null };
+  link: { last_acked: number; rtt_ms: number | null; rtt_max_ms: number | null };
 }
 
 const pct = (xs: number[], p: number) => {
@@ -132,13 +143,13 @@ using dir = tempDir("novacron-catchup-");
 const agentData = join(dir.path, "agent");
 log(`pre-filling ${HOURS} h at ${INTERVAL_MS} ms into ${agentData}/agent.db`);
 const fill = prefill(agentData, rec);
-if (fill.droppedMessages !== 0 || fill.droppedSamples !== 0 || fill.staged !== 0)
+if (fill.droppedSamples !== 0 || fill.staged !== 0)
   throw new Error(`pre-fill lost data: ${JSON.stringify(fill)}`);
 console.log(
   `\npre-filled outbox: ${fill.ticks} ticks × ${fill.series} series (${INTERVAL_MS} ms ticks, flush every ${fill.everyTicks} ticks = ${BATCH_MS / 1000} s batch interval) in ${fill.fillS.toFixed(1)} s`,
 );
 console.log(
-  `  ${fill.produced} samples in ${fill.entries} entries (seq 1..${fill.lastSeq}), outbox ${fill.outboxBytes} bytes (${(fill.outboxBytes / fill.produced).toFixed(3)} B/sample), agent.db ${fill.dbBytes} bytes; dropped: ${fill.droppedMessages} messages, ${fill.droppedSamples} samples (budget ${BUFFER_BYTES} bytes)`,
+  `  ${fill.produced} samples in ${fill.entries} entries (seq 1..${fill.lastSeq}), outbox ${fill.outboxBytes} bytes (${(fill.outboxBytes / fill.produced).toFixed(3)} B/sample), agent.db ${fill.dbBytes} bytes; dropped: ${fill.droppedMessages} messages, ${fill.droppedSamples} samples; downsampled into 1-minute rollups: ${fill.downsampled} samples (budget ${BUFFER_BYTES} bytes)`,
 );
 
 await using hub = await startHub({ data: join(dir.path, "hub") });
@@ -156,7 +167,7 @@ await using agent = await startAgent({
   nodeId: NODE_ID,
   hub: hub.wsUrl,
   joinToken: hub.joinToken,
-  args: ["--heartbeat-interval", opts.heartbeat],
+  args: ["--heartbeat-interval", opts.heartbeat, "--buffer-bytes", String(BUFFER_BYTES)],
 });
 const tApi = performance.now();
 const agentPid = agent.proc.pid!;
@@ -233,7 +244,7 @@ console.log(
 );
 console.log(`  target:              < ${TARGET_S} s: ${secs < TARGET_S ? "met" : "MISSED"}`);
 console.log(
-  `  hub stored:          ${samples} samples in ${done.ingest.batches} batches, last_seq ${done.ingest.last_seq} (produced ${fill.produced}; duplicates ${done.ingest.duplicates}, gaps ${done.ingest.gaps})`,
+  `  hub stored:          ${samples} samples in ${done.ingest.batches} batches, last_seq ${done.ingest.last_seq} (produced ${fill.produced}; of them as rollups ${done.ingest.rolled_up}; duplicates ${done.ingest.duplicates}, gaps ${done.ingest.gaps})`,
 );
 console.log(
   `  throughput:          ${Math.round(samples / secs)} samples/s, ${Math.round(done.ingest.batches / secs)} batches/s`,
@@ -256,3 +267,6 @@ console.log(
 );
 console.log(rttLine("during catch-up:  ", during_, rttDuring));
 console.log(rttLine("idle, afterwards: ", idle_, idlePolls));
+console.log(
+  `  largest RTT of the session, as the agent counted every beat (link.rtt_max_ms): ${st.link.rtt_max_ms} ms`,
+);

@@ -146,8 +146,8 @@ describe("config resolution", () => {
         "batch_interval: must be a duration from 1s to 10m, like 500ms, 10s, 2m or 1h (got soon from --batch-interval)",
       ],
       [
-        ["--buffer-bytes", "512KiB"],
-        "buffer_bytes: must be a size of at least 1MB (got 512KiB from --buffer-bytes)",
+        ["--buffer-bytes", "16KiB"],
+        "buffer_bytes: must be a size of at least 64KB (got 16KiB from --buffer-bytes)",
       ],
       [
         ["--max-frame-bytes", "1GiB"],
