@@ -425,6 +425,7 @@ export class Agent {
         buffer_bytes: this.#config.buffer_bytes,
         log_level: this.#config.log_level,
       },
+      ingest_mqtt: this.#mqttIngest?.stats() ?? null,
       tasks: {
         count: this.#tasks?.list().length ?? 0,
         limits_enforced: this.#tasks?.limitsEnforced() ?? false,

@@ -2,7 +2,9 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { MqttClient } from "../../shared/mqtt/index.ts";
 import { encodeCbor } from "../../shared/protocol/index.ts";
+import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { startAgent, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -141,4 +143,48 @@ test("hub-pushed cache entries reach the nodes they target, also ones that conne
   await access.restart();
   await waitFor(async () => (await access.status()).connected, { what: "reconnect" });
   expect(await read(access)).toBe("v2");
+}, 60_000);
+
+test("points published to a local MQTT topic reach the hub as series, a bad payload is counted and the next one still arrives", async () => {
+  if (!mosquittoBinary()) throw new Error("mosquitto is not installed (.ci/run installs it)");
+  using dir = tempDir();
+  await using broker = await startMosquitto(dir.path);
+  await using hub = await startHub({ data: join(dir.path, "hub") });
+  await using agent = await startAgent({
+    data: join(dir.path, "agent"),
+    nodeId: "mqtt-sensors",
+    hub: hub.wsUrl,
+    joinToken: hub.joinToken,
+    args: [
+      "--batch-interval",
+      "1s",
+      "--ingest-mqtt",
+      JSON.stringify({ url: broker.url, topics: ["sensors/#"] }),
+    ],
+  });
+  await waitFor(async () => (await agent.status()).ingest_mqtt?.connected, {
+    what: "the agent to subscribe",
+  });
+  const client = await MqttClient.connect(broker.url, { clientId: "sensor-app" });
+  try {
+    await client.publish("sensors/room1.temp", "21.5", { qos: 1 });
+    await client.publish("sensors/junk", "{not json", { qos: 1 });
+    await client.publish(
+      "sensors/batch",
+      JSON.stringify({ points: [{ series: "room2.humidity", value: 40 }] }),
+      { qos: 1 },
+    );
+    await waitFor(
+      async () => {
+        const s = await hub.api<{ series?: string[] }>("/api/v1/nodes/mqtt-sensors/series");
+        return s.body.series?.includes("room1.temp") && s.body.series.includes("room2.humidity");
+      },
+      { what: "the published series at the hub" },
+    );
+    const stats = (await agent.status()).ingest_mqtt!;
+    expect(stats.bad_payloads).toBe(1);
+    expect(stats.points).toBe(2);
+  } finally {
+    await client.end();
+  }
 }, 60_000);

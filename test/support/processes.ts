@@ -192,6 +192,7 @@ export interface AgentStatusJson {
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
   samples: { produced: number; dropped: number; downsampled: number; staged_ticks: number };
   config: Record<string, unknown>;
+  ingest_mqtt: { connected: boolean; messages: number; points: number; bad_payloads: number } | null;
   [k: string]: unknown;
 }
 
