@@ -9,6 +9,7 @@ import { type AgentStatus, createLocalApi } from "./api/index.ts";
 import { registerAgentMetrics } from "./agent-metrics.ts";
 import { type Inventory, inventory } from "./collect/index.ts";
 import type { AgentConfig } from "./config/index.ts";
+import { handleHubMessage } from "./hub-messages.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
@@ -290,42 +291,12 @@ export class Agent {
 
   // Hub-to-node messages other than acks.
   #fromHub(msg: Message): void {
-    switch (msg.t) {
-      case "allocs":
-        this.#tasks?.reconcile(msg.b.generation, msg.b.allocs);
-        return;
-      case "command": {
-        const { id, kind, args } = msg.b;
-        if (kind === "cache_put") {
-          // Hub-pushed reference data: a version at or below the one held is refused as stale.
-          const put = this.#cache?.put(String(args.key), String(args.value), {
-            version: Number(args.version),
-            source: "hub",
-            ...(typeof args.ttl_ms === "number" ? { ttl_ms: args.ttl_ms } : {}),
-          });
-          if (put && !put.stored)
-            this.#log.debug("hub cache entry not stored", { key: String(args.key), reason: put.reason });
-        } else if (kind === "logs") {
-          const logs = this.#tasks?.logs(String(args.alloc), Number(args.lines ?? 200));
-          this.#hub?.link.sendLive(
-            "reply",
-            logs === undefined
-              ? { id, ok: false, body: `no allocation ${String(args.alloc)} here` }
-              : { id, ok: true, body: logs },
-          );
-        } else {
-          this.#hub?.link.sendLive("reply", { id, ok: false, body: `unknown command ${kind}` });
-        }
-        return;
-      }
-      case "config":
-        this.#log.info("hub sent a config revision; applying hub config is not supported yet", {
-          rev: msg.b.rev,
-        });
-        return;
-      default:
-        return;
-    }
+    handleHubMessage(msg, {
+      tasks: this.#tasks,
+      cache: this.#cache,
+      log: this.#log,
+      reply: (body) => this.#hub?.link.sendLive("reply", body),
+    });
   }
 
   #sampleInterval(): number {
