@@ -156,6 +156,7 @@ export class Agent {
               topics,
               clientId: `novacron-agent-${this.#config.node_id}-ingest`,
               log: this.#log.child("mqtt-ingest"),
+              clock: this.#clock,
               ingest: (points) => this.#stream?.ingest(points),
             });
             this.#mqttIngest.start();
