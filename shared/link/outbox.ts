@@ -40,8 +40,9 @@ export interface OutboxOptions {
   relieve?: (outbox: Outbox, budget: number) => void;
 }
 
-// Bulk telemetry is sacrificed before anything else when the budget is exceeded.
-const BULK_TYPES = "('metrics_batch')";
+// Bulk telemetry is sacrificed before anything else when the budget is exceeded, and sent after it.
+const BULK: ReadonlySet<MessageType> = new Set(["metrics_batch"]);
+const BULK_TYPES = `(${[...BULK].map((t) => `'${t}'`).join(", ")})`;
 
 /** The outbox table and its counters; all writes are transactional. */
 export class Outbox {
@@ -133,7 +134,8 @@ export class Outbox {
       this.#bytes += body.byteLength;
       within?.();
       // Making room may renumber unsent entries; the new one is the newest either way.
-      return this.#enforceBudget(row.seq);
+      const newest = this.#enforceBudget(row.seq);
+      return BULK.has(type) ? newest : this.#overtakeBulk(newest);
     });
     try {
       return tx() as number;
@@ -143,6 +145,24 @@ export class Outbox {
       this.#bytes = before.bytes;
       throw err;
     }
+  }
+
+  // Alerts, decisions and task results go before bulk metrics that have not left yet (DESIGN §7): the
+  // newest entry moves in front of the first unsent bulk entry, which with everything after it moves
+  // up by one. Only numbers above the sent mark change. Returns the entry's sequence number.
+  #overtakeBulk(newest: number): number {
+    const first = (
+      this.#db
+        .query(`SELECT min(seq) AS seq FROM outbox WHERE type IN ${BULK_TYPES} AND seq > ?`)
+        .get(this.counter("sent_high")) as { seq: number | null }
+    ).seq;
+    if (first === null || first > newest) return newest;
+    // Through negative numbers, so that no step collides with a number still in use.
+    this.#db.query("UPDATE outbox SET seq = -1 WHERE seq = ?").run(newest);
+    this.#db.query("UPDATE outbox SET seq = -(seq + 1) WHERE seq >= ? AND seq < ?").run(first, newest);
+    this.#db.run("UPDATE outbox SET seq = -seq WHERE seq < -1");
+    this.#db.query("UPDATE outbox SET seq = ? WHERE seq = -1").run(first);
+    return first;
   }
 
   // Relieves, then drops oldest bulk entries (then oldest of any kind) until the budget holds; never

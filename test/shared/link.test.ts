@@ -172,6 +172,8 @@ describe("link: outbox drain", () => {
     s.outbox.setBudget(250);
     // Three ~115-byte batches, then five ~30-byte events: the budget drops every batch.
     for (let i = 0; i < 3; i++) s.outbox.append("metrics_batch", encodeCbor(batchBody()), 2, s.clock.now());
+    // Sent in an earlier session (so the events do not overtake them), never acked.
+    s.outbox.markSent(3);
     s.append(5);
     const held = pendingSeqs(s);
     expect(held).toEqual([4, 5, 6, 7, 8]);

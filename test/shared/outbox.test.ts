@@ -5,7 +5,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentStore } from "../../agent/store/index.ts";
 import { Outbox } from "../../shared/link/index.ts";
-import { encodeCbor, type MessageType } from "../../shared/protocol/index.ts";
+import { decodeCbor, encodeCbor, type MessageType } from "../../shared/protocol/index.ts";
 import { tempDir } from "../support/processes.ts";
 
 const T0 = 1_718_000_000_000;
@@ -106,6 +106,8 @@ describe("outbox: acks and reads", () => {
     const types: MessageType[] = ["metrics_batch", "event", "task_result", "metrics_batch", "alloc_status"];
     types.forEach((t, i) => {
       o.outbox.append(t, encodeCbor({ n: i }), i * 2, T0 + i);
+      // Sent at once: nothing overtakes anything.
+      o.outbox.markSent(o.outbox.lastSeq());
     });
     const entries = o.outbox.readFrom(2, 3);
     expect(entries.map((e) => e.seq)).toEqual([2, 3, 4]);
@@ -114,6 +116,33 @@ describe("outbox: acks and reads", () => {
     expect(entries.map((e) => e.samples)).toEqual([2, 4, 6]);
     expect(entries.map((e) => [...e.body])).toEqual([1, 2, 3].map((n) => [...encodeCbor({ n })]));
     expect(o.outbox.readFrom(6, 10)).toEqual([]);
+  });
+
+  test("alerts, decisions and task results overtake metrics batches that were not sent yet, never sent ones", () => {
+    using dir = tempDir();
+    using o = openOutbox(dir.path);
+    const put = (t: MessageType, n: number) => o.outbox.append(t, encodeCbor({ n }), 0, T0 + n);
+    put("metrics_batch", 0);
+    put("metrics_batch", 1);
+    o.outbox.markSent(2);
+    put("metrics_batch", 2);
+    put("metrics_batch", 3);
+    expect(put("event", 4)).toBe(3);
+    expect(put("task_result", 5)).toBe(4);
+    expect(put("metrics_batch", 6)).toBe(7);
+    const order = o.outbox
+      .readFrom(0, 10)
+      .map((e) => [e.seq, e.type, (decodeCbor(e.body) as { n: number }).n]);
+    expect(order).toEqual([
+      [1, "metrics_batch", 0],
+      [2, "metrics_batch", 1],
+      [3, "event", 4],
+      [4, "task_result", 5],
+      [5, "metrics_batch", 2],
+      [6, "metrics_batch", 3],
+      [7, "metrics_batch", 6],
+    ]);
+    expect(o.outbox.lastSeq()).toBe(7);
   });
 
   test("pending, bytes and drop counters survive a reopen", () => {
