@@ -1,22 +1,23 @@
 // The agent's own Prometheus metrics (DESIGN section 11 names the first five).
-import type { LinkStatus, OutboxStats } from "../shared/link/index.ts";
+import type { LinkStatus, Outbox } from "../shared/link/index.ts";
 import type { MetricsRegistry } from "../shared/metrics.ts";
 
 /** Declares the agent's gauges; each reads its source when scraped. */
 export function registerAgentMetrics(
   m: MetricsRegistry,
-  src: { produced: () => number; outbox: () => OutboxStats | undefined; link: () => LinkStatus | undefined },
+  // The outbox itself, not its stats(): each gauge reads one figure, not four queries each.
+  src: { produced: () => number; outbox: () => Outbox | undefined; link: () => LinkStatus | undefined },
 ): void {
   m.gauge("novacron_agent_samples_total", "Samples produced by this agent (durable)", () => src.produced());
   m.gauge(
     "novacron_agent_samples_dropped_total",
     "Samples dropped by the buffer's overflow policy",
-    () => src.outbox()?.droppedSamples ?? 0,
+    () => src.outbox()?.counter("dropped_samples") ?? 0,
   );
   m.gauge(
     "novacron_agent_samples_downsampled_total",
     "Samples folded into 1-minute rollups by the buffer's overflow policy (still delivered)",
-    () => src.outbox()?.downsampledSamples ?? 0,
+    () => src.outbox()?.counter("samples_downsampled") ?? 0,
   );
   m.gauge(
     "novacron_agent_outbox_pending",

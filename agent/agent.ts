@@ -86,7 +86,7 @@ export class Agent {
           if (since > 0) this.#offlineSince = since;
           // Pages freed by acks and drops go back to the file system, so the file shrinks after a catch-up.
           this.#reclaimTimer = this.#clock.setInterval(() => this.#store?.reclaim(), 60_000);
-          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval, { maxBodyBytes });
+          this.#buffer = new MetricBuffer(this.#store, this.#config.sample_interval);
           // Ticks staged before a crash are packed now, so they leave with the first flush.
           this.#buffer.flush(this.#clock.now());
         },
@@ -315,13 +315,13 @@ export class Agent {
       this.#offlineSince = now;
       this.#store?.setState("offline_since", String(now));
     }
-    const tasks = this.#tasks?.list() ?? [];
+    const tasks = this.#tasks?.counts();
     return {
       connected,
       offline_s: this.#offlineSince === undefined ? 0 : (now - this.#offlineSince) / 1000,
       buffer_fill: (this.#store?.outbox.bytes ?? 0) / this.#config.buffer_bytes,
-      tasks_running: tasks.filter((t) => t.status === "running" && !t.paused).length,
-      tasks_paused: tasks.filter((t) => t.paused).length,
+      tasks_running: tasks?.running ?? 0,
+      tasks_paused: tasks?.paused ?? 0,
     };
   }
 
@@ -399,7 +399,7 @@ export class Agent {
       },
       ingest_mqtt: this.#mqttIngest?.stats() ?? null,
       tasks: {
-        count: this.#tasks?.list().length ?? 0,
+        count: this.#tasks?.counts().total ?? 0,
         limits_enforced: this.#tasks?.limitsEnforced() ?? false,
         limits: this.#tasks?.limitsReason() ?? "",
       },
@@ -453,7 +453,7 @@ export class Agent {
   #registerMetrics(): void {
     registerAgentMetrics(this.metrics, {
       produced: () => this.#buffer?.produced() ?? 0,
-      outbox: () => this.#store?.outbox.stats(),
+      outbox: () => this.#store?.outbox,
       link: () => this.#hub?.link.status(),
     });
   }

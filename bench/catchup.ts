@@ -24,7 +24,8 @@ import { parseArgs } from "node:util";
 import { agentFields } from "../agent/config/index.ts";
 import { AgentStore, MetricBuffer } from "../agent/store/index.ts";
 import { parseBytes, parseDuration } from "../shared/config/index.ts";
-import { startAgent, startHub, tempDir } from "../test/support/processes.ts";
+import { type AgentStatusJson, startAgent, startHub, tempDir } from "../test/support/processes.ts";
+import type { NodeJson } from "../test/support/telemetry.ts";
 import { waitFor } from "../test/support/wait.ts";
 import {
   type HostRecording,
@@ -33,7 +34,7 @@ import {
   saveRecording,
   synthesizeTicks,
 } from "./_host-recording.ts";
-import { machineInfo, printMachine } from "./_machine.ts";
+import { machineInfo, pct, printMachine } from "./_machine.ts";
 import { CLK_TCK, cpuTicksOf } from "./_proc-stats.ts";
 import { socketBytes } from "./_socket-bytes.ts";
 
@@ -116,27 +117,6 @@ function prefill(dataDir: string, rec: HostRecording) {
   return { ...result, dbBytes: statSync(join(dataDir, "agent.db")).size };
 }
 
-interface NodeJson {
-  ingest: {
-    samples: number;
-    rolled_up: number;
-    batches: number;
-    last_seq: number;
-    duplicates: number;
-    gaps: number;
-  };
-}
-interface StatusJson {
-  connected: boolean;
-  samples: { produced: number; dropped: number };
-  link: { last_acked: number; rtt_ms: number | null; rtt_max_ms: number | null };
-}
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
 printMachine(machineInfo());
 const rec = await hostRecording();
 using dir = tempDir("novacron-catchup-");
@@ -171,7 +151,11 @@ await using agent = await startAgent({
 });
 const tApi = performance.now();
 const agentPid = agent.proc.pid!;
-const status = async () => (await (await fetch(`${agent.apiUrl}/v1/status`)).json()) as StatusJson;
+// The link part of the agent's /v1/status.
+const status = async () =>
+  (await agent.status()) as AgentStatusJson & {
+    link: { last_acked: number; rtt_ms: number | null; rtt_max_ms: number | null };
+  };
 
 // The agent's last RTT, sampled every 20 ms until `until` resolves.
 async function sampleRtt(until: { done: boolean }): Promise<{ at: number; rtt: number | null }[]> {
@@ -261,7 +245,10 @@ console.log(
 const rttLine = (what: string, xs: number[], polls: Poll[]) =>
   xs.length === 0
     ? `  ${what} no RTT measured in ${polls.length} polls`
-    : `  ${what} max ${Math.max(...xs)} ms, p99 ${pct(xs, 99)} ms over ${xs.length} polls with a value; beats seen (RTT ms, in order): ${beats(polls).join(", ")}`;
+    : `  ${what} max ${Math.max(...xs)} ms, p99 ${pct(
+        xs.toSorted((a, b) => a - b),
+        0.99,
+      )} ms over ${xs.length} polls with a value; beats seen (RTT ms, in order): ${beats(polls).join(", ")}`;
 console.log(
   `\nheartbeat round trip, sampled: /v1/status link.rtt_ms (the agent's last heartbeat → ack RTT) polled every 20 ms; agent heartbeat every ${opts.heartbeat}`,
 );

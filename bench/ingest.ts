@@ -19,8 +19,9 @@ import { parseArgs } from "node:util";
 import { encodeCbor } from "../shared/protocol/index.ts";
 import { encodeMetrics } from "../shared/protocol/metrics-codec.ts";
 import { type HubHandle, startHub } from "../test/support/processes.ts";
+import type { NodeJson } from "../test/support/telemetry.ts";
 import { type HostRecording, loadRecording, synthesizeTicks } from "./_host-recording.ts";
-import { machineInfo, printMachine, table } from "./_machine.ts";
+import { machineInfo, pct, printMachine, table } from "./_machine.ts";
 import { CLK_TCK, cpuTicksOf, memoryOf } from "./_proc-stats.ts";
 import { SimAgent } from "./_sim-agent.ts";
 import { allProcessTicks, machineCpu, topOthers } from "./_system-cpu.ts";
@@ -129,16 +130,6 @@ function fileSize(path: string): number {
 
 const dbBytes = (dir: string) =>
   fileSize(join(dir, "hub.db")) + fileSize(join(dir, "hub.db-wal")) + fileSize(join(dir, "hub.db-shm"));
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
-interface NodeJson {
-  ingest: { samples: number; batches: number; last_seq: number; duplicates: number; gaps: number };
-}
 
 interface RunResult {
   agents: number;
@@ -311,6 +302,7 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     hub = undefined;
     const dbAfter = dbBytes(dataDir);
     const rtts = sims.flatMap((s) => s.rtts);
+    const sortedRtts = rtts.toSorted((a, b) => a - b);
     const ackedBatches = sims.reduce((a, s) => a + s.acked, 0);
     const cpuWallTicks = elapsedS * CLK_TCK;
     const hubCpu = ((hubTicks1 - hubTicks0) / cpuWallTicks) * 100;
@@ -360,8 +352,8 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
       },
       heartbeat_rtt_ms: {
         n: rtts.length,
-        p50: percentile(rtts, 50),
-        p99: percentile(rtts, 99),
+        p50: pct(sortedRtts, 0.5),
+        p99: pct(sortedRtts, 0.99),
         max: Math.max(0, ...rtts),
       },
       verified: { ok: mismatches.length === 0 && !error, mismatches },

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startAgent, startHub, tempDir } from "../test/support/processes.ts";
 import { waitFor } from "../test/support/wait.ts";
-import { machineInfo, printMachine } from "./_machine.ts";
+import { machineInfo, pct, printMachine } from "./_machine.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "100" } } });
 const runs = Number(values.runs);
@@ -23,11 +23,6 @@ function processWith(mark: string): boolean {
   }
   return false;
 }
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 printMachine(machineInfo());
 using dir = tempDir("novacron-bench-");
@@ -69,12 +64,11 @@ for (let i = 0; i < runs; i++) {
   await hub.api(`/api/v1/workloads/lat-${i}`, { method: "DELETE" });
   await waitFor(() => !processWith(mark), { intervalMs: 5, timeoutMs: 15_000, what: "the process to stop" });
 }
-const row = (name: string, xs: number[]) =>
-  `${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(1).padStart(7)} ms   p99 ${pct(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(
-    ...xs,
-  )
-    .toFixed(1)
-    .padStart(7)} ms`;
+const row = (name: string, xs: number[]) => {
+  const sorted = xs.toSorted((a, b) => a - b);
+  const ms = (v: number) => v.toFixed(1).padStart(7);
+  return `${name.padEnd(34)} p50 ${ms(pct(sorted, 0.5))} ms   p99 ${ms(pct(sorted, 0.99))} ms   max ${ms(Math.max(...xs))} ms`;
+};
 console.log(`\n${runs} runs, one agent on loopback (WebSocket), exec driver, /bin/sh → sleep`);
 console.log(row("POST → process exists on the node", toProcess));
 console.log(row("POST → hub reports it running", toReported));

@@ -10,6 +10,8 @@ export class AgentStore {
   readonly db: Database;
   readonly outbox: Outbox;
   readonly path: string;
+  /** Largest metrics batch body written (the hub refuses larger frames); larger runs are split. */
+  readonly maxBodyBytes: number;
   /** The overflow policy's first step: fine metrics become 1-minute rollups before anything is dropped. */
   readonly downsampler: Downsampler;
   readonly #getState: Statement;
@@ -27,7 +29,8 @@ export class AgentStore {
     // Keep the WAL from growing without bound between checkpoints; the byte budget covers the rest.
     this.db.run("PRAGMA journal_size_limit = 4194304");
     this.db.run("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    this.downsampler = new Downsampler({ maxBodyBytes: opts.maxBodyBytes ?? 900 * 1024 });
+    this.maxBodyBytes = opts.maxBodyBytes ?? 900 * 1024;
+    this.downsampler = new Downsampler({ maxBodyBytes: this.maxBodyBytes });
     this.outbox = new Outbox(this.db, {
       budgetBytes: opts.bufferBytes,
       relieve: (outbox, budget) => this.downsampler.run(outbox, Math.floor(budget * LOW_WATER)),

@@ -16,17 +16,13 @@ export class MetricBuffer {
   readonly #staged: Statement;
   readonly #deleteUpTo: Statement;
   #interval: number;
-
-  /** Largest encoded batch body; a run that would exceed it is split (the hub refuses larger frames). */
-  readonly #maxBodyBytes: number;
   #lastPacked: number;
 
-  constructor(store: AgentStore, intervalMs: number, opts: { maxBodyBytes?: number } = {}) {
+  constructor(store: AgentStore, intervalMs: number) {
     this.#store = store;
     this.#interval = intervalMs;
     // The durable high-water mark, held in memory: add() checks it every tick.
     this.#lastPacked = store.outbox.counter("last_packed_ts");
-    this.#maxBodyBytes = opts.maxBodyBytes ?? 900 * 1024;
     store.db.run(
       "CREATE TABLE IF NOT EXISTS ticks (ts INTEGER PRIMARY KEY, interval INTEGER NOT NULL, data BLOB NOT NULL)",
     );
@@ -114,7 +110,7 @@ export class MetricBuffer {
     };
     const enc = encodeMetrics(frame);
     const body = encodeCbor({ start, interval, ticks, samples: enc.samples, data: enc.data, z: enc.z });
-    if (body.byteLength > this.#maxBodyBytes && run.length > 1) {
+    if (body.byteLength > this.#store.maxBodyBytes && run.length > 1) {
       const half = Math.ceil(run.length / 2);
       this.#writeBatch(run.slice(0, half), interval, now);
       this.#writeBatch(run.slice(half), interval, now);

@@ -1,5 +1,6 @@
 // Ingests points that local applications publish to MQTT topics, parsed exactly like POST /v1/ingest bodies.
 import { type Clock, sleep, systemClock } from "../../shared/clock.ts";
+import { redactUrl } from "../../shared/config/index.ts";
 import { RequestError } from "../../shared/errors.ts";
 import { backoffDelay } from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
@@ -117,7 +118,7 @@ export class MqttIngest {
 
   async #run(): Promise<void> {
     const { url, topics, clientId, log } = this.#opts;
-    const where = { url: redact(url) };
+    const where = { url: redactUrl(url) };
     let attempt = 0;
     while (!this.#stopped) {
       let client: MqttClient | undefined;
@@ -201,12 +202,4 @@ export class MqttIngest {
     this.#lastWarnAt = now;
     this.#unlogged = 0;
   }
-}
-
-/** The URL with its password hidden, for logs. */
-function redact(url: string): string {
-  if (!URL.canParse(url)) return url;
-  const u = new URL(url);
-  if (u.password !== "") u.password = "***";
-  return u.toString();
 }

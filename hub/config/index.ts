@@ -1,8 +1,6 @@
 // The hub's configuration: its typed config object, start-up loading, hot reload and --help text.
 import {
   type ConfigOf,
-  ConfigWatcher,
-  type ConfigWatcherOptions,
   type CrossCheck,
   type EnvVars,
   formatDuration,
@@ -38,15 +36,6 @@ const checkTimings: CrossCheck<typeof hubFields> = (c) => {
 /** Loads the hub's config from argv (subcommand already removed), env and file; throws FlagError or ConfigError. */
 export function loadHubConfig(argv: readonly string[], env: EnvVars): HubLoad {
   return loadConfig({ fields: hubFields, argv, env, check: checkTimings });
-}
-
-/** Watches the hub's config file and reports each change; undefined when there is no file path to watch. */
-export function watchHubConfig(
-  loaded: Extract<HubLoad, { action: "run" }>,
-  opts: Omit<ConfigWatcherOptions<typeof hubFields>, "inputs" | "current" | "path">,
-): ConfigWatcher<typeof hubFields> | undefined {
-  if (!loaded.configPath) return undefined;
-  return new ConfigWatcher({ ...opts, inputs: loaded.inputs, current: loaded.config });
 }
 
 /** The hub's --help text. */

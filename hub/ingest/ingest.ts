@@ -5,7 +5,13 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Message } from "../../shared/protocol/index.ts";
 import { countSamples, decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
-import { type RollupPoint, rolledUpSamples, rollupBase, rollupPoints } from "../../shared/protocol/rollup.ts";
+import {
+  mergeRollupPoints,
+  type RollupPoint,
+  rolledUpSamples,
+  rollupBase,
+  rollupPoints,
+} from "../../shared/protocol/rollup.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -22,8 +28,6 @@ interface Pending {
   /** Absent for a refused message: only its sequence number is recorded, so it is never resent. */
   msg?: Message;
   frame?: MetricsFrame;
-  /** A metrics batch of 1-minute rollups. */
-  rollup?: boolean;
 }
 
 // CBOR may carry 64-bit integers, which decode as BigInt and which JSON.stringify refuses.
@@ -146,11 +150,7 @@ export class Ingest {
       }
     }
     s.accepted = seq;
-    this.#queue.push(
-      frame
-        ? { node, seq, msg, frame, rollup: msg.t === "metrics_batch" && msg.b.rollup === 1 }
-        : { node, seq, msg },
-    );
+    this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
     if (this.#queue.length >= 2000) this.flush();
     else this.#schedule();
     return "accepted";
@@ -214,7 +214,7 @@ export class Ingest {
             const b = p.msg.b;
             const f = p.frame;
             // What the data holds, not what the sender declares; a rollup stands for its counts.
-            const rollup = p.rollup === true;
+            const rollup = b.rollup === 1;
             const samples = rollup ? rolledUpSamples(f) : countSamples(f);
             this.#insertBatch.run(
               p.node,
@@ -277,6 +277,8 @@ export class Ingest {
     } catch (err) {
       // Nothing was stored: forget what we accepted so the senders' resends are taken again.
       this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
+      // Names first seen in the rolled-back group were not stored either.
+      for (const [node, name] of newSeries) this.#known.get(node)?.delete(name);
       for (const node of perNode.keys()) {
         const s = this.#seqs.get(node);
         if (s) s.accepted = s.committed;
@@ -284,9 +286,9 @@ export class Ingest {
       return;
     }
     this.#countCommits();
-    for (const [node, name] of newSeries) this.#known.get(node)?.add(name);
     // Rollups are old data: the latest values come from fine batches.
-    for (const p of queue) if (p.frame && !p.rollup) this.#remember(p.node, p.frame);
+    for (const p of queue)
+      if (p.frame && !(p.msg?.t === "metrics_batch" && p.msg.b.rollup === 1)) this.#remember(p.node, p.frame);
     for (const [node, agg] of perNode) {
       const s = this.#state(node);
       s.committed = Math.max(s.committed, agg.seq);
@@ -359,12 +361,7 @@ export class Ingest {
         for (const m of rollupPoints(frame, series)) {
           if (m[0] < from || m[0] > to) continue;
           const had = minutes.get(m[0]);
-          if (!had) minutes.set(m[0], m);
-          else {
-            const count = had[4] + m[4];
-            const avg = Math.round(((had[3] * had[4] + m[3] * m[4]) / count) * 1e4) / 1e4;
-            minutes.set(m[0], [m[0], Math.min(had[1], m[1]), Math.max(had[2], m[2]), avg, count]);
-          }
+          minutes.set(m[0], had ? mergeRollupPoints(had, m) : m);
         }
         continue;
       }

@@ -3,7 +3,7 @@ import { type Compiled, compileRequest } from "./compile.ts";
 import type { FleetIndex } from "./fleet-index.ts";
 import { type Evaluation, evaluate } from "./place.ts";
 import { sortAll, topK } from "./rank.ts";
-import { affinityDomains, countPerDomain, type Domains, domainOf, nodeCap, spreadCap } from "./spread.ts";
+import { affinityDomains, countPerDomain, type Domains, nodeCap, spreadCap } from "./spread.ts";
 import type { PlacementRequest } from "./types.ts";
 
 /** One request of the batch, resolved: its candidates (best first) and the constraints on its replicas. */
@@ -170,9 +170,4 @@ export function expand(problem: Problem, w: number): void {
     job.score.set(ev.feasible[p]!, ev.scores[p]!);
   });
   job.full = true;
-}
-
-/** The domain of node i for request w's spread. */
-export function spreadDomain(job: Job, i: number): number {
-  return domainOf(job.spread, i);
 }

@@ -38,6 +38,7 @@ export {
   parseList,
   parseListen,
   parseMap,
+  redactUrl,
 } from "./parsers.ts";
 export {
   type ConfigFile,

@@ -111,3 +111,10 @@ export function isUrl(text: string, schemes: readonly string[]): boolean {
   const url = new URL(text);
   return schemes.includes(url.protocol) && url.host !== "";
 }
+
+/** The text with the password of a URL in it hidden (`mqtt://user:***@host`), for logs and error messages. */
+export function redactUrl(text: string): string {
+  if (!URL.canParse(text)) return text;
+  const password = new URL(text).password;
+  return password === "" ? text : text.replace(`:${password}@`, ":***@");
+}

@@ -276,7 +276,7 @@ export class Link {
       const now = this.#clock.now();
       if (now - lastBeat < this.#beatEvery()) return;
       lastBeat = now;
-      const body: Body<"heartbeat"> = { pending: this.#o.outbox.stats().pending };
+      const body: Body<"heartbeat"> = { pending: this.#o.outbox.pending };
       if (this.#rtt !== undefined) body.rtt = this.#rtt;
       transport.send(encodeFrame(envelope("heartbeat", this.#o.nodeId, body, { ts: now })), "heartbeat");
     };
@@ -333,11 +333,12 @@ export class Link {
     const t = this.#transport;
     if (!this.#connected || !t) return;
     const outbox = this.#o.outbox;
+    // Nothing is acked while pumping, so the lowest entry held stays the same throughout.
+    const base = outbox.lowest();
     while (this.#inflight.length < this.#o.window && t.bufferedAmount() < 1 << 20) {
       const room = this.#o.window - this.#inflight.length;
       const entries = outbox.readFrom(this.#nextSend, Math.min(room, 32));
       if (entries.length === 0) return;
-      const base = outbox.lowest();
       const now = this.#clock.now();
       // Durable before anything leaves: what may have reached a hub is never replaced or renumbered.
       outbox.markSent(entries[entries.length - 1]!.seq);

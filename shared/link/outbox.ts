@@ -60,9 +60,12 @@ export class Outbox {
   readonly #deleteOne: Statement;
   readonly #bump: Statement;
   readonly #getCounter: Statement;
+  readonly #raise: Statement;
   readonly #insertAt: Statement;
   readonly #unsent: Statement;
   readonly #relieve: OutboxOptions["relieve"];
+  /** The durable sent mark, held in memory: the link raises it before every send. */
+  #sentHigh: number;
 
   constructor(db: Database, opts: OutboxOptions) {
     this.#db = db;
@@ -94,6 +97,9 @@ export class Outbox {
       "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     );
     this.#getCounter = db.query("SELECT value FROM counters WHERE name = ?");
+    this.#raise = db.query(
+      "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+    );
     this.#insertAt = db.query(
       "INSERT INTO outbox (seq, type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?, ?)",
     );
@@ -106,6 +112,7 @@ export class Outbox {
     };
     this.#count = totals.n;
     this.#bytes = totals.b;
+    this.#sentHigh = this.counter("sent_high");
     // A budget lowered while the agent was down holds from the first moment.
     this.setBudget(opts.budgetBytes);
   }
@@ -115,9 +122,15 @@ export class Outbox {
     return this.#bytes;
   }
 
+  /** Messages held now (kept in memory). */
+  get pending(): number {
+    return this.#count;
+  }
+
   /** Changes the byte budget (hot config or start-up) and enforces it at once. */
   setBudget(bytes: number): void {
     this.#budget = bytes;
+    if (this.#bytes <= bytes) return;
     const newest = this.#db.query("SELECT max(seq) AS seq FROM outbox").get() as { seq: number | null };
     if (newest.seq !== null) this.#db.transaction(() => this.#enforceBudget(newest.seq!))();
   }
@@ -154,7 +167,7 @@ export class Outbox {
     const first = (
       this.#db
         .query(`SELECT min(seq) AS seq FROM outbox WHERE type IN ${BULK_TYPES} AND seq > ?`)
-        .get(this.counter("sent_high")) as { seq: number | null }
+        .get(this.#sentHigh) as { seq: number | null }
     ).seq;
     if (first === null || first > newest) return newest;
     // Through negative numbers, so that no step collides with a number still in use.
@@ -217,12 +230,14 @@ export class Outbox {
    * the mark are known never to have been sent, and only those may be replaced or renumbered.
    */
   markSent(seq: number): void {
-    this.raise("sent_high", seq);
+    if (seq <= this.#sentHigh) return;
+    this.#raise.run("sent_high", seq);
+    this.#sentHigh = seq;
   }
 
   /** Entries of `type` above `after` that were never sent, oldest first. */
   readUnsent(type: MessageType, after: number, limit: number): OutboxEntry[] {
-    return this.#unsent.all(type, Math.max(after, this.counter("sent_high")), limit) as OutboxEntry[];
+    return this.#unsent.all(type, Math.max(after, this.#sentHigh), limit) as OutboxEntry[];
   }
 
   /**
@@ -234,7 +249,7 @@ export class Outbox {
   replace(seqs: readonly number[], entries: readonly Replacement[]): void {
     if (entries.length > seqs.length) throw new Error("more replacements than entries replaced");
     if (seqs.length === 0) return;
-    if (seqs[0]! <= this.counter("sent_high")) throw new Error(`entry ${seqs[0]} may have been sent`);
+    if (seqs[0]! <= this.#sentHigh) throw new Error(`entry ${seqs[0]} may have been sent`);
     const tx = this.#db.transaction(() => {
       for (const seq of seqs) {
         const row = this.#db.query("SELECT bytes FROM outbox WHERE seq = ?").get(seq) as {
@@ -300,12 +315,7 @@ export class Outbox {
   /** Makes the next sequence number greater than `seq` (a hub that remembers more than we do). */
   ensureSeqAbove(seq: number): void {
     if (this.lastSeq() >= seq) return;
-    const tx = this.#db.transaction(() => {
-      const updated = this.#db.query("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(seq);
-      if (updated.changes === 0)
-        this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
-    });
-    tx();
+    this.#db.transaction(() => this.#setSequence(seq))();
   }
 
   /**
@@ -342,8 +352,7 @@ export class Outbox {
 
   /** Raises a named durable counter to `value` if it is lower (a high-water mark). */
   raise(name: string, value: number): void {
-    const current = this.counter(name);
-    if (value > current) this.#bump.run(name, value - current);
+    this.#raise.run(name, value);
   }
 
   /** Reads a named durable counter. */

@@ -24,7 +24,7 @@ interface Acc {
 
 /**
  * Folds fine frames (any intervals below a minute, in any order) into one frame of 1-minute buckets
- * aligned to the minute. Averages keep 4 decimals (the codec stores them as scaled integers).
+ * aligned to the minute.
  */
 export function rollUp(frames: readonly MetricsFrame[]): MetricsFrame {
   const bySeries = new Map<string, Map<number, Acc>>();
@@ -64,7 +64,7 @@ export function rollUp(frames: readonly MetricsFrame[]): MetricsFrame {
     const count = new Array<number | null>(ticks).fill(null);
     for (const [minute, acc] of buckets) {
       const i = (minute - first) / ROLLUP_INTERVAL_MS;
-      avg[i] = Number.isFinite(acc.sum) ? Math.round((acc.sum / acc.count) * 1e4) / 1e4 : acc.sum / acc.count;
+      avg[i] = roundAvg(acc.sum / acc.count);
       min[i] = acc.min;
       max[i] = acc.max;
       count[i] = acc.count;
@@ -79,6 +79,9 @@ export function rollUp(frames: readonly MetricsFrame[]): MetricsFrame {
   return { start: first, interval: ROLLUP_INTERVAL_MS, ticks, series };
 }
 
+// Averages keep 4 decimals, so the codec stores them as scaled integers.
+const roundAvg = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e4) / 1e4 : v);
+
 /** The fine samples a rollup frame stands for: the sum of its `:count` columns. */
 export function rolledUpSamples(frame: MetricsFrame): number {
   let n = 0;
@@ -91,6 +94,18 @@ export function rolledUpSamples(frame: MetricsFrame): number {
 
 /** One minute of one series: [time, min, max, avg, count]. */
 export type RollupPoint = [t: number, min: number, max: number, avg: number, count: number];
+
+/** One minute from two rollups of it (a fold boundary fell inside the minute). */
+export function mergeRollupPoints(a: RollupPoint, b: RollupPoint): RollupPoint {
+  const count = a[4] + b[4];
+  return [
+    a[0],
+    Math.min(a[1], b[1]),
+    Math.max(a[2], b[2]),
+    roundAvg((a[3] * a[4] + b[3] * b[4]) / count),
+    count,
+  ];
+}
 
 /** The minutes of `series` in a rollup frame, oldest first. */
 export function rollupPoints(frame: MetricsFrame, series: string): RollupPoint[] {

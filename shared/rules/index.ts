@@ -25,7 +25,7 @@ export {
 } from "./decision-log.ts";
 export { DEFAULT_RULES, defaultRuleSet } from "./defaults.ts";
 export { RuleEngine, RuleEngineState, type RulePhase, type RuleStatus } from "./engine.ts";
-export { ACTION_NAMES, parseRules, RuleInput, RuleListInput, type RuleSpec } from "./schema.ts";
+export { parseRules, RuleInput, type RuleSpec } from "./schema.ts";
 export {
   type Action,
   type ActionType,

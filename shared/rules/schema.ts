@@ -72,9 +72,6 @@ export const RuleInput = v.strictObject({
 });
 export type RuleInput = v.InferInput<typeof RuleInput>;
 
-/** The rule list under the `rules:` key. */
-export const RuleListInput = v.array(RuleInput, "must be a list of rules");
-
 const RULE_FIELDS = Object.keys(RuleInput.entries);
 const priorityBelow = v.pipe(
   v.number("must be a priority from 1 to 11 (tasks below it are affected)"),
@@ -311,6 +308,3 @@ export function parseRules(input: unknown, field = "rules"): RuleSpec[] {
     }
   });
 }
-
-/** Every action name a rule may use in YAML. */
-export const ACTION_NAMES = Object.keys(ACTION_VALUES) as ActionName[];

@@ -182,8 +182,8 @@ describe("metric buffer: slots and frame size", () => {
 
   test("a run whose batch would exceed the frame limit is split into batches under it, losing nothing", () => {
     using dir = tempDir();
-    const store = new AgentStore(dir.path, { bufferBytes: 64 << 20 });
-    const buffer = new MetricBuffer(store, SEC, { maxBodyBytes: 2048 });
+    const store = new AgentStore(dir.path, { bufferBytes: 64 << 20, maxBodyBytes: 2048 });
+    const buffer = new MetricBuffer(store, SEC);
     let seed = 1;
     const noise = () => {
       seed = (seed * 16807) % 2147483647;

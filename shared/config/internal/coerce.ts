@@ -11,16 +11,14 @@ import {
   parseList,
   parseListen,
   parseMap,
+  redactUrl,
 } from "../parsers.ts";
 
 /** Quotes a value for an error message, hiding secrets and cutting long values. */
 function show(field: Field, raw: unknown): string {
   if (field.secret) return "<hidden>";
   // A broker URL may carry a password (mqtt://user:pass@host); error messages end up in logs.
-  if (typeof raw === "string" && URL.canParse(raw)) {
-    const url = new URL(raw);
-    if (url.password !== "") raw = raw.replace(`:${url.password}@`, ":***@");
-  }
+  if (typeof raw === "string") raw = redactUrl(raw);
   const text =
     typeof raw === "string" && /^[\w.:/@,=+%*[\]-]+$/.test(raw) ? raw : (JSON.stringify(raw) ?? String(raw));
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
