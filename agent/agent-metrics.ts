@@ -6,7 +6,13 @@ import type { MetricsRegistry } from "../shared/metrics.ts";
 export function registerAgentMetrics(
   m: MetricsRegistry,
   // The outbox itself, not its stats(): each gauge reads one figure, not four queries each.
-  src: { produced: () => number; outbox: () => Outbox | undefined; link: () => LinkStatus | undefined },
+  src: {
+    produced: () => number;
+    outbox: () => Outbox | undefined;
+    link: () => LinkStatus | undefined;
+    /** Frames refused on the hub link, by reason (forged, replayed, untrusted hub, ...). */
+    refused: () => Record<string, number>;
+  },
 ): void {
   m.gauge("novacron_agent_samples_total", "Samples produced by this agent (durable)", () => src.produced());
   m.gauge(
@@ -40,6 +46,12 @@ export function registerAgentMetrics(
     "novacron_agent_bad_frames_total",
     "Frames from the hub that failed to decode",
     () => src.link()?.badFrames ?? 0,
+  );
+  m.gauge(
+    "novacron_agent_frames_refused_total",
+    "Frames on the hub link that did not come from this node's authenticated session, by reason",
+    () =>
+      Object.entries(src.refused()).map(([reason, n]) => [{ reason }, n] as [Record<string, string>, number]),
   );
   m.gauge("process_resident_memory_bytes", "Resident memory of the agent process", () =>
     process.memoryUsage.rss(),

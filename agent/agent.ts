@@ -344,6 +344,7 @@ export class Agent {
       labels: { ...cfg.labels },
       capabilities: [...cfg.capabilities],
       joinToken: cfg.join_token,
+      hubKeys: [...cfg.hub_key],
       resources: inv ? { ...inv } : {},
       version: SOFTWARE_VERSION,
     };
@@ -386,6 +387,7 @@ export class Agent {
         rtt_max_ms: link?.rttMaxMs ?? null,
         clock_offset_ms: link?.clockOffsetMs ?? null,
         sessions: link?.reconnects ?? 0,
+        refused: this.#refused(),
       },
       config: {
         revision: this.#configRevision,
@@ -433,7 +435,7 @@ export class Agent {
     if (changed.includes("buffer_bytes")) this.#store?.outbox.setBudget(next.buffer_bytes);
     if (changed.includes("heartbeat_interval")) this.#hub?.link.setHeartbeat(next.heartbeat_interval);
     if (changed.includes("log_level")) this.#log.setLevel(next.log_level as LogLevel);
-    if (changed.some((k) => ["level", "labels", "capabilities", "join_token"].includes(k))) {
+    if (changed.some((k) => ["level", "labels", "capabilities", "join_token", "hub_key"].includes(k))) {
       this.#hub?.setIdentity(this.#identity());
     }
     if (changed.includes("hub")) this.#hub?.link.setEndpoints([...next.hub]);
@@ -455,7 +457,16 @@ export class Agent {
       produced: () => this.#buffer?.produced() ?? 0,
       outbox: () => this.#store?.outbox,
       link: () => this.#hub?.link.status(),
+      refused: () => this.#refused(),
     });
+  }
+
+  // Frames refused on the hub link: forged, replayed, from an untrusted hub, acks above what was sent.
+  #refused(): Record<string, number> {
+    const out: Record<string, number> = Object.fromEntries(this.#hub?.refused ?? []);
+    const acks = this.#hub?.link.status().acksRefused ?? 0;
+    if (acks > 0) out.ack_above_sent = acks;
+    return out;
   }
 }
 

@@ -5,15 +5,21 @@ import { MetricsRegistry } from "../shared/metrics.ts";
 import { createApi } from "./api/index.ts";
 import { CacheDistributor } from "./cache/index.ts";
 import { type DecisionCheck, EventStore } from "./events/index.ts";
-import { Gateway } from "./gateway/index.ts";
+import { Gateway, type SecureLimits, SecureSessions } from "./gateway/index.ts";
+import { generateKeyPair, type KeyPair } from "../shared/secure/index.ts";
 import { Ingest } from "./ingest/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 
 export interface HubCoreOptions {
   hubId: string;
+  /** The default join token (the hub's flag or DIR/join.token); minted ones live in the database. */
   joinToken: string;
   adminToken: string;
+  /** The hub's static key: agents pin its public half. A fresh one when absent (tests). */
+  hubKey?: KeyPair;
+  /** Limits of the session layer before authentication. */
+  secureLimits?: Partial<SecureLimits>;
   heartbeatMs: number;
   maxFrameBytes: number;
   statusPolicy: StatusPolicy;
@@ -33,6 +39,7 @@ const noPolicy: DecisionCheck = () => ({
 export function createHubCore(db: Database, o: HubCoreOptions) {
   const metrics = new MetricsRegistry();
   const registry = new Registry(db, o.statusPolicy);
+  registry.joinTokens.ensureDefault(o.joinToken, Date.now());
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(db);
   const events = new EventStore(db);
@@ -69,7 +76,6 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ingest,
     log: o.log.child("gateway"),
     metrics,
-    joinToken: () => o.joinToken,
     heartbeatMs: o.heartbeatMs,
     maxFrameBytes: o.maxFrameBytes,
     onSession: (node, hello) => {
@@ -77,6 +83,15 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       const record = registry.get(node);
       if (record) cache.onSession(record);
     },
+  });
+  const secure = new SecureSessions({
+    gateway,
+    registry,
+    hubKey: o.hubKey ?? generateKeyPair(),
+    hubId: o.hubId,
+    log: o.log.child("sessions"),
+    metrics,
+    ...(o.secureLimits ? { limits: o.secureLimits } : {}),
   });
   metrics.gauge("novacron_hub_nodes", "Known nodes by status", () => {
     const by = new Map<string, number>();
@@ -103,6 +118,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     registry,
     ingest,
     gateway,
+    secure,
     workloads,
     controller,
     events,

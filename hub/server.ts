@@ -10,12 +10,21 @@ import { createHubCore } from "./core.ts";
 import { decisionPolicy } from "./events/index.ts";
 import { MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
+import {
+  decodeKey,
+  encodeKey,
+  generateKeyPair,
+  type KeyPair,
+  keyPairFromSecret,
+} from "../shared/secure/index.ts";
 
 export interface RunningHub {
   url: string;
   port: number;
   adminToken: string;
   joinToken: string;
+  /** The hub's public key (base64url), for agents to pin with --hub-key. */
+  hubKey: string;
   stop(): Promise<void>;
 }
 
@@ -31,11 +40,28 @@ function token(dir: string, name: string, given: string, log: Logger): string {
   return fresh;
 }
 
+// The hub's static key: made on first start, kept in DIR/hub.key (0600); its public half in DIR/hub.pub.
+function loadHubKey(dir: string, log: Logger): KeyPair {
+  const path = join(dir, "hub.key");
+  if (existsSync(path)) {
+    const secret = decodeKey(readFileSync(path, "utf8"));
+    if (!secret) throw new Error(`${path} does not hold a hub key (43 characters of base64url)`);
+    return keyPairFromSecret(secret);
+  }
+  const kp = generateKeyPair();
+  writeFileSync(path, `${encodeKey(kp.secret)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  writeFileSync(join(dir, "hub.pub"), `${encodeKey(kp.publicKey)}\n`, { mode: 0o644 });
+  log.info("generated the hub key", { path, hub_key: encodeKey(kp.publicKey) });
+  return kp;
+}
+
 /** Starts a hub and returns once it listens. */
 export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub> {
   const db = openHubDb(cfg.data);
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
+  const hubKey = loadHubKey(cfg.data, log);
   const core = createHubCore(db, {
     hubId: cfg.hub_id,
     joinToken,
@@ -46,13 +72,15 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       suspectAfterMs: cfg.suspect_after,
       downAfterMs: cfg.down_after,
       restartGraceMs: cfg.restart_grace,
+      keyLifetimeMs: cfg.key_lifetime,
     },
+    hubKey,
     log,
     checkDecision: decisionPolicy(),
   });
-  const { registry, gateway, app } = core;
+  const { registry, secure, app } = core;
   const { host: hostname, port } = cfg.listen;
-  const handlers = wsHandlers(gateway, cfg.max_frame_bytes);
+  const handlers = wsHandlers(secure, cfg.max_frame_bytes);
   const server: Server<unknown> = Bun.serve({
     hostname,
     port,
@@ -64,20 +92,30 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     http: url,
     agents: `ws://${hostname}:${server.port}/v1/agent`,
     hub_id: cfg.hub_id,
+    hub_key: encodeKey(hubKey.publicKey),
   });
 
   let mqttGateway: MqttGateway | undefined;
   if (cfg.mqtt) {
-    mqttGateway = new MqttGateway({ gateway, log: log.child("mqtt"), url: cfg.mqtt, hubId: cfg.hub_id });
+    mqttGateway = new MqttGateway({
+      sessions: secure,
+      log: log.child("mqtt"),
+      url: cfg.mqtt,
+      hubId: cfg.hub_id,
+    });
     await mqttGateway.start();
   }
-  const flushSeen = setInterval(() => registry.flushSeen(), 5000);
+  const flushSeen = setInterval(() => {
+    registry.flushSeen();
+    secure.sweep();
+  }, 5000);
 
   return {
     url,
     port: server.port ?? port,
     adminToken,
     joinToken,
+    hubKey: encodeKey(hubKey.publicKey),
     async stop() {
       clearInterval(flushSeen);
       await mqttGateway?.stop();

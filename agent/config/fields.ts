@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
+import { decodeKey } from "../../shared/secure/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
 import { compilePipelines, MQTT_INGEST_OFF, parseMqttIngestConfig } from "../stream/index.ts";
 
@@ -199,7 +200,22 @@ export const agentFields = defineFields([
     metavar: "T",
     secret: true,
     hot: true,
-    help: "token for joining a hub the first time",
+    help: "token for joining a hub the first time (it never travels: the node proves it knows it)",
+  },
+  {
+    key: "hub_key",
+    flag: "--hub-key",
+    env: "NOVACRON_HUB_KEY",
+    kind: "list",
+    default: [],
+    repeatable: true,
+    metavar: "KEY",
+    hot: true,
+    help: "public key of a hub this node trusts (the hub prints it); without one, the first hub that proves it knows the join token is trusted from then on",
+    validate: (keys) => {
+      for (const k of keys) if (!decodeKey(k)) return `${k} is not a hub key (43 characters of base64url)`;
+      return undefined;
+    },
   },
   {
     key: "api",

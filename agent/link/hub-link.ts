@@ -1,8 +1,21 @@
-// The agent's side of the hub link: identity for the hello, the stored credential, live status.
-import { defaultTransports, Link, type TransportFactory } from "../../shared/link/index.ts";
+// The agent's side of the hub link: its key, the hubs it trusts, the hello it proves itself with, key rotation.
 import type { Clock } from "../../shared/clock.ts";
+import { defaultTransports, Link, type TransportFactory } from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { HelloBody, Message } from "../../shared/protocol/index.ts";
+import {
+  decodeKey,
+  encodeKey,
+  generateKeyPair,
+  joinTokenKey,
+  type KeyPair,
+  keyPairFromSecret,
+  keysEqual,
+  legacyProof,
+  nodeTokenProof,
+  parseJoinToken,
+  SecureTransport,
+} from "../../shared/secure/index.ts";
 import type { AgentStore } from "../store/index.ts";
 
 export interface Identity {
@@ -11,18 +24,28 @@ export interface Identity {
   labels: Record<string, string>;
   capabilities: string[];
   joinToken: string;
+  /** Hub keys from the config; when set, only these hubs are trusted. */
+  hubKeys: string[];
   resources: HelloBody["resources"];
   version: string;
 }
 
-/** Connects the agent's outbox to its hubs; remembers the per-node credential the hub issues. */
+/** Counters of what the link refused from the far side, by reason. */
+export type RefusedCounts = Map<string, number>;
+
+/** Connects the agent's outbox to its hubs through authenticated sessions; keeps and rotates the node key. */
 export class HubLink {
   readonly link: Link;
-  // The global Web Crypto one: importing node:crypto costs the agent ~0.7 MB resident.
+  // The global Web Crypto one: importing node:crypto for a UUID alone is not worth it.
   readonly bootId = crypto.randomUUID();
+  /** Frames refused on the hub link (forged, replayed, untrusted hub, retained, ...). */
+  readonly refused: RefusedCounts = new Map();
   #identity: Identity;
   readonly #store: AgentStore;
+  readonly #log: Logger;
   readonly #allocGeneration: (() => number) | undefined;
+  #key: KeyPair | undefined;
+  #rotating = false;
 
   constructor(opts: {
     endpoints: string[];
@@ -40,29 +63,83 @@ export class HubLink {
     this.#allocGeneration = opts.allocGeneration;
     this.#identity = opts.identity;
     this.#store = opts.store;
+    this.#log = opts.log;
+    const raw = opts.transports ?? defaultTransports;
+    const count = (reason: string) => this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+    const transports: TransportFactory = (url, ctx) =>
+      new SecureTransport(raw(url, ctx), {
+        nodeId: ctx.nodeId,
+        staticKey: () => this.#nodeKey(),
+        trustedHubKeys: () => this.#trustedHubKeys(),
+        joinToken: this.#identity.joinToken,
+        onHubKey: (key, hubId) => this.#pinHub(key, hubId),
+        log: opts.log,
+        ...(opts.clock ? { clock: opts.clock } : {}),
+        onRefused: count,
+      });
     this.link = new Link({
       endpoints: opts.endpoints,
       nodeId: opts.identity.nodeId,
       outbox: opts.store.outbox,
-      transports: opts.transports ?? defaultTransports,
+      transports,
       log: opts.log,
       ...(opts.clock ? { clock: opts.clock } : {}),
       heartbeatMs: opts.heartbeatMs,
       // Resend well before the hub would be declared silent (3 heartbeats), so a stalled link recovers in-session.
       ackTimeoutMs: Math.min(10_000, opts.heartbeatMs + 1000),
       maxFrameBytes: opts.maxFrameBytes,
-      hello: () => this.#hello(),
+      hello: (t) => this.#hello(t),
       onWelcome: (w) => {
-        if (w.credential) {
-          this.#store.setState("credential", w.credential);
-          opts.log.info("stored the per-node credential issued by the hub", { hub: w.hub_id });
-        }
+        // The hub accepted our key: a protocol 1 credential has done its work.
+        if (this.#store.getState("credential")) this.#store.setState("credential", "");
+        if (w.rotate_key) this.rotateKey("the hub asked for it");
       },
-      ...(opts.onMessage ? { onMessage: opts.onMessage } : {}),
+      onMessage: (msg) => {
+        if (msg.t === "rekeyed") this.#onRekeyed(msg.b.key, msg.b.expires);
+        else if (msg.t === "command" && msg.b.kind === "rotate_key")
+          this.rotateKey("an operator asked for it");
+        else opts.onMessage?.(msg);
+      },
     });
   }
 
-  #hello(): Omit<HelloBody, "last_acked"> {
+  /** This node's public key (what the hub registers). */
+  get publicKey(): string {
+    return encodeKey(this.#nodeKey().publicKey);
+  }
+
+  // The node's static key: made on the node at first start, kept in its store, never sent.
+  #nodeKey(): KeyPair {
+    if (this.#key) return this.#key;
+    const stored = this.#store.getState("node_key");
+    const secret = stored ? decodeKey(stored) : undefined;
+    if (secret) this.#key = keyPairFromSecret(secret);
+    else {
+      this.#key = generateKeyPair();
+      this.#store.setState("node_key", encodeKey(this.#key.secret));
+      this.#log.info("generated this node's key", { public_key: encodeKey(this.#key.publicKey) });
+    }
+    return this.#key;
+  }
+
+  #trustedHubKeys(): Uint8Array[] {
+    const decode = (keys: string[]) => keys.flatMap((k) => decodeKey(k) ?? []);
+    const configured = decode(this.#identity.hubKeys);
+    if (configured.length > 0) return configured;
+    return decode(JSON.parse(this.#store.getState("hub_keys") || "[]") as string[]);
+  }
+
+  #pinHub(key: Uint8Array, hubId: string): void {
+    const learned = new Set<string>(JSON.parse(this.#store.getState("hub_keys") || "[]") as string[]);
+    learned.add(encodeKey(key));
+    this.#store.setState("hub_keys", JSON.stringify([...learned]));
+    this.#log.info("trusting the hub's key from now on (it proved it knows the join token)", {
+      hub: hubId,
+      hub_key: encodeKey(key),
+    });
+  }
+
+  #hello(t: unknown): Omit<HelloBody, "last_acked"> {
     const id = this.#identity;
     const hello: Omit<HelloBody, "last_acked"> = {
       node_id: id.nodeId,
@@ -75,14 +152,53 @@ export class HubLink {
     };
     const generation = this.#allocGeneration?.();
     if (generation !== undefined) hello.alloc_generation = generation;
-    const credential = this.#store.getState("credential");
-    if (credential) hello.credential = credential;
-    // The join token goes along too, so a hub that lost our credential can admit us again.
-    if (id.joinToken) hello.join_token = id.joinToken;
+    const secure = t instanceof SecureTransport ? t : undefined;
+    const hash = secure?.handshakeHash;
+    if (hash) {
+      // Proofs bound to this session: worthless to anyone who records them.
+      if (id.joinToken) {
+        const token = parseJoinToken(id.joinToken);
+        hello.join = { id: token.id, proof: nodeTokenProof(joinTokenKey(token.secret), hash) };
+      }
+      const credential = this.#store.getState("credential");
+      if (credential) {
+        const credHash = new Bun.CryptoHasher("sha256").update(credential).digest("hex");
+        hello.legacy = legacyProof(credHash, hash);
+      }
+    }
+    if (secure?.presenceSecret) hello.presence = secure.presenceSecret;
     return hello;
   }
 
-  /** Updates what the next hello says (hot config: labels, level, token). */
+  /** Starts a key rotation: a new key is made and kept, then offered to the hub inside the session. */
+  rotateKey(why: string): void {
+    let next = this.#store.getState("node_key_next");
+    if (!next) {
+      next = encodeKey(generateKeyPair().secret);
+      this.#store.setState("node_key_next", next);
+    }
+    const pair = keyPairFromSecret(decodeKey(next)!);
+    if (!this.#rotating) this.#log.info("rotating this node's key", { reason: why });
+    this.#rotating = true;
+    this.link.sendLive("rekey", { key: pair.publicKey });
+  }
+
+  #onRekeyed(key: Uint8Array, expires: number): void {
+    const next = this.#store.getState("node_key_next");
+    const pair = next ? keyPairFromSecret(decodeKey(next)!) : undefined;
+    if (!pair || !keysEqual(pair.publicKey, key)) return;
+    // The hub holds the new key; from the next session on it is the one we prove.
+    this.#store.setState("node_key", next!);
+    this.#store.setState("node_key_next", "");
+    this.#key = pair;
+    this.#rotating = false;
+    this.#log.info("node key rotated", {
+      public_key: encodeKey(key),
+      expires: new Date(expires).toISOString(),
+    });
+  }
+
+  /** Updates what the next hello says (hot config: labels, level, token, trusted hub keys). */
   setIdentity(identity: Identity): void {
     this.#identity = identity;
     // The hub learns identity from the hello, so a changed one is told through a new session.

@@ -121,5 +121,14 @@ export const hubFields = defineFields([
     hot: true,
     help: "after a hub restart, time agents get to reconnect before any is marked down",
   },
+  {
+    key: "key_lifetime",
+    flag: "--key-lifetime",
+    env: "NOVACRON_KEY_LIFETIME",
+    kind: "duration",
+    min: "1s",
+    default: "720h",
+    help: "how long a node key is good for; past two thirds of it the hub asks the node for a new one (an expired key still renews)",
+  },
   ...commonFields,
 ]);

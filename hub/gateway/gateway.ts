@@ -12,16 +12,25 @@ import {
   type MessageType,
 } from "../../shared/protocol/index.ts";
 import type { Ingest } from "../ingest/index.ts";
-import type { Registry } from "../registry/index.ts";
+import type { PeerAuth, Registry } from "../registry/index.ts";
 
-/** One connection an agent reaches the hub through (a WebSocket, or a node's MQTT topics). */
+/**
+ * One authenticated session an agent reaches the hub through (a WebSocket, or a node's MQTT topics).
+ * Frames in and out are plaintext here: the session layer (secure-sessions.ts) opened and seals them.
+ */
 export interface Peer {
   readonly via: "ws" | "mqtt";
   /** Who this is before it says hello (remote address, or the MQTT topic's node). */
   readonly remote: string;
   node: string | undefined;
+  /** What the session's handshake proved: the peer's static key and the handshake hash. */
+  readonly auth?: PeerAuth;
+  /** MQTT: the secret this session's Last Will carries (from its hello). */
+  presence?: string;
   send(frame: Uint8Array, type: MessageType): void;
   close(reason: string): void;
+  /** Called once the hello is admitted: the session now speaks for its node. */
+  admitted?(): void;
 }
 
 export interface GatewayOptions {
@@ -30,7 +39,6 @@ export interface GatewayOptions {
   ingest: Ingest;
   log: Logger;
   metrics: MetricsRegistry;
-  joinToken: () => string;
   heartbeatMs: number;
   maxFrameBytes: number;
   now?: () => number;
@@ -48,6 +56,7 @@ export class Gateway {
   readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
   readonly #countRejected: (by?: number, labels?: Record<string, string>) => void;
   readonly #countAuth: (by?: number, labels?: Record<string, string>) => void;
+  readonly #rotationAsked = new Map<string, number>();
 
   constructor(opts: GatewayOptions) {
     this.#o = opts;
@@ -63,7 +72,7 @@ export class Gateway {
     );
     this.#countAuth = m.counter(
       "novacron_hub_auth_failures_total",
-      "Hellos refused for a bad join token or credential",
+      "Hellos refused: a key that may not speak for the node, a bad or out-of-scope join token",
     );
     m.gauge("novacron_hub_sessions", "Agents with an open session, by transport", () => {
       const by = new Map<string, number>();
@@ -117,6 +126,7 @@ export class Gateway {
           upto: this.#o.ingest.committed(node),
           echo: msg.ts,
         });
+        this.#askRotation(peer, node);
         return;
       case "metrics_batch":
       case "task_result":
@@ -126,11 +136,20 @@ export class Gateway {
         if (msg.q === undefined) throw new NovaError("bad_envelope", `${msg.t} needs a sequence number (q)`);
         this.#o.ingest.receive(node, msg);
         return;
+      case "rekey": {
+        const r = this.#o.registry.rekey(node, peer.auth!.key, msg.b.key);
+        if (!r.ok) throw new NovaError("auth_failed", r.reason);
+        this.#rotationAsked.delete(node);
+        this.#o.log.info("node key rotated", { node });
+        this.#send(peer, "rekeyed", { key: msg.b.key, expires: r.expires });
+        return;
+      }
       case "welcome":
       case "ack":
       case "config":
       case "allocs":
       case "command":
+      case "rekeyed":
         throw new NovaError("unknown_type", `${msg.t} is a hub-to-node message; agents may not send it`);
       case "reply": {
         const waiter = this.#waiting.get(msg.b.id);
@@ -160,7 +179,8 @@ export class Gateway {
     if (peer.via === "mqtt" && peer.remote !== hello.node_id) {
       throw new NovaError("bad_body", `hello for ${hello.node_id} arrived on the topic of ${peer.remote}`);
     }
-    const result = this.#o.registry.admit(hello, this.#o.joinToken(), peer.via);
+    if (!peer.auth) throw new NovaError("hello_required", "a hello needs an authenticated session");
+    const result = this.#o.registry.admit(hello, peer.auth, peer.via);
     if (!result.ok) {
       this.#countAuth(1, { transport: peer.via });
       this.#logOnce(`auth:${peer.remote}`, "agent refused", {
@@ -178,7 +198,9 @@ export class Gateway {
       if (previous.via === "ws") previous.close("replaced by a newer session of the same node");
     }
     peer.node = hello.node_id;
+    if (hello.presence) peer.presence = hello.presence;
     this.#sessions.set(hello.node_id, peer);
+    peer.admitted?.();
     this.#o.registry.setConnected(hello.node_id, peer.via);
     const welcome: Body<"welcome"> = {
       hub_id: this.#o.hubId,
@@ -186,8 +208,12 @@ export class Gateway {
       last_acked: this.#o.ingest.committed(hello.node_id),
       config_rev: 0,
       heartbeat_ms: this.#o.heartbeatMs,
+      key_expires: result.keyExpires,
     };
-    if (result.credential) welcome.credential = result.credential;
+    if (result.rotate) {
+      welcome.rotate_key = true;
+      this.#rotationAsked.set(hello.node_id, this.#now());
+    }
     this.#send(peer, "welcome", welcome);
     this.#o.onSession?.(hello.node_id, hello);
     this.#o.log.info("node joined", {
@@ -197,7 +223,7 @@ export class Gateway {
       version: hello.version,
       last_acked: welcome.last_acked,
       agent_last_acked: hello.last_acked,
-      new_credential: result.credential !== undefined,
+      joined: result.joined,
     });
   }
 
@@ -212,10 +238,13 @@ export class Gateway {
     peer.node = undefined;
   }
 
-  /** The broker says a node's MQTT connection died (its Last Will). */
-  onPresenceOffline(node: string): void {
-    const peer = this.#sessions.get(node);
-    if (peer?.via === "mqtt") this.onClosed(peer);
+  // A key past two thirds of its life (or one an operator wants replaced) is renewed inside the session.
+  #askRotation(peer: Peer, node: string): void {
+    const asked = this.#rotationAsked.get(node);
+    if (asked !== undefined && this.#now() - asked < 60_000) return;
+    if (!this.#o.registry.rotationDue(node)) return;
+    this.#rotationAsked.set(node, this.#now());
+    this.#send(peer, "command", { id: `rotate:${this.#now()}`, kind: "rotate_key", args: {} });
   }
 
   /**

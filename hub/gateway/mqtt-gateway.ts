@@ -8,23 +8,21 @@ import {
 } from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
 import { MqttClient } from "../../shared/mqtt/index.ts";
-import type { MessageType } from "../../shared/protocol/index.ts";
-import type { Gateway, Peer } from "./gateway.ts";
+import type { RawPeer, SecureSessions } from "./secure-sessions.ts";
 
 /** Subscribes to every agent's uplink (shared between hub replicas) and answers on their downlinks. */
 export class MqttGateway {
-  readonly #gateway: Gateway;
+  readonly #sessions: SecureSessions;
   readonly #log: Logger;
   readonly #url: string;
   readonly #hubId: string;
-  readonly #peers = new Map<string, Peer>();
   #client: MqttClient | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #connected: (() => void) | undefined;
 
-  constructor(opts: { gateway: Gateway; log: Logger; url: string; hubId: string }) {
-    this.#gateway = opts.gateway;
+  constructor(opts: { sessions: SecureSessions; log: Logger; url: string; hubId: string }) {
+    this.#sessions = opts.sessions;
     this.#log = opts.log;
     this.#url = opts.url;
     this.#hubId = opts.hubId;
@@ -51,7 +49,7 @@ export class MqttGateway {
         });
         this.#client = client;
         const ended = new Promise<string>((resolve) => client.onClose(resolve));
-        client.onMessage((m) => this.#onMessage(m.topic, m.payload));
+        client.onMessage((m) => this.#onMessage(m.topic, m.payload, m.retain));
         // Shared subscription: hub replicas split the uplink; presence goes to every replica.
         await client.subscribe([
           { topic: `$share/novacron-hubs/${UP_WILDCARD}`, qos: 1 },
@@ -62,7 +60,7 @@ export class MqttGateway {
         this.#connected?.();
         const reason = await ended;
         // Every MQTT session is gone with the broker link; agents say hello again when it returns.
-        for (const peer of this.#peers.values()) this.#gateway.onClosed(peer);
+        this.#sessions.mqttLost();
         if (!this.#stopped) this.#log.warn("MQTT broker connection lost", { url: this.#url, reason });
       } catch (err) {
         if (!this.#stopped)
@@ -73,35 +71,29 @@ export class MqttGateway {
     }
   }
 
-  #peer(node: string): Peer {
-    let peer = this.#peers.get(node);
-    if (!peer) {
-      peer = {
-        via: "mqtt",
-        remote: node,
-        node: undefined,
-        send: (frame: Uint8Array, type: MessageType) => {
-          this.#client?.publish(downTopic(node, type), frame, { qos: 1 }).catch(() => {});
-        },
-        close: () => {
-          // Nothing to close: the agent owns its broker connection. Forget the session.
-          this.#gateway.onClosed(this.#peers.get(node)!);
-        },
-      };
-      this.#peers.set(node, peer);
-    }
-    return peer;
+  // No state per topic: a RawPeer is a pair of closures, made per frame, kept only inside a session.
+  #raw(node: string): RawPeer {
+    return {
+      via: "mqtt",
+      remote: node,
+      send: (frame, topic) => {
+        this.#client?.publish(downTopic(node, topic), frame, { qos: 1 }).catch(() => {});
+      },
+      // Nothing to close: the agent owns its broker connection; the session layer forgets the session.
+      close: () => {},
+    };
   }
 
-  #onMessage(topic: string, payload: Uint8Array): void {
+  #onMessage(topic: string, payload: Uint8Array, retain: boolean): void {
     const t = parseTopic(topic);
     if (!t) return;
     if (t.dir === "presence") {
-      if (new TextDecoder().decode(payload) === "offline") this.#gateway.onPresenceOffline(t.node);
+      // A retained presence is history (or planted); only a live Last Will or goodbye counts.
+      if (!retain) this.#sessions.onMqttPresence(t.node, new TextDecoder().decode(payload.subarray(0, 128)));
       return;
     }
     if (t.dir !== "up") return;
-    this.#gateway.onFrame(this.#peer(t.node), payload);
+    this.#sessions.onMqttFrame(this.#raw(t.node), payload);
   }
 
   async stop(): Promise<void> {

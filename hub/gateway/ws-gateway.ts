@@ -1,13 +1,13 @@
-// WebSocket side of the gateway: Bun's server upgrades /v1/agent on the API port.
+// WebSocket side of the gateway: Bun's server upgrades /v1/agent on the API port; frames go through the session layer.
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import type { MessageType } from "../../shared/protocol/index.ts";
-import type { Gateway, Peer } from "./gateway.ts";
+import type { SecureSessions, WsConn } from "./secure-sessions.ts";
 
 export const AGENT_PATH = "/v1/agent";
 
 interface WsData {
-  peer: Peer | undefined;
+  conn: WsConn | undefined;
   remote: string;
+  deadline: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Upgrades an agent request to a WebSocket; returns false for any other request. */
@@ -16,43 +16,51 @@ export function upgradeAgent(req: Request, server: Server<WsData>): boolean {
   if (url.pathname !== AGENT_PATH || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return false;
   const remote = server.requestIP(req);
   return server.upgrade(req, {
-    data: { peer: undefined, remote: remote ? `${remote.address}:${remote.port}` : "?" },
+    data: { conn: undefined, remote: remote ? `${remote.address}:${remote.port}` : "?", deadline: undefined },
   });
 }
 
-/** Bun WebSocket handlers that feed the gateway. */
-export function wsHandlers(gateway: Gateway, maxFrameBytes: number): WebSocketHandler<WsData> {
-  const peerOf = (ws: ServerWebSocket<WsData>): Peer => {
-    let peer = ws.data.peer;
-    if (!peer) {
-      peer = {
+/** Bun WebSocket handlers that feed the session layer. */
+export function wsHandlers(
+  sessions: SecureSessions,
+  maxFrameBytes: number,
+  handshakeTimeoutMs = 10_000,
+): WebSocketHandler<WsData> {
+  const connOf = (ws: ServerWebSocket<WsData>): WsConn => {
+    let conn = ws.data.conn;
+    if (!conn) {
+      conn = sessions.openWs({
         via: "ws",
         remote: ws.data.remote,
-        node: undefined,
-        send: (frame: Uint8Array, _type: MessageType) => {
+        send: (frame) => {
           ws.sendBinary(frame);
         },
-        close: (reason: string) => ws.close(4001, reason.slice(0, 120)),
-      };
-      ws.data.peer = peer;
+        close: (reason) => ws.close(4001, reason.slice(0, 120)),
+      });
+      ws.data.conn = conn;
     }
-    return peer;
+    return conn;
   };
   return {
-    // Frames over our limit are refused by the gateway with a clear error; only absurd ones
-    // (16x the limit) make Bun drop the connection before we see them.
-    maxPayloadLength: maxFrameBytes * 16,
+    // A sealed frame is the envelope plus a small header and tag; anything far larger is dropped by
+    // Bun before it is buffered whole (a stranger cannot make the hub hold 16 MB per connection).
+    maxPayloadLength: maxFrameBytes + 4096,
     idleTimeout: 120,
     sendPings: true,
     open(ws) {
-      peerOf(ws);
+      const conn = connOf(ws);
+      // A connection that has not authenticated in time is closed: strangers hold no socket for long.
+      ws.data.deadline = setTimeout(() => {
+        if (sessions.expired(conn) || !conn.session) ws.close(4001, "no handshake in time");
+      }, handshakeTimeoutMs + 50);
     },
     message(ws, message) {
       const frame = typeof message === "string" ? new TextEncoder().encode(message) : new Uint8Array(message);
-      gateway.onFrame(peerOf(ws), frame);
+      sessions.onWsFrame(connOf(ws), frame);
     },
     close(ws) {
-      gateway.onClosed(peerOf(ws));
+      clearTimeout(ws.data.deadline);
+      sessions.onWsClosed(connOf(ws));
     },
   };
 }

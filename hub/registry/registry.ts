@@ -1,7 +1,9 @@
 // The node registry: identity, credentials, liveness and health status of every node.
 import type { Database, Statement } from "bun:sqlite";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
+import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
+import { JoinTokens } from "./join-tokens.ts";
 
 export type NodeStatus = "ready" | "suspect" | "down" | "draining";
 
@@ -30,6 +32,23 @@ export interface StatusPolicy {
   suspectAfterMs: number;
   downAfterMs: number;
   restartGraceMs: number;
+  /** How long a node key is good for before the hub asks for a new one (past expiry it still renews). */
+  keyLifetimeMs: number;
+}
+
+/** What the session layer proved about a peer. */
+export interface PeerAuth {
+  /** The static key the peer proved it holds. */
+  key: Uint8Array;
+  /** The session's handshake hash: proofs in the hello are bound to it. */
+  hash: Uint8Array;
+}
+
+interface KeyRow {
+  pubkey: string | null;
+  prev_pubkey: string | null;
+  key_set_at: number;
+  rotate_requested: number;
 }
 
 interface NodeRow {
@@ -42,6 +61,9 @@ interface NodeRow {
   boot_id: string;
   transport: string;
   cred_hash: string | null;
+  pubkey: string | null;
+  prev_pubkey: string | null;
+  rejoin_until: number | null;
   draining: number;
   first_seen: number;
   last_seen: number;
@@ -54,8 +76,6 @@ interface NodeRow {
   gaps: number;
 }
 
-const hash = (secret: string) => createHash("sha256").update(secret).digest("hex");
-
 /** Constant-time comparison of two secrets. */
 export function secretsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -63,7 +83,9 @@ export function secretsEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export type AdmitResult = { ok: true; credential?: string; node: NodeRecord } | { ok: false; reason: string };
+export type AdmitResult =
+  | { ok: true; node: NodeRecord; keyExpires: number; rotate: boolean; joined: boolean }
+  | { ok: false; reason: string };
 
 /** Registry of nodes, backed by the hub database; liveness is kept in memory and flushed on change. */
 export class Registry {
@@ -78,6 +100,8 @@ export class Registry {
   readonly #get: Statement;
   readonly #all: Statement;
   readonly #touch: Statement;
+  readonly #keys: Statement;
+  readonly joinTokens: JoinTokens;
 
   constructor(db: Database, policy: StatusPolicy, now: () => number = Date.now) {
     this.#db = db;
@@ -87,51 +111,175 @@ export class Registry {
     this.#get = db.query("SELECT * FROM nodes WHERE id = ?");
     this.#all = db.query("SELECT * FROM nodes ORDER BY id");
     this.#touch = db.query("UPDATE nodes SET last_seen = ? WHERE id = ?");
+    this.#keys = db.query("SELECT pubkey, prev_pubkey, key_set_at, rotate_requested FROM nodes WHERE id = ?");
+    this.joinTokens = new JoinTokens(db);
   }
 
   /**
-   * Authenticates a hello and records the node. A known credential, or the join token (which
-   * issues a fresh per-node credential, stored hashed), admits it.
+   * Admits a hello on an authenticated session. The session proved the node holds `auth.key`; this
+   * decides whether that key may speak for `hello.node_id`:
+   * - the node's registered key (or the one before it, while a rotation is unconfirmed);
+   * - a join token's proof, for a node id not registered yet (or one an operator reset);
+   * - a protocol 1 credential's proof, once, for a node registered before keys existed.
    */
-  admit(hello: HelloBody, joinToken: string, transport: string): AdmitResult {
-    const row = this.#get.get(hello.node_id) as NodeRow | null;
-    let credential: string | undefined;
-    if (hello.credential && row?.cred_hash && secretsEqual(hash(hello.credential), row.cred_hash)) {
-      // known node, valid credential
-    } else if (hello.join_token && joinToken && secretsEqual(hello.join_token, joinToken)) {
-      credential = randomBytes(24).toString("base64url");
-    } else if (hello.credential && !hello.join_token) {
-      return { ok: false, reason: `credential for node ${hello.node_id} is not valid` };
-    } else {
-      return {
-        ok: false,
-        reason: hello.join_token ? "join token is not valid" : "no join token or credential given",
-      };
-    }
+  admit(hello: HelloBody, auth: PeerAuth, transport: string): AdmitResult {
     const now = this.#now();
+    const key = encodeKey(auth.key);
+    const row = this.#get.get(hello.node_id) as NodeRow | null;
+    const tx = this.#db.transaction((): AdmitResult => {
+      let rotate = false;
+      let bind = false;
+      const join = () => {
+        if (!hello.join) return { ok: false as const, reason: "no join token proof given" };
+        return this.joinTokens.admit(hello.join, auth.hash, hello, now);
+      };
+      if (row?.pubkey) {
+        if (row.pubkey === key) {
+          // The node proved its current key: a rotation before this one is complete.
+          if (row.prev_pubkey) this.#db.query("UPDATE nodes SET prev_pubkey = NULL WHERE id = ?").run(row.id);
+        } else if (row.prev_pubkey === key) {
+          rotate = true; // it never heard that its new key was recorded: it will offer it again
+        } else {
+          return {
+            ok: false,
+            reason: `node ${row.id} is registered with another key; a join token admits new node ids only (an operator can reset its key)`,
+          };
+        }
+      } else if (row?.cred_hash) {
+        if (!hello.legacy || !keysEqual(hello.legacy, legacyProof(row.cred_hash, auth.hash))) {
+          return {
+            ok: false,
+            reason: `node ${row.id} was registered under protocol 1: it must prove its old credential, or an operator must reset its key`,
+          };
+        }
+        bind = true;
+      } else if (row) {
+        // Reset by an operator: a join token may claim the id again, within the window the reset gave.
+        if ((row.rejoin_until ?? 0) < now) {
+          return {
+            ok: false,
+            reason: `node ${row.id} has no key; an operator must reset it before it can join again`,
+          };
+        }
+        const j = join();
+        if (!j.ok) return j;
+        bind = true;
+      } else {
+        const j = join();
+        if (!j.ok) return j;
+        bind = true;
+      }
+      this.#db
+        .query(
+          `INSERT INTO nodes (id, level, labels, capabilities, resources, version, boot_id, transport, pubkey, key_set_at, first_seen, last_seen)
+           VALUES ($id, $level, $labels, $caps, $res, $version, $boot, $transport, $key, $now, $now, $now)
+           ON CONFLICT(id) DO UPDATE SET level = $level, labels = $labels, capabilities = $caps, resources = $res,
+             version = $version, boot_id = $boot, transport = $transport, last_seen = $now`,
+        )
+        .run({
+          id: hello.node_id,
+          level: hello.level,
+          labels: JSON.stringify(hello.labels),
+          caps: JSON.stringify(hello.capabilities),
+          res: JSON.stringify(hello.resources),
+          version: hello.version,
+          boot: hello.boot_id,
+          transport,
+          key,
+          now,
+        });
+      if (bind && row) {
+        this.#db
+          .query(
+            "UPDATE nodes SET pubkey = ?, prev_pubkey = NULL, cred_hash = NULL, key_set_at = ?, rejoin_until = NULL WHERE id = ?",
+          )
+          .run(key, now, row.id);
+      }
+      const keys = this.#keyRow(hello.node_id)!;
+      const expires = keys.key_set_at + this.#policy.keyLifetimeMs;
+      rotate ||= keys.rotate_requested !== 0 || now > keys.key_set_at + (this.#policy.keyLifetimeMs * 2) / 3;
+      return { ok: true, node: this.get(hello.node_id)!, keyExpires: expires, rotate, joined: bind };
+    });
+    const result = tx();
+    if (result.ok) this.#lastSeen.set(hello.node_id, now);
+    return result;
+  }
+
+  /** Whether a session with `key` could ever be admitted as `node` (checked before a session replaces another). */
+  mayClaim(node: string, key: Uint8Array): boolean {
+    const row = this.#keyRow(node);
+    if (!row?.pubkey) return true;
+    const k = encodeKey(key);
+    return row.pubkey === k || row.prev_pubkey === k;
+  }
+
+  /**
+   * Records a node's new key, offered inside a session that proved `current`. The old key stays
+   * valid until the node first proves the new one. Returns the new key's expiry, or why not.
+   */
+  rekey(
+    node: string,
+    current: Uint8Array,
+    next: Uint8Array,
+  ): { ok: true; expires: number } | { ok: false; reason: string } {
+    const now = this.#now();
+    const row = this.#keyRow(node);
+    const cur = encodeKey(current);
+    const nxt = encodeKey(next);
+    if (!row) return { ok: false, reason: `node ${node} is not registered` };
+    if (row.pubkey === nxt) return { ok: true, expires: row.key_set_at + this.#policy.keyLifetimeMs };
+    if (row.pubkey !== cur && row.prev_pubkey !== cur) {
+      return { ok: false, reason: "the session's key is not this node's key" };
+    }
     this.#db
       .query(
-        `INSERT INTO nodes (id, level, labels, capabilities, resources, version, boot_id, transport, cred_hash, first_seen, last_seen)
-         VALUES ($id, $level, $labels, $caps, $res, $version, $boot, $transport, $cred, $now, $now)
-         ON CONFLICT(id) DO UPDATE SET level = $level, labels = $labels, capabilities = $caps, resources = $res,
-           version = $version, boot_id = $boot, transport = $transport, last_seen = $now,
-           cred_hash = coalesce($cred, cred_hash)`,
+        "UPDATE nodes SET prev_pubkey = ?, pubkey = ?, key_set_at = ?, rotate_requested = 0 WHERE id = ?",
       )
-      .run({
-        id: hello.node_id,
-        level: hello.level,
-        labels: JSON.stringify(hello.labels),
-        caps: JSON.stringify(hello.capabilities),
-        res: JSON.stringify(hello.resources),
-        version: hello.version,
-        boot: hello.boot_id,
-        transport,
-        cred: credential ? hash(credential) : null,
-        now,
-      });
-    this.#lastSeen.set(hello.node_id, now);
-    const node = this.get(hello.node_id)!;
-    return credential ? { ok: true, credential, node } : { ok: true, node };
+      .run(cur, nxt, now, node);
+    return { ok: true, expires: now + this.#policy.keyLifetimeMs };
+  }
+
+  /** Whether a connected node should be asked to rotate its key now. */
+  rotationDue(node: string): boolean {
+    const row = this.#keyRow(node);
+    if (!row?.pubkey) return false;
+    return row.rotate_requested !== 0 || this.#now() > row.key_set_at + (this.#policy.keyLifetimeMs * 2) / 3;
+  }
+
+  /** An operator asks a node to rotate its key (at its next heartbeat or session). */
+  requestRotation(node: string): boolean {
+    return this.#db.query("UPDATE nodes SET rotate_requested = 1 WHERE id = ?").run(node).changes > 0;
+  }
+
+  /**
+   * An operator forgets a node's key: for `windowMs` a join token may claim the id again (a node
+   * rebuilt from scratch, a stolen key). Until then nobody can speak for it.
+   */
+  resetKey(node: string, windowMs: number): boolean {
+    return (
+      this.#db
+        .query(
+          "UPDATE nodes SET pubkey = NULL, prev_pubkey = NULL, cred_hash = NULL, rotate_requested = 0, rejoin_until = ? WHERE id = ?",
+        )
+        .run(this.#now() + windowMs, node).changes > 0
+    );
+  }
+
+  /** A node's key and when it was set, for the API. */
+  keyInfo(
+    node: string,
+  ): { public_key: string | null; key_set_at: number; key_expires: number | null } | undefined {
+    const row = this.#keyRow(node);
+    if (!row) return undefined;
+    return {
+      public_key: row.pubkey,
+      key_set_at: row.key_set_at,
+      key_expires: row.pubkey ? row.key_set_at + this.#policy.keyLifetimeMs : null,
+    };
+  }
+
+  #keyRow(node: string): KeyRow | undefined {
+    return (this.#keys.get(node) as KeyRow | null) ?? undefined;
   }
 
   /** Marks a node connected through `via` (ws, mqtt). */

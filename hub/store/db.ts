@@ -133,6 +133,14 @@ const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
   ["batches", "rollup", "INTEGER NOT NULL DEFAULT 0"],
   // Of a node's samples, those that arrived folded into rollups.
   ["nodes", "rolled_up", "INTEGER NOT NULL DEFAULT 0"],
+  // The node's static public key (base64url), proven in every session's handshake; the one before
+  // it stays valid until the node first proves its new one.
+  ["nodes", "pubkey", "TEXT"],
+  ["nodes", "prev_pubkey", "TEXT"],
+  ["nodes", "key_set_at", "INTEGER NOT NULL DEFAULT 0"],
+  ["nodes", "rotate_requested", "INTEGER NOT NULL DEFAULT 0"],
+  // After an operator resets a node's key: until when a join token may claim the id again.
+  ["nodes", "rejoin_until", "INTEGER"],
 ];
 
 function migrate(db: Database): void {

@@ -4,7 +4,7 @@ export { Link, type LinkOptions, type LinkStatus } from "./link.ts";
 export { MqttTransport } from "./mqtt-transport.ts";
 export { Outbox, type OutboxEntry, type OutboxStats, type Replacement } from "./outbox.ts";
 export * from "./topics.ts";
-export type { Transport, TransportContext, TransportFactory } from "./transport.ts";
+export type { FrameTopic, Transport, TransportContext, TransportFactory } from "./transport.ts";
 export { WsTransport } from "./ws-transport.ts";
 import { MqttTransport } from "./mqtt-transport.ts";
 import type { TransportFactory } from "./transport.ts";

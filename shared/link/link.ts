@@ -21,8 +21,8 @@ export interface LinkOptions {
   endpoints: string[];
   nodeId: string;
   outbox: Outbox;
-  /** Builds the hello (the link fills in last_acked). */
-  hello: () => Promise<Omit<HelloBody, "last_acked">> | Omit<HelloBody, "last_acked">;
+  /** Builds the hello for the session `transport` just established (the link fills in last_acked). */
+  hello: (transport: Transport) => Promise<Omit<HelloBody, "last_acked">> | Omit<HelloBody, "last_acked">;
   transports: TransportFactory;
   log: Logger;
   clock?: Clock;
@@ -52,6 +52,8 @@ export interface LinkStatus {
   clockOffsetMs: number | undefined;
   reconnects: number;
   badFrames: number;
+  /** Acks the hub sent above anything this node ever sent (refused: they would delete unsent data). */
+  acksRefused: number;
 }
 
 class SessionEnded extends Error {}
@@ -79,6 +81,9 @@ export class Link {
   #offset: number | undefined;
   #reconnects = 0;
   #badFrames = 0;
+  #acksRefused = 0;
+  /** Highest sequence number that may have reached the hub: what an ack can cover. */
+  #highestSent = 0;
   #lastBadLog = 0;
   #wake: (() => void) | undefined;
 
@@ -150,6 +155,7 @@ export class Link {
       clockOffsetMs: this.#offset,
       reconnects: this.#reconnects,
       badFrames: this.#badFrames,
+      acksRefused: this.#acksRefused,
     };
   }
 
@@ -237,7 +243,7 @@ export class Link {
       await transport.close();
       return false;
     }
-    const hello = { ...(await this.#o.hello()), last_acked: this.#acked };
+    const hello = { ...(await this.#o.hello(transport)), last_acked: this.#acked };
     const welcome = await new Promise<WelcomeBody | Error>((resolve) => {
       const timer = this.#clock.setTimeout(
         () => resolve(new Error("no welcome from hub within 10 s")),
@@ -282,6 +288,11 @@ export class Link {
     };
     beat();
     const beatTimer = this.#clock.setInterval(beat, 250);
+    // A heartbeat is answered by an ack: the round trip the transport asks for to confirm its session.
+    transport.onProbe?.(() => {
+      lastBeat = 0;
+      beat();
+    });
     this.#lastRx = this.#clock.now();
     const reason = closedReason ?? (await ended);
     this.#clock.clearInterval(timer);
@@ -307,6 +318,7 @@ export class Link {
       if (moved > 0) this.#o.log.warn("local store is behind the hub; renumbered held messages", { moved });
     }
     this.#acked = welcome.last_acked;
+    this.#highestSent = Math.max(this.#highestSent, welcome.last_acked, outbox.sentMark);
     outbox.ackUpTo(welcome.last_acked);
     this.#nextSend = Math.max(this.#acked + 1, outbox.lowest() ?? this.#acked + 1);
     this.#inflight = [];
@@ -318,6 +330,14 @@ export class Link {
       this.#rtt = Math.max(0, now - ack.echo);
       this.#rttMax = Math.max(this.#rttMax ?? 0, this.#rtt);
       this.#offset = Math.round(hubTime - (ack.echo + this.#rtt / 2));
+    }
+    if (ack.upto > this.#highestSent) {
+      // Only what was sent can be stored; an ack above it would delete data the hub never had.
+      this.#acksRefused += 1;
+      this.#badFrame(
+        new Error(`ack up to ${ack.upto} is above the highest sequence sent (${this.#highestSent})`),
+      );
+      return;
     }
     if (ack.upto > this.#acked) {
       this.#acked = ack.upto;
@@ -345,6 +365,7 @@ export class Link {
       for (const e of entries) {
         const head = { v: PROTOCOL_VERSION, t: e.type, s: this.#o.nodeId, q: e.seq, base, ts: e.created };
         if (!t.send(encodeFrameRawBody(head, e.body), e.type)) return;
+        if (e.seq > this.#highestSent) this.#highestSent = e.seq;
         this.#inflight.push({ seq: e.seq, at: now });
         this.#nextSend = e.seq + 1;
       }

@@ -2,7 +2,7 @@
 import { MqttClient } from "../mqtt/index.ts";
 import { type MessageType, RELIABLE_TYPES } from "../protocol/index.ts";
 import { downTopic, presenceTopic, upTopic } from "./topics.ts";
-import type { Transport } from "./transport.ts";
+import type { FrameTopic, Transport } from "./transport.ts";
 
 // Rough size of one QoS 1 publish awaiting its PUBACK, for the link's flow control.
 const INFLIGHT_WEIGHT_BYTES = 1024;
@@ -16,6 +16,10 @@ export class MqttTransport implements Transport {
   #frameHandler: (frame: Uint8Array) => void = () => {};
   #closeHandler: (reason: string) => void = () => {};
   #notified = false;
+  /** Fresh per connection; its Last Will says `offline:<secret>`, and only the hub learns it (inside the session). */
+  readonly presenceSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+  /** Retained messages on our downlink: stale or planted by someone, never from a live session. */
+  retainedIgnored = 0;
 
   constructor(url: string, nodeId: string) {
     this.url = url;
@@ -33,10 +37,16 @@ export class MqttTransport implements Transport {
       clean: true,
       keepaliveSec: 30,
       connectTimeoutMs: 5000,
-      will: { topic: presence, payload: "offline", qos: 1, retain: true },
+      will: { topic: presence, payload: `offline:${this.presenceSecret}`, qos: 1, retain: true },
     });
     this.#client = client;
-    client.onMessage((m) => this.#frameHandler(m.payload));
+    client.onMessage((m) => {
+      if (m.retain) {
+        this.retainedIgnored += 1;
+        return;
+      }
+      this.#frameHandler(m.payload);
+    });
     client.onClose((reason) => {
       this.#closed = true;
       this.#notifyClosed(`broker connection closed: ${reason}`);
@@ -45,10 +55,10 @@ export class MqttTransport implements Transport {
     await client.publish(presence, "online", { qos: 1, retain: true });
   }
 
-  send(frame: Uint8Array, type: MessageType): boolean {
+  send(frame: Uint8Array, type: FrameTopic): boolean {
     const client = this.#client;
     if (!client || this.#closed || !client.connected) return false;
-    const qos = RELIABLE_TYPES.has(type) || type === "hello" ? 1 : 0;
+    const qos = type === "hs" || RELIABLE_TYPES.has(type) || type === "hello" ? 1 : 0;
     // A lost PUBACK is harmless: the link's own acks and outbox decide what is resent.
     client.publish(upTopic(this.#nodeId, type), frame, { qos }).catch(() => {});
     return true;
@@ -72,7 +82,10 @@ export class MqttTransport implements Transport {
       this.#closed = true;
       // A clean goodbye: mark offline ourselves, since the Last Will only fires on an unclean drop.
       await Promise.race([
-        client.publish(presenceTopic(this.#nodeId), "offline", { qos: 1, retain: true }),
+        client.publish(presenceTopic(this.#nodeId), `offline:${this.presenceSecret}`, {
+          qos: 1,
+          retain: true,
+        }),
         Bun.sleep(1000),
       ]).catch(() => {});
       await client.end();

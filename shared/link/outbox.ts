@@ -225,6 +225,11 @@ export class Outbox {
     return tx() as number;
   }
 
+  /** The durable sent mark: every sequence number at or below it may have reached a hub. */
+  get sentMark(): number {
+    return this.#sentHigh;
+  }
+
   /**
    * Records that entries up to `seq` may have left for a hub. Call it before sending: entries above
    * the mark are known never to have been sent, and only those may be replaced or renumbered.

@@ -1,12 +1,12 @@
 // MQTT topic layout of the protocol (DESIGN section 4).
-import type { MessageType } from "../protocol/index.ts";
+import type { FrameTopic } from "./transport.ts";
 
 export const TOPIC_ROOT = "novacron/v1";
 
 /** Topic an agent publishes a message of `type` on. */
-export const upTopic = (node: string, type: MessageType): string => `${TOPIC_ROOT}/up/${node}/${type}`;
+export const upTopic = (node: string, type: FrameTopic): string => `${TOPIC_ROOT}/up/${node}/${type}`;
 /** Topic the hub publishes a message of `type` to one node on. */
-export const downTopic = (node: string, type: MessageType): string => `${TOPIC_ROOT}/down/${node}/${type}`;
+export const downTopic = (node: string, type: FrameTopic): string => `${TOPIC_ROOT}/down/${node}/${type}`;
 /** Retained presence topic of a node; its Last Will marks it offline. */
 export const presenceTopic = (node: string): string => `${TOPIC_ROOT}/presence/${node}`;
 /** Everything agents publish (the hub subscribes to this, shared between replicas). */

@@ -1,6 +1,5 @@
 // WebSocket transport over Bun's built-in client: one binary frame per message.
-import type { MessageType } from "../protocol/index.ts";
-import type { Transport } from "./transport.ts";
+import type { FrameTopic, Transport } from "./transport.ts";
 
 /** Connects to ws:// or wss:// hub endpoints (`/v1/agent` is appended when the URL has no path). */
 export class WsTransport implements Transport {
@@ -60,7 +59,7 @@ export class WsTransport implements Transport {
     });
   }
 
-  send(frame: Uint8Array, _type: MessageType): boolean {
+  send(frame: Uint8Array, _type: FrameTopic): boolean {
     const ws = this.#ws;
     if (!ws || this.#closed || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(frame);

@@ -10,6 +10,9 @@ const nodeId = v.pipe(v.string(), v.regex(ID_PATTERN, "must be 1-128 letters, di
 const ms = v.pipe(v.number(), v.integer(), v.minValue(0));
 const seq = v.pipe(v.number(), v.integer(), v.minValue(0));
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+/** Generations rise by one per change; anything near 2^53 is not from a hub and would lock a node out. */
+export const MAX_GENERATION = 2 ** 40;
+const generation = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_GENERATION));
 
 export const Resources = v.object({
   cpu_cores: v.optional(count),
@@ -29,10 +32,17 @@ export const Hello = v.object({
   boot_id: v.string(),
   /** Highest sequence number the agent believes the hub has acknowledged. */
   last_acked: seq,
-  join_token: v.optional(v.string()),
-  credential: v.optional(v.string()),
+  /**
+   * Proof of a join token, for a node id the hub does not know yet: the token's id and an HMAC
+   * bound to this session's handshake hash (the token itself never travels).
+   */
+  join: v.optional(v.object({ id: v.pipe(v.string(), v.maxLength(64)), proof: v.instance(Uint8Array) })),
+  /** Proof of a credential a protocol 1 hub issued, so an upgraded node keeps its id without a join token. */
+  legacy: v.optional(v.instance(Uint8Array)),
+  /** MQTT: the secret this connection's Last Will carries, so the hub can tell it from a forged one. */
+  presence: v.optional(v.pipe(v.string(), v.maxLength(64))),
   /** Generation of the desired allocation set the agent last applied (a hub that lost it must go above). */
-  alloc_generation: v.optional(count),
+  alloc_generation: v.optional(generation),
 });
 
 export const Welcome = v.object({
@@ -41,8 +51,10 @@ export const Welcome = v.object({
   last_acked: seq,
   config_rev: count,
   heartbeat_ms: ms,
-  /** Present when the hub issued a new per-node credential (first contact or re-join). */
-  credential: v.optional(v.string()),
+  /** When the node's key stops being valid for a plain reconnect (it can still renew with it after that). */
+  key_expires: v.optional(ms),
+  /** The hub asks the node to rotate its key now (past two thirds of its lifetime, expired, or by an operator). */
+  rotate_key: v.optional(v.boolean()),
 });
 
 export const Heartbeat = v.object({
@@ -86,7 +98,7 @@ export const AllocStatus = v.object({
   workload: v.string(),
   version: v.optional(count),
   status: v.picklist(ALLOC_STATUSES),
-  generation: count,
+  generation,
   message: v.optional(v.string()),
   pid: v.optional(count),
   restarts: v.optional(count),
@@ -123,7 +135,13 @@ export const Ack = v.object({
 export const Config = v.object({ rev: count, config: v.record(v.string(), v.unknown()) });
 
 /** The whole desired allocation set of one node; a higher generation replaces a lower one. */
-export const Allocs = v.object({ generation: count, allocs: v.array(AllocSpec) });
+export const Allocs = v.object({ generation, allocs: v.array(AllocSpec) });
+
+/** Node → hub, inside a session (which proves the current key): replace my key with this one. */
+export const Rekey = v.object({ key: v.pipe(v.instance(Uint8Array), v.length(32)) });
+
+/** Hub → node: the new key is recorded; the old one is still taken until the node uses the new one. */
+export const Rekeyed = v.object({ key: v.pipe(v.instance(Uint8Array), v.length(32)), expires: ms });
 
 export const Command = v.object({
   id: v.string(),
@@ -153,6 +171,8 @@ export const BODY_SCHEMAS = {
   command: Command,
   reply: Reply,
   error: ErrorMessage,
+  rekey: Rekey,
+  rekeyed: Rekeyed,
 } as const;
 
 export type MessageType = keyof typeof BODY_SCHEMAS;

@@ -1,18 +1,14 @@
 // Specification of the hub HTTP API: one table of cases, run in-process with app.request() and against a real hub.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHubCore } from "../../hub/core.ts";
-import type { Peer } from "../../hub/gateway/index.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import { createLogger } from "../../shared/log.ts";
-import {
-  decodeFrame,
-  type Envelope,
-  encodeFrame,
-  envelope,
-  type Message,
-} from "../../shared/protocol/index.ts";
+import { type Envelope, envelope, type Message } from "../../shared/protocol/index.ts";
 import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
+import { joinTokenKey, nodeTokenProof, parseJoinToken } from "../../shared/secure/index.ts";
+import { joinNode } from "../support/hub-core.ts";
 import { startHub, tempDir } from "../support/processes.ts";
+import { connectSecure } from "../support/secure-client.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ADMIN = "test-admin-token";
@@ -49,27 +45,36 @@ async function toRes(r: Response): Promise<Res> {
 /** The hub's parts wired as server.ts wires them, in this process; the agent session is a Peer. */
 async function inProcess(dir: string): Promise<Target> {
   const db = openHubDb(dir);
-  const { gateway, app, close } = createHubCore(db, {
+  const core = createHubCore(db, {
     hubId: "hub-test",
     joinToken: JOIN,
     adminToken: ADMIN,
     heartbeatMs: 5000,
     maxFrameBytes: 1 << 20,
-    statusPolicy: { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 },
+    statusPolicy: {
+      suspectAfterMs: 15_000,
+      downAfterMs: 60_000,
+      restartGraceMs: 30_000,
+      keyLifetimeMs: 86_400_000,
+    },
     log: quiet,
   });
-  const received: Message[] = [];
-  const peer: Peer = {
-    via: "ws",
-    remote: "127.0.0.1:1",
-    node: undefined,
-    send: (frame) => received.push(decodeFrame(frame)),
-    close: () => {},
-  };
+  const { app, close } = core;
+  // A real handshake with the session layer; the hello the seed sends gets this session's join proof.
+  const node = joinNode(core, NODE, {}, { join: false, hello: false });
   return {
     request: async (path, headers) => toRes(await app.request(path, { headers })),
-    send: (env) => gateway.onFrame(peer, encodeFrame(env)),
-    received,
+    send: (env) => {
+      if (env.t === "hello") {
+        const t = parseJoinToken(JOIN);
+        (env.b as Record<string, unknown>).join = {
+          id: t.id,
+          proof: nodeTokenProof(joinTokenKey(t.secret), node.channel.hash),
+        };
+      }
+      node.send(env);
+    },
+    received: node.received,
     async [Symbol.asyncDispose]() {
       close();
       db.close();
@@ -80,20 +85,13 @@ async function inProcess(dir: string): Promise<Target> {
 /** A real `novacron-hub serve` process and a real WebSocket session to it. */
 async function realServer(dir: string): Promise<Target> {
   const hub = await startHub({ data: dir });
-  const received: Message[] = [];
-  const ws = new WebSocket(`${hub.wsUrl}/v1/agent`);
-  ws.binaryType = "arraybuffer";
-  ws.onmessage = (e) => received.push(decodeFrame(new Uint8Array(e.data as ArrayBuffer)));
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error(`could not open ${hub.wsUrl}/v1/agent`));
-  });
+  const client = await connectSecure(hub.wsUrl, { nodeId: NODE, joinToken: hub.joinToken });
   return {
     request: async (path, headers) => toRes(await fetch(`${hub.url}${path}`, { headers })),
-    send: (env) => ws.send(encodeFrame(env)),
-    received,
+    send: (env) => client.send(env),
+    received: client.received,
     async [Symbol.asyncDispose]() {
-      ws.close();
+      await client[Symbol.asyncDispose]();
       await hub[Symbol.asyncDispose]();
     },
   };
@@ -131,7 +129,6 @@ async function seed(t: Target): Promise<void> {
         version: "test",
         boot_id: "boot-1",
         last_acked: 0,
-        join_token: JOIN,
       },
       { ts: Date.now() },
     ),

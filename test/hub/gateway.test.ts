@@ -1,6 +1,6 @@
 // Specification of the hub gateway's handling of bad reliable messages from an authenticated node.
 import { expect, test } from "bun:test";
-import { encodeCbor, encodeFrame, envelope } from "../../shared/protocol/index.ts";
+import { encodeCbor, encodeFrame, envelope, PROTOCOL_VERSION } from "../../shared/protocol/index.ts";
 import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
 import { joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
@@ -26,7 +26,7 @@ test("gateway: a reliable message with an invalid body is refused with its seq, 
   // seq 2: a sound envelope around a body that can never be valid.
   gateway.onFrame(
     peer,
-    encodeCbor({ v: 1, t: "metrics_batch", s: "n1", ts: 1, q: 2, b: { start: "yesterday" } }),
+    encodeCbor({ v: PROTOCOL_VERSION, t: "metrics_batch", s: "n1", ts: 1, q: 2, b: { start: "yesterday" } }),
   );
   gateway.onFrame(peer, encodeFrame(batch(3)));
   const error = received.find((m) => m.t === "error");

@@ -10,6 +10,7 @@ import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/p
 import { encodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
 import { rolledUpSamples, rollUp } from "../../shared/protocol/rollup.ts";
 import { settleUntil } from "../support/fake-clock.ts";
+import { admitDirect } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
 const NODE = "edge-1";
@@ -29,23 +30,23 @@ interface Ack {
 function openHub(dir: string) {
   const db = openHubDb(dir);
   const metrics = new MetricsRegistry();
-  const registry = new Registry(db, { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 });
+  const registry = new Registry(db, {
+    suspectAfterMs: 15_000,
+    downAfterMs: 60_000,
+    restartGraceMs: 30_000,
+    keyLifetimeMs: 86_400_000,
+  });
   if (!registry.get(NODE)) {
-    const admitted = registry.admit(
-      {
-        node_id: NODE,
-        level: 1,
-        labels: {},
-        capabilities: [],
-        resources: {},
-        version: "test",
-        boot_id: "b",
-        last_acked: 0,
-        join_token: "join",
-      },
-      "join",
-      "ws",
-    );
+    const admitted = admitDirect(registry, {
+      node_id: NODE,
+      level: 1,
+      labels: {},
+      capabilities: [],
+      resources: {},
+      version: "test",
+      boot_id: "b",
+      last_acked: 0,
+    });
     expect(admitted.ok).toBe(true);
   }
   const acks: Ack[] = [];

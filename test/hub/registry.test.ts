@@ -1,13 +1,26 @@
-// Specification of the node registry: join token and per-node credentials, and ready/suspect/down status.
+// Specification of the node registry: node keys, scoped join tokens, rotation, and ready/suspect/down status.
 import { describe, expect, test } from "bun:test";
-import { type AdmitResult, Registry, type StatusPolicy } from "../../hub/registry/index.ts";
+import { type PeerAuth, Registry, type StatusPolicy } from "../../hub/registry/index.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import type { HelloBody } from "../../shared/protocol/index.ts";
+import {
+  encodeKey,
+  generateKeyPair,
+  joinTokenKey,
+  legacyProof,
+  nodeTokenProof,
+  parseJoinToken,
+} from "../../shared/secure/index.ts";
 import { tempDir } from "../support/processes.ts";
 
 const JOIN = "join-token-of-this-hub";
 const T0 = 1_718_000_000_000;
-const POLICY: StatusPolicy = { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 30_000 };
+const POLICY: StatusPolicy = {
+  suspectAfterMs: 15_000,
+  downAfterMs: 60_000,
+  restartGraceMs: 30_000,
+  keyLifetimeMs: 30 * 86_400_000,
+};
 
 function hello(extra: Partial<HelloBody> = {}): HelloBody {
   return {
@@ -28,6 +41,7 @@ function openRegistry(dir: string, policy = POLICY, start = T0) {
   const db = openHubDb(dir);
   let now = start;
   const registry = new Registry(db, policy, () => now);
+  registry.joinTokens.ensureDefault(JOIN, start);
   return {
     db,
     registry,
@@ -38,25 +52,31 @@ function openRegistry(dir: string, policy = POLICY, start = T0) {
   };
 }
 
-function credentialOf(r: AdmitResult): string {
-  if (!r.ok || r.credential === undefined)
-    throw new Error(`expected a new credential, got ${JSON.stringify(r)}`);
-  return r.credential;
+const HASH = new Uint8Array(32).fill(3);
+
+/** What a session proved: a key, and a handshake hash that proofs are bound to. */
+function session(key = generateKeyPair(), hash = HASH): PeerAuth {
+  return { key: key.publicKey, hash };
+}
+
+/** A hello proving `token` over `auth`'s handshake hash. */
+function joining(token: string, auth: PeerAuth, extra: Partial<HelloBody> = {}): HelloBody {
+  const t = parseJoinToken(token);
+  return hello({ join: { id: t.id, proof: nodeTokenProof(joinTokenKey(t.secret), auth.hash) }, ...extra });
 }
 
 describe("registry: admission", () => {
-  test("the join token admits a new node and issues a credential that is stored only hashed", () => {
+  test("the join token admits a new node id and binds the key its session proved; only the key's public half is stored", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    const result = h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws");
-    const credential = credentialOf(result);
-    expect(credential.length).toBeGreaterThanOrEqual(24);
-    const row = h.db.query("SELECT cred_hash FROM nodes WHERE id = 'edge-1'").get() as { cred_hash: string };
-    expect(row.cred_hash).toBeString();
-    expect(row.cred_hash).not.toBe(credential);
-    expect(row.cred_hash).not.toContain(credential);
+    const key = generateKeyPair();
+    const auth = session(key);
+    const result = h.registry.admit(joining(JOIN, auth), auth, "ws");
+    expect(result.ok && result.joined).toBe(true);
+    expect(h.registry.keyInfo("edge-1")?.public_key).toBe(encodeKey(key.publicKey));
     const everything = JSON.stringify(h.db.query("SELECT * FROM nodes").all());
-    expect(everything).not.toContain(credential);
+    expect(everything).not.toContain(encodeKey(key.secret));
+    expect(JSON.stringify(h.db.query("SELECT * FROM join_tokens").all())).not.toContain(JOIN);
     expect(h.registry.get("edge-1")).toMatchObject({
       id: "edge-1",
       level: 2,
@@ -68,14 +88,20 @@ describe("registry: admission", () => {
     });
   });
 
-  test("the credential admits the node later without the token, and no new credential is issued", () => {
+  test("the node's key admits it later with no token at all", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    const credential = credentialOf(h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws"));
+    const key = generateKeyPair();
+    const first = session(key);
+    h.registry.admit(joining(JOIN, first), first, "ws");
     h.at(T0 + 1000);
-    const again = h.registry.admit(hello({ credential, boot_id: "boot-2" }), JOIN, "mqtt");
+    const again = h.registry.admit(
+      hello({ boot_id: "boot-2" }),
+      session(key, new Uint8Array(32).fill(9)),
+      "mqtt",
+    );
+    expect(again.ok && again.joined).toBe(false);
     expect(again.ok).toBe(true);
-    expect(again.ok && again.credential).toBeUndefined();
     expect(h.registry.get("edge-1")).toMatchObject({
       boot_id: "boot-2",
       transport: "mqtt",
@@ -83,49 +109,131 @@ describe("registry: admission", () => {
     });
   });
 
-  test("a wrong join token is refused with a reason and records nothing", () => {
+  test("the join token never admits an existing node id with another key: it cannot take a node over", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    expect(h.registry.admit(hello({ join_token: "guess" }), JOIN, "ws")).toEqual({
+    const real = session();
+    h.registry.admit(joining(JOIN, real, { labels: { site: "lab" } }), real, "ws");
+    const thief = session();
+    const r = h.registry.admit(
+      joining(JOIN, thief, { level: 1, labels: { site: "elsewhere" } }),
+      thief,
+      "ws",
+    );
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toMatch(/registered with another key/);
+    expect(h.registry.get("edge-1")).toMatchObject({ level: 2, labels: { site: "lab" } });
+    expect(h.registry.keyInfo("edge-1")?.public_key).toBe(encodeKey(real.key));
+  });
+
+  test("a proof made for another session, or with a wrong token, is refused and records nothing", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    const auth = session();
+    const replayed = joining(JOIN, session(generateKeyPair(), new Uint8Array(32).fill(1)));
+    expect(h.registry.admit(replayed, auth, "ws")).toEqual({ ok: false, reason: "join token is not valid" });
+    expect(h.registry.admit(joining("guess", auth), auth, "ws")).toEqual({
       ok: false,
       reason: "join token is not valid",
     });
+    expect(h.registry.admit(hello(), auth, "ws")).toEqual({ ok: false, reason: "no join token proof given" });
     expect(h.registry.get("edge-1")).toBeUndefined();
   });
 
-  test("a wrong credential is refused with a reason naming the node", () => {
+  test("minted tokens keep their scope: expiry, uses, levels, labels; revoked ones stop at once", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    credentialOf(h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws"));
-    const r = h.registry.admit(hello({ credential: "not-the-credential" }), JOIN, "ws");
-    expect(r.ok).toBe(false);
-    expect(!r.ok && r.reason).toBe("credential for node edge-1 is not valid");
-  });
-
-  test("a hello with neither token nor credential is refused", () => {
-    using dir = tempDir();
-    using h = openRegistry(dir.path);
-    expect(h.registry.admit(hello(), JOIN, "ws")).toEqual({
+    const tokens = h.registry.joinTokens;
+    const scoped = tokens.mint({ max_uses: 1, levels: [3, 4], labels: { region: "eu" } }, T0);
+    const try_ = (id: string, token: string, extra: Partial<HelloBody> = {}) => {
+      const auth = session();
+      return h.registry.admit(joining(token, auth, { node_id: id, ...extra }), auth, "ws");
+    };
+    expect(try_("a", scoped.token, { level: 2 })).toMatchObject({
       ok: false,
-      reason: "no join token or credential given",
+      reason: expect.stringMatching(/levels 3-4/),
     });
+    expect(try_("a", scoped.token, { level: 3, labels: {} })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/region=eu/),
+    });
+    expect(try_("a", scoped.token, { level: 3 }).ok).toBe(true);
+    expect(try_("b", scoped.token, { level: 3 })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/admitted its 1/),
+    });
+    const expiring = tokens.mint({ expires: T0 + 1000 }, T0);
+    h.at(T0 + 2000);
+    expect(try_("c", expiring.token)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) });
+    const revoked = tokens.mint({}, T0);
+    expect(tokens.revoke(revoked.token.split(".")[0]!, T0)).toBe(true);
+    expect(try_("d", revoked.token)).toMatchObject({ ok: false, reason: expect.stringMatching(/revoked/) });
+    expect(tokens.list(T0 + 2000).map((t) => t.state)).toEqual(["active", "used_up", "expired", "revoked"]);
   });
 
-  test("a hub without a join token admits nobody by token, not even an empty one", () => {
+  test("a rotated key takes over; the old one is taken only until the node first proves the new one", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    expect(h.registry.admit(hello({ join_token: "" }), "", "ws").ok).toBe(false);
-    expect(h.registry.admit(hello({ join_token: "anything" }), "", "ws").ok).toBe(false);
+    const old = generateKeyPair();
+    const next = generateKeyPair();
+    h.registry.admit(joining(JOIN, session(old)), session(old), "ws");
+    expect(h.registry.rekey("edge-1", old.publicKey, next.publicKey)).toMatchObject({ ok: true });
+    // The node never heard the answer: its old key still works, and it is asked to rotate again.
+    expect(h.registry.admit(hello(), session(old), "ws")).toMatchObject({ ok: true, rotate: true });
+    expect(h.registry.rekey("edge-1", old.publicKey, next.publicKey)).toMatchObject({ ok: true });
+    expect(h.registry.admit(hello(), session(next), "ws")).toMatchObject({ ok: true, rotate: false });
+    expect(h.registry.admit(hello(), session(old), "ws").ok).toBe(false);
+    // A session of another key cannot rotate this node's.
+    expect(h.registry.rekey("edge-1", generateKeyPair().publicKey, generateKeyPair().publicKey).ok).toBe(
+      false,
+    );
   });
 
-  test("re-joining with the token rotates the credential: the old one stops working", () => {
+  test("a key past two thirds of its lifetime is asked to rotate, and an expired one still renews", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    const first = credentialOf(h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws"));
-    const second = credentialOf(h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws"));
-    expect(second).not.toBe(first);
-    expect(h.registry.admit(hello({ credential: first }), JOIN, "ws").ok).toBe(false);
-    expect(h.registry.admit(hello({ credential: second }), JOIN, "ws").ok).toBe(true);
+    const key = generateKeyPair();
+    h.registry.admit(joining(JOIN, session(key)), session(key), "ws");
+    expect(h.registry.rotationDue("edge-1")).toBe(false);
+    h.at(T0 + (POLICY.keyLifetimeMs * 2) / 3 + 1);
+    expect(h.registry.rotationDue("edge-1")).toBe(true);
+    h.at(T0 + POLICY.keyLifetimeMs * 10);
+    const late = h.registry.admit(hello(), session(key), "ws");
+    expect(late).toMatchObject({ ok: true, rotate: true });
+    expect(h.registry.rekey("edge-1", key.publicKey, generateKeyPair().publicKey).ok).toBe(true);
+    expect(h.registry.rotationDue("edge-1")).toBe(false);
+  });
+
+  test("an operator reset lets a join token claim the id again, once, within its window", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    h.registry.admit(joining(JOIN, session()), session(), "ws");
+    const h2 = session();
+    expect(h.registry.admit(joining(JOIN, h2), h2, "ws").ok).toBe(false);
+    expect(h.registry.resetKey("edge-1", 60_000)).toBe(true);
+    expect(h.registry.admit(hello(), session(), "ws").ok).toBe(false);
+    expect(h.registry.admit(joining(JOIN, h2), h2, "ws").ok).toBe(true);
+    const h3 = session();
+    expect(h.registry.admit(joining(JOIN, h3), h3, "ws").ok).toBe(false);
+  });
+
+  test("a node registered under protocol 1 keeps its id by proving its old credential, once", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    const credential = "old-credential";
+    const credHash = new Bun.CryptoHasher("sha256").update(credential).digest("hex");
+    h.db.run(
+      "INSERT INTO nodes (id, level, cred_hash, first_seen, last_seen) VALUES ('edge-1', 2, ?, 1, 1)",
+      [credHash],
+    );
+    const auth = session();
+    expect(h.registry.admit(hello({ legacy: legacyProof("wrong", auth.hash) }), auth, "ws").ok).toBe(false);
+    expect(h.registry.admit(hello({ legacy: legacyProof(credHash, auth.hash) }), auth, "ws").ok).toBe(true);
+    expect(h.registry.keyInfo("edge-1")?.public_key).toBe(encodeKey(auth.key));
+    const other = session();
+    expect(h.registry.admit(hello({ legacy: legacyProof(credHash, other.hash) }), other, "ws").ok).toBe(
+      false,
+    );
   });
 });
 
@@ -133,7 +241,7 @@ describe("registry: status", () => {
   test("ready while connected and heard from, suspect after suspectAfter of silence, ready again when heard", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws");
+    admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     const status = () => h.registry.status(h.registry.get("edge-1")!);
     expect(status()).toBe("ready");
@@ -148,7 +256,7 @@ describe("registry: status", () => {
   test("a disconnected node is suspect at once and down after downAfter of silence", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws");
+    admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     h.at(T0 + 40_000);
     h.registry.seen("edge-1");
@@ -168,7 +276,7 @@ describe("registry: status", () => {
   test("a node still connected but silent (half-open socket) goes suspect, then down", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
-    h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws");
+    admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     const status = () => h.registry.status(h.registry.get("edge-1")!);
     h.at(T0 + POLICY.suspectAfterMs);
@@ -179,11 +287,11 @@ describe("registry: status", () => {
 
   test("after a hub restart no node is down before the restart grace period has passed", () => {
     using dir = tempDir();
-    const policy: StatusPolicy = { suspectAfterMs: 15_000, downAfterMs: 60_000, restartGraceMs: 120_000 };
+    const policy: StatusPolicy = { ...POLICY, restartGraceMs: 120_000 };
     {
       using h = openRegistry(dir.path, policy);
-      h.registry.admit(hello({ join_token: JOIN }), JOIN, "ws");
-      h.registry.admit(hello({ node_id: "edge-2", join_token: JOIN }), JOIN, "ws");
+      admitNew(h.registry);
+      admitNew(h.registry, { node_id: "edge-2" });
     }
     // The hub comes back an hour later: everyone has been silent far longer than downAfter.
     const restart = T0 + 3_600_000;
@@ -193,7 +301,7 @@ describe("registry: status", () => {
     h.at(restart + policy.downAfterMs + 1);
     expect(status("edge-1")).toBe("suspect");
     // edge-2 reconnects within the grace period.
-    h.registry.admit(hello({ node_id: "edge-2", join_token: JOIN }), JOIN, "ws");
+    admitNew(h.registry, { node_id: "edge-2" });
     h.registry.setConnected("edge-2", "ws");
     h.at(restart + policy.restartGraceMs);
     expect(status("edge-1")).toBe("suspect");
@@ -203,3 +311,8 @@ describe("registry: status", () => {
     expect(status("edge-2")).toBe("ready");
   });
 });
+
+function admitNew(registry: Registry, extra: Partial<HelloBody> = {}) {
+  const auth = session();
+  return registry.admit(joining(JOIN, auth, extra), auth, "ws");
+}

@@ -1,0 +1,187 @@
+// Join tokens: minted, scoped (expiry, uses, levels, labels), listed and revoked; they admit new node ids only.
+import type { Database, Statement } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
+import { joinTokenKey, keysEqual, nodeTokenProof } from "../../shared/secure/index.ts";
+
+export interface JoinTokenScope {
+  /** Milliseconds since the epoch after which the token admits nobody. */
+  expires?: number;
+  /** How many nodes it may admit. */
+  max_uses?: number;
+  /** Levels it admits, [min, max]. */
+  levels?: [number, number];
+  /** Labels a node must carry to be admitted with it. */
+  labels?: Record<string, string>;
+  note?: string;
+}
+
+export interface JoinTokenInfo extends JoinTokenScope {
+  id: string;
+  created: number;
+  uses: number;
+  revoked: number | null;
+  /** active, expired, used_up or revoked */
+  state: "active" | "expired" | "used_up" | "revoked";
+}
+
+interface TokenRow {
+  id: string;
+  verifier: Uint8Array;
+  created: number;
+  expires: number | null;
+  max_uses: number | null;
+  uses: number;
+  level_min: number | null;
+  level_max: number | null;
+  labels: string | null;
+  note: string | null;
+  revoked: number | null;
+}
+
+/** The id of the token given with --join-token (or generated into DIR/join.token). */
+export const DEFAULT_TOKEN_ID = "default";
+
+/** Join tokens in the hub database; only a key derived from each secret is kept, never the secret. */
+export class JoinTokens {
+  readonly #db: Database;
+  readonly #get: Statement;
+  readonly #use: Statement;
+
+  constructor(db: Database) {
+    this.#db = db;
+    db.run(`CREATE TABLE IF NOT EXISTS join_tokens (
+      id TEXT PRIMARY KEY,
+      verifier BLOB NOT NULL,
+      created INTEGER NOT NULL,
+      expires INTEGER,
+      max_uses INTEGER,
+      uses INTEGER NOT NULL DEFAULT 0,
+      level_min INTEGER,
+      level_max INTEGER,
+      labels TEXT,
+      note TEXT,
+      revoked INTEGER
+    )`);
+    this.#get = db.query("SELECT * FROM join_tokens WHERE id = ?");
+    this.#use = db.query("UPDATE join_tokens SET uses = uses + 1 WHERE id = ?");
+  }
+
+  /** Keeps the default token (from the flag or DIR/join.token) in step with its secret. */
+  ensureDefault(secret: string, now: number): void {
+    this.#db
+      .query(
+        `INSERT INTO join_tokens (id, verifier, created, note) VALUES (?, ?, ?, 'the hub''s default token')
+         ON CONFLICT(id) DO UPDATE SET verifier = excluded.verifier, revoked = NULL`,
+      )
+      .run(DEFAULT_TOKEN_ID, joinTokenKey(secret), now);
+  }
+
+  /** Mints a token; the returned string (`id.secret`) is shown once and never stored. */
+  mint(scope: JoinTokenScope, now: number): { token: string; info: JoinTokenInfo } {
+    const id = randomBytes(6)
+      .toString("base64url")
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, "0")
+      .slice(0, 8);
+    const secret = randomBytes(24).toString("base64url");
+    this.#db
+      .query(
+        `INSERT INTO join_tokens (id, verifier, created, expires, max_uses, level_min, level_max, labels, note)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        joinTokenKey(secret),
+        now,
+        scope.expires ?? null,
+        scope.max_uses ?? null,
+        scope.levels?.[0] ?? null,
+        scope.levels?.[1] ?? null,
+        scope.labels ? JSON.stringify(scope.labels) : null,
+        scope.note ?? null,
+      );
+    return { token: `${id}.${secret}`, info: this.get(id, now)! };
+  }
+
+  get(id: string, now: number): JoinTokenInfo | undefined {
+    const row = this.#get.get(id) as TokenRow | null;
+    return row ? toInfo(row, now) : undefined;
+  }
+
+  list(now: number): JoinTokenInfo[] {
+    return (this.#db.query("SELECT * FROM join_tokens ORDER BY created").all() as TokenRow[]).map((r) =>
+      toInfo(r, now),
+    );
+  }
+
+  /** Revokes a token at once; false when there is no such token. */
+  revoke(id: string, now: number): boolean {
+    return (
+      this.#db.query("UPDATE join_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL").run(now, id)
+        .changes > 0
+    );
+  }
+
+  /** The key of a token that may still admit someone (for the hub's proof in the handshake). */
+  activeKey(id: string, now: number): Uint8Array | undefined {
+    const row = this.#get.get(id) as TokenRow | null;
+    return row && toInfo(row, now).state === "active" ? new Uint8Array(row.verifier) : undefined;
+  }
+
+  /**
+   * Checks a node's proof of a token (bound to its session's handshake hash) and the token's scope,
+   * and counts one use. Call inside the transaction that registers the node.
+   */
+  admit(
+    join: { id: string; proof: Uint8Array },
+    hash: Uint8Array,
+    node: { level: number; labels: Record<string, string> },
+    now: number,
+  ): { ok: true } | { ok: false; reason: string } {
+    const row = this.#get.get(join.id) as TokenRow | null;
+    if (!row || !keysEqual(join.proof, nodeTokenProof(new Uint8Array(row.verifier), hash))) {
+      return { ok: false, reason: "join token is not valid" };
+    }
+    const info = toInfo(row, now);
+    if (info.state === "revoked") return { ok: false, reason: `join token ${row.id} was revoked` };
+    if (info.state === "expired")
+      return { ok: false, reason: `join token ${row.id} expired at ${new Date(row.expires!).toISOString()}` };
+    if (info.state === "used_up")
+      return { ok: false, reason: `join token ${row.id} has admitted its ${row.max_uses} nodes` };
+    if (info.levels && (node.level < info.levels[0] || node.level > info.levels[1])) {
+      return {
+        ok: false,
+        reason: `join token ${row.id} admits levels ${info.levels[0]}-${info.levels[1]}, not ${node.level}`,
+      };
+    }
+    for (const [k, val] of Object.entries(info.labels ?? {})) {
+      if (node.labels[k] !== val)
+        return { ok: false, reason: `join token ${row.id} requires the label ${k}=${val}` };
+    }
+    this.#use.run(row.id);
+    return { ok: true };
+  }
+}
+
+function toInfo(row: TokenRow, now: number): JoinTokenInfo {
+  const info: JoinTokenInfo = {
+    id: row.id,
+    created: row.created,
+    uses: row.uses,
+    revoked: row.revoked,
+    state:
+      row.revoked !== null
+        ? "revoked"
+        : row.expires !== null && now > row.expires
+          ? "expired"
+          : row.max_uses !== null && row.uses >= row.max_uses
+            ? "used_up"
+            : "active",
+  };
+  if (row.expires !== null) info.expires = row.expires;
+  if (row.max_uses !== null) info.max_uses = row.max_uses;
+  if (row.level_min !== null && row.level_max !== null) info.levels = [row.level_min, row.level_max];
+  if (row.labels) info.labels = JSON.parse(row.labels);
+  if (row.note) info.note = row.note;
+  return info;
+}

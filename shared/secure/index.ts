@@ -1,0 +1,29 @@
+// Public surface of the secure session layer: the XX handshake, sealed data frames, join-token proofs.
+export {
+  DATA_OVERHEAD,
+  decodeKey,
+  encodeKey,
+  FRAME,
+  frameKind,
+  HANDSHAKE_ID_BYTES,
+  handshakeId,
+  joinTokenKey,
+  keysEqual,
+  type OpenFailure,
+  PROLOGUE,
+  parseJoinToken,
+  ReplayWindow,
+  readRefusal,
+  refuseFrame,
+  SESSION_PROTOCOL,
+  SecureChannel,
+} from "./channel.ts";
+export {
+  hubTokenProof,
+  type InitiatorOptions,
+  legacyProof,
+  nodeTokenProof,
+  type RefusedReason,
+  SecureTransport,
+} from "./initiator.ts";
+export { generateKeyPair, type KeyPair, keyPairFromSecret, NoiseError, XXHandshake } from "./noise.ts";
