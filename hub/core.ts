@@ -6,7 +6,7 @@ import { createApi } from "./api/index.ts";
 import { CacheDistributor } from "./cache/index.ts";
 import { type DecisionCheck, EventStore } from "./events/index.ts";
 import { Gateway, type SecureLimits, SecureSessions } from "./gateway/index.ts";
-import { generateKeyPair, type KeyPair } from "../shared/secure/index.ts";
+import { encodeKey, generateKeyPair, type KeyPair } from "../shared/secure/index.ts";
 import { Ingest } from "./ingest/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
@@ -84,10 +84,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       if (record) cache.onSession(record);
     },
   });
+  const hubKey = o.hubKey ?? generateKeyPair();
   const secure = new SecureSessions({
     gateway,
     registry,
-    hubKey: o.hubKey ?? generateKeyPair(),
+    hubKey,
     hubId: o.hubId,
     log: o.log.child("sessions"),
     metrics,
@@ -102,6 +103,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     return [...by].map(([status, n]) => [{ status }, n]);
   });
   const app = createApi({
+    hubId: o.hubId,
+    hubKey: encodeKey(hubKey.publicKey),
     registry,
     ingest,
     metrics,

@@ -58,6 +58,8 @@ try {
   };
   const joinToken = token("join");
   const adminToken = token("admin");
+  const hubKeyPath = join(data, "hub", "hub.pub");
+  const hubKey = existsSync(hubKeyPath) ? readFileSync(hubKeyPath, "utf8").trim() : "";
   agent = spawn("agent", [
     "agent/main.ts",
     "run",
@@ -67,6 +69,7 @@ try {
     `ws://127.0.0.1:${hubPort}`,
     "--join-token",
     joinToken,
+    ...(hubKey ? ["--hub-key", hubKey] : []),
     "--api",
     agentApi,
     "--node-id",
@@ -80,6 +83,7 @@ try {
   Hub            ${hubUrl}   (agents connect to ws://127.0.0.1:${hubPort}/v1/agent)
   Dashboard      ${hubUrl}/  (the operator API for now; the browser dashboard is not built yet)
   Admin token    ${adminToken}
+  Hub key        ${hubKey}   (agents pin it with --hub-key)
   Local agent    http://${agentApi}/v1/status
   Data           ${data}
 
@@ -88,7 +92,8 @@ try {
 
   Add an agent on another machine (the hub must listen on an address it can reach,
   e.g. bun hub/main.ts serve --listen 0.0.0.0:8091 --data ${join(data, "hub")}):
-    novacron-agent run --data /var/lib/novacron --hub ws://<this-host>:${hubPort} --join-token ${joinToken}
+    novacron-agent run --data /var/lib/novacron --hub ws://<this-host>:${hubPort} \\
+      --join-token ${joinToken} --hub-key ${hubKey}
 
   Ctrl-C stops both.
 `);

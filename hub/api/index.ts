@@ -12,6 +12,7 @@ import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
 import { alertsApi } from "./alerts.ts";
 import { requireAdmin } from "./auth.ts";
 import { cacheApi } from "./cache.ts";
+import { joinTokensApi } from "./join-tokens.ts";
 import { nodesApi } from "./nodes.ts";
 import { placementApi } from "./placement.ts";
 import { workloadsApi } from "./workloads.ts";
@@ -27,6 +28,9 @@ export interface ApiDeps {
   cache: CacheDistributor;
   fleet: () => FleetState;
   controller: WorkloadController;
+  /** The hub's public key (base64url) that agents pin. */
+  hubKey: string;
+  hubId: string;
 }
 
 const promName = (series: string) => `novacron_node_${series.replace(/[^a-zA-Z0-9_]/g, "_")}`;
@@ -65,7 +69,17 @@ export function createApi(deps: ApiDeps): Hono {
     }),
   );
   app.use("/api/v1/*", requireAdmin(deps.adminToken));
-  app.route("/api/v1/nodes", nodesApi(deps));
+  app.get("/api/v1/hub", (c) => c.json({ hub_id: deps.hubId, public_key: deps.hubKey }));
+  app.route(
+    "/api/v1/nodes",
+    nodesApi({
+      ...deps,
+      askRotation: (id) =>
+        deps.gateway.sendTo(id, "command", { id: `rotate:${Date.now()}`, kind: "rotate_key", args: {} }),
+      endSession: (id) => deps.gateway.endSession(id, "the node's key was reset by an operator"),
+    }),
+  );
+  app.route("/api/v1/join-tokens", joinTokensApi(deps));
   app.route("/api/v1/alerts", alertsApi(deps));
   app.route("/api/v1/cache", cacheApi(deps));
   app.route(

@@ -33,6 +33,10 @@ export function nodesApi(deps: {
   ingest: Ingest;
   workloads: WorkloadStore;
   events: EventStore;
+  /** Asks a connected node to rotate its key now; false when it is not connected. */
+  askRotation?: (id: string) => boolean;
+  /** Ends a node's session (its key was reset). */
+  endSession?: (id: string) => void;
 }): Hono {
   const { registry, ingest, workloads, events } = deps;
   const app = new Hono();
@@ -42,6 +46,34 @@ export function nodesApi(deps: {
     return n;
   };
   app.get("/", (c) => c.json({ nodes: registry.list().map((n) => summary(registry, n)) }));
+  // Key operations: only an operator (or the node, proving its current key) changes who speaks for a node.
+  app.post("/:id/rotate-key", (c) => {
+    const id = node(c.req.param("id")).id;
+    registry.requestRotation(id);
+    const asked = deps.askRotation?.(id) ?? false;
+    return c.json({ id, rotation: asked ? "asked now" : "asked at the node's next session" }, 202);
+  });
+  app.post("/:id/reset-key", async (c) => {
+    const id = node(c.req.param("id")).id;
+    const text = await c.req.text();
+    let window_s = 3600;
+    if (text.trim() !== "") {
+      let body: { window_s?: unknown };
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new RequestError("body is not valid JSON", "body");
+      }
+      if (body.window_s !== undefined) {
+        if (typeof body.window_s !== "number" || !Number.isInteger(body.window_s) || body.window_s < 1)
+          throw new RequestError("window_s must be a whole number of seconds", "window_s");
+        window_s = body.window_s;
+      }
+    }
+    registry.resetKey(id, window_s * 1000);
+    deps.endSession?.(id);
+    return c.json({ id, key: null, rejoin_within_s: window_s });
+  });
   app.get("/:id", (c) => {
     const n = node(c.req.param("id"));
     return c.json({
@@ -50,6 +82,7 @@ export function nodesApi(deps: {
       version: n.version,
       transport: n.transport,
       first_seen: n.first_seen,
+      key: registry.keyInfo(n.id),
       ingest: {
         samples: n.samples,
         rolled_up: n.rolled_up,

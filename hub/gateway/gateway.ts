@@ -278,6 +278,15 @@ export class Gateway {
     });
   }
 
+  /** Ends a node's session (its key was reset, say); the node must authenticate again. */
+  endSession(node: string, reason: string): void {
+    const peer = this.#sessions.get(node);
+    if (!peer) return;
+    this.#send(peer, "error", { code: "auth_failed", message: reason });
+    peer.close(reason);
+    this.onClosed(peer);
+  }
+
   /** Sends a message to a node's current session; false when it has none. */
   sendTo<T extends MessageType>(node: string, type: T, body: Body<T>): boolean {
     const peer = this.#sessions.get(node);

@@ -1,22 +1,29 @@
-// End to end: bad frames and bad credentials are refused, counted and logged, and nobody else notices.
+// End to end: bad frames, strangers and bad join tokens are refused, counted and logged, and nobody else notices.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { MqttClient } from "../../shared/mqtt/index.ts";
-import { decodeFrame, encodeCbor, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
+import {
+  decodeCbor,
+  encodeCbor,
+  encodeFrame,
+  envelope,
+  PROTOCOL_VERSION,
+} from "../../shared/protocol/index.ts";
 import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
+import { connectSecure, type SecureClient } from "../support/secure-client.ts";
 import { expectNothingLost, quiesce, writeAgentConfig } from "../support/telemetry.ts";
 import { waitFor } from "../support/wait.ts";
 
 const BASE = { sample_interval: "1s", batch_interval: "1s", heartbeat_interval: "1s" };
 
-/** A raw WebSocket to the hub that records every frame the hub sends back. */
-async function rawClient(hub: HubHandle) {
+/** A raw WebSocket to the hub that records every frame the hub sends back, undecoded. */
+async function rawSocket(hub: HubHandle) {
   const ws = new WebSocket(`${hub.wsUrl}/v1/agent`);
   ws.binaryType = "arraybuffer";
-  const received: Message[] = [];
+  const frames: Uint8Array[] = [];
   let closed = false;
-  ws.onmessage = (ev) => received.push(decodeFrame(new Uint8Array(ev.data as ArrayBuffer)));
+  ws.onmessage = (ev) => frames.push(new Uint8Array(ev.data as ArrayBuffer));
   ws.onclose = () => {
     closed = true;
   };
@@ -26,29 +33,24 @@ async function rawClient(hub: HubHandle) {
   });
   return {
     ws,
-    received,
+    frames,
     get closed() {
       return closed;
-    },
-    /** Sends bytes and waits for the hub's error reply. */
-    async expectError(bytes: Uint8Array, code: string): Promise<string> {
-      const before = received.length;
-      ws.send(bytes);
-      const reply = await waitFor(() => received.slice(before).find((m) => m.t === "error"), {
-        what: `an error reply with code ${code}`,
-      });
-      if (reply.t !== "error") throw new Error("unreachable");
-      expect(reply.b.code).toBe(code);
-      return reply.b.message;
     },
   };
 }
 
-async function rejected(hub: HubHandle, reason: string): Promise<number> {
+/** A hub counter by label value, read from /metrics. */
+async function counter(hub: HubHandle, family: string, label: string, value: string): Promise<number> {
   const text = await (await fetch(`${hub.url}/metrics`)).text();
-  const m = new RegExp(`novacron_hub_frames_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(text);
+  const m = new RegExp(`${family}\\{${label}="${value}"\\} (\\d+)`).exec(text);
   return m ? Number(m[1]) : 0;
 }
+
+const rejected = (hub: HubHandle, reason: string) =>
+  counter(hub, "novacron_hub_frames_rejected_total", "reason", reason);
+const unauthenticated = (hub: HubHandle, reason: string) =>
+  counter(hub, "novacron_hub_frames_unauthenticated_total", "reason", reason);
 
 const hello = (node: string, extra: Record<string, unknown> = {}) =>
   envelope("hello", node, {
@@ -63,8 +65,20 @@ const hello = (node: string, extra: Record<string, unknown> = {}) =>
     ...extra,
   } as never);
 
+/** Waits for the next error message a session client receives after `before`. */
+async function nextError(
+  c: SecureClient,
+  before: number,
+): Promise<{ code: string; message: string; ref?: number }> {
+  const m = await waitFor(() => c.received.slice(before).find((x) => x.t === "error"), {
+    what: "an error reply",
+  });
+  if (m.t !== "error") throw new Error("unreachable");
+  return m.b;
+}
+
 describe("malformed input", () => {
-  test("garbage, truncated CBOR, oversize frames, wrong bodies and wrong tokens are refused and counted while a good agent's data stays complete", async () => {
+  test("garbage before a session closes the socket; inside a session bad CBOR, bad bodies and unknown kinds are refused with their reason; a wrong join token is refused; a good agent's data stays complete", async () => {
     using dir = tempDir();
     await using hub = await startHub({ data: join(dir.path, "hub") });
     const config = join(dir.path, "good.yaml");
@@ -78,50 +92,83 @@ describe("malformed input", () => {
     });
     await waitFor(async () => (await good.status()).connected, { what: "good agent connected" });
 
-    const bad = await rawClient(hub);
-    // Before any hello, every kind of garbage is answered with what was wrong, and the socket stays open.
-    expect(await bad.expectError(new Uint8Array([0xff, 0x00, 0x13, 0x37, 0xde, 0xad]), "bad_cbor")).toMatch(
-      /CBOR/,
-    );
-    const beat = encodeFrame(envelope("heartbeat", "bad", { pending: 0 }));
-    expect(await bad.expectError(beat.subarray(0, beat.length - 4), "bad_cbor")).toMatch(/CBOR/);
-    const huge = encodeCbor({
-      v: 1,
-      t: "event",
-      s: "bad",
-      ts: 1,
-      b: { pad: new Uint8Array(1024 * 1024 + 10) },
+    // Before a session, garbage costs the sender its socket after a few frames, and is counted.
+    const stranger = await rawSocket(hub);
+    for (let i = 0; i < 3; i++) stranger.ws.send(new Uint8Array([0xff, 0x00, 0x13, i]));
+    await waitFor(() => stranger.closed, { what: "the hub to close a socket sending garbage" });
+    expect(await unauthenticated(hub, "unexpected")).toBeGreaterThanOrEqual(3);
+    // An oversized frame before a session closes the socket at once (a stranger cannot make the hub buffer it).
+    const big = await rawSocket(hub);
+    big.ws.send(new Uint8Array(64 * 1024).fill(0x21));
+    await waitFor(() => big.closed, {
+      what: "the hub to close a socket sending a huge frame before a session",
     });
-    expect(await bad.expectError(huge, "frame_too_large")).toMatch(/exceeds the 1048576 byte limit/);
-    expect(await bad.expectError(encodeFrame(hello("bad", { level: 9 })), "bad_body")).toMatch(/field level/);
-    expect(
-      await bad.expectError(
-        encodeCbor({ v: 2, t: "heartbeat", s: "bad", ts: 1, b: {} }),
-        "unsupported_version",
-      ),
-    ).toMatch(/version 2/);
-    expect(
-      await bad.expectError(encodeCbor({ v: 1, t: "teleport", s: "bad", ts: 1, b: {} }), "unknown_type"),
-    ).toMatch(/teleport/);
-    expect(await bad.expectError(beat, "hello_required")).toMatch(/hello/);
-    expect(bad.closed).toBe(false);
-    // A wrong join token is refused, counted, and the connection is closed.
-    expect(
-      await bad.expectError(encodeFrame(hello("intruder", { join_token: "wrong" })), "auth_failed"),
-    ).toMatch(/join token/);
-    await waitFor(() => bad.closed, { what: "the hub to close the refused connection" });
 
-    for (const reason of ["bad_cbor", "frame_too_large", "bad_body", "unsupported_version", "unknown_type"]) {
+    // Inside an authenticated session: the same refusals as before, sealed, with the reason named.
+    await using bad = await connectSecure(hub.wsUrl, { nodeId: "bad", joinToken: hub.joinToken });
+    let at = bad.received.length;
+    bad.send(hello("bad", { level: 9 }));
+    expect((await nextError(bad, at)).message).toMatch(/field level/);
+    at = bad.received.length;
+    bad.transport.send(new Uint8Array([0xff, 0x00, 0x13, 0x37]), "event");
+    expect((await nextError(bad, at)).code).toBe("bad_cbor");
+    at = bad.received.length;
+    bad.transport.send(encodeCbor({ v: PROTOCOL_VERSION, t: "teleport", s: "bad", ts: 1, b: {} }), "event");
+    expect((await nextError(bad, at)).code).toBe("unknown_type");
+    at = bad.received.length;
+    bad.transport.send(encodeFrame(envelope("heartbeat", "bad", { pending: 0 })), "heartbeat");
+    expect((await nextError(bad, at)).code).toBe("hello_required");
+    expect(bad.transport.closed).toBe(false);
+    // A wrong join token is refused inside the session, counted, and the connection closed.
+    await using intruder = await connectSecure(hub.wsUrl, {
+      nodeId: "intruder",
+      joinToken: "wrong",
+      hubKeys: [bad.transport.hub!.key],
+    });
+    at = intruder.received.length;
+    intruder.send(hello("intruder"));
+    const refusal = await nextError(intruder, at);
+    expect(refusal.code).toBe("auth_failed");
+    expect(refusal.message).toMatch(/join token/);
+    await waitFor(() => intruder.transport.closed, { what: "the hub to close the refused session" });
+
+    for (const reason of ["bad_cbor", "bad_body", "unknown_type"]) {
       expect(await rejected(hub, reason)).toBeGreaterThan(0);
     }
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();
     expect(metrics).toMatch(/novacron_hub_auth_failures_total\{transport="ws"\} 1/);
-    // Logged once per sender per minute, with the reason.
-    expect(hub.proc.lines.filter((l) => /frame refused/.test(l)).length).toBe(1);
     expect(hub.proc.lines.some((l) => /agent refused .*join token is not valid/.test(l))).toBe(true);
     // The intruder is not registered; the good agent is, and lost nothing.
     expect((await hub.api("/api/v1/nodes/intruder")).status).toBe(404);
     expectNothingLost(await quiesce(good, hub, config, BASE));
+  }, 60_000);
+
+  test("an agent of protocol 1 gets a refusal in its own framing that names both versions, over WebSocket and MQTT", async () => {
+    using dir = tempDir();
+    await using broker = await startMosquitto(dir.path);
+    await using hub = await startHub({ data: join(dir.path, "hub"), mqtt: broker.url });
+    const old = encodeCbor({
+      v: 1,
+      t: "hello",
+      s: "old",
+      ts: Date.now(),
+      b: { node_id: "old", join_token: "x" },
+    });
+    const ws = await rawSocket(hub);
+    ws.ws.send(old);
+    await waitFor(() => ws.frames.length > 0 && ws.closed, { what: "a refusal, then the socket closed" });
+    const reply = decodeCbor(ws.frames[0]!) as { v: number; t: string; b: { code: string; message: string } };
+    expect(reply).toMatchObject({ v: 1, t: "error", b: { code: "unsupported_version" } });
+    expect(reply.b.message).toMatch(/version 1 is no longer supported.*protocol 2/);
+    const client = await MqttClient.connect(broker.url, { clientId: "old-agent" });
+    const replies: Uint8Array[] = [];
+    client.onMessage((m) => replies.push(m.payload));
+    await client.subscribe([{ topic: "novacron/v1/down/old/+", qos: 1 }]);
+    await client.publish("novacron/v1/up/old/hello", old, { qos: 1 });
+    await waitFor(() => replies.length > 0, { what: "a refusal on the old agent's downlink" });
+    expect(decodeCbor(replies[0]!)).toMatchObject({ v: 1, t: "error", b: { code: "unsupported_version" } });
+    await client.end();
+    expect(await unauthenticated(hub, "protocol_1")).toBe(2);
   }, 60_000);
 
   test.skipIf(mosquittoBinary() === undefined)(
@@ -140,20 +187,19 @@ describe("malformed input", () => {
         args: ["--config", config],
       });
       await waitFor(async () => (await agent.status()).connected, { what: "MQTT agent connected" });
-      // No sequence numbers: anyone who may publish on a node's topics can impersonate it, which only
-      // broker ACLs prevent; this test is about garbage, not about spoofing.
+      // Garbage and a sealed-looking frame from a stranger: neither opens under m1's session.
       const client = await MqttClient.connect(broker.url, { clientId: "forger" });
       await client.publish("novacron/v1/up/m1/metrics_batch", Buffer.from([0xde, 0xad, 0xbe, 0xef]));
+      // A counter the session has not seen, so it is judged by its tag (a seen one would count as replayed).
       await client.publish(
         "novacron/v1/up/m1/metrics_batch",
-        Buffer.from(encodeCbor({ v: 1, t: "metrics_batch", s: "m1", ts: 1, b: { start: "x" } })),
+        Buffer.from([0x24, 0, 0, 1, ...new Uint8Array(40)]),
       );
       await client.end();
       await waitFor(
-        async () => (await rejected(hub, "bad_cbor")) >= 1 && (await rejected(hub, "bad_body")) >= 1,
-        {
-          what: "the hub to count the bad MQTT frames",
-        },
+        async () =>
+          (await unauthenticated(hub, "unexpected")) >= 1 && (await unauthenticated(hub, "forged")) >= 1,
+        { what: "the hub to count the bad MQTT frames" },
       );
       expectNothingLost(await quiesce(agent, hub, config, BASE));
     },
