@@ -36,6 +36,8 @@ export class Agent {
   #store: AgentStore | undefined;
   #buffer: MetricBuffer | undefined;
   #hub: HubLink | undefined;
+  /** Hub messages that authenticated but could not be applied (a cache key over the limit, say). */
+  #hubMessagesRefused = 0;
   #tasks: TaskManager | undefined;
   #rules: RulesRunner | undefined;
   #stream: StreamRunner | undefined;
@@ -290,14 +292,22 @@ export class Agent {
     this.#hub?.link.notify();
   }
 
-  // Hub-to-node messages other than acks.
+  // Hub-to-node messages other than acks. One the agent cannot apply is refused and reported, never a crash.
   #fromHub(msg: Message): void {
-    handleHubMessage(msg, {
-      tasks: this.#tasks,
-      cache: this.#cache,
-      log: this.#log,
-      reply: (body) => this.#hub?.link.sendLive("reply", body),
-    });
+    try {
+      handleHubMessage(msg, {
+        tasks: this.#tasks,
+        cache: this.#cache,
+        log: this.#log,
+        reply: (body) => this.#hub?.link.sendLive("reply", body),
+      });
+    } catch (err) {
+      const message = `${msg.t} refused: ${(err as Error).message}`;
+      this.#hubMessagesRefused += 1;
+      this.#log.warn("hub message refused", { type: msg.t, error: (err as Error).message });
+      if (msg.t === "command") this.#hub?.link.sendLive("reply", { id: msg.b.id, ok: false, body: message });
+      else this.#hub?.link.sendLive("error", { code: "bad_body", message });
+    }
   }
 
   #sampleInterval(): number {
@@ -466,6 +476,7 @@ export class Agent {
     const out: Record<string, number> = Object.fromEntries(this.#hub?.refused ?? []);
     const acks = this.#hub?.link.status().acksRefused ?? 0;
     if (acks > 0) out.ack_above_sent = acks;
+    if (this.#hubMessagesRefused > 0) out.unappliable = this.#hubMessagesRefused;
     return out;
   }
 }

@@ -67,7 +67,7 @@ export interface SecureLimits {
 export const DEFAULT_SECURE_LIMITS: SecureLimits = {
   handshakesPerSecond: 2000,
   refusalsPerSecond: 20,
-  maxPending: 4096,
+  maxPending: 1024,
   handshakeTimeoutMs: 10_000,
   preAuthFrameBytes: 16 * 1024,
   badFramesBeforeClose: 3,

@@ -33,7 +33,9 @@ export class MqttTransport implements Transport {
   async connect(): Promise<void> {
     const presence = presenceTopic(this.#nodeId);
     const client = await MqttClient.connect(this.url, {
-      clientId: `novacron-agent-${this.#nodeId}`,
+      // A suffix of our own: a stranger who connects with this node's id must not be able to kick
+      // our connection off the broker (MQTT lets a second connection with one client id take over).
+      clientId: `novacron-agent-${this.#nodeId}-${this.presenceSecret.slice(0, 8)}`,
       clean: true,
       keepaliveSec: 30,
       connectTimeoutMs: 5000,

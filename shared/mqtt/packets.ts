@@ -162,30 +162,37 @@ export class PacketReader {
   }
 
   push(chunk: Uint8Array): Packet[] {
-    this.#buf = this.#buf.length === 0 ? chunk : concat(this.#buf, chunk);
+    const buf = this.#buf.length === 0 ? chunk : concat(this.#buf, chunk);
     const out: Packet[] = [];
+    let at = 0;
     for (;;) {
-      const buf = this.#buf;
-      if (buf.length < 2) break;
+      if (buf.length - at < 2) break;
       let length = 0;
       let multiplier = 1;
-      let i = 1;
+      let i = at + 1;
+      let complete = false;
       for (;;) {
-        if (i >= buf.length) return out;
+        if (i >= buf.length) break;
         const byte = buf[i]!;
         length += (byte & 0x7f) * multiplier;
         i += 1;
-        if ((byte & 0x80) === 0) break;
+        if ((byte & 0x80) === 0) {
+          complete = true;
+          break;
+        }
         multiplier *= 128;
-        if (i > 4) throw new MqttProtocolError("remaining length longer than 4 bytes");
+        if (i - at > 4) throw new MqttProtocolError("remaining length longer than 4 bytes");
       }
+      if (!complete) break;
       if (length > this.#maxBytes)
         throw new MqttProtocolError(`packet of ${length} bytes exceeds ${this.#maxBytes}`);
       if (buf.length < i + length) break;
-      out.push(parse(buf[0]!, buf.subarray(i, i + length)));
-      // Copy the tail so a large consumed buffer is not kept alive by a small remainder.
-      this.#buf = buf.length === i + length ? new Uint8Array(0) : buf.slice(i + length);
+      out.push(parse(buf[at]!, buf.subarray(i, i + length)));
+      at = i + length;
     }
+    // Copy the tail once per chunk (not once per packet: a chunk of a thousand small packets would
+    // copy itself a thousand times), so a large consumed buffer is not kept alive by a small remainder.
+    this.#buf = at === buf.length ? new Uint8Array(0) : at === 0 ? buf : buf.slice(at);
     return out;
   }
 }
