@@ -34,6 +34,9 @@ const agentCount = async (agent: AgentHandle, reason: string) =>
     reason,
   );
 
+const tasks = async (agent: AgentHandle) =>
+  ((await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()) as { tasks: unknown[] }).tasks;
+
 /** Everything published on the broker, as an anonymous subscriber to novacron/# sees it. */
 async function listen(url: string) {
   const client = await MqttClient.connect(url, { clientId: `listener-${Math.random()}` });
@@ -164,7 +167,7 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     await agent.restart();
     await waitFor(async () => (await agent.status()).connected, { what: "victim reconnected" });
     expect(existsSync(marker)).toBe(false);
-    expect((await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()).tasks).toEqual([]);
+    expect(await tasks(agent)).toEqual([]);
     const status = await agent.status();
     expect(status.config.sample_interval_ms).toBe(1000);
     await forger.end();
@@ -354,7 +357,7 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
         })
       ).status,
     ).toBe(201);
-    await waitFor(async () => (await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()).tasks.length === 1, {
+    await waitFor(async () => (await tasks(agent)).length === 1, {
       what: "the workload running",
     });
     await agent.restart(); // a reconnect: a second handshake for the listener to record
