@@ -1,5 +1,6 @@
 // The agent's modules and their one lifecycle: listed here once, started in order, stopped in reverse.
 import type { Server } from "bun";
+import { redactUrl } from "../shared/config/index.ts";
 import type { ConfigError } from "../shared/errors.ts";
 import type { LogLevel, Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -383,7 +384,7 @@ export class Agent {
     return {
       node_id: this.#config.node_id,
       connected: link?.connected ?? false,
-      hub: link?.endpoint ?? null,
+      hub: link?.endpoint ? redactUrl(link.endpoint) : null,
       outbox: { pending: ob?.pending ?? 0, oldest_ms: ob?.oldestMs ?? null, bytes: ob?.bytes ?? 0 },
       samples: {
         produced: this.#buffer?.produced() ?? 0,

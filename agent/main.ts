@@ -1,5 +1,6 @@
 // novacron-agent: the edge agent's command line. Modules and their order live in agent.ts.
 import { parseCli } from "../shared/cli.ts";
+import { redactUrl } from "../shared/config/index.ts";
 import { createLogger, type LogLevel } from "../shared/log.ts";
 import { Agent } from "./agent.ts";
 import { type AgentConfig, agentHelp, loadAgentConfig, watchAgentConfig } from "./config/index.ts";
@@ -22,7 +23,7 @@ log.info("starting", {
   node: config.node_id,
   data: config.data,
   config: loaded.filePath ?? "none",
-  hubs: config.hub.join(","),
+  hubs: config.hub.map(redactUrl).join(","),
 });
 
 const agent = new Agent(config, log);

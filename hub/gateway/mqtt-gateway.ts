@@ -1,4 +1,5 @@
 // MQTT side of the gateway: one hub client on the broker, a peer per node, presence from Last Wills.
+import { redactUrl } from "../../shared/config/index.ts";
 import {
   backoffDelay,
   downTopic,
@@ -55,16 +56,20 @@ export class MqttGateway {
           { topic: `$share/novacron-hubs/${UP_WILDCARD}`, qos: 1 },
           { topic: PRESENCE_WILDCARD, qos: 1 },
         ]);
-        this.#log.info("connected to MQTT broker", { url: this.#url });
+        this.#log.info("connected to MQTT broker", { url: redactUrl(this.#url) });
         attempt = 0;
         this.#connected?.();
         const reason = await ended;
         // Every MQTT session is gone with the broker link; agents say hello again when it returns.
         this.#sessions.mqttLost();
-        if (!this.#stopped) this.#log.warn("MQTT broker connection lost", { url: this.#url, reason });
+        if (!this.#stopped)
+          this.#log.warn("MQTT broker connection lost", { url: redactUrl(this.#url), reason });
       } catch (err) {
         if (!this.#stopped)
-          this.#log.warn("cannot reach MQTT broker", { url: this.#url, error: (err as Error).message });
+          this.#log.warn("cannot reach MQTT broker", {
+            url: redactUrl(this.#url),
+            error: (err as Error).message,
+          });
       }
       if (this.#stopped) return;
       await Bun.sleep(backoffDelay(attempt++, { baseMs: 200, capMs: 3000 }));

@@ -1,5 +1,6 @@
 // The link to a hub: one reconnect loop, one handshake, one outbox drain; used by agents and child hubs.
 import { type Clock, sleep, systemClock } from "../clock.ts";
+import { redactUrl } from "../config/index.ts";
 import type { Logger } from "../log.ts";
 import {
   type Body,
@@ -179,7 +180,7 @@ export class Link {
         });
       } catch (err) {
         if (!signal.aborted)
-          this.#o.log.warn("hub link failed", { endpoint: url, error: (err as Error).message });
+          this.#o.log.warn("hub link failed", { endpoint: redactUrl(url), error: (err as Error).message });
       }
       this.#setConnected(false);
       if (signal.aborted) return;
@@ -189,7 +190,7 @@ export class Link {
           failures = 0;
           index += 1;
           this.#o.log.info("moving to next hub endpoint", {
-            endpoint: this.#endpoints[index % this.#endpoints.length],
+            endpoint: redactUrl(this.#endpoints[index % this.#endpoints.length]!),
           });
         }
       }
@@ -270,7 +271,7 @@ export class Link {
     this.#reconnects += 1;
     this.#setConnected(true);
     this.#o.log.info("connected to hub", {
-      endpoint: url,
+      endpoint: redactUrl(url),
       hub: welcome.hub_id,
       last_acked: welcome.last_acked,
     });
@@ -298,7 +299,8 @@ export class Link {
     this.#clock.clearInterval(timer);
     this.#clock.clearInterval(beatTimer);
     if (!transport.closed) await transport.close();
-    if (!this.#abort.signal.aborted) this.#o.log.warn("disconnected from hub", { endpoint: url, reason });
+    if (!this.#abort.signal.aborted)
+      this.#o.log.warn("disconnected from hub", { endpoint: redactUrl(url), reason });
     return true;
   }
 

@@ -19,21 +19,28 @@ export interface Broker extends AsyncDisposable {
   start(): Promise<void>;
 }
 
-/** Starts mosquitto on 127.0.0.1 with a config written to `dir`. */
-export async function startMosquitto(dir: string): Promise<Broker> {
+/**
+ * Starts mosquitto on 127.0.0.1 with a config written to `dir`: an open broker, or the text that
+ * `config` returns for the port it is given (it must listen there on 127.0.0.1).
+ */
+export async function startMosquitto(
+  dir: string,
+  opts: { config?: (port: number) => string } = {},
+): Promise<Broker> {
   const bin = mosquittoBinary();
   if (!bin) throw new Error("mosquitto is not installed");
   const port = freePort();
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(
     conf,
-    [
-      `listener ${port} 127.0.0.1`,
-      "allow_anonymous true",
-      "persistence false",
-      "max_queued_messages 100000",
-      "",
-    ].join("\n"),
+    opts.config?.(port) ??
+      [
+        `listener ${port} 127.0.0.1`,
+        "allow_anonymous true",
+        "persistence false",
+        "max_queued_messages 100000",
+        "",
+      ].join("\n"),
   );
   let proc: Proc | undefined;
   const start = async () => {
