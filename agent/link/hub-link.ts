@@ -3,6 +3,7 @@ import { defaultTransports, Link, type TransportFactory } from "../../shared/lin
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { HelloBody, Message } from "../../shared/protocol/index.ts";
+import type { TlsMaterial } from "../../shared/tls.ts";
 import type { AgentStore } from "../store/index.ts";
 
 export interface Identity {
@@ -33,6 +34,8 @@ export class HubLink {
     heartbeatMs: number;
     maxFrameBytes: number;
     transports?: TransportFactory;
+    /** CA, client certificate and key (PEM) for every wss:// and mqtts:// endpoint. */
+    tls?: TlsMaterial;
     onMessage?: (msg: Message) => void;
     /** The desired-set generation applied locally, told to the hub in every hello. */
     allocGeneration?: () => number;
@@ -40,11 +43,13 @@ export class HubLink {
     this.#allocGeneration = opts.allocGeneration;
     this.#identity = opts.identity;
     this.#store = opts.store;
+    const transports = opts.transports ?? defaultTransports;
+    const tls = opts.tls;
     this.link = new Link({
       endpoints: opts.endpoints,
       nodeId: opts.identity.nodeId,
       outbox: opts.store.outbox,
-      transports: opts.transports ?? defaultTransports,
+      transports: tls ? (url, ctx) => transports(url, { ...ctx, tls }) : transports,
       log: opts.log,
       ...(opts.clock ? { clock: opts.clock } : {}),
       heartbeatMs: opts.heartbeatMs,

@@ -19,16 +19,23 @@ export interface Broker extends AsyncDisposable {
   start(): Promise<void>;
 }
 
-/** Starts mosquitto on 127.0.0.1 with a config written to `dir`. */
-export async function startMosquitto(dir: string): Promise<Broker> {
+/**
+ * Starts mosquitto on 127.0.0.1 with a config written to `dir`. `tls` lines (cafile, certfile, keyfile,
+ * require_certificate ...) make the listener a TLS one, and the URL mqtts://.
+ */
+export async function startMosquitto(dir: string, opts: { tls?: readonly string[] } = {}): Promise<Broker> {
   const bin = mosquittoBinary();
   if (!bin) throw new Error("mosquitto is not installed");
   const port = freePort();
   const conf = join(dir, "mosquitto.conf");
+  // Started as root, mosquitto drops to the user "mosquitto", who cannot read keys in our 0700 temp dir;
+  // "user root" keeps it root (a broker started by any other user keeps that user anyway).
+  const tls = opts.tls ? [...opts.tls, ...(process.getuid?.() === 0 ? ["user root"] : [])] : [];
   writeFileSync(
     conf,
     [
       `listener ${port} 127.0.0.1`,
+      ...tls,
       "allow_anonymous true",
       "persistence false",
       "max_queued_messages 100000",
@@ -43,7 +50,7 @@ export async function startMosquitto(dir: string): Promise<Broker> {
   };
   await start();
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`,
     port,
     start,
     async stop() {
