@@ -3,6 +3,7 @@ import type { Server } from "bun";
 import { redactUrl } from "../shared/config/index.ts";
 import type { ConfigError } from "../shared/errors.ts";
 import type { LogLevel, Logger } from "../shared/log.ts";
+import { readPemFile, tlsMaterial } from "../shared/tls.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { encodeCbor, type Message, type MessageType } from "../shared/protocol/index.ts";
 import { SOFTWARE_VERSION } from "../shared/version.ts";
@@ -271,6 +272,18 @@ export class Agent {
   async #startLink(): Promise<void> {
     const cfg = this.#config;
     this.#inventory = await inventoryOrFallback();
+    // Read once: a certificate renewed on disk takes effect at the next restart.
+    const tls = tlsMaterial({
+      ca: readPemFile("hub_ca", cfg.hub_ca, "certificate"),
+      cert: readPemFile("tls_cert", cfg.tls_cert, "certificate"),
+      key: readPemFile("tls_key", cfg.tls_key, "private key"),
+    });
+    if (
+      tls &&
+      cfg.hub.length > 0 &&
+      !cfg.hub.some((url) => url.startsWith("wss:") || url.startsWith("mqtts:"))
+    )
+      this.#log.warn("TLS settings given, but no hub endpoint is wss:// or mqtts://: they are not used");
     this.#hub = new HubLink({
       endpoints: [...cfg.hub],
       identity: this.#identity(),
@@ -279,6 +292,7 @@ export class Agent {
       clock: this.#clock,
       heartbeatMs: cfg.heartbeat_interval,
       maxFrameBytes: cfg.max_frame_bytes,
+      tls,
       onMessage: (msg) => this.#fromHub(msg),
       allocGeneration: () => this.#tasks?.appliedGeneration() ?? 0,
     });

@@ -5,10 +5,11 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "bun";
 import type { Logger } from "../shared/log.ts";
+import { readPemFile, type TlsMaterial, tlsMaterial } from "../shared/tls.ts";
 import type { HubConfig } from "./config/index.ts";
 import { createHubCore } from "./core.ts";
 import { decisionPolicy } from "./events/index.ts";
-import { MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
+import { AGENT_PATH, MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
 import {
   decodeKey,
@@ -56,8 +57,31 @@ function loadHubKey(dir: string, log: Logger): KeyPair {
   return kp;
 }
 
+// Bun.serve's TLS: the hub's certificate and key, and with a client CA, mutual TLS refused in the handshake.
+function serverTls(cfg: HubConfig) {
+  const cert = readPemFile("tls_cert", cfg.tls_cert, "certificate");
+  const key = readPemFile("tls_key", cfg.tls_key, "private key");
+  if (cert === undefined || key === undefined) return undefined;
+  const clientCa = readPemFile("tls_client_ca", cfg.tls_client_ca, "certificate");
+  if (clientCa === undefined) return { cert, key };
+  // `ca` alone does not ask for a certificate: requestCert does, and rejectUnauthorized refuses the rest.
+  return { cert, key, ca: clientCa, requestCert: true, rejectUnauthorized: true };
+}
+
+// What the hub's own MQTT client presents to an mqtts:// broker and verifies it with.
+function brokerTls(cfg: HubConfig): TlsMaterial | undefined {
+  return tlsMaterial({
+    ca: readPemFile("mqtt_ca", cfg.mqtt_ca, "certificate"),
+    cert: readPemFile("mqtt_cert", cfg.mqtt_cert, "certificate"),
+    key: readPemFile("mqtt_key", cfg.mqtt_key, "private key"),
+  });
+}
+
 /** Starts a hub and returns once it listens. */
 export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub> {
+  // Read before anything opens, so a bad file stops the start with the field's name.
+  const tls = serverTls(cfg);
+  const mqttTls = brokerTls(cfg);
   const db = openHubDb(cfg.data);
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
@@ -84,15 +108,18 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
   const server: Server<unknown> = Bun.serve({
     hostname,
     port,
+    ...(tls ? { tls } : {}),
     fetch: (req, srv) => (upgradeAgent(req, srv as never) ? undefined : app.fetch(req)),
     websocket: handlers as never,
   });
-  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
+  const host = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
+  const url = `${tls ? "https" : "http"}://${host}`;
   log.info("hub listening", {
     http: url,
-    agents: `ws://${hostname}:${server.port}/v1/agent`,
+    agents: `${tls ? "wss" : "ws"}://${host}${AGENT_PATH}`,
     hub_id: cfg.hub_id,
     hub_key: encodeKey(hubKey.publicKey),
+    ...(tls ? { tls: "requestCert" in tls ? "mutual" : "on" } : {}),
   });
 
   let mqttGateway: MqttGateway | undefined;
@@ -102,6 +129,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       log: log.child("mqtt"),
       url: cfg.mqtt,
       hubId: cfg.hub_id,
+      tls: mqttTls,
     });
     await mqttGateway.start();
   }

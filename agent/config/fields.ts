@@ -4,6 +4,7 @@ import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
 import { decodeKey } from "../../shared/secure/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
+import { pemFile } from "../../shared/tls.ts";
 import { compilePipelines, MQTT_INGEST_OFF, parseMqttIngestConfig } from "../stream/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
@@ -30,6 +31,36 @@ export const agentFields = defineFields([
     repeatable: true,
     hot: true,
     help: "hub endpoints in order of preference (ws://, wss://, mqtt://, mqtts://); none runs standalone",
+  },
+  {
+    key: "hub_ca",
+    flag: "--hub-ca",
+    env: "NOVACRON_HUB_CA",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM CA certificates that verify wss:// hubs and mqtts:// brokers; empty: the well-known public roots",
+    validate: pemFile("certificate"),
+  },
+  {
+    key: "tls_cert",
+    flag: "--tls-cert",
+    env: "NOVACRON_TLS_CERT",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM client certificate for mutual TLS with the hub or the broker; needs --tls-key",
+    validate: pemFile("certificate"),
+  },
+  {
+    key: "tls_key",
+    flag: "--tls-key",
+    env: "NOVACRON_TLS_KEY",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM private key of --tls-cert",
+    validate: pemFile("private key"),
   },
   {
     key: "node_id",

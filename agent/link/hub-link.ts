@@ -16,6 +16,7 @@ import {
   parseJoinToken,
   SecureTransport,
 } from "../../shared/secure/index.ts";
+import type { TlsMaterial } from "../../shared/tls.ts";
 import type { AgentStore } from "../store/index.ts";
 
 export interface Identity {
@@ -56,6 +57,8 @@ export class HubLink {
     heartbeatMs: number;
     maxFrameBytes: number;
     transports?: TransportFactory;
+    /** CA, client certificate and key (PEM) for every wss:// and mqtts:// endpoint. */
+    tls?: TlsMaterial;
     onMessage?: (msg: Message) => void;
     /** The desired-set generation applied locally, told to the hub in every hello. */
     allocGeneration?: () => number;
@@ -64,7 +67,9 @@ export class HubLink {
     this.#identity = opts.identity;
     this.#store = opts.store;
     this.#log = opts.log;
-    const raw = opts.transports ?? defaultTransports;
+    const tls = opts.tls;
+    const given = opts.transports ?? defaultTransports;
+    const raw: TransportFactory = tls ? (url, ctx) => given(url, { ...ctx, tls }) : given;
     const count = (reason: string) => this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
     const transports: TransportFactory = (url, ctx) =>
       new SecureTransport(raw(url, ctx), {

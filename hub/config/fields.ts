@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { commonFields, defineFields, isUrl } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
+import { pemFile } from "../../shared/tls.ts";
 
 /** Where the hub looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_HUB_CONFIG_PATH = "/etc/novacron/hub.yaml";
@@ -26,6 +27,36 @@ export const hubFields = defineFields([
     help: "address of the HTTP API, dashboard and WebSocket gateway",
   },
   {
+    key: "tls_cert",
+    flag: "--tls-cert",
+    env: "NOVACRON_TLS_CERT",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM certificate (chain) of the hub: serve HTTPS and WSS instead of HTTP and WS; needs --tls-key",
+    validate: pemFile("certificate"),
+  },
+  {
+    key: "tls_key",
+    flag: "--tls-key",
+    env: "NOVACRON_TLS_KEY",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM private key of --tls-cert",
+    validate: pemFile("private key"),
+  },
+  {
+    key: "tls_client_ca",
+    flag: "--tls-client-ca",
+    env: "NOVACRON_TLS_CLIENT_CA",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "mutual TLS: every client must present a certificate signed by a CA in this PEM file; needs --tls-cert",
+    validate: pemFile("certificate"),
+  },
+  {
     key: "mqtt",
     flag: "--mqtt",
     env: "NOVACRON_MQTT",
@@ -35,6 +66,36 @@ export const hubFields = defineFields([
     help: "MQTT broker to serve agents through (mqtt:// or mqtts://); empty for none",
     validate: (v) =>
       v === "" || isUrl(v, ["mqtt:", "mqtts:"]) ? undefined : "must be an mqtt:// or mqtts:// URL",
+  },
+  {
+    key: "mqtt_ca",
+    flag: "--mqtt-ca",
+    env: "NOVACRON_MQTT_CA",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM CA certificates that verify an mqtts:// broker; empty: the well-known public roots",
+    validate: pemFile("certificate"),
+  },
+  {
+    key: "mqtt_cert",
+    flag: "--mqtt-cert",
+    env: "NOVACRON_MQTT_CERT",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM client certificate the hub presents to an mqtts:// broker; needs --mqtt-key",
+    validate: pemFile("certificate"),
+  },
+  {
+    key: "mqtt_key",
+    flag: "--mqtt-key",
+    env: "NOVACRON_MQTT_KEY",
+    kind: "string",
+    default: "",
+    metavar: "FILE",
+    help: "PEM private key of --mqtt-cert",
+    validate: pemFile("private key"),
   },
   {
     key: "join_token",

@@ -8,6 +8,7 @@ import {
   type LoadResult,
   loadConfig,
 } from "../../shared/config/index.ts";
+import { unpairedCertKey } from "../../shared/tls.ts";
 import { hubFields } from "./fields.ts";
 
 export { DEFAULT_HUB_CONFIG_PATH, hubFields } from "./fields.ts";
@@ -33,9 +34,36 @@ const checkTimings: CrossCheck<typeof hubFields> = (c) => {
   return undefined;
 };
 
+// TLS settings that only make sense together, so a half-given one fails at start instead of serving plain.
+const checkTls: CrossCheck<typeof hubFields> = (c) => {
+  const served = unpairedCertKey(
+    { field: "tls_cert", path: c.tls_cert },
+    { field: "tls_key", path: c.tls_key },
+  );
+  if (served) return served;
+  if (c.tls_client_ca && !c.tls_cert)
+    return {
+      field: "tls_client_ca",
+      message: "needs tls_cert and tls_key: mutual TLS runs on the hub's own TLS",
+    };
+  const broker = unpairedCertKey(
+    { field: "mqtt_cert", path: c.mqtt_cert },
+    { field: "mqtt_key", path: c.mqtt_key },
+  );
+  if (broker) return broker;
+  for (const key of ["mqtt_ca", "mqtt_cert"] as const) {
+    if (c[key] && !c.mqtt.startsWith("mqtts:"))
+      return {
+        field: key,
+        message: `needs an mqtts:// broker in mqtt (got ${c.mqtt ? "a plain one" : "none"})`,
+      };
+  }
+  return undefined;
+};
+
 /** Loads the hub's config from argv (subcommand already removed), env and file; throws FlagError or ConfigError. */
 export function loadHubConfig(argv: readonly string[], env: EnvVars): HubLoad {
-  return loadConfig({ fields: hubFields, argv, env, check: checkTimings });
+  return loadConfig({ fields: hubFields, argv, env, check: (c) => checkTimings(c) ?? checkTls(c) });
 }
 
 /** The hub's --help text. */

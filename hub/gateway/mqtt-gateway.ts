@@ -9,6 +9,7 @@ import {
 } from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
 import { MqttClient } from "../../shared/mqtt/index.ts";
+import type { TlsMaterial } from "../../shared/tls.ts";
 import type { RawPeer, SecureSessions } from "./secure-sessions.ts";
 
 /** Subscribes to every agent's uplink (shared between hub replicas) and answers on their downlinks. */
@@ -17,16 +18,25 @@ export class MqttGateway {
   readonly #log: Logger;
   readonly #url: string;
   readonly #hubId: string;
+  readonly #tls: TlsMaterial | undefined;
   #client: MqttClient | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #connected: (() => void) | undefined;
 
-  constructor(opts: { sessions: SecureSessions; log: Logger; url: string; hubId: string }) {
+  /** `tls`: for an mqtts:// broker, the CA that verifies it (else the public roots), a client certificate and key. */
+  constructor(opts: {
+    sessions: SecureSessions;
+    log: Logger;
+    url: string;
+    hubId: string;
+    tls?: TlsMaterial;
+  }) {
     this.#sessions = opts.sessions;
     this.#log = opts.log;
     this.#url = opts.url;
     this.#hubId = opts.hubId;
+    this.#tls = opts.tls;
   }
 
   /** Starts the connect loop; resolves after the first successful subscription (or in the background on failure). */
@@ -47,6 +57,7 @@ export class MqttGateway {
           clientId: `novacron-hub-${this.#hubId}-${process.pid}`,
           clean: true,
           keepaliveSec: 30,
+          tls: this.#tls,
         });
         this.#client = client;
         const ended = new Promise<string>((resolve) => client.onClose(resolve));

@@ -13,7 +13,7 @@ import { WsTransport } from "./ws-transport.ts";
 /** Picks the transport by URL scheme: ws/wss → WebSocket, mqtt/mqtts → MQTT. */
 export const defaultTransports: TransportFactory = (url, ctx) => {
   const scheme = new URL(url).protocol;
-  if (scheme === "ws:" || scheme === "wss:") return new WsTransport(url);
-  if (scheme === "mqtt:" || scheme === "mqtts:") return new MqttTransport(url, ctx.nodeId);
+  if (scheme === "ws:" || scheme === "wss:") return new WsTransport(url, { tls: ctx.tls });
+  if (scheme === "mqtt:" || scheme === "mqtts:") return new MqttTransport(url, ctx.nodeId, { tls: ctx.tls });
   throw new Error(`unsupported hub URL scheme ${scheme} in ${url}`);
 };

@@ -1,6 +1,7 @@
 // MQTT transport for agents: publishes up/<node>/<type>, listens on down/<node>/+, keeps presence.
 import { MqttClient } from "../mqtt/index.ts";
 import { type MessageType, RELIABLE_TYPES } from "../protocol/index.ts";
+import type { TlsMaterial } from "../tls.ts";
 import { downTopic, presenceTopic, upTopic } from "./topics.ts";
 import type { FrameTopic, Transport } from "./transport.ts";
 
@@ -11,6 +12,7 @@ const INFLIGHT_WEIGHT_BYTES = 1024;
 export class MqttTransport implements Transport {
   readonly url: string;
   readonly #nodeId: string;
+  readonly #tls: TlsMaterial | undefined;
   #client: MqttClient | undefined;
   #closed = false;
   #frameHandler: (frame: Uint8Array) => void = () => {};
@@ -21,9 +23,11 @@ export class MqttTransport implements Transport {
   /** Retained messages on our downlink: stale or planted by someone, never from a live session. */
   retainedIgnored = 0;
 
-  constructor(url: string, nodeId: string) {
+  /** `tls` applies to mqtts:// only: a CA that verifies the broker (else the public roots), a client certificate and key. */
+  constructor(url: string, nodeId: string, opts: { tls?: TlsMaterial } = {}) {
     this.url = url;
     this.#nodeId = nodeId;
+    this.#tls = opts.tls;
   }
 
   get closed(): boolean {
@@ -40,6 +44,7 @@ export class MqttTransport implements Transport {
       keepaliveSec: 30,
       connectTimeoutMs: 5000,
       will: { topic: presence, payload: `offline:${this.presenceSecret}`, qos: 1, retain: true },
+      tls: this.#tls,
     });
     this.#client = client;
     client.onMessage((m) => {

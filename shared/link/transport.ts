@@ -1,5 +1,6 @@
 // The one small interface every transport (WebSocket, MQTT) implements.
 import type { MessageType } from "../protocol/index.ts";
+import type { TlsMaterial } from "../tls.ts";
 
 /** What a frame is, for transports that route by it (MQTT topics): a message kind, or "hs" for handshakes. */
 export type FrameTopic = MessageType | "hs";
@@ -26,6 +27,8 @@ export interface Transport {
 /** What a transport needs to know about the node it carries. */
 export interface TransportContext {
   nodeId: string;
+  /** PEM contents for wss:// and mqtts://: CA that verifies the hub or broker, client certificate and key. */
+  tls?: TlsMaterial;
 }
 
 /** Makes a transport for a URL, picking the implementation from the scheme. */

@@ -15,6 +15,7 @@ import {
   pubrelPacket,
   subscribePacket,
 } from "./packets.ts";
+import { clientTlsOptions, describeTlsError, isTlsError, type TlsMaterial } from "../tls.ts";
 
 export interface MqttConnectOptions {
   clientId: string;
@@ -24,6 +25,8 @@ export interface MqttConnectOptions {
   will?: { topic: string; payload: Uint8Array | string; qos: 0 | 1; retain: boolean };
   /** Largest packet accepted from the broker. */
   maxPacketBytes?: number;
+  /** For mqtts://: CA that verifies the broker (else the public roots), client certificate and key. */
+  tls?: TlsMaterial;
 }
 
 export interface IncomingMessage {
@@ -76,22 +79,31 @@ export class MqttClient {
     this.#keepaliveMs = keepaliveMs;
   }
 
-  /** Connects and waits for CONNACK; rejects with the broker's reason, a socket error or a timeout. */
+  /** Connects and waits for CONNACK; rejects with the broker's reason, a TLS or socket error, or a timeout. */
   static async connect(url: string, opts: MqttConnectOptions): Promise<MqttClient> {
     const broker = parseBrokerUrl(url);
+    const where = `${broker.tls ? "mqtts" : "mqtt"}://${broker.host}:${broker.port}`;
     const keepaliveSec = opts.keepaliveSec ?? 30;
     const reader = new PacketReader(opts.maxPacketBytes ?? 16 * 1024 * 1024);
     let client: MqttClient | undefined;
     let connack: Pending | undefined;
-    const early: Packet[] = [];
+    // A failure before anyone waits (a refused handshake can beat Bun.connect's promise) is kept for the wait.
+    let early: Error | undefined;
+    const earlyPackets: Packet[] = [];
+    // CONNECT may go out once the socket is secure: at once over TCP, after the handshake over TLS.
+    let secured = !broker.tls;
+    let sendConnect: (() => void) | undefined;
     const fail = (err: Error) => {
-      if (connack) connack.reject(err);
-      else if (client) client.#shutdown(err.message);
+      const reason =
+        broker.tls && isTlsError(err) ? new Error(`TLS with ${where} failed: ${describeTlsError(err)}`) : err;
+      if (connack) connack.reject(reason);
+      else if (client) client.#shutdown(reason.message);
+      else early ??= reason;
     };
     const socket = await Bun.connect<undefined>({
       hostname: broker.host,
       port: broker.port,
-      tls: broker.tls,
+      tls: broker.tls ? clientTlsOptions(opts.tls) : false,
       socket: {
         data(_s, chunk) {
           let packets: Packet[];
@@ -104,11 +116,21 @@ export class MqttClient {
           for (const p of packets) {
             if (connack && p.type === PacketType.Connack) connack.resolve(p);
             else if (client && !connack) client.#handle(p);
-            else early.push(p);
+            else earlyPackets.push(p);
           }
         },
         drain() {
           if (client) client.#flush();
+        },
+        // Bun closes the socket itself after a failed verification; the reason is only told here.
+        handshake(s, _authorized, authorizationError) {
+          if (authorizationError) {
+            fail(authorizationError);
+            s.terminate();
+            return;
+          }
+          secured = true;
+          sendConnect?.();
         },
         close() {
           fail(new Error("connection closed by the broker"));
@@ -131,7 +153,7 @@ export class MqttClient {
     if (broker.password !== undefined) connectOpts.password = broker.password;
     const ack = await new Promise<Packet>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`no CONNACK from ${broker.host}:${broker.port} in time`)),
+        () => reject(new Error(`${secured ? "no CONNACK" : "no TLS handshake"} from ${where} in time`)),
         opts.connectTimeoutMs ?? 5000,
       );
       connack = {
@@ -144,7 +166,12 @@ export class MqttClient {
           reject(e);
         },
       };
-      client!.#write(connectPacket(connectOpts));
+      if (early) {
+        connack.reject(early);
+        return;
+      }
+      sendConnect = () => client!.#write(connectPacket(connectOpts));
+      if (secured) sendConnect();
     }).catch((err: Error) => {
       socket.end();
       throw err;
@@ -160,7 +187,7 @@ export class MqttClient {
         `broker refused the connection: ${CONNACK_REASONS[ack.returnCode] ?? `code ${ack.returnCode}`}`,
       );
     }
-    for (const p of early) client.#handle(p);
+    for (const p of earlyPackets) client.#handle(p);
     client.#startKeepalive();
     return client;
   }

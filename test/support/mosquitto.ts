@@ -21,21 +21,27 @@ export interface Broker extends AsyncDisposable {
 
 /**
  * Starts mosquitto on 127.0.0.1 with a config written to `dir`: an open broker, or the text that
- * `config` returns for the port it is given (it must listen there on 127.0.0.1).
+ * `config` returns for the port it is given (it must listen there on 127.0.0.1). `tls` lines
+ * (cafile, certfile, keyfile, require_certificate ...) make the open broker's listener a TLS one,
+ * and the URL mqtts://.
  */
 export async function startMosquitto(
   dir: string,
-  opts: { config?: (port: number) => string } = {},
+  opts: { config?: (port: number) => string; tls?: readonly string[] } = {},
 ): Promise<Broker> {
   const bin = mosquittoBinary();
   if (!bin) throw new Error("mosquitto is not installed");
   const port = freePort();
   const conf = join(dir, "mosquitto.conf");
+  // Started as root, mosquitto drops to the user "mosquitto", who cannot read keys in our 0700 temp dir;
+  // "user root" keeps it root (a broker started by any other user keeps that user anyway).
+  const tls = opts.tls ? [...opts.tls, ...(process.getuid?.() === 0 ? ["user root"] : [])] : [];
   writeFileSync(
     conf,
     opts.config?.(port) ??
       [
         `listener ${port} 127.0.0.1`,
+        ...tls,
         "allow_anonymous true",
         "persistence false",
         "max_queued_messages 100000",
@@ -50,7 +56,7 @@ export async function startMosquitto(
   };
   await start();
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`,
     port,
     start,
     async stop() {

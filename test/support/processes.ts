@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import type { TlsMaterial } from "../../shared/tls.ts";
 import { freePort } from "./ports.ts";
 import { waitFor } from "./wait.ts";
 
@@ -110,12 +111,16 @@ export interface HubHandle extends AsyncDisposable {
   api<T = unknown>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
 }
 
-/** Starts `novacron-hub serve` on a free port (kept across restarts). */
+/**
+ * Starts `novacron-hub serve` on a free port (kept across restarts). With `apiTls` the hub serves TLS
+ * (its --tls-* flags go in `args`): the URLs are https:// and wss://, and api() verifies the hub with it.
+ */
 export async function startHub(opts: {
   data: string;
   mqtt?: string;
   args?: string[];
   port?: number;
+  apiTls?: TlsMaterial;
 }): Promise<HubHandle> {
   const port = opts.port ?? freePort();
   const adminToken = "test-admin-token";
@@ -135,7 +140,7 @@ export async function startHub(opts: {
     ...(opts.args ?? []),
   ];
   let proc = new Proc("hub", [bun, ...args]);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.apiTls ? "https" : "http"}://127.0.0.1:${port}`;
   const boot = async () => {
     proc.start();
     await proc.waitForLine(/hub listening/);
@@ -148,7 +153,7 @@ export async function startHub(opts: {
     },
     port,
     url,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    wsUrl: `${opts.apiTls ? "wss" : "ws"}://127.0.0.1:${port}`,
     data: opts.data,
     adminToken,
     joinToken,
@@ -161,6 +166,7 @@ export async function startHub(opts: {
       const res = await fetch(`${url}${path}`, {
         ...init,
         headers: { authorization: `Bearer ${adminToken}`, ...(init.headers ?? {}) },
+        ...(opts.apiTls ? { tls: opts.apiTls } : {}),
       });
       const text = await res.text();
       let body: unknown = text;
