@@ -1,7 +1,7 @@
 // The agent's modules and their one lifecycle: listed here once, started in order, stopped in reverse.
 import type { Server } from "bun";
 import { redactUrl } from "../shared/config/index.ts";
-import type { ConfigError } from "../shared/errors.ts";
+import { type ConfigError, RequestError } from "../shared/errors.ts";
 import type { LogLevel, Logger } from "../shared/log.ts";
 import { readPemFile, tlsMaterial } from "../shared/tls.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -317,9 +317,11 @@ export class Agent {
         reply: (body) => this.#hub?.link.sendLive("reply", body),
       });
     } catch (err) {
-      const message = `${msg.t} refused: ${(err as Error).message}`;
+      const field = err instanceof RequestError && err.field ? `${err.field}: ` : "";
+      const reason = `${field}${(err as Error).message}`;
+      const message = `${msg.t} refused: ${reason}`;
       this.#hubMessagesRefused += 1;
-      this.#log.warn("hub message refused", { type: msg.t, error: (err as Error).message });
+      this.#log.warn("hub message refused", { type: msg.t, error: reason });
       if (msg.t === "command") this.#hub?.link.sendLive("reply", { id: msg.b.id, ok: false, body: message });
       else this.#hub?.link.sendLive("error", { code: "bad_body", message });
     }

@@ -12,12 +12,24 @@ import {
   PROTOCOL_VERSION,
 } from "../shared/protocol/index.ts";
 import { decodeMetrics, encodeMetrics, type MetricsFrame } from "../shared/protocol/metrics-codec.ts";
+import { generateKeyPair, SecureChannel } from "../shared/secure/index.ts";
 
 export { mulberry32 } from "../test/support/prng.ts";
 
 import { mulberry32 } from "../test/support/prng.ts";
 
 const TICK_MS = 1000;
+
+/** A session's channel, to seal frames the way the link sends them (kind, 8-byte counter, tag). */
+export function benchChannel(): SecureChannel {
+  const key = () => crypto.getRandomValues(new Uint8Array(32));
+  return new SecureChannel({
+    send: key(),
+    recv: key(),
+    hash: key(),
+    remoteStatic: generateKeyPair().publicKey,
+  });
+}
 
 /** WebSocket frame header: 2/4/10 bytes by payload length, plus a 4-byte mask from a client. */
 export function wsHeader(payload: number, masked: boolean): number {
@@ -63,6 +75,7 @@ export function simulateHour(
   const dir = mkdtempSync(join(tmpdir(), "novacron-wire-"));
   const rand = mulberry32(o.seed);
   const frames: BatchFrame[] = [];
+  const channel = benchChannel();
   try {
     const store = new AgentStore(dir, { bufferBytes: 1 << 30 });
     const buffer = new MetricBuffer(store, TICK_MS);
@@ -86,9 +99,9 @@ export function simulateHour(
           z: b.z ?? 0,
           data: b.data.byteLength,
           body: e.body.byteLength,
-          frame: bytes.byteLength,
+          frame: channel.seal(bytes).byteLength,
           rawData: raw.data.byteLength,
-          rawFrame: encodeFrameRawBody(head, rawBody).byteLength,
+          rawFrame: channel.seal(encodeFrameRawBody(head, rawBody)).byteLength,
           decoded,
         });
         store.outbox.ackUpTo(e.seq);

@@ -1,5 +1,7 @@
-// A simulated agent for the ingest benchmark: the link's handshake, windowed send loop and heartbeats.
+// A simulated agent for the ingest benchmark: the agent's secure session, the link's windowed send loop and heartbeats.
 import { randomUUID } from "node:crypto";
+import { WsTransport } from "../shared/link/index.ts";
+import { createLogger } from "../shared/log.ts";
 import {
   decodeCbor,
   decodeFrame,
@@ -8,14 +10,24 @@ import {
   envelope,
   PROTOCOL_VERSION,
 } from "../shared/protocol/index.ts";
+import {
+  DATA_OVERHEAD,
+  generateKeyPair,
+  joinTokenKey,
+  nodeTokenProof,
+  parseJoinToken,
+  SecureTransport,
+} from "../shared/secure/index.ts";
 import { SOFTWARE_VERSION } from "../shared/version.ts";
+
+const quiet = createLogger("sim", { write: () => {} });
 
 /** One simulated agent on one WebSocket: hello, then the link's windowed send loop and heartbeats. */
 export class SimAgent {
   readonly node: string;
   readonly total: number;
   readonly #bodies: Uint8Array[];
-  #ws: WebSocket | undefined;
+  #ws: SecureTransport | undefined;
   #next = 1;
   acked = 0;
   acks = 0;
@@ -39,7 +51,7 @@ export class SimAgent {
     this.#heartbeatMs = opts.heartbeatMs;
   }
 
-  /** Opens the socket, says hello, resolves on welcome. */
+  /** Opens an authenticated session (the agent's own SecureTransport), says hello, resolves on welcome. */
   connect(url: string, joinToken: string): Promise<void> {
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.node}: no welcome within 30 s`)), 30_000);
@@ -49,28 +61,37 @@ export class SimAgent {
         if (err) reject(err);
         else resolvePromise();
       };
-      const ws = new WebSocket(url);
-      ws.binaryType = "arraybuffer";
+      const key = generateKeyPair();
+      const ws = new SecureTransport(new WsTransport(url, { connectTimeoutMs: 30_000 }), {
+        nodeId: this.node,
+        staticKey: () => key,
+        trustedHubKeys: () => [],
+        joinToken,
+        log: quiet,
+      });
       this.#ws = ws;
-      ws.onopen = () => {
-        const hello = {
-          node_id: this.node,
-          level: 1,
-          labels: {},
-          capabilities: [],
-          resources: {},
-          version: SOFTWARE_VERSION,
-          boot_id: randomUUID(),
-          last_acked: 0,
-          join_token: joinToken,
-        };
-        ws.send(encodeFrame(envelope("hello", this.node, hello)));
-      };
-      ws.onmessage = (ev) => this.#onFrame(new Uint8Array(ev.data as ArrayBuffer));
-      ws.onerror = () => this.#fail(new Error(`${this.node}: WebSocket error`));
-      ws.onclose = (ev) => {
-        if (this.acked < this.total) this.#fail(new Error(`${this.node}: closed (${ev.code} ${ev.reason})`));
-      };
+      ws.onFrame((frame) => this.#onFrame(frame));
+      ws.onClose((reason) => {
+        if (this.acked < this.total) this.#fail(new Error(`${this.node}: closed (${reason})`));
+      });
+      ws.connect().then(
+        () => {
+          const t = parseJoinToken(joinToken);
+          const hello = {
+            node_id: this.node,
+            level: 1,
+            labels: {},
+            capabilities: [],
+            resources: {},
+            version: SOFTWARE_VERSION,
+            boot_id: randomUUID(),
+            last_acked: 0,
+            join: { id: t.id, proof: nodeTokenProof(joinTokenKey(t.secret), ws.handshakeHash!) },
+          };
+          ws.send(encodeFrame(envelope("hello", this.node, hello)), "hello");
+        },
+        (err) => this.#fail(new Error(`${this.node}: ${(err as Error).message}`)),
+      );
     });
   }
 
@@ -100,16 +121,16 @@ export class SimAgent {
 
   close(): void {
     this.stop();
-    this.#ws?.close(1000, "bench done");
+    void this.#ws?.close();
   }
 
   #heartbeat(): void {
     const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.closed) return;
     const body: { pending: number; rtt?: number } = { pending: this.total - this.acked };
     const last = this.rtts.at(-1);
     if (last !== undefined) body.rtt = last;
-    ws.send(encodeFrame(envelope("heartbeat", this.node, body, { ts: Date.now() })));
+    ws.send(encodeFrame(envelope("heartbeat", this.node, body, { ts: Date.now() })), "heartbeat");
   }
 
   // The link's pump: oldest first while the window and the socket buffer allow.
@@ -118,7 +139,7 @@ export class SimAgent {
     while (
       this.#next <= this.total &&
       this.#next - this.acked - 1 < this.#window &&
-      ws.bufferedAmount < 1 << 20
+      ws.bufferedAmount() < 1 << 20
     ) {
       const q = this.#next;
       const head = {
@@ -130,8 +151,8 @@ export class SimAgent {
         ts: Date.now(),
       };
       const frame = encodeFrameRawBody(head, this.#bodies[q - 1]!);
-      ws.send(frame);
-      this.sentBytes += frame.byteLength;
+      ws.send(frame, "metrics_batch");
+      this.sentBytes += frame.byteLength + DATA_OVERHEAD;
       this.#next = q + 1;
     }
   }

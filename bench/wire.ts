@@ -22,6 +22,7 @@ import { upTopic } from "../shared/link/index.ts";
 import { encodeFrame, envelope } from "../shared/protocol/index.ts";
 import {
   type BatchFrame,
+  benchChannel,
   mqttPublish,
   mulberry32,
   PUBACK,
@@ -205,9 +206,15 @@ async function main(): Promise<void> {
 
   // ---- control traffic -----------------------------------------------------------------------
   const T = t0 + 1_234_567;
-  const hb = encodeFrame(envelope("heartbeat", NODE_ID, { pending: 0, rtt: 38 }, { ts: T }));
-  const hbAck = encodeFrame(envelope("ack", HUB_ID, { upto: seqStart + 4321, echo: T }, { ts: T + 21 }));
-  const batchAck = encodeFrame(envelope("ack", HUB_ID, { upto: seqStart + 4322 }, { ts: T + 4021 }));
+  // Sealed as every frame of a session is (kind, 8-byte counter, 16-byte tag around the envelope).
+  const channel = benchChannel();
+  const hb = channel.seal(encodeFrame(envelope("heartbeat", NODE_ID, { pending: 0, rtt: 38 }, { ts: T })));
+  const hbAck = channel.seal(
+    encodeFrame(envelope("ack", HUB_ID, { upto: seqStart + 4321, echo: T }, { ts: T + 21 })),
+  );
+  const batchAck = channel.seal(
+    encodeFrame(envelope("ack", HUB_ID, { upto: seqStart + 4322 }, { ts: T + 4021 })),
+  );
   const heartbeatsPerHour = (3600 * 1000) / HEARTBEAT_MS;
   const batchesPerHour = rows[0]!.batches;
   const downTopic = (type: string) => `novacron/v1/down/${NODE_ID}/${type}`;

@@ -97,7 +97,8 @@ export class HubLink {
       onWelcome: (w) => {
         // The hub accepted our key: a protocol 1 credential has done its work.
         if (this.#store.getState("credential")) this.#store.setState("credential", "");
-        if (w.rotate_key) this.rotateKey("the hub asked for it");
+        // After the link marks itself connected (it does so right after this returns), so the offer can go out.
+        if (w.rotate_key) queueMicrotask(() => this.rotateKey("the hub asked for it"));
       },
       onMessage: (msg) => {
         if (msg.t === "rekeyed") this.#onRekeyed(msg.b.key, msg.b.expires);
