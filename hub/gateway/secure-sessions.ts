@@ -150,9 +150,9 @@ export class SecureSessions {
     return { raw, hs: undefined, session: undefined, bad: 0, opened: this.#now() };
   }
 
-  /** Whether an unauthenticated connection has overstayed its handshake deadline. */
+  /** Whether a connection has overstayed its deadline without a session whose hello was admitted. */
   expired(conn: WsConn): boolean {
-    return !conn.session && this.#now() - conn.opened > this.#limits.handshakeTimeoutMs;
+    return !conn.session?.admitted && this.#now() - conn.opened > this.#limits.handshakeTimeoutMs;
   }
 
   onWsFrame(conn: WsConn, frame: Uint8Array): void {

@@ -49,9 +49,10 @@ export function wsHandlers(
     sendPings: true,
     open(ws) {
       const conn = connOf(ws);
-      // A connection that has not authenticated in time is closed: strangers hold no socket for long.
+      // A connection that has not authenticated and been admitted in time is closed: strangers (and
+      // peers that finish a handshake but never prove a node) hold no socket for long.
       ws.data.deadline = setTimeout(() => {
-        if (sessions.expired(conn) || !conn.session) ws.close(4001, "no handshake in time");
+        if (sessions.expired(conn)) ws.close(4001, "no admitted session in time");
       }, handshakeTimeoutMs + 50);
     },
     message(ws, message) {

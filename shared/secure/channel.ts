@@ -1,6 +1,7 @@
 // Frames of the secure session layer, and the channel that seals and opens data frames with replay protection.
 import { decodeCbor, encodeCbor } from "../protocol/index.ts";
-import { aeadOpen, aeadSeal, type Bytes, concat, NoiseError, type SessionKeys, sha256 } from "./noise.ts";
+import type { KeyObject } from "node:crypto";
+import { aeadKey, aeadOpen, aeadSeal, type Bytes, concat, NoiseError, type SessionKeys, sha256 } from "./noise.ts";
 
 /** Version of the session layer; bound into every handshake through the prologue. */
 export const SESSION_PROTOCOL = 2;
@@ -93,16 +94,16 @@ export type OpenFailure = "short" | "replayed" | "forged";
 
 /** One established session: seals what we send, opens what the peer sent, refuses replays. */
 export class SecureChannel {
-  readonly #send: Uint8Array;
-  readonly #recv: Uint8Array;
+  readonly #send: KeyObject;
+  readonly #recv: KeyObject;
   readonly hash: Uint8Array;
   readonly remoteStatic: Uint8Array;
   readonly #window = new ReplayWindow();
   #counter = 0;
 
   constructor(keys: SessionKeys) {
-    this.#send = keys.send;
-    this.#recv = keys.recv;
+    this.#send = aeadKey(keys.send);
+    this.#recv = aeadKey(keys.recv);
     this.hash = keys.hash;
     this.remoteStatic = keys.remoteStatic;
   }

@@ -6,6 +6,7 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
+  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
   type KeyObject,
@@ -99,8 +100,13 @@ export function gcmNonce(n: number): Buffer {
   return nonce;
 }
 
+/** A key prepared once for many AEAD operations (saves importing the raw bytes on every frame). */
+export function aeadKey(raw: Uint8Array): KeyObject {
+  return createSecretKey(raw);
+}
+
 /** AES-256-GCM encryption: ciphertext followed by the 16-byte tag. */
-export function aeadSeal(key: Uint8Array, n: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+export function aeadSeal(key: Uint8Array | KeyObject, n: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const c = createCipheriv("aes-256-gcm", key, gcmNonce(n), { authTagLength: TAGLEN });
   c.setAAD(ad);
   const head = c.update(plaintext);
@@ -114,7 +120,7 @@ export function aeadSeal(key: Uint8Array, n: number, ad: Uint8Array, plaintext: 
 }
 
 /** AES-256-GCM decryption; throws NoiseError when the tag does not verify. */
-export function aeadOpen(key: Uint8Array, n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
+export function aeadOpen(key: Uint8Array | KeyObject, n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
   if (sealed.byteLength < TAGLEN) throw new NoiseError("ciphertext shorter than its tag");
   try {
     const d = createDecipheriv("aes-256-gcm", key, gcmNonce(n), { authTagLength: TAGLEN });
@@ -122,7 +128,7 @@ export function aeadOpen(key: Uint8Array, n: number, ad: Uint8Array, sealed: Uin
     d.setAuthTag(sealed.subarray(sealed.byteLength - TAGLEN));
     const head = d.update(sealed.subarray(0, sealed.byteLength - TAGLEN));
     const tail = d.final();
-    return tail.byteLength === 0 ? new Uint8Array(head) : new Uint8Array(Buffer.concat([head, tail]));
+    return tail.byteLength === 0 ? head : Buffer.concat([head, tail]);
   } catch (err) {
     throw new NoiseError("authentication tag does not verify", { cause: err });
   }

@@ -201,6 +201,22 @@ describe("link: outbox drain", () => {
     expect(s.link.status().lastAcked).toBe(5);
   });
 
+  test("an ack above the highest sequence number ever sent is refused and counted: it cannot delete unsent entries", async () => {
+    await using s = setup({ window: 2 });
+    s.hub.acking = false;
+    s.append(5);
+    s.link.start();
+    await settleUntil(() => reliable(s.hub.received).length === 2, "two entries in flight");
+    s.hub.say("ack", { upto: 1_000_000 });
+    s.hub.say("ack", { upto: 5 });
+    await settle();
+    expect(pendingSeqs(s)).toEqual([1, 2, 3, 4, 5]);
+    expect(s.link.status().acksRefused).toBe(2);
+    s.hub.say("ack", { upto: 2 });
+    await settle();
+    expect(pendingSeqs(s)).toEqual([3, 4, 5]);
+  });
+
   test("never has more than `window` messages in flight without an ack", async () => {
     await using s = setup({ window: 4 });
     s.hub.acking = false;
