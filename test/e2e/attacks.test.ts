@@ -95,6 +95,26 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
         what: "real acks on the downlink",
       },
     );
+    // A workload the hub placed: the forgeries must leave it running, same process, no restart.
+    const created = await hub.api("/api/v1/workloads", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "svc",
+        driver: "exec",
+        command: "sleep",
+        args: ["300"],
+        nodes: ["victim"],
+      }),
+    });
+    expect(created.status).toBe(201);
+    const running = await waitFor(
+      async () => {
+        const t = (await tasks(agent)) as { pid?: number; status: string; restarts: number }[];
+        return t.length === 1 && t[0]!.status === "running" && t[0]!.pid ? t[0]! : undefined;
+      },
+      { what: "the real workload running" },
+    );
     const marker = join(dir.path, "pwned");
     const evil = {
       id: "evil-1",
@@ -163,11 +183,16 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     ).catch((err) => {
       throw new Error(`${(err as Error).message}; unexpected, forged, replayed = ${counts.join(", ")}`);
     });
+    expect(existsSync(marker)).toBe(false);
+    expect(await tasks(agent)).toMatchObject([
+      { workload: "svc", status: "running", pid: running.pid, restarts: 0 },
+    ]);
     // Retained messages never even reach the session layer: the agent's fresh subscription sees them only on reconnect.
     await agent.restart();
     await waitFor(async () => (await agent.status()).connected, { what: "victim reconnected" });
+    await Bun.sleep(1000);
     expect(existsSync(marker)).toBe(false);
-    expect(await tasks(agent)).toEqual([]);
+    expect(await tasks(agent)).toMatchObject([{ workload: "svc", status: "running", pid: running.pid }]);
     const status = await agent.status();
     expect(status.config.sample_interval_ms).toBe(1000);
     await forger.end();
