@@ -50,45 +50,43 @@ async function listen(url: string) {
 
 const contains = (hay: Uint8Array, needle: Uint8Array) => Buffer.from(hay).includes(Buffer.from(needle));
 
-async function broker_hub_agent(dir: string, opts: { hubArgs?: string[] } = {}) {
+/** A private anonymous broker, a hub on it and one MQTT agent "victim"; a listener first when asked. */
+async function scene(dir: string, opts: { listen?: boolean } = {}) {
   const broker = await startMosquitto(dir);
-  const hub = await startHub({
-    data: join(dir, "hub"),
-    mqtt: broker.url,
-    ...(opts.hubArgs ? { args: opts.hubArgs } : {}),
-  });
-  return { broker, hub };
-}
-
-async function mqttAgent(
-  dir: string,
-  hub: HubHandle,
-  brokerUrl: string,
-  nodeId: string,
-  extra: string[] = [],
-) {
-  const config = join(dir, `${nodeId}.yaml`);
+  const hub = await startHub({ data: join(dir, "hub"), mqtt: broker.url });
+  // Subscribed before the agent joins, so it records the handshake too.
+  const listener = opts.listen ? await listen(broker.url) : undefined;
+  const config = join(dir, "victim.yaml");
   writeAgentConfig(config, { ...BASE, labels: { site: "lab" } });
   const agent = await startAgent({
-    data: join(dir, nodeId),
-    nodeId,
-    hub: brokerUrl,
+    data: join(dir, "victim"),
+    nodeId: "victim",
+    hub: broker.url,
     joinToken: hub.joinToken,
-    args: ["--config", config, ...extra],
+    args: ["--config", config],
   });
-  await waitFor(async () => (await agent.status()).connected, { what: `${nodeId} connected` });
-  return { agent, config };
+  await waitFor(async () => (await agent.status()).connected, { what: "victim connected" });
+  return {
+    broker,
+    hub,
+    agent,
+    config,
+    listener,
+    async [Symbol.asyncDispose]() {
+      await listener?.client.end().catch(() => {});
+      await agent[Symbol.asyncDispose]();
+      await hub[Symbol.asyncDispose]();
+      await broker[Symbol.asyncDispose]();
+    },
+  };
 }
 
 describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous broker", () => {
   test("forged, retained and replayed downlink frames (allocs running a command, ack, config, command) are refused and counted; the agent runs nothing and loses nothing", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const listener = await listen(broker.url);
-    const { agent, config } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path, { listen: true });
+    const { broker, hub, agent, config } = s;
+    const listener = s.listener!;
     await waitFor(
       () => listener.seen.filter((m) => m.topic.startsWith("novacron/v1/down/victim/ack")).length >= 5,
       {
@@ -196,17 +194,13 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     const status = await agent.status();
     expect(status.config.sample_interval_ms).toBe(1000);
     await forger.end();
-    await listener.client.end();
     expectNothingLost(await quiesce(agent, hub, config, BASE));
   }, 90_000);
 
   test("a spoofed uplink batch at last_seq+1 is refused; the real batch with that number is stored and nothing is dropped", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const { agent, config } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path);
+    const { broker, hub, agent, config } = s;
     await waitFor(async () => (await hub.api<NodeJson>("/api/v1/nodes/victim")).body.ingest?.last_seq >= 2, {
       what: "some batches stored",
     });
@@ -253,12 +247,9 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
 
   test("a replayed handshake and hello start no session, and the join token cannot take over an existing node id", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const listener = await listen(broker.url);
-    const { agent, config } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path, { listen: true });
+    const { broker, hub, agent, config } = s;
+    const listener = s.listener!;
     const up = listener.seen.filter((m) => m.topic.startsWith("novacron/v1/up/victim/"));
     expect(up.some((m) => m.topic.endsWith("/hs"))).toBe(true);
     const forger = await MqttClient.connect(broker.url, { clientId: "replayer" });
@@ -288,17 +279,13 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     expect(after).toMatchObject({ connected: true });
     expect(after.level).toBe((before as { level?: number }).level ?? after.level);
     await impostor[Symbol.asyncDispose]();
-    await listener.client.end();
     expectNothingLost(await quiesce(agent, hub, config, BASE));
   }, 90_000);
 
   test("a forged offline presence does not end a session; the real Last Will does, at once", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const { agent } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path);
+    const { broker, hub, agent } = s;
     const forger = await MqttClient.connect(broker.url, { clientId: "presence-forger" });
     for (const payload of ["offline", "offline:guess", "offline:"]) {
       await forger.publish("novacron/v1/presence/victim", payload, { qos: 1 });
@@ -321,11 +308,8 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
 
   test("10,000 distinct topic names of garbage and handshakes keep hub memory within its bound", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const { agent, config } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path);
+    const { broker, hub, agent, config } = s;
     const rss = () => {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${hub.proc.pid}/status`, "utf8"));
       return Number(m![1]) * 1024;
@@ -359,12 +343,9 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
 
   test("a passive listener on novacron/# through a join, a reconnect and traffic collects nothing that lets it join, impersonate or read", async () => {
     using dir = tempDir();
-    const { broker, hub } = await broker_hub_agent(dir.path);
-    await using _b = broker;
-    await using _h = hub;
-    const listener = await listen(broker.url);
-    const { agent, config } = await mqttAgent(dir.path, hub, broker.url, "victim");
-    await using _a = agent;
+    await using s = await scene(dir.path, { listen: true });
+    const { broker, hub, agent, config } = s;
+    const listener = s.listener!;
     const secretEnv = "s3cr3t-workload-value";
     expect(
       (
@@ -389,7 +370,6 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     await waitFor(async () => (await agent.status()).connected, { what: "victim reconnected" });
     await Bun.sleep(3000);
     const captured = listener.seen.map((m) => m.payload);
-    await listener.client.end();
     const utf8 = (s: string) => new TextEncoder().encode(s);
     const nodeKey = new Database(join(dir.path, "victim", "agent.db"), { readonly: true })
       .query("SELECT value FROM state WHERE key = 'node_key'")
