@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort } from "../test/support/ports.ts";
 import { machineInfo, printMachine } from "./_machine.ts";
-import { CLK_TCK, cpuTicksOf } from "./_proc-stats.ts";
+import { CLK_TCK, cpuTicksOf, memoryOf } from "./_proc-stats.ts";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),
@@ -102,8 +102,9 @@ try {
       connected: boolean;
       samples: { produced: number };
     };
+    const rss = (memoryOf(p.agent.pid)?.rss ?? 0) / 1048576;
     console.log(
-      `${p.name.padEnd(9)} agent CPU ${pct[i]!.toFixed(3)}% of a core over ${elapsed.toFixed(0)} s; connected ${s.connected}, produced ${s.samples.produced}`,
+      `${p.name.padEnd(9)} agent CPU ${pct[i]!.toFixed(3)}% of a core over ${elapsed.toFixed(0)} s; RSS at the end ${rss.toFixed(1)} MiB; connected ${s.connected}, produced ${s.samples.produced}`,
     );
   }
   console.log(`ratio sessions/baseline: ${(pct[0]! / pct[1]!).toFixed(3)} (target <= 1.2)`);
