@@ -1,7 +1,16 @@
 // Frames of the secure session layer, and the channel that seals and opens data frames with replay protection.
 import { decodeCbor, encodeCbor } from "../protocol/index.ts";
 import type { KeyObject } from "node:crypto";
-import { aeadKey, aeadOpen, aeadSeal, type Bytes, concat, NoiseError, type SessionKeys, sha256 } from "./noise.ts";
+import {
+  aeadKey,
+  aeadOpen,
+  aeadSeal,
+  type Bytes,
+  concat,
+  NoiseError,
+  type SessionKeys,
+  sha256,
+} from "./noise.ts";
 
 /** Version of the session layer; bound into every handshake through the prologue. */
 export const SESSION_PROTOCOL = 2;

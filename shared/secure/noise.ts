@@ -106,7 +106,12 @@ export function aeadKey(raw: Uint8Array): KeyObject {
 }
 
 /** AES-256-GCM encryption: ciphertext followed by the 16-byte tag. */
-export function aeadSeal(key: Uint8Array | KeyObject, n: number, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+export function aeadSeal(
+  key: Uint8Array | KeyObject,
+  n: number,
+  ad: Uint8Array,
+  plaintext: Uint8Array,
+): Uint8Array {
   const c = createCipheriv("aes-256-gcm", key, gcmNonce(n), { authTagLength: TAGLEN });
   c.setAAD(ad);
   const head = c.update(plaintext);
@@ -120,7 +125,12 @@ export function aeadSeal(key: Uint8Array | KeyObject, n: number, ad: Uint8Array,
 }
 
 /** AES-256-GCM decryption; throws NoiseError when the tag does not verify. */
-export function aeadOpen(key: Uint8Array | KeyObject, n: number, ad: Uint8Array, sealed: Uint8Array): Uint8Array {
+export function aeadOpen(
+  key: Uint8Array | KeyObject,
+  n: number,
+  ad: Uint8Array,
+  sealed: Uint8Array,
+): Uint8Array {
   if (sealed.byteLength < TAGLEN) throw new NoiseError("ciphertext shorter than its tag");
   try {
     const d = createDecipheriv("aes-256-gcm", key, gcmNonce(n), { authTagLength: TAGLEN });
