@@ -97,6 +97,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       downAfterMs: cfg.down_after,
       restartGraceMs: cfg.restart_grace,
       keyLifetimeMs: cfg.key_lifetime,
+      acceptLegacyCredentials: cfg.legacy_credentials,
     },
     hubKey,
     log,

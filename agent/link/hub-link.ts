@@ -100,6 +100,10 @@ export class HubLink {
         // After the link marks itself connected (it does so right after this returns), so the offer can go out.
         if (w.rotate_key) queueMicrotask(() => this.rotateKey("the hub asked for it"));
       },
+      onRefused: (code) => {
+        // An operator revoked our key (it may have been stolen): a new one, joined with the token.
+        if (code === "key_revoked") this.#newKey();
+      },
       onMessage: (msg) => {
         if (msg.t === "rekeyed") this.#onRekeyed(msg.b.key, msg.b.expires);
         else if (msg.t === "command" && msg.b.kind === "rotate_key")
@@ -126,6 +130,16 @@ export class HubLink {
       this.#log.info("generated this node's key", { public_key: encodeKey(this.#key.publicKey) });
     }
     return this.#key;
+  }
+
+  #newKey(): void {
+    this.#key = generateKeyPair();
+    this.#store.setState("node_key", encodeKey(this.#key.secret));
+    this.#store.setState("node_key_next", "");
+    this.#rotating = false;
+    this.#log.warn("the hub revoked this node's key; made a new one to join with", {
+      public_key: encodeKey(this.#key.publicKey),
+    });
   }
 
   #trustedHubKeys(): Uint8Array[] {
@@ -202,6 +216,8 @@ export class HubLink {
       public_key: encodeKey(key),
       expires: new Date(expires).toISOString(),
     });
+    // A new session proves the new key, and the hub stops taking the old one (which a thief might hold).
+    this.link.reconnect();
   }
 
   /** Updates what the next hello says (hot config: labels, level, token, trusted hub keys). */

@@ -191,5 +191,13 @@ export const hubFields = defineFields([
     default: "720h",
     help: "how long a node key is good for; past two thirds of it the hub asks the node for a new one (an expired key still renews)",
   },
+  {
+    key: "legacy_credentials",
+    flag: "--legacy-credentials",
+    env: "NOVACRON_LEGACY_CREDENTIALS",
+    kind: "bool",
+    default: false,
+    help: "let nodes registered under protocol 1 move to keys by proving their old credential, once (those credentials travelled in clear: use only for a migration window)",
+  },
   ...commonFields,
 ]);

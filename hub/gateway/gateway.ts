@@ -188,7 +188,7 @@ export class Gateway {
         remote: peer.remote,
         reason: result.reason,
       });
-      this.#send(peer, "error", { code: "auth_failed", message: result.reason });
+      this.#send(peer, "error", { code: result.code ?? "auth_failed", message: result.reason });
       peer.close(`auth failed: ${result.reason}`);
       return;
     }

@@ -109,6 +109,12 @@ export class MqttGateway {
       return;
     }
     if (t.dir !== "up") return;
+    // A retained uplink frame is planted, never a live node's: answering it on every resubscription
+    // would spend the handshake budget exactly when the fleet reconnects.
+    if (retain) {
+      this.#sessions.countRetained();
+      return;
+    }
     this.#sessions.onMqttFrame(this.#raw(t.node), payload);
   }
 

@@ -6,6 +6,7 @@ import { decodeCbor, encodeCbor, encodeFrame, envelope, ID_PATTERN } from "../..
 import {
   FRAME,
   HANDSHAKE_ID_BYTES,
+  type OpenFailure,
   handshakeId,
   hubTokenProof,
   type KeyPair,
@@ -38,6 +39,8 @@ interface Session {
   ended: boolean;
   /** The gateway was told it is gone. */
   closed: boolean;
+  /** When the handshake completed (a candidate not admitted by handshakeTimeoutMs later expires). */
+  readonly at: number;
 }
 
 /** What a WebSocket connection holds (kept in its data): its handshake, then its session. */
@@ -94,7 +97,7 @@ export class SecureSessions {
   readonly #sessions = new Map<string, Session>();
   readonly #countRefused: Counter;
   readonly #countHandshakes: Counter;
-  #lastLog = 0;
+  readonly #lastLog = new Map<string, number>();
 
   constructor(o: {
     gateway: Gateway;
@@ -175,7 +178,8 @@ export class SecureSessions {
     if (kind === FRAME.hello3 && conn.hs) {
       const hs = conn.hs;
       conn.hs = undefined;
-      conn.session = this.#complete(hs, conn.raw, frame, undefined);
+      const session = this.#complete(hs, conn.raw, frame, undefined);
+      conn.session = session === "unreadable" ? undefined : session;
       if (!conn.session) conn.raw.close("handshake failed");
       return;
     }
@@ -199,12 +203,16 @@ export class SecureSessions {
     const kind = frame[0];
     if (kind === FRAME.data) {
       const current = this.#sessions.get(node);
-      if (current && this.#tryOpen(current, frame)) return;
-      for (const c of this.#candidates.get(node) ?? []) if (this.#tryOpen(c, frame)) return;
+      let replayed = false;
+      for (const s of [...(current ? [current] : []), ...(this.#candidates.get(node) ?? [])]) {
+        const verdict = this.#tryOpen(s, frame);
+        if (verdict === "opened") return;
+        if (verdict === "replayed") replayed = true;
+      }
       if (!current && !this.#candidates.has(node)) {
         this.#countRefused(1, { reason: "no_session" });
         this.#refuse(raw, "no_session", "this hub has no session for you: start a new handshake");
-      } else this.#countRefused(1, { reason: "forged" });
+      } else this.#countRefused(1, { reason: replayed ? "replayed" : "forged" });
       return;
     }
     if (frame.byteLength > this.#limits.preAuthFrameBytes) {
@@ -229,16 +237,19 @@ export class SecureSessions {
         this.#countRefused(1, { reason: "handshake" });
         return;
       }
+      // Read on a copy: message 2 is public on the broker, so anyone can send a junk message 3 for it,
+      // and that must not spoil the real node's handshake.
+      const session = this.#complete(p.hs.clone(), raw, frame, node);
+      if (session === "unreadable") return;
       this.#pending.delete(id);
-      const session = this.#complete(p.hs, raw, frame, node);
       if (!session) return;
       const list = this.#candidates.get(node) ?? [];
-      // At most two sessions of one node wait for admission; a stranger cannot crowd the real one out
-      // of its own topic (it could not complete a handshake with the node's key anyway).
+      // At most two sessions of one node wait for admission, and the hub-wide cap evicts the oldest:
+      // candidates also expire (sweep), so abandoned handshakes never fill it for good.
       if (list.length >= 2) this.#dropCandidate(node, list[0]!);
       if (this.#candidateCount >= this.#limits.maxPending) {
+        this.#evictOldestCandidate();
         this.#countRefused(1, { reason: "pending_evicted" });
-        return;
       }
       this.#candidates.set(node, [...(this.#candidates.get(node) ?? []), session]);
       this.#candidateCount += 1;
@@ -265,6 +276,11 @@ export class SecureSessions {
     this.#logOnce("presence refused", { node, error: "an offline presence without this session's secret" });
   }
 
+  /** A retained message on an uplink topic: refused unread. */
+  countRetained(): void {
+    this.#countRefused(1, { reason: "retained" });
+  }
+
   /** The broker link dropped: every MQTT session is gone with it. */
   mqttLost(): void {
     for (const s of [...this.#sessions.values()]) this.#end(s);
@@ -278,6 +294,16 @@ export class SecureSessions {
   sweep(): void {
     const cutoff = this.#now() - this.#limits.handshakeTimeoutMs;
     for (const [id, p] of this.#pending) if (p.at < cutoff) this.#pending.delete(id);
+    for (const [node, list] of [...this.#candidates]) {
+      for (const c of list) if (c.at < cutoff) this.#dropCandidate(node, c);
+    }
+  }
+
+  #evictOldestCandidate(): void {
+    let oldest: Session | undefined;
+    for (const list of this.#candidates.values())
+      for (const c of list) if (!oldest || c.at < oldest.at) oldest = c;
+    if (oldest) this.#dropCandidate(oldest.node, oldest);
   }
 
   // --- the handshake
@@ -327,7 +353,7 @@ export class SecureSessions {
     raw: RawPeer,
     frame: Uint8Array,
     topicNode: string | undefined,
-  ): Session | undefined {
+  ): Session | undefined | "unreadable" {
     let node: string;
     let channel: SecureChannel;
     try {
@@ -338,7 +364,7 @@ export class SecureSessions {
       channel = new SecureChannel(hs.split());
     } catch {
       this.#countRefused(1, { reason: "handshake" });
-      return undefined;
+      return "unreadable";
     }
     const refuse = (message: string) => {
       // Sealed: the node knows this refusal is the hub's own.
@@ -367,6 +393,7 @@ export class SecureSessions {
       admitted: false,
       ended: false,
       closed: false,
+      at: this.#now(),
       inner: {
         via: raw.via,
         remote: raw.remote,
@@ -416,20 +443,20 @@ export class SecureSessions {
   // --- data frames
 
   #openData(session: Session, frame: Uint8Array): void {
-    if (!this.#tryOpen(session, frame)) this.#countRefused(1, { reason: "forged" });
+    const verdict = this.#tryOpen(session, frame);
+    if (verdict !== "opened")
+      this.#countRefused(1, { reason: verdict === "replayed" ? "replayed" : "forged" });
   }
 
-  // Opens a data frame of `session`; false when it is not this session's (forged, replayed, another session's).
-  #tryOpen(session: Session, frame: Uint8Array): boolean {
-    if (session.ended) return false;
+  // Opens a data frame of `session` and hands it on. "replayed" is only a verdict of the window, made
+  // before the tag is checked: a frame of a newer session of the same node can look replayed to an
+  // older one, so the caller tries every session before it counts a replay.
+  #tryOpen(session: Session, frame: Uint8Array): "opened" | OpenFailure {
+    if (session.ended) return "forged";
     const plain = session.channel.open(frame);
-    if (plain === "replayed") {
-      this.#countRefused(1, { reason: "replayed" });
-      return true; // authentic once already: nothing to try elsewhere
-    }
-    if (typeof plain === "string") return false;
+    if (typeof plain === "string") return plain;
     this.#gateway.onFrame(session.inner, plain);
-    return true;
+    return "opened";
   }
 
   #stranger(conn: WsConn, reason: string): void {
@@ -462,10 +489,11 @@ export class SecureSessions {
     if (this.#refusals.take()) raw.send(refuseFrame(code, message), "hs");
   }
 
+  // One gate per kind of message, so a flood of one (forged presences, say) cannot hide another.
   #logOnce(msg: string, fields: Record<string, unknown>): void {
     const now = this.#now();
-    if (now - this.#lastLog < 10_000) return;
-    this.#lastLog = now;
+    if (now - (this.#lastLog.get(msg) ?? 0) < 10_000) return;
+    this.#lastLog.set(msg, now);
     this.#log.warn(msg, fields);
   }
 }

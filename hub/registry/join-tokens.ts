@@ -3,6 +3,26 @@ import type { Database, Statement } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
 import { joinTokenKey, keysEqual, nodeTokenProof } from "../../shared/secure/index.ts";
 
+/** The scope a join token gave a node. */
+export interface JoinScope {
+  levels?: [number, number];
+  labels?: Record<string, string>;
+}
+
+/** How a hello falls outside a join token's scope, or undefined when it is inside. */
+export function outOfScope(
+  scope: JoinScope,
+  node: { level: number; labels: Record<string, string> },
+): string | undefined {
+  if (scope.levels && (node.level < scope.levels[0] || node.level > scope.levels[1])) {
+    return `admits levels ${scope.levels[0]}-${scope.levels[1]}, not ${node.level}`;
+  }
+  for (const [k, val] of Object.entries(scope.labels ?? {})) {
+    if (node.labels[k] !== val) return `requires the label ${k}=${val}`;
+  }
+  return undefined;
+}
+
 export interface JoinTokenScope {
   /** Milliseconds since the epoch after which the token admits nobody. */
   expires?: number;
@@ -66,12 +86,14 @@ export class JoinTokens {
     this.#use = db.query("UPDATE join_tokens SET uses = uses + 1 WHERE id = ?");
   }
 
-  /** Keeps the default token (from the flag or DIR/join.token) in step with its secret. */
+  /** Keeps the default token (from the flag or DIR/join.token) in step with its secret; a revocation holds until the secret changes. */
   ensureDefault(secret: string, now: number): void {
     this.#db
       .query(
         `INSERT INTO join_tokens (id, verifier, created, note) VALUES (?, ?, ?, 'the hub''s default token')
-         ON CONFLICT(id) DO UPDATE SET verifier = excluded.verifier, revoked = NULL`,
+         ON CONFLICT(id) DO UPDATE SET
+           revoked = CASE WHEN verifier = excluded.verifier THEN revoked ELSE NULL END,
+           verifier = excluded.verifier`,
       )
       .run(DEFAULT_TOKEN_ID, joinTokenKey(secret), now);
   }
@@ -137,7 +159,7 @@ export class JoinTokens {
     hash: Uint8Array,
     node: { level: number; labels: Record<string, string> },
     now: number,
-  ): { ok: true } | { ok: false; reason: string } {
+  ): { ok: true; scope: JoinScope | undefined } | { ok: false; reason: string } {
     const row = this.#get.get(join.id) as TokenRow | null;
     if (!row || !keysEqual(join.proof, nodeTokenProof(new Uint8Array(row.verifier), hash))) {
       return { ok: false, reason: "join token is not valid" };
@@ -148,18 +170,13 @@ export class JoinTokens {
       return { ok: false, reason: `join token ${row.id} expired at ${new Date(row.expires!).toISOString()}` };
     if (info.state === "used_up")
       return { ok: false, reason: `join token ${row.id} has admitted its ${row.max_uses} nodes` };
-    if (info.levels && (node.level < info.levels[0] || node.level > info.levels[1])) {
-      return {
-        ok: false,
-        reason: `join token ${row.id} admits levels ${info.levels[0]}-${info.levels[1]}, not ${node.level}`,
-      };
-    }
-    for (const [k, val] of Object.entries(info.labels ?? {})) {
-      if (node.labels[k] !== val)
-        return { ok: false, reason: `join token ${row.id} requires the label ${k}=${val}` };
-    }
+    const scope: JoinScope = {};
+    if (info.levels) scope.levels = info.levels;
+    if (info.labels) scope.labels = info.labels;
+    const out = outOfScope(scope, node);
+    if (out) return { ok: false, reason: `join token ${row.id} ${out}` };
     this.#use.run(row.id);
-    return { ok: true };
+    return { ok: true, scope: scope.levels || scope.labels ? scope : undefined };
   }
 }
 

@@ -3,7 +3,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
 import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
-import { JoinTokens } from "./join-tokens.ts";
+import { type JoinScope, JoinTokens, outOfScope } from "./join-tokens.ts";
 
 export type NodeStatus = "ready" | "suspect" | "down" | "draining";
 
@@ -34,6 +34,12 @@ export interface StatusPolicy {
   restartGraceMs: number;
   /** How long a node key is good for before the hub asks for a new one (past expiry it still renews). */
   keyLifetimeMs: number;
+  /**
+   * Accept a protocol 1 credential's proof, once per node, to move it to a key. Those credentials
+   * travelled in clear, so anyone who recorded the old traffic could claim the id: off by default,
+   * on only for a migration window.
+   */
+  acceptLegacyCredentials?: boolean;
 }
 
 /** What the session layer proved about a peer. */
@@ -64,6 +70,10 @@ interface NodeRow {
   pubkey: string | null;
   prev_pubkey: string | null;
   rejoin_until: number | null;
+  /** The key an operator reset took away: never bound again. */
+  revoked_pubkey: string | null;
+  /** The scope (levels, labels) of the join token that admitted the node: it holds for every later hello. */
+  scope: string | null;
   draining: number;
   first_seen: number;
   last_seen: number;
@@ -85,7 +95,7 @@ export function secretsEqual(a: string, b: string): boolean {
 
 export type AdmitResult =
   | { ok: true; node: NodeRecord; keyExpires: number; rotate: boolean; joined: boolean }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; code?: "key_revoked" };
 
 /** Registry of nodes, backed by the hub database; liveness is kept in memory and flushed on change. */
 export class Registry {
@@ -129,10 +139,18 @@ export class Registry {
     const tx = this.#db.transaction((): AdmitResult => {
       let rotate = false;
       let bind = false;
+      let scope: string | null = null;
       const join = () => {
         if (!hello.join) return { ok: false as const, reason: "no join token proof given" };
-        return this.joinTokens.admit(hello.join, auth.hash, hello, now);
+        const j = this.joinTokens.admit(hello.join, auth.hash, hello, now);
+        if (j.ok) scope = j.scope ? JSON.stringify(j.scope) : null;
+        return j;
       };
+      // The admitting token's levels and labels bind the node for good, not just its first hello.
+      if (row?.scope) {
+        const out = outOfScope(JSON.parse(row.scope) as JoinScope, hello);
+        if (out) return { ok: false, reason: `node ${row.id} was admitted by a join token that ${out}` };
+      }
       if (row?.pubkey) {
         if (row.pubkey === key) {
           // The node proved its current key: a rotation before this one is complete.
@@ -146,6 +164,12 @@ export class Registry {
           };
         }
       } else if (row?.cred_hash) {
+        if (!this.#policy.acceptLegacyCredentials) {
+          return {
+            ok: false,
+            reason: `node ${row.id} was registered under protocol 1; this hub does not take protocol 1 credentials (--legacy-credentials), so an operator must reset its key`,
+          };
+        }
         if (!hello.legacy || !keysEqual(hello.legacy, legacyProof(row.cred_hash, auth.hash))) {
           return {
             ok: false,
@@ -159,6 +183,13 @@ export class Registry {
           return {
             ok: false,
             reason: `node ${row.id} has no key; an operator must reset it before it can join again`,
+          };
+        }
+        if (row.revoked_pubkey === key) {
+          return {
+            ok: false,
+            code: "key_revoked",
+            reason: `the key of node ${row.id} was revoked by an operator; the node must make a new one`,
           };
         }
         const j = join();
@@ -191,9 +222,11 @@ export class Registry {
       if (bind && row) {
         this.#db
           .query(
-            "UPDATE nodes SET pubkey = ?, prev_pubkey = NULL, cred_hash = NULL, key_set_at = ?, rejoin_until = NULL WHERE id = ?",
+            "UPDATE nodes SET pubkey = ?, prev_pubkey = NULL, cred_hash = NULL, key_set_at = ?, rejoin_until = NULL, scope = coalesce(?, scope) WHERE id = ?",
           )
-          .run(key, now, row.id);
+          .run(key, now, scope, row.id);
+      } else if (bind && scope) {
+        this.#db.query("UPDATE nodes SET scope = ? WHERE id = ?").run(scope, hello.node_id);
       }
       const keys = this.#keyRow(hello.node_id)!;
       const expires = keys.key_set_at + this.#policy.keyLifetimeMs;
@@ -228,9 +261,9 @@ export class Registry {
     const nxt = encodeKey(next);
     if (!row) return { ok: false, reason: `node ${node} is not registered` };
     if (row.pubkey === nxt) return { ok: true, expires: row.key_set_at + this.#policy.keyLifetimeMs };
-    if (row.pubkey !== cur && row.prev_pubkey !== cur) {
-      return { ok: false, reason: "the session's key is not this node's key" };
-    }
+    // Only the current key rotates: a previous one (still taken for a session until the node proves
+    // its new key) could otherwise be used by whoever stole it to take the id back.
+    if (row.pubkey !== cur) return { ok: false, reason: "only the node's current key can rotate it" };
     this.#db
       .query(
         "UPDATE nodes SET prev_pubkey = ?, pubkey = ?, key_set_at = ?, rotate_requested = 0 WHERE id = ?",
@@ -259,7 +292,7 @@ export class Registry {
     return (
       this.#db
         .query(
-          "UPDATE nodes SET pubkey = NULL, prev_pubkey = NULL, cred_hash = NULL, rotate_requested = 0, rejoin_until = ? WHERE id = ?",
+          "UPDATE nodes SET revoked_pubkey = coalesce(pubkey, revoked_pubkey), pubkey = NULL, prev_pubkey = NULL, cred_hash = NULL, rotate_requested = 0, rejoin_until = ? WHERE id = ?",
         )
         .run(this.#now() + windowMs, node).changes > 0
     );

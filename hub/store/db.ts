@@ -141,6 +141,9 @@ const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
   ["nodes", "rotate_requested", "INTEGER NOT NULL DEFAULT 0"],
   // After an operator resets a node's key: until when a join token may claim the id again.
   ["nodes", "rejoin_until", "INTEGER"],
+  // The key an operator reset took away (never bound again), and the admitting join token's scope.
+  ["nodes", "revoked_pubkey", "TEXT"],
+  ["nodes", "scope", "TEXT"],
 ];
 
 function migrate(db: Database): void {

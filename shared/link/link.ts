@@ -41,6 +41,8 @@ export interface LinkOptions {
   /** Hub-to-node messages other than acks (config, allocs, command). */
   onMessage?: (msg: Message) => void;
   onStateChange?: (connected: boolean) => void;
+  /** The hub refused this node (auth_failed, key_revoked): the session ends; the caller may change its identity. */
+  onRefused?: (code: string, message: string) => void;
 }
 
 export interface LinkStatus {
@@ -61,8 +63,8 @@ class SessionEnded extends Error {}
 
 /** Keeps one session to the first reachable hub endpoint and drains the outbox through it. */
 export class Link {
-  readonly #o: Required<Omit<LinkOptions, "onWelcome" | "onMessage" | "onStateChange">> &
-    Pick<LinkOptions, "onWelcome" | "onMessage" | "onStateChange">;
+  readonly #o: Required<Omit<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused">> &
+    Pick<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused">;
   readonly #clock: Clock;
   #endpoints: string[];
   #heartbeatMs: number;
@@ -228,10 +230,12 @@ export class Link {
       else if (msg.t === "error") {
         const text = `${msg.b.code}: ${msg.b.message}`;
         welcomeWaiter?.(new SessionEnded(text));
-        if (msg.b.code === "auth_failed") this.#o.log.error("hub refused this node", { error: text });
+        const refused = msg.b.code === "auth_failed" || msg.b.code === "key_revoked";
+        if (refused) this.#o.log.error("hub refused this node", { error: text });
         else this.#o.log.warn("hub reported an error", { error: text });
+        if (refused) this.#o.onRefused?.(msg.b.code, msg.b.message);
         // Only these end the session; a refusal of one message leaves the connection as it is.
-        if (msg.b.code === "auth_failed" || msg.b.code === "hello_required") {
+        if (refused || msg.b.code === "hello_required") {
           void transport.close();
           endSession(text);
         }
@@ -313,15 +317,24 @@ export class Link {
     this.#rttMax = undefined;
     this.#hubBeatMs = welcome.heartbeat_ms;
     const outbox = this.#o.outbox;
+    let acked = welcome.last_acked;
     if (welcome.last_acked > outbox.lastSeq()) {
       // The hub remembers more than we ever numbered: our store was reset. What we hold is new to
       // the hub, so it is renumbered above the hub's mark instead of being taken as acked.
       const moved = outbox.renumberAbove(welcome.last_acked);
       if (moved > 0) this.#o.log.warn("local store is behind the hub; renumbered held messages", { moved });
+      this.#highestSent = Math.max(this.#highestSent, welcome.last_acked);
+    } else if (welcome.last_acked > outbox.sentMark) {
+      // The hub cannot hold what never left: taking its word would delete entries it never had.
+      acked = outbox.sentMark;
+      this.#acksRefused += 1;
+      this.#badFrame(
+        new Error(`welcome last_acked ${welcome.last_acked} is above the highest sequence sent (${acked})`),
+      );
     }
-    this.#acked = welcome.last_acked;
-    this.#highestSent = Math.max(this.#highestSent, welcome.last_acked, outbox.sentMark);
-    outbox.ackUpTo(welcome.last_acked);
+    this.#acked = acked;
+    this.#highestSent = Math.max(this.#highestSent, outbox.sentMark);
+    outbox.ackUpTo(acked);
     this.#nextSend = Math.max(this.#acked + 1, outbox.lowest() ?? this.#acked + 1);
     this.#inflight = [];
   }

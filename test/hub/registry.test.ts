@@ -217,9 +217,92 @@ describe("registry: admission", () => {
     expect(h.registry.admit(joining(JOIN, h3), h3, "ws").ok).toBe(false);
   });
 
-  test("a node registered under protocol 1 keeps its id by proving its old credential, once", () => {
+  test("a stolen previous key cannot rotate the node's key back to the thief's", () => {
     using dir = tempDir();
     using h = openRegistry(dir.path);
+    const k0 = generateKeyPair();
+    const k1 = generateKeyPair();
+    h.registry.admit(joining(JOIN, session(k0)), session(k0), "ws");
+    expect(h.registry.rekey("edge-1", k0.publicKey, k1.publicKey).ok).toBe(true);
+    // The thief holds k0: while the node has not proved k1 yet, k0 still opens a session, but cannot rotate.
+    const theirs = generateKeyPair();
+    expect(h.registry.rekey("edge-1", k0.publicKey, theirs.publicKey)).toMatchObject({ ok: false });
+    expect(h.registry.keyInfo("edge-1")?.public_key).toBe(encodeKey(k1.publicKey));
+    expect(h.registry.admit(hello(), session(k1), "ws").ok).toBe(true);
+    expect(h.registry.admit(hello(), session(k0), "ws").ok).toBe(false);
+  });
+
+  test("an operator reset revokes the key: rejoining with the same key is refused, a new key joins", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    const stolen = generateKeyPair();
+    h.registry.admit(joining(JOIN, session(stolen)), session(stolen), "ws");
+    h.registry.resetKey("edge-1", 60_000);
+    const again = session(stolen);
+    expect(h.registry.admit(joining(JOIN, again), again, "ws")).toMatchObject({
+      ok: false,
+      code: "key_revoked",
+    });
+    const fresh = session();
+    expect(h.registry.admit(joining(JOIN, fresh), fresh, "ws").ok).toBe(true);
+  });
+
+  test("a scoped token's levels and labels hold for every later hello, not just the first", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    const scoped = h.registry.joinTokens.mint({ levels: [4, 5], labels: { site: "plant-7" } }, T0);
+    const key = generateKeyPair();
+    const first = session(key);
+    const joined = h.registry.admit(
+      joining(scoped.token, first, { level: 4, labels: { site: "plant-7" } }),
+      first,
+      "ws",
+    );
+    expect(joined.ok).toBe(true);
+    const later = session(key, new Uint8Array(32).fill(5));
+    expect(h.registry.admit(hello({ level: 1, labels: { site: "plant-7" } }), later, "ws")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/levels 4-5/),
+    });
+    expect(h.registry.admit(hello({ level: 4, labels: { site: "hq" } }), later, "ws")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/site=plant-7/),
+    });
+    expect(h.registry.get("edge-1")).toMatchObject({ level: 4, labels: { site: "plant-7" } });
+    expect(
+      h.registry.admit(hello({ level: 5, labels: { site: "plant-7", rack: "2" } }), later, "ws").ok,
+    ).toBe(true);
+  });
+
+  test("a revoked default token stays revoked when the hub starts again with the same secret", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path);
+    expect(h.registry.joinTokens.revoke("default", T0)).toBe(true);
+    h.registry.joinTokens.ensureDefault(JOIN, T0 + 1);
+    expect(admitNew(h.registry).ok).toBe(false);
+    // A new secret is a new token.
+    h.registry.joinTokens.ensureDefault("a-new-secret", T0 + 2);
+    expect(h.registry.joinTokens.get("default", T0 + 2)?.state).toBe("active");
+  });
+
+  test("protocol 1 credentials are refused unless the hub takes them for a migration", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: false });
+    const credHash = new Bun.CryptoHasher("sha256").update("old-credential").digest("hex");
+    h.db.run(
+      "INSERT INTO nodes (id, level, cred_hash, first_seen, last_seen) VALUES ('edge-1', 2, ?, 1, 1)",
+      [credHash],
+    );
+    const auth = session();
+    expect(h.registry.admit(hello({ legacy: legacyProof(credHash, auth.hash) }), auth, "ws")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/legacy-credentials/),
+    });
+  });
+
+  test("a node registered under protocol 1 keeps its id by proving its old credential, once", () => {
+    using dir = tempDir();
+    using h = openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: true });
     const credential = "old-credential";
     const credHash = new Bun.CryptoHasher("sha256").update(credential).digest("hex");
     h.db.run(

@@ -217,6 +217,18 @@ describe("link: outbox drain", () => {
     expect(pendingSeqs(s)).toEqual([3, 4, 5]);
   });
 
+  test("a welcome claiming entries that never left is not taken as an ack of them", async () => {
+    await using s = setup();
+    s.append(5);
+    s.hub.committed = 4; // a hub (or an impostor) that says it holds 1..4 of a node that sent nothing
+    s.hub.acking = false;
+    s.hub.answerHeartbeats = false;
+    s.link.start();
+    await settleUntil(() => reliable(s.hub.received).length === 5, "all five sent");
+    expect(pendingSeqs(s)).toEqual([1, 2, 3, 4, 5]);
+    expect(s.link.status().acksRefused).toBe(1);
+  });
+
   test("never has more than `window` messages in flight without an ack", async () => {
     await using s = setup({ window: 4 });
     s.hub.acking = false;
