@@ -4,6 +4,7 @@ import type { Logger } from "../log.ts";
 import { decodeCbor, encodeCbor, PROTOCOL_VERSION } from "../protocol/index.ts";
 import type { FrameTopic, Transport } from "../link/transport.ts";
 import {
+  encodeKey,
   FRAME,
   HANDSHAKE_ID_BYTES,
   handshakeId,
@@ -183,15 +184,15 @@ export class SecureTransport implements Transport {
         try {
           const read = attempt.read(frame.subarray(1 + HANDSHAKE_ID_BYTES));
           const hubKey = attempt.remoteStatic!;
-          const body = decodeCbor(read.payload) as { v?: unknown; hub?: unknown; tp?: unknown };
+          const body = decodeCbor(read.payload) as { v?: unknown; hub?: unknown; tp?: unknown; te?: unknown };
           if (body?.v !== SESSION_PROTOCOL || typeof body.hub !== "string") throw new Error("bad answer");
           if (trusted.length > 0) {
             if (!trusted.some((k) => keysEqual(k, hubKey))) {
               this.#o.onRefused?.("untrusted_hub");
-              this.#logRefusal({
-                code: "untrusted_hub",
-                message: "a hub answered with a key this node does not trust",
-              });
+              const message = `the hub answered with key ${encodeKey(hubKey)}, which this node does not trust (check --hub-key)`;
+              // A WebSocket is this hub's alone: say so now. On a broker anyone may have answered: wait on.
+              if (this.#pointToPoint()) done(new Error(message));
+              else this.#logRefusal({ code: "untrusted_hub", message });
               return;
             }
           } else {
@@ -201,10 +202,10 @@ export class SecureTransport implements Transport {
               !keysEqual(proof, hubTokenProof(joinTokenKey(token!.secret), read.hashBeforePayload))
             ) {
               this.#o.onRefused?.("untrusted_hub");
-              this.#logRefusal({
-                code: "untrusted_hub",
-                message: "a hub answered without proof that it knows the join token",
-              });
+              const why = typeof body.te === "string" ? body.te.slice(0, 200) : "it gave no proof";
+              const message = `the hub did not prove it knows this node's join token (${why}); check --join-token, or pin the hub with --hub-key`;
+              if (this.#pointToPoint()) done(new Error(message));
+              else this.#logRefusal({ code: "untrusted_hub", message });
               return;
             }
           }

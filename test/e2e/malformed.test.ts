@@ -143,6 +143,41 @@ describe("malformed input", () => {
     expectNothingLost(await quiesce(good, hub, config, BASE));
   }, 60_000);
 
+  test("an agent pinned to another hub key, or holding a wrong join token with no pin, never talks to the hub and says why", async () => {
+    using dir = tempDir();
+    await using hub = await startHub({ data: join(dir.path, "hub") });
+    const otherKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+    await using pinned = await startAgent({
+      data: join(dir.path, "pinned"),
+      nodeId: "pinned",
+      hub: hub.wsUrl,
+      joinToken: hub.joinToken,
+      args: ["--hub-key", otherKey],
+    });
+    await using tokenless = await startAgent({
+      data: join(dir.path, "tokenless"),
+      nodeId: "tokenless",
+      hub: hub.wsUrl,
+      joinToken: "not-the-token",
+    });
+    await waitFor(
+      () => pinned.proc.lines.some((l) => /which this node does not trust \(check --hub-key\)/.test(l)),
+      {
+        what: "the pinned agent to refuse the hub's key",
+      },
+    );
+    await waitFor(
+      () => tokenless.proc.lines.some((l) => /did not prove it knows this node's join token/.test(l)),
+      {
+        what: "the agent with a wrong token to refuse the unproven hub",
+      },
+    );
+    expect((await pinned.status()).connected).toBe(false);
+    expect((await tokenless.status()).connected).toBe(false);
+    expect((await hub.api("/api/v1/nodes/pinned")).status).toBe(404);
+    expect((await hub.api("/api/v1/nodes/tokenless")).status).toBe(404);
+  }, 60_000);
+
   test("an agent of protocol 1 gets a refusal in its own framing that names both versions, over WebSocket and MQTT", async () => {
     using dir = tempDir();
     await using broker = await startMosquitto(dir.path);
