@@ -88,6 +88,8 @@ export class Link {
   /** Highest sequence number that may have reached the hub: what an ack can cover. */
   #highestSent = 0;
   #lastBadLog = 0;
+  /** Failed attempts since the last session: the first is logged, then one summary a minute. */
+  readonly #failing = { count: 0, since: 0, lastSummary: 0 };
   #wake: (() => void) | undefined;
 
   constructor(opts: LinkOptions) {
@@ -179,10 +181,13 @@ export class Link {
         established = await this.#session(url, () => {
           attempt = 0;
           failures = 0;
+          if (this.#failing.count > 1) {
+            this.#o.log.info("hub link restored", { failed_attempts: this.#failing.count });
+          }
+          this.#failing.count = 0;
         });
       } catch (err) {
-        if (!signal.aborted)
-          this.#o.log.warn("hub link failed", { endpoint: redactUrl(url), error: (err as Error).message });
+        if (!signal.aborted) this.#linkFailed(url, (err as Error).message);
       }
       this.#setConnected(false);
       if (signal.aborted) return;
@@ -199,6 +204,26 @@ export class Link {
       const delay = backoffDelay(attempt, { baseMs: this.#o.reconnectBaseMs, capMs: this.#o.reconnectCapMs });
       attempt += 1;
       await sleep(this.#clock, delay, signal);
+    }
+  }
+
+  // A reconnect loop that keeps failing logs its first failure, then a summary once a minute.
+  #linkFailed(url: string, error: string): void {
+    const now = this.#clock.now();
+    const f = this.#failing;
+    f.count += 1;
+    if (f.count === 1) {
+      f.since = now;
+      f.lastSummary = now;
+      this.#o.log.warn("hub link failed", { endpoint: redactUrl(url), error });
+    } else if (now - f.lastSummary >= 60_000) {
+      f.lastSummary = now;
+      this.#o.log.warn("hub link still failing", {
+        attempts: f.count,
+        since_s: Math.round((now - f.since) / 1000),
+        endpoint: redactUrl(url),
+        error,
+      });
     }
   }
 

@@ -379,6 +379,21 @@ describe("link: endpoints", () => {
     expect(s.link.status().connected).toBe(false);
   });
 
+  test("a reconnect loop that keeps failing logs its first failure, then one summary a minute, then that it is restored", async () => {
+    const lines: string[] = [];
+    await using s = setup({ log: createLogger("test", { write: (l) => lines.push(l) }) });
+    s.hub.refuse.add(A);
+    s.link.start();
+    for (let i = 0; i < 150; i++) await s.clock.advance(1000); // two and a half minutes, ~60 attempts
+    expect(s.hub.connects.length).toBeGreaterThan(40);
+    expect(lines.filter((l) => l.includes("hub link failed")).length).toBe(1);
+    expect(lines.filter((l) => l.includes("hub link still failing")).length).toBe(2);
+    s.hub.refuse.delete(A);
+    for (let i = 0; i < 10 && !s.link.status().connected; i++) await s.clock.advance(RECONNECT_CAP_MS);
+    expect(s.link.status().connected).toBe(true);
+    expect(lines.some((l) => /hub link restored failed_attempts=\d+/.test(l))).toBe(true);
+  });
+
   test("a failing endpoint is retried at least once per cap and never faster than half the base", async () => {
     await using s = setup({ endpoints: [A], reconnectBaseMs: 100, reconnectCapMs: 400 });
     s.hub.refuse.add(A);
