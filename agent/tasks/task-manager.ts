@@ -2,6 +2,7 @@
 import type { Database } from "bun:sqlite";
 import { type Clock, systemClock, type TimerHandle } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/log.ts";
+import { MAX_GENERATION } from "../../shared/protocol/index.ts";
 import type { AllocSpec } from "../../shared/workload/index.ts";
 import { Cgroups } from "./cgroup.ts";
 import { ExecTask } from "./exec-driver.ts";
@@ -103,7 +104,7 @@ export class TaskManager {
   reconcile(generation: number, allocs: AllocSpec[]): void {
     if (this.#abort.signal.aborted) return;
     this.#load();
-    const applied = this.#store.getNumber(APPLIED, Number.NEGATIVE_INFINITY);
+    const applied = this.#applied(Number.NEGATIVE_INFINITY);
     if (generation <= applied) {
       this.#log.debug("desired set ignored: generation already applied", { generation, applied });
       return;
@@ -144,7 +145,18 @@ export class TaskManager {
 
   /** Generation of the desired set last applied (0 before any). */
   appliedGeneration(): number {
-    return Math.max(0, this.#store.getNumber(APPLIED, 0));
+    return Math.max(0, this.#applied(0));
+  }
+
+  // A stored generation past any a hub hands out can only be a forgery that older builds took from an
+  // open broker (it would lock the node out of workload control): it is set aside, not obeyed.
+  #applied(none: number): number {
+    const applied = this.#store.getNumber(APPLIED, none);
+    if (applied <= MAX_GENERATION) return applied;
+    this.#log.warn("stored desired-set generation is beyond any a hub issues; ignoring it", {
+      generation: applied,
+    });
+    return none;
   }
 
   /** Every task this node has (including ones being stopped), by alloc. */

@@ -36,6 +36,20 @@ function crashAgent(h: TaskHarness, allocs: AllocSpec[], generation = 3) {
 }
 
 describe("task runner across agent restarts", () => {
+  test("a stored generation beyond any a hub issues (a forgery older builds took) is set aside: the hub's next set applies", async () => {
+    await using h = await taskHarness();
+    await h.restart(() => {
+      h.db.run(
+        "INSERT INTO task_meta (key, value) VALUES ('applied_generation', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [String(2 ** 53 - 1)],
+      );
+    });
+    expect(h.tm.appliedGeneration()).toBe(0);
+    h.tm.reconcile(1, [alloc("after-forgery", SLEEP)]);
+    await waitFor(() => h.last("after-forgery")?.status === "running", { what: "the hub's set applied" });
+    expect(h.tm.appliedGeneration()).toBe(1);
+  });
+
   test("crash: after the agent is SIGKILLed, the next one re-adopts running execs (one process each) and restarts one that dies", async () => {
     await using h = await taskHarness();
     const agent = crashAgent(h, [alloc("a", { ...SLEEP, ...FAST }), alloc("b", { ...SLEEP, ...FAST })]);
