@@ -42,6 +42,18 @@ export function pemFile(kind: PemKind): (path: string) => string | undefined {
   };
 }
 
+/** The one `tls_key` setting of both processes: the private key of their --tls-cert. */
+export const tlsKeyField = {
+  key: "tls_key",
+  flag: "--tls-key",
+  env: "NOVACRON_TLS_KEY",
+  kind: "string",
+  default: "",
+  metavar: "FILE",
+  help: "PEM private key of --tls-cert",
+  validate: pemFile("private key"),
+} as const;
+
 /** Reads the PEM file a field names (undefined for an empty path); throws ConfigError naming the field. */
 export function readPemFile(field: string, path: string, kind: PemKind): string | undefined {
   if (path === "") return undefined;

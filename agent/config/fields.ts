@@ -4,7 +4,7 @@ import { commonFields, defineFields } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
 import { decodeKey } from "../../shared/secure/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
-import { pemFile } from "../../shared/tls.ts";
+import { pemFile, tlsKeyField } from "../../shared/tls.ts";
 import { compilePipelines, MQTT_INGEST_OFF, parseMqttIngestConfig } from "../stream/index.ts";
 
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
@@ -52,16 +52,7 @@ export const agentFields = defineFields([
     help: "PEM client certificate for mutual TLS with the hub or the broker; needs --tls-key",
     validate: pemFile("certificate"),
   },
-  {
-    key: "tls_key",
-    flag: "--tls-key",
-    env: "NOVACRON_TLS_KEY",
-    kind: "string",
-    default: "",
-    metavar: "FILE",
-    help: "PEM private key of --tls-cert",
-    validate: pemFile("private key"),
-  },
+  tlsKeyField,
   {
     key: "node_id",
     flag: "--node-id",

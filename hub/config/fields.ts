@@ -2,7 +2,7 @@
 import { hostname } from "node:os";
 import { commonFields, defineFields, isUrl } from "../../shared/config/index.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
-import { pemFile } from "../../shared/tls.ts";
+import { pemFile, tlsKeyField } from "../../shared/tls.ts";
 
 /** Where the hub looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_HUB_CONFIG_PATH = "/etc/novacron/hub.yaml";
@@ -36,16 +36,7 @@ export const hubFields = defineFields([
     help: "PEM certificate (chain) of the hub: serve HTTPS and WSS instead of HTTP and WS; needs --tls-key",
     validate: pemFile("certificate"),
   },
-  {
-    key: "tls_key",
-    flag: "--tls-key",
-    env: "NOVACRON_TLS_KEY",
-    kind: "string",
-    default: "",
-    metavar: "FILE",
-    help: "PEM private key of --tls-cert",
-    validate: pemFile("private key"),
-  },
+  tlsKeyField,
   {
     key: "tls_client_ca",
     flag: "--tls-client-ca",
