@@ -1,7 +1,7 @@
 // The agent's modules and their one lifecycle: listed here once, started in order, stopped in reverse.
 import type { Server } from "bun";
 import { redactUrl } from "../shared/config/index.ts";
-import { type ConfigError, RequestError } from "../shared/errors.ts";
+import { ConfigError, RequestError } from "../shared/errors.ts";
 import type { LogLevel, Logger } from "../shared/log.ts";
 import { readPemFile, tlsMaterial } from "../shared/tls.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -10,7 +10,7 @@ import { SOFTWARE_VERSION } from "../shared/version.ts";
 import { type AgentStatus, createLocalApi } from "./api/index.ts";
 import { registerAgentMetrics } from "./agent-metrics.ts";
 import { type Inventory, inventory } from "./collect/index.ts";
-import type { AgentConfig } from "./config/index.ts";
+import { type AgentConfig, DEFAULT_API } from "./config/index.ts";
 import { handleHubMessage } from "./hub-messages.ts";
 import { HubLink, type Identity } from "./link/index.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
@@ -22,6 +22,8 @@ import { StreamRunner } from "./stream-runner.ts";
 import { MqttIngest } from "./stream/index.ts";
 import { TaskManager } from "./tasks/index.ts";
 
+/** How many ports past the default the local API tries when the default one is taken. */
+const API_FALLBACK_PORTS = 19;
 /** One part of the agent with a start/stop lifecycle; stop() is safe even if start() failed. */
 export interface Module {
   readonly name: string;
@@ -389,8 +391,30 @@ export class Agent {
       cache: () => this.#cache,
     });
     const { host, port } = this.#config.api;
-    this.#server = Bun.serve({ hostname: host, port, fetch: app.fetch });
-    this.#log.info("local API listening", { url: this.apiUrl });
+    // The default port is often taken (a second agent on the host, or anything else on 8080): the
+    // agent then takes the next free one and says where. A port given on purpose is kept or refused.
+    const byDefault = `${host}:${port}` === DEFAULT_API;
+    const last = byDefault ? port + API_FALLBACK_PORTS : port;
+    for (let p = port; ; p++) {
+      try {
+        this.#server = Bun.serve({ hostname: host, port: p, fetch: app.fetch });
+        break;
+      } catch (err) {
+        const inUse =
+          (err as { code?: string }).code === "EADDRINUSE" || /in use/i.test((err as Error).message);
+        if (!inUse) throw err;
+        if (p >= last) {
+          throw new ConfigError(
+            "api",
+            byDefault
+              ? `ports ${port}-${last} on ${host} are all in use; give the local API another address with --api HOST:PORT`
+              : `${host}:${port} is in use; give the local API another address with --api HOST:PORT`,
+          );
+        }
+      }
+    }
+    const moved = this.#server!.port !== port ? { default_port_taken: port } : {};
+    this.#log.info("local API listening", { url: this.apiUrl, ...moved });
   }
 
   /** What /v1/status reports. */

@@ -7,6 +7,9 @@ import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
 import { pemFile, tlsKeyField } from "../../shared/tls.ts";
 import { compilePipelines, MQTT_INGEST_OFF, parseMqttIngestConfig } from "../stream/index.ts";
 
+/** The local API's address when none is given; if its port is taken, the agent tries the next ones. */
+export const DEFAULT_API = "127.0.0.1:8080";
+
 /** Where the agent looks for its file when neither --config nor NOVACRON_CONFIG names one. */
 export const DEFAULT_AGENT_CONFIG_PATH = "/etc/novacron/agent.yaml";
 
@@ -244,8 +247,8 @@ export const agentFields = defineFields([
     flag: "--api",
     env: "NOVACRON_API",
     kind: "listen",
-    default: "127.0.0.1:8080",
-    help: "address of the local HTTP API",
+    default: DEFAULT_API,
+    help: "address of the local HTTP API (with the default, a taken port moves it to the next free one, up to 8099)",
   },
   {
     key: "config",

@@ -12,7 +12,7 @@ import {
 import { unpairedCertKey } from "../../shared/tls.ts";
 import { agentFields } from "./fields.ts";
 
-export { agentFields, DEFAULT_AGENT_CONFIG_PATH } from "./fields.ts";
+export { agentFields, DEFAULT_AGENT_CONFIG_PATH, DEFAULT_API } from "./fields.ts";
 
 /** The agent's resolved settings; durations in ms, sizes in bytes. */
 export type AgentConfig = ConfigOf<typeof agentFields>;

@@ -1,7 +1,7 @@
 // End to end: command-line errors, and config files that change under a running agent.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { startAgent, startHub, tempDir } from "../support/processes.ts";
+import { Proc, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { writeAgentConfig } from "../support/telemetry.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -102,5 +102,54 @@ describe("config file under a running agent", () => {
       },
       { what: "the hub to see level 2 and site plant-7" },
     );
+  }, 60_000);
+});
+
+describe("local API address", () => {
+  test("two agents on one host with no --api: the second takes the next free port and says where; a port given on purpose that is taken is refused, naming the flag", async () => {
+    using dir = tempDir();
+    // Hold the default port, as a second agent (or anything else on 8080) would find it.
+    let holder: ReturnType<typeof Bun.serve> | undefined;
+    try {
+      holder = Bun.serve({ hostname: "127.0.0.1", port: 8080, fetch: () => new Response("taken") });
+    } catch {
+      // Something else on this machine holds it already: the case under test all the same.
+    }
+    const started: Proc[] = [];
+    try {
+      for (const name of ["first", "second"]) {
+        const p = new Proc(`agent:${name}`, [
+          process.execPath,
+          "agent/main.ts",
+          "run",
+          "--data",
+          join(dir.path, name),
+          "--node-id",
+          name,
+        ]);
+        p.start();
+        started.push(p);
+        await p.waitForLine(/local API listening/);
+      }
+      const urls = started.map(
+        (p) =>
+          /local API listening url=(\S+)/.exec(p.lines.find((l) => l.includes("local API listening"))!)![1]!,
+      );
+      expect(new Set(urls).size).toBe(2);
+      for (const [i, url] of urls.entries()) {
+        expect(url).not.toBe("http://127.0.0.1:8080");
+        expect(started[i]!.lines.some((l) => l.includes("default_port_taken=8080"))).toBe(true);
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      }
+      const taken = new URL(urls[0]!).host;
+      const refused = await run(["agent/main.ts", "run", "--data", join(dir.path, "third"), "--api", taken]);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain(
+        `api: ${taken} is in use; give the local API another address with --api HOST:PORT`,
+      );
+    } finally {
+      for (const p of started) await p.kill("SIGTERM");
+      holder?.stop(true);
+    }
   }, 60_000);
 });
