@@ -17,7 +17,7 @@ import { type Clock, systemClock } from "../shared/clock.ts";
 import { AgentStore, MetricBuffer } from "./store/index.ts";
 import { LocalCache } from "./cache/index.ts";
 import { RulesRunner } from "./rules-runner.ts";
-import { startSampling } from "./sampling-loop.ts";
+import { type Sampling, startSampling } from "./sampling-loop.ts";
 import { StreamRunner } from "./stream-runner.ts";
 import { MqttIngest } from "./stream/index.ts";
 import { TaskManager } from "./tasks/index.ts";
@@ -40,6 +40,7 @@ export class Agent {
   #store: AgentStore | undefined;
   #buffer: MetricBuffer | undefined;
   #hub: HubLink | undefined;
+  #sampling: Sampling | undefined;
   /** Hub messages that authenticated but could not be applied (a cache key over the limit, say). */
   #hubMessagesRefused = 0;
   #tasks: TaskManager | undefined;
@@ -244,11 +245,10 @@ export class Agent {
   }
 
   #collectModule(): Module {
-    let stop: (() => void) | undefined;
     return {
       name: "collect",
       start: async () => {
-        stop = startSampling({
+        this.#sampling = startSampling({
           log: this.#log,
           clock: this.#clock,
           host: { proc: this.#config.host_proc, sys: this.#config.host_sys, root: this.#config.host_root },
@@ -267,7 +267,7 @@ export class Agent {
           notify: () => this.#hub?.link.notify(),
         });
       },
-      stop: async () => stop?.(),
+      stop: async () => this.#sampling?.stop(),
     };
   }
 
@@ -468,6 +468,7 @@ export class Agent {
     this.#configRevision += 1;
     if (changed.includes("sample_interval"))
       this.#buffer?.setInterval(this.#sampleInterval(), this.#clock.now());
+    if (changed.includes("batch_interval")) this.#sampling?.batchIntervalChanged();
     if (changed.includes("cache_bytes")) this.#cache?.setBudget(next.cache_bytes);
     if (changed.includes("pipelines")) {
       try {

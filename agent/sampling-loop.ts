@@ -22,8 +22,15 @@ export interface SamplingDeps {
   notify: () => void;
 }
 
-/** Starts sampling at once (the first tick runs synchronously); returns a stop function. */
-export function startSampling(d: SamplingDeps): () => void {
+/** A running sampling loop. */
+export interface Sampling {
+  stop(): void;
+  /** The batch interval changed (hot config): a shorter one takes effect now, not after the old wait. */
+  batchIntervalChanged(): void;
+}
+
+/** Starts sampling at once (the first tick runs synchronously). */
+export function startSampling(d: SamplingDeps): Sampling {
   const inContainer = d.host.proc !== "/proc" || d.host.root !== "/";
   const collector = new HostCollector({
     procRoot: d.host.proc,
@@ -34,6 +41,7 @@ export function startSampling(d: SamplingDeps): () => void {
   collector.prime(clock.now());
   let tickTimer: TimerHandle | undefined;
   let flushTimer: TimerHandle | undefined;
+  let flushDue = 0;
   let lastDisk = 0;
   let lastTs = 0;
   let lastProbe = 0;
@@ -83,12 +91,23 @@ export function startSampling(d: SamplingDeps): () => void {
       d.log.error("could not pack samples into the outbox", { error: (err as Error).message });
     }
     // Jitter spreads the fleet's batches so that a hub never sees them all in the same second.
-    flushTimer = clock.setTimeout(flush, d.batchInterval() * (0.9 + Math.random() * 0.2));
+    scheduleFlush(d.batchInterval() * (0.9 + Math.random() * 0.2));
+  };
+  const scheduleFlush = (ms: number) => {
+    clock.clearTimeout(flushTimer);
+    flushDue = clock.now() + ms;
+    flushTimer = clock.setTimeout(flush, ms);
   };
   tick();
-  flushTimer = clock.setTimeout(flush, d.batchInterval());
-  return () => {
-    clock.clearTimeout(tickTimer);
-    clock.clearTimeout(flushTimer);
+  scheduleFlush(d.batchInterval());
+  return {
+    stop() {
+      clock.clearTimeout(tickTimer);
+      clock.clearTimeout(flushTimer);
+    },
+    batchIntervalChanged() {
+      const wait = d.batchInterval() * (0.9 + Math.random() * 0.2);
+      if (clock.now() + wait < flushDue) scheduleFlush(wait);
+    },
   };
 }

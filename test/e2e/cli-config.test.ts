@@ -153,3 +153,29 @@ describe("local API address", () => {
     }
   }, 60_000);
 });
+
+test("a shorter batch_interval applied live takes effect at once, not after the old interval ran out", async () => {
+  using dir = tempDir();
+  await using hub = await startHub({ data: join(dir.path, "hub") });
+  const config = join(dir.path, "agent.yaml");
+  writeAgentConfig(config, { sample_interval: "1s", batch_interval: "30s", heartbeat_interval: "1s" });
+  await using agent = await startAgent({
+    data: join(dir.path, "agent"),
+    nodeId: "batchy",
+    hub: hub.wsUrl,
+    joinToken: hub.joinToken,
+    args: ["--config", config],
+  });
+  await waitFor(async () => (await agent.status()).connected, { what: "connected" });
+  const changedAt = Date.now();
+  writeAgentConfig(config, { sample_interval: "1s", batch_interval: "1s", heartbeat_interval: "1s" });
+  await waitFor(
+    async () => {
+      const r = await hub.api<{ ingest?: { samples: number } }>("/api/v1/nodes/batchy");
+      return (r.body.ingest?.samples ?? 0) > 0;
+    },
+    { what: "samples at the hub", timeoutMs: 25_000 },
+  );
+  // The old 30 s wait would have held the first batch for about half a minute.
+  expect(Date.now() - changedAt).toBeLessThan(10_000);
+}, 60_000);
