@@ -24,7 +24,7 @@ export const hubFields = defineFields([
     env: "NOVACRON_LISTEN",
     kind: "listen",
     default: "127.0.0.1:8091",
-    help: "address of the HTTP API, dashboard and WebSocket gateway",
+    help: "address of the HTTP API and the agents' WebSocket gateway",
   },
   {
     key: "tls_cert",
@@ -162,7 +162,7 @@ export const hubFields = defineFields([
     min: "1s",
     default: "60s",
     hot: true,
-    help: "silence after which a node is marked down and its workloads move",
+    help: "silence after which a node is marked down (its workloads do not move yet: failover is to come)",
   },
   {
     key: "restart_grace",

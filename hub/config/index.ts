@@ -68,5 +68,6 @@ export function loadHubConfig(argv: readonly string[], env: EnvVars): HubLoad {
 
 /** The hub's --help text. */
 export function hubHelp(): string {
-  return helpText(hubFields, "novacron-hub serve --data DIR --listen HOST:PORT [flags]");
+  // The hub reads its config once, at start: no setting of it reloads live (yet).
+  return helpText(hubFields, "novacron-hub serve --data DIR --listen HOST:PORT [flags]", { watches: false });
 }

@@ -30,8 +30,11 @@ function showDefault(field: Field): string {
   return pairs.length === 0 ? "none" : pairs.map(([k, v]) => `${k}=${v}`).join(",");
 }
 
-/** Renders `--help`: the usage line, then each flag with its help, environment variable, file key and default. */
-export function helpText(fields: FieldTable, usage: string): string {
+/**
+ * Renders `--help`: the usage line, then each flag with its help, environment variable, file key and
+ * default. `watches` says whether the process reloads its config file: only then is "reloads live" true.
+ */
+export function helpText(fields: FieldTable, usage: string, opts: { watches?: boolean } = {}): string {
   const heads = fields.map((f) => {
     const metavar = f.metavar ?? (f.kind === "string" && f.oneOf ? f.oneOf.join("|") : METAVAR[f.kind]);
     return `  ${f.flag}${metavar ? ` ${metavar}` : ""}${f.repeatable ? " (repeatable)" : ""}`;
@@ -46,7 +49,7 @@ export function helpText(fields: FieldTable, usage: string): string {
   fields.forEach((f, i) => {
     lines.push(`${(heads[i] ?? "").padEnd(width)}${f.help}`);
     const key = f.inFile === false ? "" : `, file key ${f.key}`;
-    const hot = f.hot ? ", reloads live" : "";
+    const hot = f.hot && opts.watches !== false ? ", reloads live" : "";
     lines.push(`${pad}env ${f.env}${key}, default ${showDefault(f)}${hot}`);
   });
   for (const [head, help] of switches) lines.push(`${head.padEnd(width)}${help}`);
