@@ -111,6 +111,8 @@ export class Registry {
   readonly #all: Statement;
   readonly #touch: Statement;
   readonly #keys: Statement;
+  /** When each admitted node's key is due for rotation (0: asked by an operator). */
+  readonly #rotateAt = new Map<string, number>();
   readonly joinTokens: JoinTokens;
 
   constructor(db: Database, policy: StatusPolicy, now: () => number = Date.now) {
@@ -230,7 +232,9 @@ export class Registry {
       }
       const keys = this.#keyRow(hello.node_id)!;
       const expires = keys.key_set_at + this.#policy.keyLifetimeMs;
-      rotate ||= keys.rotate_requested !== 0 || now > keys.key_set_at + (this.#policy.keyLifetimeMs * 2) / 3;
+      const rotateAt = keys.rotate_requested !== 0 ? 0 : this.#rotationPoint(keys.key_set_at);
+      this.#rotateAt.set(hello.node_id, rotateAt);
+      rotate ||= now > rotateAt;
       return { ok: true, node: this.get(hello.node_id)!, keyExpires: expires, rotate, joined: bind };
     });
     const result = tx();
@@ -269,19 +273,29 @@ export class Registry {
         "UPDATE nodes SET prev_pubkey = ?, pubkey = ?, key_set_at = ?, rotate_requested = 0 WHERE id = ?",
       )
       .run(cur, nxt, now, node);
+    this.#rotateAt.set(node, this.#rotationPoint(now));
     return { ok: true, expires: now + this.#policy.keyLifetimeMs };
   }
 
-  /** Whether a connected node should be asked to rotate its key now. */
+  /**
+   * Whether a node with a session should be asked to rotate its key now. Asked on every heartbeat,
+   * so it reads memory (set when the node was admitted), not the database.
+   */
   rotationDue(node: string): boolean {
-    const row = this.#keyRow(node);
-    if (!row?.pubkey) return false;
-    return row.rotate_requested !== 0 || this.#now() > row.key_set_at + (this.#policy.keyLifetimeMs * 2) / 3;
+    const at = this.#rotateAt.get(node);
+    return at !== undefined && this.#now() > at;
+  }
+
+  // A key is renewed once two thirds of its lifetime have passed.
+  #rotationPoint(keySetAt: number): number {
+    return keySetAt + (this.#policy.keyLifetimeMs * 2) / 3;
   }
 
   /** An operator asks a node to rotate its key (at its next heartbeat or session). */
   requestRotation(node: string): boolean {
-    return this.#db.query("UPDATE nodes SET rotate_requested = 1 WHERE id = ?").run(node).changes > 0;
+    const asked = this.#db.query("UPDATE nodes SET rotate_requested = 1 WHERE id = ?").run(node).changes > 0;
+    if (asked && this.#rotateAt.has(node)) this.#rotateAt.set(node, 0);
+    return asked;
   }
 
   /**
@@ -289,6 +303,7 @@ export class Registry {
    * rebuilt from scratch, a stolen key). Until then nobody can speak for it.
    */
   resetKey(node: string, windowMs: number): boolean {
+    this.#rotateAt.delete(node);
     return (
       this.#db
         .query(

@@ -131,7 +131,7 @@ export class SecureChannel {
     const view = new DataView(head.buffer);
     view.setUint32(1, Math.floor(n / 2 ** 32));
     view.setUint32(5, n >>> 0);
-    return concat([head, aeadSeal(this.#send, n, head, plaintext)]);
+    return aeadSeal(this.#send, n, head, plaintext, head);
   }
 
   /** Opens one data frame, or says why not. */

@@ -105,22 +105,30 @@ export function aeadKey(raw: Uint8Array): KeyObject {
   return createSecretKey(raw);
 }
 
-/** AES-256-GCM encryption: ciphertext followed by the 16-byte tag. */
+const EMPTY = new Uint8Array(0);
+
+/**
+ * AES-256-GCM encryption: ciphertext followed by the 16-byte tag. With `prefix`, the result starts
+ * with it (a frame's header, usually also the AD), so a frame is built in one allocation.
+ */
 export function aeadSeal(
   key: Uint8Array | KeyObject,
   n: number,
   ad: Uint8Array,
   plaintext: Uint8Array,
+  prefix: Uint8Array = EMPTY,
 ): Uint8Array {
   const c = createCipheriv("aes-256-gcm", key, gcmNonce(n), { authTagLength: TAGLEN });
   c.setAAD(ad);
   const head = c.update(plaintext);
   const tail = c.final();
   const tag = c.getAuthTag();
-  const out = new Uint8Array(head.byteLength + tail.byteLength + TAGLEN);
-  out.set(head, 0);
-  out.set(tail, head.byteLength);
-  out.set(tag, head.byteLength + tail.byteLength);
+  const at = prefix.byteLength;
+  const out = new Uint8Array(at + head.byteLength + tail.byteLength + TAGLEN);
+  out.set(prefix, 0);
+  out.set(head, at);
+  out.set(tail, at + head.byteLength);
+  out.set(tag, at + head.byteLength + tail.byteLength);
   return out;
 }
 

@@ -37,6 +37,23 @@ const agentCount = async (agent: AgentHandle, reason: string) =>
 const tasks = async (agent: AgentHandle) =>
   ((await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()) as { tasks: unknown[] }).tasks;
 
+/** Pins a `sleep 300` workload named svc to the victim; returns the API's status. */
+const placeSleeper = async (hub: HubHandle, env: Record<string, string> = {}) =>
+  (
+    await hub.api("/api/v1/workloads", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "svc",
+        driver: "exec",
+        command: "sleep",
+        args: ["300"],
+        env,
+        nodes: ["victim"],
+      }),
+    })
+  ).status;
+
 /** Everything published on the broker, as an anonymous subscriber to novacron/# sees it. */
 async function listen(url: string) {
   const client = await MqttClient.connect(url, { clientId: `listener-${Math.random()}` });
@@ -94,18 +111,7 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
       },
     );
     // A workload the hub placed: the forgeries must leave it running, same process, no restart.
-    const created = await hub.api("/api/v1/workloads", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "svc",
-        driver: "exec",
-        command: "sleep",
-        args: ["300"],
-        nodes: ["victim"],
-      }),
-    });
-    expect(created.status).toBe(201);
+    expect(await placeSleeper(hub)).toBe(201);
     const running = await waitFor(
       async () => {
         const t = (await tasks(agent)) as { pid?: number; status: string; restarts: number }[];
@@ -360,22 +366,7 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     const { broker, hub, agent, config } = s;
     const listener = s.listener!;
     const secretEnv = "s3cr3t-workload-value";
-    expect(
-      (
-        await hub.api("/api/v1/workloads", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            name: "svc",
-            driver: "exec",
-            command: "sleep",
-            args: ["300"],
-            env: { TOKEN: secretEnv },
-            nodes: ["victim"],
-          }),
-        })
-      ).status,
-    ).toBe(201);
+    expect(await placeSleeper(hub, { TOKEN: secretEnv })).toBe(201);
     await waitFor(async () => (await tasks(agent)).length === 1, {
       what: "the workload running",
     });
