@@ -1,4 +1,6 @@
 // novacron-agent: the edge agent's command line. Modules and their order live in agent.ts.
+// First import: a compiled agent re-executes itself here with its JSC settings, before anything else runs.
+import "./runtime-settings.ts";
 import { parseCli } from "../shared/cli.ts";
 import { redactUrl } from "../shared/config/index.ts";
 import { createLogger, type LogLevel } from "../shared/log.ts";
@@ -49,5 +51,20 @@ async function shutdown(signal: string) {
   log.info("stopped; every sample is in the local store");
   process.exit(0);
 }
+// The last line of defence for issue 11: a write on a full disk that no path caught (a timer, a
+// promise callback) makes the disk-full state instead of ending the agent. Anything else still does.
+const onUncaught = (err: unknown) => {
+  if (agent.diskFullError(err)) {
+    log.error("a write failed on a full disk outside the store's paths; the agent carries on", {
+      error: (err as Error).message,
+      stack: (err as Error).stack?.split("\n").slice(1, 4).join(" | "),
+    });
+    return;
+  }
+  log.error("uncaught error", { error: (err as Error)?.stack ?? String(err) });
+  process.exit(1);
+};
+process.on("uncaughtException", onUncaught);
+process.on("unhandledRejection", onUncaught);
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentStore, MetricBuffer } from "../agent/store/index.ts";
+import { AgentStore, MetricBuffer, type TimedPoint } from "../agent/store/index.ts";
 import {
   decodeCbor,
   decodeFrame,
@@ -67,7 +67,13 @@ export function simulateHour(
   ticks: Record<string, number>[],
   batchMs: number,
   t0: number,
-  o: { nodeId: string; seqStart: number; seed: number },
+  o: {
+    nodeId: string;
+    seqStart: number;
+    seed: number;
+    /** Points a local application pushes during the second starting at `ts` (stored at their own times). */
+    pushed?: (ts: number) => TimedPoint[];
+  },
 ): {
   frames: BatchFrame[];
   produced: number;
@@ -82,7 +88,7 @@ export function simulateHour(
     store.outbox.ensureSeqAbove(o.seqStart - 1);
     // Sends everything new as the link's pump does, then acks it (a connected hub acks each batch).
     const send = () => {
-      for (const e of store.outbox.readFrom(0, 10_000)) {
+      for (const e of store.outbox.take(0, 10_000)) {
         const base = store.outbox.lowest();
         const head = { v: PROTOCOL_VERSION, t: e.type, s: o.nodeId, q: e.seq, base, ts: e.created };
         const bytes = encodeFrameRawBody(head, e.body);
@@ -121,6 +127,7 @@ export function simulateHour(
       const ts = t0 + i * TICK_MS;
       flushDue(ts);
       buffer.add(ts, ticks[i]!);
+      if (o.pushed) buffer.addPoints(o.pushed(ts));
     }
     flushDue(end);
     // What is still staged at the end of the hour leaves with the next hour's first batch; packing it

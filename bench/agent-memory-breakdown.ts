@@ -1,14 +1,16 @@
 // Where every MiB of the agent's resident memory goes: mappings, JS heap, and each module's share by config.
 //
 //   bun bench/agent-memory-breakdown.ts [--settle 45] [--measure 20] [--parallel 0] [--tasks 50]
-//                                       [--no-compiled] [--out bench/out/agent-memory-breakdown.json]
+//                                       [--no-compiled] [--set all|modules] [--out bench/out/agent-memory-breakdown.json]
 //
 // Every agent is the real one (`bun agent/main.ts run`, and the compiled agent), with 1 s sampling,
 // connected to a real hub over WebSocket or through a private Mosquitto, or standalone. It runs through
 // bench/_agent-with-probe.ts, which answers SIGUSR2 with its JSC heap figures and imports
 // agent/main.ts with the same argv; one variant of each kind runs without the probe to show what the
-// probe costs. Modules are switched on and off through config only (the agent has no switch for the
-// store, the local API, the rules runner or the task manager, so those are always there).
+// probe costs. Modules are switched on and off through config, and each one is also left out in turn
+// (bench/_agent-without.ts, compiled: the rows "compiled, ws, without X"; their Δ against "compiled,
+// ws, all modules" is that module's running share; its code stays loaded). `--set modules` runs only
+// those rows.
 //
 // After --settle seconds (tasks are assigned and running before the settle starts), each process is
 // read once a second for --measure seconds: /proc/<pid>/smaps split by mapping (bench/_smaps.ts) and
@@ -37,6 +39,7 @@ const { values: opts } = parseArgs({
     parallel: { type: "string", default: "0" },
     tasks: { type: "string", default: "50" },
     "no-compiled": { type: "boolean", default: false },
+    set: { type: "string", default: "all" },
     out: { type: "string", default: "bench/out/agent-memory-breakdown.json" },
   },
 });
@@ -222,7 +225,16 @@ interface Links {
   brokerUrl: string;
 }
 
-function agentVariants(l: Links, bins: { probe: string; plain: string } | undefined): Variant[] {
+interface Binaries {
+  probe: string;
+  plain: string;
+  without: string;
+}
+
+/** Modules that can be left out one at a time (the store cannot: every other module needs it). */
+const MODULES = ["tasks", "cache", "stream", "rules", "collect", "link", "api"] as const;
+
+function agentVariants(l: Links, bins: Binaries | undefined): Variant[] {
   let n = 0;
   const agent = (
     name: string,
@@ -243,7 +255,7 @@ function agentVariants(l: Links, bins: { probe: string; plain: string } | undefi
       env: o.env,
       data,
       probe: o.probe ?? true,
-      ready: /local API listening/,
+      ready: o.env?.AGENT_WITHOUT ? /agent started/ : /local API listening/,
     };
     if (o.tasks) v.prepare = () => assignTasks(l.hub, `http://${api}`, nodeId, o.tasks!);
     return v;
@@ -269,6 +281,8 @@ function agentVariants(l: Links, bins: { probe: string; plain: string } | undefi
     agent("bun --smol run, ws", B, [bun, "--smol", "bench/_agent-with-probe.ts"], { hub: ws }),
     agent("bun run, ws, useDFGJIT=false", B, run, { hub: ws, env: { BUN_JSC_useDFGJIT: "false" } }),
   ];
+  if (bins) out.push(...moduleVariants(agent, bins, ws));
+  if (opts.set === "modules") return out.filter((v) => v.base === M);
   if (bins) {
     const C = "compiled, ws";
     out.push(
@@ -279,6 +293,27 @@ function agentVariants(l: Links, bins: { probe: string; plain: string } | undefi
     );
   }
   return out;
+}
+
+const M = "compiled, ws, all modules";
+
+/** The compiled agent with every module, then without each one in turn. */
+function moduleVariants(
+  agent: (
+    name: string,
+    base: string,
+    cmd: string[],
+    o?: { hub?: string; env?: Record<string, string> },
+  ) => Variant,
+  bins: Binaries,
+  ws: string,
+): Variant[] {
+  return [
+    agent(M, M, [bins.without], { hub: ws }),
+    ...MODULES.map((m) =>
+      agent(`compiled, ws, without ${m}`, M, [bins.without], { hub: ws, env: { AGENT_WITHOUT: m } }),
+    ),
+  ];
 }
 
 /** Pins `count` sleeping `exec` workloads to the node and waits until all run. */
@@ -390,18 +425,20 @@ async function main() {
   const info = machineInfo();
   mkdirSync(join(ROOT, "bench/out"), { recursive: true });
   using dir = tempDir("novacron-agent-memory-breakdown-");
-  let bins: { probe: string; plain: string } | undefined;
+  let bins: Binaries | undefined;
   if (!opts["no-compiled"]) {
     const t0 = performance.now();
     bins = {
       probe: compile("bench/_agent-with-probe.ts", join(dir.path, "novacron-agent-probe")),
       plain: compile("agent/main.ts", join(dir.path, "novacron-agent")),
+      without: compile("bench/_agent-without.ts", join(dir.path, "novacron-agent-without")),
     };
-    console.error(`compiled two agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`compiled three agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   await using broker = await startMosquitto(dir.path);
   await using hub = await startHub({ data: join(dir.path, "hub"), mqtt: broker.url });
-  const variants = [...bareVariants(), ...agentVariants({ tmp: dir.path, hub, brokerUrl: broker.url }, bins)];
+  const agents = agentVariants({ tmp: dir.path, hub, brokerUrl: broker.url }, bins);
+  const variants = opts.set === "modules" ? agents : [...bareVariants(), ...agents];
   const t0 = performance.now();
   const results = await runAll(variants, Number(opts.parallel));
   printMachine(info);

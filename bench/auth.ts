@@ -34,8 +34,8 @@ import {
 } from "../shared/secure/index.ts";
 import { concat } from "../shared/secure/noise.ts";
 import { JOIN as FIXTURE_JOIN, joinNode } from "../test/support/hub-core.ts";
-import { machineInfo, printMachine } from "./_machine.ts";
 import { mulberry32 } from "../test/support/prng.ts";
+import { machineInfo, printMachine } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),
@@ -56,7 +56,7 @@ const JOIN = FIXTURE_JOIN;
 const quiet = createLogger("bench", { write: () => {} });
 
 const dir = mkdtempSync(join(tmpdir(), "novacron-auth-"));
-const db = openHubDb(dir);
+const db = await openHubDb(dir);
 const core = createHubCore(db, {
   hubId: "bench-hub",
   joinToken: JOIN,

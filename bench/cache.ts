@@ -18,6 +18,7 @@ import { AgentStore } from "../agent/store/index.ts";
 import { systemClock } from "../shared/clock.ts";
 import { mulberry32 } from "../test/support/prng.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
+import { zipfSampler } from "./_zipf.ts";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),
@@ -36,36 +37,6 @@ const S = Number(opts.zipf);
 const CACHED = Number(opts.cached);
 const VALUE_BYTES = Number(opts["value-bytes"]);
 const SEED = Number(opts.seed);
-
-/** Zipf(s) over ranks 1..n by inverse CDF (binary search over the cumulative weights). */
-function zipfSampler(n: number, s: number, rand: () => number): { next: () => number; weight: Float64Array } {
-  const weight = new Float64Array(n);
-  const cdf = new Float64Array(n);
-  let sum = 0;
-  for (let k = 0; k < n; k++) {
-    weight[k] = 1 / (k + 1) ** s;
-    sum += weight[k]!;
-    cdf[k] = sum;
-  }
-  for (let k = 0; k < n; k++) {
-    cdf[k]! /= sum;
-    weight[k]! /= sum;
-  }
-  return {
-    weight,
-    next: () => {
-      const u = rand();
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid]! < u) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    },
-  };
-}
 
 // Ranks → key names through a seeded shuffle, so popularity is not tied to key order.
 const shuffle = mulberry32(SEED + 1);

@@ -1,7 +1,7 @@
 // Catch-up: time for a real agent to drain 24 h of 1 s metrics to a real hub on loopback (target < 10 s), the bytes it took, and the heartbeat delay meanwhile.
 //
 //   bun bench/catchup.ts [--hours 24] [--interval-ms 1000] [--heartbeat 1s] [--record 60]
-//                        [--recording bench/out/wire-recording.json] [--timeout-s 120]
+//                        [--recording bench/out/wire-recording.json] [--timeout-s 120] [--env K=V]...
 //
 // 1. Samples: the host recording of bench/wire.ts (real HostCollector samples of this machine, replayed
 //    ping-pong with the disk series every 30 ticks, bench/_host-recording.ts); when there is none yet,
@@ -18,7 +18,7 @@
 // 5. Heartbeat delay: the agent's /v1/status link.rtt_ms (its last heartbeat → ack round trip) polled
 //    every 20 ms during the catch-up. The agent beats every --heartbeat (default 1 s, the minimum, so that
 //    several beats fall inside the catch-up; the agent's default is 10 s).
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { agentFields } from "../agent/config/index.ts";
@@ -50,6 +50,8 @@ const { values: opts } = parseArgs({
     "timeout-s": { type: "string", default: "120" },
     // A budget below the day's size makes the pre-fill downsample, as a long-offline agent would.
     budget: { type: "string" },
+    // Runtime settings for the agent process only (e.g. BUN_JSC_useJIT=false), to compare their cost.
+    env: { type: "string", multiple: true, default: [] },
   },
 });
 const HOURS = Number(opts.hours);
@@ -106,7 +108,8 @@ function prefill(dataDir: string, rec: HostRecording) {
     staged: buffer.stagedTicks(),
     entries: stats.pending,
     outboxBytes: stats.bytes,
-    lastSeq: store.outbox.lastSeq(),
+    // Wire numbers are handed out as entries are sent: the last one held will get this one.
+    lastSeq: store.outbox.lastSeq() + stats.pending,
     droppedMessages: stats.droppedMessages,
     droppedSamples: stats.droppedSamples,
     downsampled: stats.downsampledSamples,
@@ -148,6 +151,9 @@ await using agent = await startAgent({
   hub: hub.wsUrl,
   joinToken: hub.joinToken,
   args: ["--heartbeat-interval", opts.heartbeat, "--buffer-bytes", String(BUFFER_BYTES)],
+  env: Object.fromEntries(
+    opts.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  ),
 });
 const tApi = performance.now();
 const agentPid = agent.proc.pid!;
@@ -188,6 +194,12 @@ during.done = true;
 const rttDuring = await rttPromise;
 if (!done) throw new Error(`the hub did not reach seq ${fill.lastSeq} within ${TIMEOUT_MS / 1000} s`);
 const agentCpu = (cpuTicksOf(agentPid) ?? 0) / CLK_TCK;
+// The agent's resident memory now and at its peak (VmHWM): what reading a day's backlog costs it.
+const agentMem = (() => {
+  const status = readFileSync(`/proc/${agentPid}/status`, "utf8");
+  const mib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) / 1024;
+  return `RSS ${mib("VmRSS").toFixed(1)} MiB, peak ${mib("VmHWM").toFixed(1)} MiB`;
+})();
 const hubCpu = ((cpuTicksOf(hubPid) ?? 0) - hubCpu0) / CLK_TCK;
 
 // Bytes once the agent holds the final ack, so the ack is counted too.
@@ -240,7 +252,7 @@ console.log(
   `  outbox before:       ${fill.outboxBytes} bytes (${(fill.outboxBytes / fill.produced).toFixed(3)} B/sample) in ${fill.entries} entries`,
 );
 console.log(
-  `  agent after:         dropped ${st.samples.dropped} samples, last_acked ${st.link.last_acked}; CPU agent ${agentCpu.toFixed(2)} s (since spawn), hub ${hubCpu.toFixed(2)} s (during)`,
+  `  agent after:         dropped ${st.samples.dropped} samples, last_acked ${st.link.last_acked}; CPU agent ${agentCpu.toFixed(2)} s (since spawn), hub ${hubCpu.toFixed(2)} s (during); agent ${agentMem}`,
 );
 const rttLine = (what: string, xs: number[], polls: Poll[]) =>
   xs.length === 0

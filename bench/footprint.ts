@@ -7,7 +7,7 @@
 // (Interval 1, publishing to the same broker), plus one more compiled WebSocket agent per --extra-env
 // (runtime settings such as BUN_JSC_useDFGJIT=false, compared in the same run), then samples every process tree once a second:
 // RSS from VmRSS, CPU from utime+stime(+cutime+cstime) of the root and all live descendants.
-// Prints the machine, a table and the ratios ours/collectd (DESIGN.md section 10); writes JSON.
+// Prints the machine, a table and the ratios ours/collectd (docs/targets.md); writes JSON.
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -78,7 +78,7 @@ function build(outfile: string, target?: string): Binary {
   const r = Bun.spawnSync(cmd, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) return { path: outfile, error: (r.stderr.toString() || r.stdout.toString()).trim() };
   const bytes = statSync(outfile).size;
-  // A rough stand-in for the shipped archive (DESIGN.md section 10: archive < 50 MB).
+  // A rough stand-in for the shipped archive (docs/targets.md: archive < 50 MB).
   const gzip_bytes = Bun.gzipSync(new Uint8Array(Bun.mmap(outfile)), { level: 9 }).byteLength;
   return { path: outfile, bytes, gzip_bytes };
 }

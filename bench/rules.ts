@@ -131,4 +131,4 @@ for (const [name, pick] of [
   ]);
 }
 console.log(table(rows));
-console.log("\ntarget (DESIGN.md §10): p99 < 100 µs for 100 rules, one sample");
+console.log("\ntarget (docs/targets.md): p99 < 100 µs for 100 rules, one sample");

@@ -15,8 +15,8 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeCbor } from "../shared/protocol/index.ts";
-import { startAgent, tempDir } from "../test/support/processes.ts";
 import { mulberry32 } from "../test/support/prng.ts";
+import { startAgent, tempDir } from "../test/support/processes.ts";
 import { EXAMPLE } from "./_example-pipeline.ts";
 import { latencyCells, machineInfo, printMachine, table } from "./_machine.ts";
 import { socketBytes } from "./_socket-bytes.ts";
@@ -52,7 +52,9 @@ await using agent = await startAgent({
 function alertsInOutbox(): Map<string, number> {
   const db = new Database(join(data, "agent.db"), { readonly: true });
   try {
-    const rows = db.query("SELECT body FROM outbox WHERE type = 'event'").all() as { body: Uint8Array }[];
+    const rows = db
+      .query("SELECT b.body FROM outbox o JOIN outbox_body b ON b.id = o.id WHERE o.type = 'event'")
+      .all() as { body: Uint8Array }[];
     const by = new Map<string, number>();
     for (const r of rows) {
       const e = decodeCbor(r.body) as { kind?: string; fields?: { severity?: string } };

@@ -1,4 +1,4 @@
-// Stream processing latency: point in → alert out, in process, against the target p99 < 1 ms (DESIGN.md §10).
+// Stream processing latency: point in → alert out, in process, against the target p99 < 1 ms (docs/targets.md).
 //
 //   bun bench/stream.ts [--points 100000] [--spike-every 100] [--seed 1]
 //
@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { compilePipelines, parseIngestBody, type StreamOutput } from "../agent/stream/index.ts";
 import { mulberry32 } from "../test/support/prng.ts";
 import { EXAMPLE } from "./_example-pipeline.ts";
-import { machineInfo, printMachine, table, latencyCells, pct } from "./_machine.ts";
+import { latencyCells, machineInfo, pct, printMachine, table } from "./_machine.ts";
 
 const { values: opts } = parseArgs({
   args: process.argv.slice(2),

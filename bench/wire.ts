@@ -63,7 +63,7 @@ if (!Number.isInteger(seqStart) || seqStart < 1) {
 }
 const log = (msg: string) => console.error(`[wire ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-// DESIGN.md section 10.
+// docs/targets.md.
 const TARGET_BYTES_PER_SAMPLE = 2;
 // "≤ 112 KB per agent-hour", decimal kB (KubeEdge's 0.25 kbit/s is 112.5 kB an hour).
 const TARGET_CONTROL_BYTES_PER_HOUR = 112_000;

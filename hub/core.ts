@@ -1,14 +1,33 @@
 // The hub without its sockets: registry, ingest, gateway, workloads and the HTTP app, wired together.
 import type { Database } from "bun:sqlite";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
+import { drainApi, failoverApi, moveApi } from "./api/failover.ts";
+import { fleetApi } from "./api/fleet.ts";
+import { streamApi } from "./api/stream.ts";
 import { createApi } from "./api/index.ts";
-import { CacheDistributor } from "./cache/index.ts";
-import { type DecisionCheck, EventStore } from "./events/index.ts";
-import { Gateway, type SecureLimits, SecureSessions } from "./gateway/index.ts";
+import { AuditLog, OperatorTokens, stateDigest } from "./auth/index.ts";
+import { CacheDistributor, CacheReplicator } from "./cache/index.ts";
+import {
+  Alerter,
+  AlertStore,
+  type DecisionCheck,
+  EventStore,
+  type NodeFacts,
+  ruleSetPolicy,
+  WebhookNotifier,
+  WebhookStore,
+} from "./events/index.ts";
+import { Failover, type MonitorPolicy } from "./failover/index.ts";
+import { Federation, type FederationOptions, type ParentOptions, topologyApi } from "./federation/index.ts";
+import { type BulkBudget, Gateway, type SecureLimits, SecureSessions } from "./gateway/index.ts";
 import { encodeKey, generateKeyPair, type KeyPair } from "../shared/secure/index.ts";
+import { type FleetNode, readAtMostEvery, UNLABELLED } from "./fleet/index.ts";
 import { Ingest } from "./ingest/index.ts";
+import { LiveFeed } from "./live/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
+import { RuleSets } from "./rule-sets/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 
 export interface HubCoreOptions {
@@ -16,10 +35,18 @@ export interface HubCoreOptions {
   /** The default join token (the hub's flag or DIR/join.token); minted ones live in the database. */
   joinToken: string;
   adminToken: string;
+  /** Largest API request body (default 2 MiB). */
+  maxBodyBytes?: number;
+  /** /metrics needs a token (any role). */
+  metricsAuth?: boolean;
+  /** Node series kept per node for /metrics (default 1000). */
+  maxSeriesPerNode?: number;
   /** The hub's static key: agents pin its public half. A fresh one when absent (tests). */
   hubKey?: KeyPair;
   /** Limits of the session layer before authentication. */
   secureLimits?: Partial<SecureLimits>;
+  /** The gateway's bulk lane and in-flight budget. */
+  bulk?: Partial<BulkBudget>;
   heartbeatMs: number;
   maxFrameBytes: number;
   statusPolicy: StatusPolicy;
@@ -28,6 +55,36 @@ export interface HubCoreOptions {
   tickMs?: number;
   /** The hub's policy check of a node's offline decision (default: no policy, verdict unknown). */
   checkDecision?: DecisionCheck;
+  /** Time and timers of failover, the registry and workloads (tests run an hour of failover in seconds). */
+  clock?: Clock;
+  /** Failover timings beyond statusPolicy's (defaults: 2 s to disconnected, 20% jitter, 250 ms ticks). */
+  failover?: Partial<Pick<MonitorPolicy, "disconnectAfterMs" | "jitter" | "tickMs">> & {
+    passMs?: number;
+    settleMs?: number;
+    lostGcAfterMs?: number;
+    /** Move work off nodes that stay hot, overloaded or badly linked, or enter a maintenance window. */
+    migrationTriggers?: boolean;
+  };
+  /** Alerting: how often rules are evaluated, and the webhooks' retry timing. */
+  alerting?: { intervalMs?: number; retryBaseMs?: number; retryMaxMs?: number };
+  /** This hub's tier (1 cloud .. 5), told to its parent. */
+  level?: number;
+  /** This hub's parent hub (federation): it links there as a node of kind hub and reports its subtree. */
+  parent?: ParentOptions;
+  /** Federation timings and limits (tests, benchmarks). */
+  federation?: Pick<FederationOptions, "summaryEveryMs" | "summaryMinMs" | "changeRate" | "changeBurst">;
+}
+
+/** The failover monitor's policy from the hub's settings. */
+export function monitorPolicy(o: Pick<HubCoreOptions, "statusPolicy" | "failover">): MonitorPolicy {
+  return {
+    suspectAfterMs: o.statusPolicy.suspectAfterMs,
+    downAfterMs: o.statusPolicy.downAfterMs,
+    restartGraceMs: o.statusPolicy.restartGraceMs,
+    disconnectAfterMs: o.failover?.disconnectAfterMs ?? 2000,
+    jitter: o.failover?.jitter ?? 0.2,
+    tickMs: o.failover?.tickMs ?? 250,
+  };
 }
 
 const noPolicy: DecisionCheck = () => ({
@@ -38,36 +95,197 @@ const noPolicy: DecisionCheck = () => ({
 /** Everything a hub does, given a database; the server adds Bun.serve and MQTT, tests feed frames directly. */
 export function createHubCore(db: Database, o: HubCoreOptions) {
   const metrics = new MetricsRegistry();
-  const registry = new Registry(db, o.statusPolicy);
+  const clock = o.clock ?? systemClock;
+  const now = () => clock.now();
+  const registry = new Registry(db, o.statusPolicy, now);
+  const tokens = new OperatorTokens(db, now);
+  const audit = new AuditLog(db, now);
+  // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`.
+  const recordDecision = (action: string, object: string, detail: string, state?: unknown) =>
+    audit.append({
+      actor: "hub",
+      action,
+      object,
+      before: null,
+      after: stateDigest(state === undefined ? null : JSON.stringify(state)),
+      detail,
+    });
   registry.joinTokens.ensureDefault(o.joinToken, Date.now());
   let gateway: Gateway | undefined;
-  const workloads = new WorkloadStore(db);
+  const workloads = new WorkloadStore(db, now);
   const events = new EventStore(db);
   const cache = new CacheDistributor(
     db,
-    (node, e) =>
-      gateway?.sendTo(node, "command", {
-        id: `cache:${e.key}:${e.version}`,
-        kind: "cache_put",
-        args: { key: e.key, value: e.value, version: e.version, ...(e.ttl_ms ? { ttl_ms: e.ttl_ms } : {}) },
-      }) ?? false,
+    {
+      put: (node, e) =>
+        gateway?.sendTo(node, "command", {
+          id: `cache:${e.version}:${e.key}`,
+          kind: "cache_put",
+          args: { key: e.key, value: e.value, version: e.version, ...(e.ttl_ms ? { ttl_ms: e.ttl_ms } : {}) },
+        }) ?? false,
+      delete: (node, d) =>
+        gateway?.sendTo(node, "command", {
+          id: `cache-delete:${d.version}:${d.key}`,
+          kind: "cache_delete",
+          args: { key: d.key, version: d.version },
+        }) ?? false,
+    },
+    o.log.child("cache"),
   );
+  const caches = new CacheReplicator({
+    db,
+    send: (node, kind, args) =>
+      gateway?.sendTo(node, "command", { id: `${kind}:${String(args.hlc ?? args.name)}`, kind, args }) ??
+      false,
+    node: (id) => registry.get(id),
+    connected: () => registry.list().filter((n) => registry.isConnected(n.id)),
+    log: o.log.child("caches"),
+    now,
+  });
   const controller = new WorkloadController({
     store: workloads,
     log: o.log.child("workloads"),
     sendAllocs: (node, body) => gateway?.sendTo(node, "allocs", body) ?? false,
     fleet: () => fleetState(registry, ingest, workloads),
+    now,
+    onDecision: recordDecision,
     ...(o.tickMs ? { tickMs: o.tickMs } : {}),
   });
+  const failover = new Failover({
+    db,
+    registry,
+    workloads,
+    controller,
+    fleet: () => fleetState(registry, ingest, workloads),
+    clock,
+    log: o.log.child("failover"),
+    metrics,
+    onDecision: recordDecision,
+    policy: monitorPolicy(o),
+    // A witness is a peer asked, through its session, whether it reaches the silent node.
+    ask: async (peer, target) => {
+      const reply = await gateway?.request(peer, "witness", { target, timeout_ms: 1500 }, 3000);
+      if (!reply?.ok) return undefined;
+      return (reply.body as { reached?: unknown } | null)?.reached === true;
+    },
+    ...(o.failover?.passMs ? { passMs: o.failover.passMs } : {}),
+    ...(o.failover?.settleMs !== undefined ? { settleMs: o.failover.settleMs } : {}),
+    ...(o.failover?.lostGcAfterMs !== undefined ? { lostGcAfterMs: o.failover.lostGcAfterMs } : {}),
+    ...(o.failover?.migrationTriggers
+      ? {
+          signals: () => {
+            const latest = ingest.latest();
+            return registry
+              .list()
+              .filter((n) => !n.draining && registry.status(n) === "ready")
+              .map((n) => ({
+                id: n.id,
+                cpuUtil: latest.get(n.id)?.get("cpu.util")?.[1],
+                tempC: latest.get(n.id)?.get("temp.cpu_c")?.[1],
+                hubRttMs: registry.rtt(n.id),
+                maintenance: n.labels.maintenance,
+              }));
+          },
+        }
+      : {}),
+  });
+  failover.start();
+  // The app answers queries a parent forwards; it is built below, after everything it serves.
+  let api: { fetch: (req: Request) => Response | Promise<Response> } | undefined;
+  const federation = new Federation({
+    hubId: o.hubId,
+    level: o.level ?? 1,
+    registry,
+    gateway: () => gateway,
+    workloads,
+    fleet: () => fleetState(registry, ingest, workloads),
+    failover,
+    metrics,
+    log: o.log.child("federation"),
+    now,
+    db,
+    localFetch: async (method, path, payload) => {
+      const res = await api!.fetch(
+        new Request(`http://federation.local${path}`, {
+          method,
+          headers: { authorization: `Bearer ${o.adminToken}`, "content-type": "application/json" },
+          ...(payload !== undefined ? { body: JSON.stringify(payload) } : {}),
+        }),
+      );
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {}
+      return { status: res.status, body };
+    },
+    // Own open and acknowledged alerts, for the summary (the store is built below; read only once running).
+    alerts: () =>
+      (["open", "acknowledged"] as const).flatMap((state) =>
+        alerts.list({ state, limit: 200 }).map((a) => ({
+          hub: o.hubId,
+          id: a.id,
+          rule: a.rule.slice(0, 64),
+          node: a.node,
+          severity: a.severity.slice(0, 64),
+          state,
+          message: a.message.slice(0, 256),
+          open_ms: Math.max(0, now() - a.started_at),
+        })),
+      ),
+    ...(o.parent ? { parent: o.parent } : {}),
+    ...o.federation,
+  });
+  const ruleSets = new RuleSets(db, (node, body) => gateway?.sendTo(node, "config", body) ?? false);
+  // Decisions from a distributed rule are judged by that rule set at the node's revision.
+  const checkDecision = ruleSetPolicy(
+    (name, rev) => ruleSets.compiled(name, rev),
+    o.checkDecision ?? noPolicy,
+  );
+  // Verdicts go back to each node once the ingest transaction that stored its decisions has run.
+  const verdicts = new Map<
+    string,
+    { id: number; rule: string; at: number; verdict: string; reason: string }[]
+  >();
+  const sendVerdicts = () => {
+    for (const [node, list] of verdicts) {
+      gateway?.sendTo(node, "command", {
+        id: `verdicts:${list[0]!.id}-${list.at(-1)!.id}`,
+        kind: "decision_verdicts",
+        args: { verdicts: list },
+      });
+    }
+    verdicts.clear();
+  };
   const ingest = new Ingest(db, {
     log: o.log.child("ingest"),
     metrics,
+    epochOf: (node) => registry.epochs.current(node),
+    ...(o.maxSeriesPerNode ? { maxSeriesPerNode: o.maxSeriesPerNode } : {}),
     acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
     apply: (node, msg) => {
       if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
       else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
-      else if (msg.t === "event") events.onEvent(node, msg.b);
-      else if (msg.t === "decision_validation") events.onDecision(node, msg.b, o.checkDecision ?? noPolicy);
+      else if (msg.t === "cache_write") caches.onWrite(node, msg.b);
+      else if (msg.t === "event") {
+        events.onEvent(node, msg.b);
+        alerter.onAgentEvent(node, msg.b);
+        if (msg.b.kind === "rules_applied") ruleSets.onApplied(node, msg.b.fields ?? {}, msg.b.at);
+        if (msg.b.kind === "cache_hot_keys") caches.onHotKeys(node, msg.b.fields ?? {}, msg.b.at);
+        // A request that waited offline for long is history, not a wish.
+        if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
+          queueMicrotask(() => failover.onMigrationRequest(node, msg.b.message));
+        if (msg.b.kind === "fenced" && typeof msg.b.fields?.alloc === "string")
+          failover.onFenced(node, msg.b.fields.alloc, msg.b.at, msg.b.message);
+      } else if (msg.t === "decision_validation") {
+        const v = events.onDecision(node, msg.b, checkDecision);
+        if (v.id !== undefined) {
+          if (verdicts.size === 0) queueMicrotask(sendVerdicts);
+          const list = verdicts.get(node) ?? [];
+          list.push({ ...v, id: v.id });
+          verdicts.set(node, list);
+        }
+      }
     },
   });
   gateway = new Gateway({
@@ -78,10 +296,31 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     metrics,
     heartbeatMs: o.heartbeatMs,
     maxFrameBytes: o.maxFrameBytes,
+    fleetSize: () => registry.count(),
+    ...(o.bulk ? { bulk: o.bulk } : {}),
+    // A node refused a pushed cache entry: the hub lists it (GET /api/v1/cache) and logs it.
+    onCacheRead: (node, read) => ({ id: read.id, ok: true, body: caches.read(node, read) }),
+    onReply: (node, reply) => {
+      const m = /^cache:(\d+):(.*)$/s.exec(reply.id);
+      if (m && !reply.ok) cache.onRefused(node, m[2]!, Number(m[1]), String(reply.body), clock.now());
+    },
+    onSubtree: (node, msg) => federation.onSubtree(node, msg),
     onSession: (node, hello) => {
+      federation.onSession(node, hello);
       controller.onSession(node, hello.alloc_generation);
       const record = registry.get(node);
       if (record) cache.onSession(record);
+      if (record) caches.onSession(record, hello.caches);
+      if (record) ruleSets.onSession(record);
+      // Verdicts that may not have reached the node before its last session ended.
+      const recent = events.recentVerdicts(node);
+      if (recent.length > 0) {
+        gateway?.sendTo(node, "command", {
+          id: "verdicts:session",
+          kind: "decision_verdicts",
+          args: { verdicts: recent },
+        });
+      }
     },
   });
   const hubKey = o.hubKey ?? generateKeyPair();
@@ -102,6 +341,74 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }
     return [...by].map(([status, n]) => [{ status }, n]);
   });
+  // Alerting: rules over the fleet evaluated on a timer and on every node transition; webhooks notified.
+  const alerts = new AlertStore(db, now);
+  const webhooks = new WebhookStore(db);
+  const notifier = new WebhookNotifier({
+    store: webhooks,
+    clock,
+    hubId: o.hubId,
+    log: o.log.child("webhooks"),
+    metrics,
+    ...(o.alerting?.retryBaseMs ? { retryBaseMs: o.alerting.retryBaseMs } : {}),
+    ...(o.alerting?.retryMaxMs ? { retryMaxMs: o.alerting.retryMaxMs } : {}),
+  });
+  alerts.subscribe((change) => notifier.onChange(change));
+  const alerter = new Alerter({
+    store: alerts,
+    clock,
+    log: o.log.child("alerts"),
+    ...(o.alerting?.intervalMs ? { intervalMs: o.alerting.intervalMs } : {}),
+    facts: () => {
+      const latest = ingest.latest();
+      const nodes: NodeFacts[] = registry.list().map((n) => {
+        const l = failover.monitor.get(n.id);
+        const series = new Map<string, number>();
+        for (const [name, [, value]] of latest.get(n.id) ?? []) series.set(name, value);
+        return {
+          id: n.id,
+          health: l?.health,
+          reason: l?.reason ?? "",
+          lastSeen: n.last_seen,
+          dropped: registry.epochs.counters(n.id)?.dropped,
+          series,
+        };
+      });
+      return { nodes, workloads: workloads.list().map((w) => ({ name: w.name, rollout: w.rollout })) };
+    },
+    failoverAfter: (after) => failover.store.after(after),
+    failoverLast: () => failover.store.lastId(),
+  });
+  failover.store.subscribe((e) => {
+    if (e.kind === "node" || e.kind === "place") alerter.kick();
+  });
+  metrics.gauge("novacron_hub_alerts_open", "Alerts open or acknowledged, by severity and state", () =>
+    alerts.liveCounts(),
+  );
+  alerter.start();
+  notifier.start();
+  const perCache = (pick: (f: ReturnType<CacheReplicator["list"]>[number]) => number) => () =>
+    caches.list().map((f) => [{ cache: f.name }, pick(f)] as [Record<string, string>, number]);
+  metrics.counterOf(
+    "novacron_hub_cache_writes_total",
+    "Named-cache writes received from nodes (each once)",
+    perCache((f) => f.writes),
+  );
+  metrics.counterOf(
+    "novacron_hub_cache_superseded_total",
+    "Named-cache writes a higher stamp beat (concurrent writes)",
+    perCache((f) => f.superseded),
+  );
+  metrics.counterOf(
+    "novacron_hub_cache_replicas_sent_total",
+    "Named-cache writes relayed to other nodes",
+    perCache((f) => f.replicas_sent),
+  );
+  metrics.counterOf(
+    "novacron_hub_cache_invalid_entries_skipped_total",
+    "Hub cache entries not sent because the key or value is invalid",
+    () => cache.invalidSkipped,
+  );
   const app = createApi({
     hubId: o.hubId,
     hubKey: encodeKey(hubKey.publicKey),
@@ -109,13 +416,90 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ingest,
     metrics,
     adminToken: () => o.adminToken,
+    tokens,
+    audit,
+    now,
+    maxFrameBytes: o.maxFrameBytes,
+    metricsNeedToken: () => o.metricsAuth === true,
+    ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
     workloads,
     controller,
     gateway,
     events,
     cache,
+    caches,
     fleet: () => fleetState(registry, ingest, workloads),
+    ruleSets,
+    alerts,
+    webhooks,
+    evaluateAlerts: () => alerter.evaluate(),
+    log: o.log.child("api"),
+    remote: federation,
+    subtreeAlerts: (state, limit, node) => federation.subtreeAlerts(state, limit, node),
   });
+  api = app;
+  app.route("/api/v1/topology", topologyApi(federation));
+  federation.start();
+  // Behind the role check and audit trail createApi puts on /api/v1/*.
+  app.route("/api/v1/failover", failoverApi(failover));
+  app.route("/api/v1/nodes", drainApi(failover));
+  app.route("/api/v1/workloads", moveApi(failover));
+  // The dashboard's overview and live feed read the monitor's liveness beside the registry.
+  const fleetNodes = readAtMostEvery(1000, now, (): FleetNode[] =>
+    registry.list().map((n) => {
+      const l = failover.monitor.get(n.id);
+      return {
+        id: n.id,
+        tier: n.level,
+        region: n.labels.region ?? UNLABELLED,
+        site: n.labels.site ?? UNLABELLED,
+        status: registry.status(n),
+        health: l?.health ?? "suspect",
+        since: l?.since ?? n.first_seen,
+        reason: l?.reason ?? "",
+        last_seen: Math.max(n.last_seen, registry.lastHeard(n.id) ?? 0),
+        connected: registry.isConnected(n.id),
+      };
+    }),
+  );
+  app.route("/api/v1/fleet", fleetApi(fleetNodes));
+  const live = new LiveFeed({
+    clock,
+    sources: {
+      *nodes() {
+        for (const [id, l] of failover.monitor.all())
+          yield {
+            id,
+            health: l.health,
+            status: registry.statusSource?.(id) ?? l.health,
+            at: l.since,
+            reason: l.reason,
+          };
+      },
+      *allocs() {
+        for (const a of workloads.activeAllocs())
+          yield {
+            id: a.id,
+            workload: a.workload,
+            node: a.node,
+            status: a.status,
+            healthy: a.healthy,
+            updated: a.updated,
+          };
+      },
+      failoverEvents: (limit) => failover.events({ limit }) as never,
+      // The alert lifecycle, newest first: an alert is sent again when its state or times change.
+      alerts: (limit) => alerts.list({ state: "all", limit }) as never,
+    },
+  });
+  // An open stream asks the API's own authentication again now and then (whatever checks tokens).
+  app.route(
+    "/api/v1/stream",
+    streamApi(live, {
+      stillAllowed: async (authorization) =>
+        (await app.request("/api/v1/hub", { headers: { authorization } })).status === 200,
+    }),
+  );
   return {
     metrics,
     registry,
@@ -125,10 +509,26 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     workloads,
     controller,
     events,
+    ruleSets,
+    failover,
+    tokens,
+    audit,
+    alerts,
+    alerter,
+    webhooks,
+    notifier,
+    federation,
     app,
+    live,
     /** Stops timers and writes what is pending; the caller closes the database. */
     close(): void {
+      void federation.stop();
+      live.stop();
+      failover.stop();
+      alerter.stop();
+      notifier.stop();
       controller.stop();
+      gateway?.drainBulk();
       ingest.flush();
       registry.flushSeen();
     },

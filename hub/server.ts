@@ -82,7 +82,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
   // Read before anything opens, so a bad file stops the start with the field's name.
   const tls = serverTls(cfg);
   const mqttTls = brokerTls(cfg);
-  const db = openHubDb(cfg.data);
+  const db = await openHubDb(cfg.data);
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
   const hubKey = loadHubKey(cfg.data, log);
@@ -90,18 +90,49 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     hubId: cfg.hub_id,
     joinToken,
     adminToken,
+    metricsAuth: cfg.metrics_auth,
+    maxBodyBytes: cfg.api_body_limit,
+    maxSeriesPerNode: cfg.max_series_per_node,
     heartbeatMs: cfg.heartbeat_interval,
     maxFrameBytes: cfg.max_frame_bytes,
     statusPolicy: {
       suspectAfterMs: cfg.suspect_after,
       downAfterMs: cfg.down_after,
       restartGraceMs: cfg.restart_grace,
+      jitter: 0.1,
       keyLifetimeMs: cfg.key_lifetime,
       acceptLegacyCredentials: cfg.legacy_credentials,
     },
+    failover: {
+      disconnectAfterMs: cfg.disconnect_after,
+      migrationTriggers: cfg.migration_triggers,
+      lostGcAfterMs: cfg.lost_gc_after,
+    },
+    alerting: {
+      intervalMs: cfg.alert_interval,
+      retryBaseMs: cfg.webhook_retry_base,
+      retryMaxMs: cfg.webhook_retry_max,
+    },
     hubKey,
+    bulk: { inFlight: cfg.in_flight },
+    secureLimits: {
+      admissionsPerSecond: cfg.admit_rate,
+      admissionBurst: Math.max(1, Math.floor(cfg.admit_rate / 2)),
+    },
     log,
     checkDecision: decisionPolicy(),
+    level: cfg.level,
+    ...(cfg.parent.length > 0
+      ? {
+          parent: {
+            endpoints: [...cfg.parent],
+            joinToken: cfg.parent_join_token,
+            dataDir: cfg.data,
+            heartbeatMs: Math.min(cfg.heartbeat_interval, 1000),
+            maxFrameBytes: cfg.max_frame_bytes,
+          },
+        }
+      : {}),
   });
   const { registry, secure, app } = core;
   const { host: hostname, port } = cfg.listen;
@@ -110,7 +141,8 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     hostname,
     port,
     ...(tls ? { tls } : {}),
-    fetch: (req, srv) => (upgradeAgent(req, srv as never) ? undefined : app.fetch(req)),
+    // The server goes to the app as its env: a live stream turns off its own idle timeout.
+    fetch: (req, srv) => (upgradeAgent(req, srv as never) ? undefined : app.fetch(req, { server: srv })),
     websocket: handlers as never,
   });
   const host = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`;
@@ -148,6 +180,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     async stop() {
       clearInterval(flushSeen);
       await mqttGateway?.stop();
+      await core.federation.stop();
       server.stop(true);
       core.close();
       db.close();

@@ -3,11 +3,11 @@ import { basename, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build, mb, selectComponents, selectTargets, TARGETS } from "../packaging/build/index.ts";
 
-const HELP = `Usage: bun scripts/build.ts [--out DIR] [--target NAME,...] [--component agent,hub] [--fast] [--skip archive,deb]
+const HELP = `Usage: bun scripts/build.ts [--out DIR] [--target NAME,...] [--component agent,hub,cli] [--fast] [--skip archive,deb]
 
   --out DIR          where the artefacts go (default dist)
   --target NAME,...  ${TARGETS.map((t) => t.name).join(", ")} (default all)
-  --component LIST   agent, hub (default both)
+  --component LIST   agent, hub, cli (default all; cli is a binary only)
   --fast             xz -0 instead of -6 (for tests: same contents, bigger files)
   --skip LIST        archive and/or deb: build only what is left`;
 

@@ -6,6 +6,11 @@ const pkg = JSON.parse(readFileSync("package.json", "utf8"));
 const want = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies });
 const missing = want.filter((name) => !existsSync(`node_modules/${name}/package.json`));
 if (missing.length > 0) {
-  console.error(`installing dependencies (missing: ${missing.join(", ")})`);
-  execSync("npm install --no-audit --no-fund", { stdio: "inherit" });
+  // `npm ci` installs exactly what package-lock.json pins and never rewrites it (npm install may,
+  // which left a fresh clone with a modified tracked file).
+  const command = existsSync("package-lock.json")
+    ? "npm ci --no-audit --no-fund"
+    : "npm install --no-audit --no-fund";
+  console.error(`installing dependencies (missing: ${missing.join(", ")}): ${command}`);
+  execSync(command, { stdio: "inherit" });
 }

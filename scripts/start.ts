@@ -1,23 +1,44 @@
 // npm start: a hub on 127.0.0.1:8091 and one local agent joined to it, data under .novacron/.
 import type { Subprocess } from "bun";
 import { existsSync, readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
 const data = process.env.NOVACRON_START_DATA ?? join(root, ".novacron");
 const hubPort = Number(process.env.NOVACRON_START_HUB_PORT ?? 8091);
-const agentApi = process.env.NOVACRON_START_AGENT_API ?? "127.0.0.1:8080";
+// Without NOVACRON_START_AGENT_API the agent picks its local API port itself (8080, or the next free one).
+const agentApiFlag = process.env.NOVACRON_START_AGENT_API;
 const bun = process.execPath;
 
-function spawn(name: string, args: string[]): Subprocess<"ignore", "inherit", "pipe"> {
+/** Starts a process whose log lines are prefixed with its name; `onLine` sees each line. */
+function spawn(
+  name: string,
+  args: string[],
+  onLine: (line: string) => void = () => {},
+): Subprocess<"ignore", "inherit", "pipe"> {
   const proc = Bun.spawn([bun, ...args], { cwd: root, stdin: "ignore", stdout: "inherit", stderr: "pipe" });
   void (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr)
-      process.stderr.write(`${name} | ${decoder.decode(chunk)}`.replace(/\n(?=.)/g, `\n${name} | `));
+    let buf = "";
+    for await (const chunk of proc.stderr) {
+      buf += decoder.decode(chunk, { stream: true });
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        process.stderr.write(`${name} | ${line}\n`);
+        onLine(line);
+      }
+    }
   })();
   return proc;
+}
+
+/** This machine's first non-loopback IPv4 address: what another machine on the network likely reaches. */
+function lanAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  return undefined;
 }
 
 async function waitHttp(url: string, proc: Subprocess, what: string): Promise<void> {
@@ -60,28 +81,42 @@ try {
   const adminToken = token("admin");
   const hubKeyPath = join(data, "hub", "hub.pub");
   const hubKey = existsSync(hubKeyPath) ? readFileSync(hubKeyPath, "utf8").trim() : "";
-  agent = spawn("agent", [
-    "agent/main.ts",
-    "run",
-    "--data",
-    join(data, "agent"),
-    "--hub",
-    `ws://127.0.0.1:${hubPort}`,
-    "--join-token",
-    joinToken,
-    ...(hubKey ? ["--hub-key", hubKey] : []),
-    "--api",
-    agentApi,
-    "--node-id",
-    hostname().replace(/[^A-Za-z0-9._-]/g, "-") || "local",
-  ]);
-  await waitHttp(`http://${agentApi}/healthz`, agent, "the agent");
+  const nodeId = hostname().replace(/[^A-Za-z0-9._-]/g, "-") || "local";
+  let agentApi = agentApiFlag;
+  const agentProc = spawn(
+    "agent",
+    [
+      "agent/main.ts",
+      "run",
+      "--data",
+      join(data, "agent"),
+      "--hub",
+      `ws://127.0.0.1:${hubPort}`,
+      "--join-token",
+      joinToken,
+      ...(hubKey ? ["--hub-key", hubKey] : []),
+      ...(agentApiFlag ? ["--api", agentApiFlag] : []),
+      "--node-id",
+      nodeId,
+    ],
+    (line) => {
+      const m = /local API listening url=http:\/\/(\S+)/.exec(line);
+      if (m && !agentApi) agentApi = m[1];
+    },
+  );
+  agent = agentProc;
+  for (let i = 0; i < 100 && !agentApi && agentProc.exitCode === null; i++) await Bun.sleep(100);
+  if (!agentApi) throw new Error("the agent did not say where its local API listens (see its log above)");
+  await waitHttp(`http://${agentApi}/healthz`, agentProc, "the agent");
   const hubUrl = `http://127.0.0.1:${hubPort}`;
+  const keyFlag = hubKey ? ` --hub-key ${hubKey}` : "";
+  const lan = lanAddress() ?? "<this-host>";
   process.stdout.write(`
   NovaCron Edge is running.
 
   Hub            ${hubUrl}   (agents connect to ws://127.0.0.1:${hubPort}/v1/agent)
-  Dashboard      ${hubUrl}/  (the operator API for now; the browser dashboard is not built yet)
+  Dashboard      ${hubUrl}/ui/  (paste the admin token below to sign in)
+  Operator API   ${hubUrl}/api/v1/  (bearer token below)
   Admin token    ${adminToken}
   Hub key        ${hubKey}   (agents pin it with --hub-key)
   Local agent    http://${agentApi}/v1/status
@@ -90,14 +125,21 @@ try {
   Try:
     curl -H "Authorization: Bearer ${adminToken}" ${hubUrl}/api/v1/nodes
 
-  Add an agent on another machine (the hub must listen on an address it can reach,
-  e.g. bun hub/main.ts serve --listen 0.0.0.0:8091 --data ${join(data, "hub")}):
-    novacron-agent run --data /var/lib/novacron --hub ws://<this-host>:${hubPort} \\
-      --join-token ${joinToken} --hub-key ${hubKey}
+  Another agent on this machine (run from this checkout; its local API takes the next free port):
+    npx novacron-agent run --data ${join(data, "agent-2")} --node-id ${nodeId}-2 \\
+      --hub ws://127.0.0.1:${hubPort} --join-token ${joinToken}${keyFlag}
+
+  An agent on another machine: this hub listens on 127.0.0.1 only. Stop it (Ctrl-C) and start the
+  hub on every interface instead, from this checkout:
+    npx novacron-hub serve --data ${join(data, "hub")} --listen 0.0.0.0:${hubPort}
+  then on the other machine, from a checkout after npm install (or with the novacron-agent binary
+  from npm run build, without "npx"), with this machine's address as the other machine sees it:
+    npx novacron-agent run --data .novacron/agent --hub ws://${lan}:${hubPort} \\
+      --join-token ${joinToken}${keyFlag}
 
   Ctrl-C stops both.
 `);
-  const first = await Promise.race([hub.exited.then(() => "hub"), agent.exited.then(() => "agent")]);
+  const first = await Promise.race([hub.exited.then(() => "hub"), agentProc.exited.then(() => "agent")]);
   console.error(`the ${first} exited; stopping`);
   await stopAll(1);
 } catch (err) {

@@ -13,7 +13,13 @@ export type ErrorCode =
   | "bad_flag"
   | "bad_request"
   | "not_found"
-  | "unauthorized";
+  | "unauthorized"
+  | "too_large"
+  | "conflict"
+  | "hub_unreachable"
+  | "not_confirmed"
+  | "disk_full"
+  | "store_failed";
 
 /** Base of every error the project raises on purpose. */
 export class NovaError extends Error {
@@ -62,11 +68,69 @@ export class NotFoundError extends NovaError {
   }
 }
 
+/** A request that conflicts with the current state (an alert already acknowledged or resolved). */
+export class ConflictError extends NovaError {
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
+
 /** A bad API request; `field` names the offending part of the body or query. */
 export class RequestError extends NovaError {
   readonly field: string | undefined;
   constructor(message: string, field?: string) {
     super("bad_request", message);
     this.field = field;
+  }
+}
+
+/** A request over a size limit (a body, or what it would send an agent); `field` names what is too large. */
+export class TooLargeError extends NovaError {
+  readonly field: string;
+  constructor(message: string, field: string) {
+    super("too_large", message);
+    this.field = field;
+  }
+}
+
+/**
+ * A request that needs the hub while it cannot be reached (`hub_unreachable`), or that the hub did not
+ * confirm in time (`not_confirmed`: the write is queued and will still arrive). HTTP 503 / 504.
+ */
+export class UnavailableError extends NovaError {
+  constructor(code: "hub_unreachable" | "not_confirmed", message: string) {
+    super(code, message);
+  }
+}
+
+/** A write refused because the local disk is full (or below its reserve): nothing was stored. HTTP 507. */
+export class DiskFullError extends NovaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("disk_full", message, options);
+  }
+}
+
+/**
+ * A statement the hub's store could not run: `store` names the back end and where it is (never a
+ * password), `statement` the SQL text; `unavailable` when the store could not be reached at all.
+ */
+export class StoreError extends NovaError {
+  readonly store: string;
+  readonly statement: string | undefined;
+  readonly unavailable: boolean;
+  constructor(
+    store: string,
+    statement: string | undefined,
+    message: string,
+    options?: { cause?: unknown; unavailable?: boolean },
+  ) {
+    super(
+      "store_failed",
+      `${store}: ${message}${statement ? ` (in: ${statement.replace(/\s+/g, " ").trim().slice(0, 200)})` : ""}`,
+      options,
+    );
+    this.store = store;
+    this.statement = statement;
+    this.unavailable = options?.unavailable ?? false;
   }
 }

@@ -51,3 +51,49 @@ export function createLogger(
   };
   return make(component);
 }
+
+/**
+ * Rate-limits repeated log lines: each key logs at once the first time, then at most once per
+ * interval, and that line says how many like it were held back since the last one (`held_back`,
+ * `since_s`). A loop that fails forever costs one line a minute, not one per attempt.
+ */
+export class LogLimiter {
+  readonly #log: Logger;
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #maxKeys: number;
+  readonly #last = new Map<string, { at: number; held: number }>();
+
+  constructor(log: Logger, opts: { intervalMs?: number; now?: () => number; maxKeys?: number } = {}) {
+    this.#log = log;
+    this.#intervalMs = opts.intervalMs ?? 60_000;
+    this.#now = opts.now ?? Date.now;
+    this.#maxKeys = opts.maxKeys ?? 10_000;
+  }
+
+  info(key: string, msg: string, fields?: Record<string, unknown>): void {
+    this.#emit("info", key, msg, fields);
+  }
+  warn(key: string, msg: string, fields?: Record<string, unknown>): void {
+    this.#emit("warn", key, msg, fields);
+  }
+  error(key: string, msg: string, fields?: Record<string, unknown>): void {
+    this.#emit("error", key, msg, fields);
+  }
+
+  #emit(level: "info" | "warn" | "error", key: string, msg: string, fields?: Record<string, unknown>): void {
+    const now = this.#now();
+    const last = this.#last.get(key);
+    if (last && now - last.at < this.#intervalMs) {
+      last.held += 1;
+      return;
+    }
+    const summary = last?.held
+      ? { ...fields, held_back: last.held, since_s: Math.round((now - last.at) / 1000) }
+      : fields;
+    this.#log[level](msg, summary);
+    this.#last.delete(key); // re-inserted last: the map's first key is the one logged longest ago
+    this.#last.set(key, { at: now, held: 0 });
+    if (this.#last.size > this.#maxKeys) this.#last.delete(this.#last.keys().next().value!);
+  }
+}

@@ -1,6 +1,7 @@
 // A tiny Prometheus registry: counters and gauges with labels, rendered in the text format.
 
-type Labels = Record<string, string>;
+/** Label names to values. */
+export type Labels = Record<string, string>;
 
 interface Family {
   type: "counter" | "gauge";
@@ -9,7 +10,30 @@ interface Family {
   collect?: () => number | [Labels, number][];
 }
 
-const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+/** Metric families of the text format: a family's samples together, after its HELP and TYPE. */
+export function renderFamily(
+  name: string,
+  type: "counter" | "gauge",
+  help: string,
+  samples: Iterable<[Labels, number]>,
+): string[] {
+  const out = [`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`];
+  for (const [labels, value] of samples) {
+    const key = labelKey(labels);
+    out.push(`${name}${key ? `{${key}}` : ""} ${formatValue(value)}`);
+  }
+  return out;
+}
+
+/** A label value escaped for the text format (backslash, newline, double quote). */
+export const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+
+/** A HELP text escaped for the text format (backslash, newline). */
+export const escapeHelp = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+
+/** A sample value in the text format. */
+export const formatValue = (value: number) =>
+  Number.isNaN(value) ? "NaN" : value === Infinity ? "+Inf" : value === -Infinity ? "-Inf" : String(value);
 const labelKey = (labels: Labels) =>
   Object.keys(labels)
     .sort()
@@ -40,6 +64,12 @@ export class MetricsRegistry {
     };
   }
 
+  /** Declares a counter whose value(s) are read when scraped (a durable count kept elsewhere). */
+  counterOf(name: string, help: string, collect: () => number | [Labels, number][]): void {
+    const f = this.#family(name, "counter", help);
+    f.collect = collect;
+  }
+
   /** Declares a gauge whose value(s) are read when scraped. */
   gauge(name: string, help: string, collect: () => number | [Labels, number][]): void {
     const f = this.#family(name, "gauge", help);
@@ -62,7 +92,6 @@ export class MetricsRegistry {
   render(): string {
     const out: string[] = [];
     for (const [name, f] of this.#families) {
-      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
       const samples: [Labels, number][] = f.collect
         ? (() => {
             const v = f.collect();
@@ -70,10 +99,7 @@ export class MetricsRegistry {
           })()
         : [...f.values.values()].map((e) => [e.labels, e.value]);
       if (samples.length === 0 && f.type === "counter") samples.push([{}, 0]);
-      for (const [labels, value] of samples) {
-        const key = labelKey(labels);
-        out.push(`${name}${key ? `{${key}}` : ""} ${Number.isFinite(value) ? value : "NaN"}`);
-      }
+      out.push(...renderFamily(name, f.type, f.help, samples));
     }
     return `${out.join("\n")}\n`;
   }

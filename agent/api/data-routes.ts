@@ -1,11 +1,14 @@
 // Local data routes: points pushed by applications on the host (/v1/ingest) and the key/value cache (/v1/cache).
 import { type Context, Hono } from "hono";
 import { RequestError } from "../../shared/errors.ts";
+import { decodeCbor } from "../../shared/protocol/index.ts";
 import type { LocalCache } from "../cache/index.ts";
 import { type IngestPoint, MAX_INGEST_BYTES, parseIngestBody } from "../stream/index.ts";
 
 export interface DataDeps {
   ingest: (points: IngestPoint[]) => void;
+  /** Points refused as invalid (counted as produced and dropped, reason invalid). */
+  invalid?: (points: number) => void;
   /** The agent's clock: points without a time get this one, and others must lie near it. */
   now: () => number;
   cache: () => LocalCache | undefined;
@@ -22,6 +25,17 @@ async function boundedBody(c: Context, limit: number): Promise<Uint8Array> {
   return bytes;
 }
 
+// How many points a refused body carried (all of them are refused); 1 when it is not even a list.
+function pointsOffered(body: Uint8Array | string): number {
+  try {
+    const doc = typeof body === "string" ? JSON.parse(body) : decodeCbor(body);
+    const list = Array.isArray(doc) ? doc : (doc as { points?: unknown } | null)?.points;
+    return Array.isArray(list) ? Math.max(1, list.length) : 1;
+  } catch {
+    return 1;
+  }
+}
+
 /** Routes for /v1/ingest and /v1/cache/{key}. */
 export function dataRoutes(deps: DataDeps): Hono {
   const app = new Hono();
@@ -29,7 +43,13 @@ export function dataRoutes(deps: DataDeps): Hono {
     const bytes = await boundedBody(c, MAX_INGEST_BYTES);
     const type = c.req.header("content-type") ?? "application/json";
     const body = type.includes("cbor") ? bytes : new TextDecoder().decode(bytes);
-    const points = parseIngestBody(body, type, deps.now());
+    let points: IngestPoint[];
+    try {
+      points = parseIngestBody(body, type, deps.now());
+    } catch (err) {
+      deps.invalid?.(pointsOffered(body));
+      throw err;
+    }
     deps.ingest(points);
     return c.json({ accepted: points.length }, 202);
   });
@@ -61,6 +81,8 @@ export function dataRoutes(deps: DataDeps): Hono {
       binary ? bytes : new TextDecoder().decode(bytes),
       ttl ? { ttl_ms: ttl } : {},
     );
+    if (!result.stored && result.reason === "disk_full")
+      return c.json({ error: { code: "disk_full", message: "not stored: the agent's disk is full" } }, 507);
     if (!result.stored)
       return c.json({ error: { code: "conflict", message: `not stored: ${result.reason}` } }, 409);
     return c.json({ stored: true });

@@ -1,7 +1,8 @@
 // The agent's local HTTP API: health, Prometheus metrics and status for operators on the host.
 import { Hono } from "hono";
-import { RequestError } from "../../shared/errors.ts";
+import { DiskFullError, NotFoundError, RequestError, UnavailableError } from "../../shared/errors.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
+import { type CacheRouteDeps, cacheRoutes } from "./cache-routes.ts";
 import { type DataDeps, dataRoutes } from "./data-routes.ts";
 
 export interface AgentStatus {
@@ -9,7 +10,18 @@ export interface AgentStatus {
   connected: boolean;
   hub: string | null;
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
-  samples: { produced: number; dropped: number; downsampled: number; staged_ticks: number };
+  samples: {
+    produced: number;
+    /** Every reason together: produced - dropped is what reaches the hub. */
+    dropped: number;
+    dropped_by: { budget: number; disk: number; invalid: number; folded: number };
+    downsampled: number;
+    staged_ticks: number;
+    /** Of `dropped`: points folded into a later one of the same series and millisecond. */
+    folded?: number;
+    /** Pushed points (at their own times) not yet packed into a batch. */
+    staged_points?: number;
+  };
   [extra: string]: unknown;
 }
 
@@ -21,7 +33,8 @@ export function createLocalApi(
     tasks: () => { alloc: string; workload: string; status: string; pid: number | null; restarts: number }[];
     logs: (alloc: string, lines: number) => string | undefined;
     decisions: (limit: number) => unknown[];
-  } & DataDeps,
+  } & DataDeps &
+    CacheRouteDeps,
 ): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -31,6 +44,7 @@ export function createLocalApi(
   app.get("/v1/status", (c) => c.json(deps.status()));
   app.get("/v1/tasks", (c) => c.json({ tasks: deps.tasks() }));
   app.route("/v1", dataRoutes(deps));
+  app.route("/v1", cacheRoutes(deps));
   app.get("/v1/decisions", (c) => {
     const limit = Number(c.req.query("limit") ?? 100);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
@@ -65,6 +79,13 @@ export function createLocalApi(
   app.onError((err, c) => {
     if (err instanceof RequestError)
       return c.json({ error: { code: err.code, message: err.message, field: err.field } }, 400);
+    if (err instanceof NotFoundError) return c.json({ error: { code: err.code, message: err.message } }, 404);
+    if (err instanceof DiskFullError) return c.json({ error: { code: err.code, message: err.message } }, 507);
+    if (err instanceof UnavailableError)
+      return c.json(
+        { error: { code: err.code, message: err.message } },
+        err.code === "not_confirmed" ? 504 : 503,
+      );
     return c.json({ error: { code: "internal", message: "internal error" } }, 500);
   });
   return app;

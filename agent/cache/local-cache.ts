@@ -8,15 +8,20 @@
 // - A put with a version (hub puts always carry one) is refused as "stale" when the entry holds a
 //   version ≥ it, or when a removed entry of that key had a version > it (tombstones remember it).
 //   An equal version may come back after eviction or expiry (a resent copy of the same data).
-// - A local put without a version always wins, and keeps the version it replaces. So a local
-//   override stands until the hub publishes a newer version; a resend of the old one cannot undo it.
+// - A local put without a version always wins, and carries no version: the hub version it replaces
+//   is kept as a tombstone. So the hub owns the keys it pushes: a local override stands until the
+//   hub sends that key again (a newer version, or the same one resent at its next session), and an
+//   older version can never come back.
+// - The hub deletes its entry with a version (deleteHub): its copy goes, the version is remembered.
 //
 // Durability: values, versions and expiry are written at each put/delete. Access order, access
 // counts and the hit/miss counters live in memory and are written by flush() (every sweep interval
 // from start(), and at stop()); after a kill -9 they resume from the last flush.
-import { RequestError } from "../../shared/errors.ts";
-import type { Clock } from "../../shared/clock.ts";
+
 import type { Database } from "bun:sqlite";
+import type { Clock } from "../../shared/clock.ts";
+import { isDiskFull } from "../../shared/disk-full.ts";
+import { RequestError } from "../../shared/errors.ts";
 import { CacheTable, type CounterValues } from "./cache-table.ts";
 import { type EvictionOrder, LfuOrder, LruOrder, type Ranked } from "./eviction-order.ts";
 import { checkBudget, checkKey, checkValue } from "./limits.ts";
@@ -35,6 +40,10 @@ export interface LocalCacheOptions {
   sweepIntervalMs?: number;
   /** Versions of removed keys remembered, oldest forgotten first. Default 100,000. */
   maxTombstones?: number;
+  /** False while the disk is full: puts are refused ("disk_full"); reads, deletes and evictions go on. */
+  writable?: () => boolean;
+  /** A write failed on a full disk (SQLITE_FULL / ENOSPC); the cache carries on without it. */
+  onDiskFull?: (err: unknown) => void;
 }
 
 export interface CacheEntry {
@@ -51,7 +60,7 @@ export interface PutOptions {
   source?: CacheSource;
 }
 
-export type PutResult = { stored: true } | { stored: false; reason: "stale" | "over_budget" };
+export type PutResult = { stored: true } | { stored: false; reason: "stale" | "over_budget" | "disk_full" };
 
 export interface CacheStats extends CounterValues {
   entries: number;
@@ -89,6 +98,8 @@ export class LocalCache {
   #access = 0;
   #counters: CounterValues = { hits: 0, misses: 0, evictions: 0, expired: 0 };
   #timer: ReturnType<Clock["setInterval"]> | undefined;
+  readonly #writable: () => boolean;
+  readonly #onDiskFull: ((err: unknown) => void) | undefined;
 
   constructor(opts: LocalCacheOptions) {
     this.#table = new CacheTable(opts.db);
@@ -98,8 +109,23 @@ export class LocalCache {
     this.#maxEntries = opts.maxEntries ?? 1_000_000;
     this.#sweepMs = opts.sweepIntervalMs ?? 10_000;
     this.#maxTombstones = opts.maxTombstones ?? 100_000;
-    this.#tombstones = this.#table.tombstoneCount();
+    this.#tombstones = 0;
     this.#counters = { ...this.#counters, ...this.#table.counters() };
+    this.#writable = opts.writable ?? (() => true);
+    this.#onDiskFull = opts.onDiskFull;
+    this.#load();
+    // A smaller budget than last run's (or a lower maxEntries) takes effect at once.
+    this.#db(() => this.#fit(0, undefined), undefined);
+  }
+
+  // The in-memory index from the table: at start, and after a write the disk refused rolled back.
+  #load(): void {
+    this.#index.clear();
+    this.#order.clear();
+    this.#dirty.clear();
+    this.#bytes = 0;
+    this.#withTtl = 0;
+    this.#tombstones = this.#table.tombstoneCount();
     for (const r of this.#table.rows()) {
       const m: Meta = {
         key: r.key,
@@ -116,8 +142,6 @@ export class LocalCache {
       if (m.expiresAt !== undefined) this.#withTtl++;
       if (m.access > this.#access) this.#access = m.access;
     }
-    // A smaller budget than last run's (or a lower maxEntries) takes effect at once.
-    this.#db(() => this.#fit(0, undefined));
   }
 
   /** Starts the periodic expiry sweep and flush. */
@@ -145,7 +169,7 @@ export class LocalCache {
       return undefined;
     }
     if (m.expiresAt !== undefined && m.expiresAt <= this.#clock.now()) {
-      this.#db(() => this.#remove(m, "expired"));
+      this.#db(() => this.#remove(m, "expired"), undefined);
       this.#counters.misses++;
       return undefined;
     }
@@ -183,16 +207,21 @@ export class LocalCache {
     }
     const now = this.#clock.now();
     const bytes = keyBytes + valueBytes;
+    if (!this.#writable()) return { stored: false, reason: "disk_full" };
+    const full: PutResult = { stored: false, reason: "disk_full" };
     return this.#db((): PutResult => {
       let old = this.#index.get(key);
       if (old?.expiresAt !== undefined && old.expiresAt <= now) {
         this.#remove(old, "expired");
         old = undefined;
       }
-      const known = old ? old.version : this.#tombstones > 0 ? this.#table.tombstone(key) : undefined;
-      if (version !== undefined && known !== undefined) {
-        // A live entry refuses an equal version too; a removed one accepts the same data back.
-        if (old ? version <= known : version < known) return { stored: false, reason: "stale" };
+      // The version of the live entry, else the version a removed or overridden hub entry left behind.
+      const live = old?.version;
+      const tomb = live === undefined && this.#tombstones > 0 ? this.#table.tombstone(key) : undefined;
+      if (version !== undefined) {
+        // A live entry refuses an equal version too; a removed or overridden one accepts the same data back.
+        if (live !== undefined && version <= live) return { stored: false, reason: "stale" };
+        if (tomb !== undefined && version < tomb) return { stored: false, reason: "stale" };
       }
       if (bytes > this.#budget) return { stored: false, reason: "over_budget" };
       this.#fit(bytes - (old?.bytes ?? 0), key);
@@ -208,7 +237,9 @@ export class LocalCache {
       const previousFreq = m.freq;
       this.#bytes += bytes - (old?.bytes ?? 0);
       m.bytes = bytes;
-      m.version = version ?? known;
+      // A local write carries no hub version: the hub's version it overrides stays as a tombstone.
+      m.version = version;
+      if (version === undefined && live !== undefined) this.#putTombstone(key, live);
       if (old?.expiresAt !== undefined) this.#withTtl--;
       m.expiresAt = ttl === undefined ? undefined : now + ttl;
       if (m.expiresAt !== undefined) this.#withTtl++;
@@ -219,20 +250,39 @@ export class LocalCache {
       else {
         this.#index.set(key, m);
         this.#order.add(m);
-        if (known !== undefined) this.#dropTombstone(key);
       }
+      if (tomb !== undefined && version !== undefined) this.#dropTombstone(key);
       this.#dirty.delete(key);
       this.#table.upsert(key, value, m);
       return { stored: true };
-    });
+    }, full);
   }
 
   /** Removes `key`; true if it was there. A versioned entry leaves its version behind. */
   delete(key: string): boolean {
     const m = this.#index.get(key);
     if (!m) return false;
-    this.#db(() => this.#remove(m, undefined));
-    return true;
+    return this.#db(() => {
+      this.#remove(m, undefined);
+      return true;
+    }, false);
+  }
+
+  /**
+   * The hub deleted its entry of `key` at `version`: a hub copy at or below it goes, and the version
+   * is remembered so that no older push brings it back. A local value is the node's own and stays.
+   */
+  deleteHub(key: string, version: number): boolean {
+    checkKey(key);
+    if (!Number.isSafeInteger(version) || version < 0)
+      throw new RequestError("must be a non-negative integer", "version");
+    const m = this.#index.get(key);
+    return this.#db(() => {
+      const gone = m !== undefined && m.version !== undefined && m.version <= version;
+      if (gone) this.#remove(m, undefined);
+      this.#putTombstone(key, version);
+      return gone;
+    }, false);
   }
 
   /**
@@ -251,34 +301,34 @@ export class LocalCache {
     const target = fraction === undefined ? total : fraction * total;
     let freed = 0;
     let n = 0;
-    this.#db(() => {
+    return this.#db(() => {
       for (const m of candidates) {
         if (freed >= target) break;
         freed += m.bytes;
         this.#remove(m, "evictions");
         n++;
       }
-    });
-    return n;
+      return n;
+    }, 0);
   }
 
   /** Deletes every expired entry; returns how many. */
   sweep(): number {
     const keys = this.#table.expiredKeys(this.#clock.now());
-    this.#db(() => {
+    return this.#db(() => {
       for (const k of keys) {
         const m = this.#index.get(k);
         if (m) this.#remove(m, "expired");
         else this.#table.delete(k);
       }
-    });
-    return keys.length;
+      return keys.length;
+    }, 0);
   }
 
   /** Changes the budget, evicting at once if the cache is over it. */
   setBudget(bytes: number): void {
     this.#budget = checkBudget(bytes);
-    this.#db(() => this.#fit(0, undefined));
+    this.#db(() => this.#fit(0, undefined), undefined);
   }
 
   stats(): CacheStats {
@@ -294,6 +344,8 @@ export class LocalCache {
 
   /** Writes access order, access counts and counters to SQLite. */
   flush(): void {
+    // On a full disk the access order waits in memory; a refused flush would cost a reload.
+    if (!this.#writable()) return;
     this.#db(() => {
       for (const key of this.#dirty) {
         const m = this.#index.get(key);
@@ -301,7 +353,7 @@ export class LocalCache {
       }
       this.#dirty.clear();
       this.#table.saveCounters(this.#counters);
-    });
+    }, undefined);
   }
 
   /** Makes room for `extra` more bytes (and one more entry), never evicting `keep`. */
@@ -343,13 +395,16 @@ export class LocalCache {
     this.#forget(m);
     this.#table.delete(m.key);
     if (counter) this.#counters[counter]++;
-    if (m.version !== undefined) {
-      this.#table.putTombstone(m.key, m.version, this.#clock.now());
-      if (++this.#tombstones > this.#maxTombstones) {
-        const n = this.#tombstones - this.#maxTombstones;
-        this.#table.trimTombstones(n);
-        this.#tombstones -= n;
-      }
+    if (m.version !== undefined) this.#putTombstone(m.key, m.version);
+  }
+
+  #putTombstone(key: string, version: number): void {
+    const had = this.#table.tombstone(key) !== undefined;
+    this.#table.putTombstone(key, version, this.#clock.now());
+    if (!had && ++this.#tombstones > this.#maxTombstones) {
+      const n = this.#tombstones - this.#maxTombstones;
+      this.#table.trimTombstones(n);
+      this.#tombstones -= n;
     }
   }
 
@@ -366,9 +421,20 @@ export class LocalCache {
     this.#tombstones = Math.max(0, this.#tombstones - 1);
   }
 
-  /** Runs `fn` in one transaction (nested calls join the outer one). */
-  #db<T>(fn: () => T): T {
+  /**
+   * Runs `fn` in one transaction (nested calls join the outer one). On a full disk the transaction
+   * rolls back, the index is read again to match, and `onFull` is returned.
+   */
+  #db<T>(fn: () => T, onFull: T): T {
     const db = this.#table.db;
-    return db.inTransaction ? fn() : db.transaction(fn)();
+    if (db.inTransaction) return fn();
+    try {
+      return db.transaction(fn)();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.#load();
+      this.#onDiskFull?.(err);
+      return onFull;
+    }
   }
 }

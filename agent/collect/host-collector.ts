@@ -1,4 +1,4 @@
-// Per-second host sampler: reads /proc and /sys directly, because systeminformation spawns ~18 processes a tick (DESIGN.md §5.1).
+// Per-second host sampler: reads /proc and /sys directly, because systeminformation spawns ~18 processes a tick (docs/targets.md, "Why these numbers").
 import { join } from "node:path";
 import { readText } from "./_read-text.ts";
 import { diskUsedPct, readDiskMounts } from "./disk-usage.ts";

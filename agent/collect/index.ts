@@ -3,3 +3,5 @@ export { type CollectorOptions, HostCollector } from "./host-collector.ts";
 export { type Inventory, inventory } from "./inventory.ts";
 export { SERIES, type SeriesKey, type SeriesName } from "./series.ts";
 export { probeSeries, runProbes, tcpConnectMs } from "./probes.ts";
+export { type Sampling, type SamplingDeps, startSampling } from "./sampling-loop.ts";
+export { CollectModule, type CollectModuleDeps } from "./collect-module.ts";

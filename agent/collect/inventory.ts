@@ -52,7 +52,7 @@ function unquote(value: string): string {
 
 // Only for hosts without os-release (macOS, Windows, minimal images). Loaded on demand because, measured on Linux,
 // importing systeminformation takes ~46 ms, osInfo() another ~26 ms with child processes, and together they add
-// ~16 MiB of RSS that would stay for good against the agent's 35 MB budget (DESIGN.md §10).
+// ~16 MiB of RSS that would stay for good against the agent's 35 MB budget (docs/targets.md).
 async function osFromSysinfo(): Promise<string> {
   try {
     const si = await import("systeminformation");

@@ -1,4 +1,4 @@
-// Series names the collector emits (DESIGN.md §11: extend, never rename) and the one place where values are rounded for the wire.
+// Series names the collector emits (docs/stable-interfaces.md: extend, never rename) and the one place where values are rounded for the wire.
 
 /** Every series name the host collector produces, without labels. */
 export const SERIES = {
@@ -23,7 +23,7 @@ export type SeriesName = (typeof SERIES)[keyof typeof SERIES];
 export type SeriesKey = SeriesName | `${SeriesName}{${string}}`;
 
 // Fewer decimals mean fewer distinct values and smaller deltas, which keeps the compressed wire encoding
-// within its budget (DESIGN.md §10: ≤ 2 bytes a sample); sensors are not more precise than this anyway.
+// within its budget (docs/targets.md: ≤ 2 bytes a sample); sensors are not more precise than this anyway.
 const DECIMALS: Record<SeriesName, number> = {
   "cpu.util": 2,
   "cpu.load1": 2,

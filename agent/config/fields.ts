@@ -1,6 +1,8 @@
-// The agent's settings: one row per flag, file key and NOVACRON_* variable (DESIGN.md sections 5.8 and 11).
+// The agent's settings: one row per flag, file key and NOVACRON_* variable (docs/stable-interfaces.md).
 import { hostname } from "node:os";
+import { type CacheSpec, parseCacheSpecs } from "../../shared/cache/index.ts";
 import { commonFields, defineFields } from "../../shared/config/index.ts";
+import { ConfigError, RequestError } from "../../shared/errors.ts";
 import { ID_PATTERN } from "../../shared/protocol/index.ts";
 import { decodeKey } from "../../shared/secure/index.ts";
 import { compileRules, DEFAULT_RULES } from "../../shared/rules/index.ts";
@@ -135,7 +137,8 @@ export const agentFields = defineFields([
       return raw as unknown[];
     },
     hot: true,
-    help: "offline rules (YAML list in the file; JSON as a flag); default: max CPU 80%, memory 85%, disk 90%, min 1 GB free",
+    help: "offline rules (YAML list in the file; JSON as a flag)",
+    defaultHelp: "four rules: max CPU 80%, memory 85%, disk 90%, min 1 GB free memory",
   },
   {
     key: "pipelines",
@@ -157,7 +160,8 @@ export const agentFields = defineFields([
     kind: "custom",
     default: MQTT_INGEST_OFF,
     parse: parseMqttIngestConfig,
-    help: 'ingest points published to a local broker, e.g. {"url":"mqtt://127.0.0.1:1883","topics":["sensors/#"]} (a map in the file; JSON as a flag); none: off',
+    help: 'ingest points published to a local broker, e.g. {"url":"mqtt://127.0.0.1:1883","topics":["sensors/#"]} (a map in the file; JSON as a flag)',
+    defaultHelp: "none (off)",
   },
   {
     key: "cache_bytes",
@@ -177,6 +181,25 @@ export const agentFields = defineFields([
     oneOf: ["lru", "lfu"],
     default: "lru",
     help: "what the cache evicts first when full: least recently or least frequently used",
+  },
+  {
+    key: "caches",
+    flag: "--caches",
+    env: "NOVACRON_CACHES",
+    kind: "custom",
+    default: {} as Record<string, CacheSpec>,
+    parse: (raw: unknown): Record<string, CacheSpec> => {
+      try {
+        return parseCacheSpecs(raw);
+      } catch (err) {
+        if (err instanceof RequestError && err.field)
+          throw new ConfigError(err.field, err.message.replace(`${err.field}: `, ""));
+        throw err;
+      }
+    },
+    hot: true,
+    help: 'named caches, e.g. {"prices":{"strategy":"write-behind","consistency":"read-your-writes","replicate":"site"}} (a map in the file; JSON as a flag)',
+    defaultHelp: "none",
   },
   {
     key: "host_proc",
@@ -314,6 +337,26 @@ export const agentFields = defineFields([
     default: "100MB",
     hot: true,
     help: "disk budget of the offline buffer (over it, old data is downsampled, then dropped)",
+  },
+  {
+    key: "store_bytes",
+    flag: "--store-bytes",
+    env: "NOVACRON_STORE_BYTES",
+    kind: "bytes",
+    // 0 is "auto". Below 512KiB the WAL of one write, the -shm file and the ballast would leave no room.
+    validate: (v) => (v === 0 || v >= 512 * 1024 ? undefined : "must be 0 (auto) or at least 512KiB"),
+    default: 0,
+    hot: true,
+    help: "bound on the local store's files on disk (agent.db, its WAL and -shm, store.reserve); 0: 2 x buffer_bytes + cache_bytes + 16MiB",
+  },
+  {
+    key: "disk_reserve",
+    flag: "--disk-reserve",
+    env: "NOVACRON_DISK_RESERVE",
+    kind: "bytes",
+    default: "32MiB",
+    hot: true,
+    help: "free space kept on the data directory's file system (at most 5% of it); below it the store takes no new data",
   },
   ...commonFields,
 ]);

@@ -23,7 +23,7 @@ interface Fine {
  */
 export class Downsampler {
   readonly #maxBodyBytes: number;
-  /** Entries at or below this are known not to be fine (rollups, or coarse to begin with). */
+  /** Unsent entries with ids at or below this are known not to be fine (rollups, or coarse to begin with). */
   #coarseUpTo = 0;
 
   constructor(opts: { maxBodyBytes: number }) {
@@ -40,7 +40,7 @@ export class Downsampler {
     return folded;
   }
 
-  // The oldest unsent fine batches, in sequence order, spanning at most SPAN_MS.
+  // The oldest unsent fine batches, in send order, spanning at most SPAN_MS.
   #oldestFine(outbox: Outbox): Fine[] {
     const run: Fine[] = [];
     let after = this.#coarseUpTo;
@@ -48,10 +48,10 @@ export class Downsampler {
       const entries = outbox.readUnsent("metrics_batch", after, 64);
       if (entries.length === 0) return run;
       for (const entry of entries) {
-        after = entry.seq;
+        after = entry.id;
         const frame = fineFrame(entry);
         if (!frame) {
-          if (run.length === 0) this.#coarseUpTo = entry.seq;
+          if (run.length === 0) this.#coarseUpTo = entry.id;
           continue;
         }
         if (run.length > 0 && frame.start + frame.ticks * frame.interval - run[0]!.frame.start > SPAN_MS)
@@ -74,18 +74,20 @@ export class Downsampler {
       data: enc.data,
       z: enc.z,
       rollup: 1,
+      fold: run[0]!.entry.id,
     });
-    // Too big for one frame: fold the earlier half now (renumbering the rest); the next pass reads again.
+    // Too big for one frame: fold the earlier half now; the next pass reads the rest again.
     if (body.byteLength > this.#maxBodyBytes && run.length > 1)
       return this.#fold(outbox, run.slice(0, Math.ceil(run.length / 2)));
+    // A delete and an insert: the rollup takes the id (the place in the send order) of the first batch.
     outbox.replace(
-      run.map((f) => f.entry.seq),
+      run.map((f) => f.entry.id),
       [{ type: "metrics_batch", body, samples, created: run[0]!.entry.created }],
     );
     outbox.bump("samples_downsampled", samples);
     outbox.bump("rollups", 1);
     // Everything before the run was coarse already, and the rollup in its place is too.
-    this.#coarseUpTo = run[0]!.entry.seq;
+    this.#coarseUpTo = run[0]!.entry.id;
     return samples;
   }
 }

@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { ConfigError } from "../../shared/errors.ts";
 import { formatDuration, parseDuration } from "../../shared/config/index.ts";
+import { describeRetired, type Retired } from "../../shared/expr/index.ts";
 import { compileExpr, type Expr, ExprError } from "./expr.ts";
 import { checkNoFeedLoops } from "./feed-loops.ts";
 import {
@@ -64,6 +65,8 @@ export interface PipelineSpec {
   message: string | undefined;
   maxSeries: number;
   fingerprint: string;
+  /** Retired spellings in its expressions, one line each naming the pipeline and field (see shared/expr). */
+  warnings: string[];
 }
 
 const severity = v.optional(
@@ -184,9 +187,12 @@ function parseWith<S extends v.GenericSchema>(schema: S, input: unknown, at: At)
   return fail({ ...at, field: path ? `${at.field}.${path}` : at.field }, issue.message);
 }
 
-function expr(text: string, at: At): Expr {
+function expr(text: string, at: At, as: "filter" | "derive", warnings: string[]): Expr {
+  const retired: Retired[] = [];
   try {
-    return compileExpr(text);
+    const compiled = compileExpr(text, as, retired);
+    for (const r of retired) warnings.push(`${at.field}: pipeline "${at.pipeline}": ${describeRetired(r)}`);
+    return compiled;
   } catch (err) {
     if (err instanceof ExprError) fail(at, err.message);
     throw err;
@@ -198,7 +204,7 @@ function template(text: string, at: At): NameTemplate {
   return typeof t === "string" ? fail(at, t) : t;
 }
 
-function parseStep(raw: unknown, at: At): StepSpec {
+function parseStep(raw: unknown, at: At, warnings: string[]): StepSpec {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw) || Object.keys(raw).length !== 1) {
     fail(at, `a step must be a map with exactly one of: ${STEP_KINDS.join(", ")}`);
   }
@@ -211,7 +217,7 @@ function parseStep(raw: unknown, at: At): StepSpec {
   switch (kind) {
     case "filter": {
       const text = parseWith(STEP_SCHEMAS.filter, body, here);
-      return { kind, text, expr: expr(text, here) };
+      return { kind, text, expr: expr(text, here, "filter", warnings) };
     }
     case "derive": {
       const d = parseWith(STEP_SCHEMAS.derive, body, here);
@@ -219,7 +225,7 @@ function parseStep(raw: unknown, at: At): StepSpec {
         kind,
         series: template(d.series, { ...here, field: `${here.field}.series` }),
         text: d.expr,
-        expr: expr(d.expr, { ...here, field: `${here.field}.expr` }),
+        expr: expr(d.expr, { ...here, field: `${here.field}.expr` }, "derive", warnings),
       };
     }
     case "window": {
@@ -293,7 +299,8 @@ function parsePipeline(raw: unknown, index: number): PipelineSpec {
     fail({ ...at, field: `${at.field}.source` }, 'must be a series name or a prefix glob such as "sensor.*"');
   }
   if (p.steps.length > MAX_STEPS) fail({ ...at, field: `${at.field}.steps` }, `at most ${MAX_STEPS} steps`);
-  const steps = p.steps.map((s, i) => parseStep(s, { ...at, field: `${at.field}.steps.${i}` }));
+  const warnings: string[] = [];
+  const steps = p.steps.map((s, i) => parseStep(s, { ...at, field: `${at.field}.steps.${i}` }, warnings));
   const routes = new Set(typeof p.route === "string" ? [p.route] : p.route);
   if (routes.size === 0) fail({ ...at, field: `${at.field}.route` }, "must name at least one route");
   if (routes.has("drop") && routes.size > 1) {
@@ -322,6 +329,7 @@ function parsePipeline(raw: unknown, index: number): PipelineSpec {
     message: p.message,
     maxSeries: p.max_series,
     fingerprint: JSON.stringify(rest),
+    warnings,
   };
 }
 

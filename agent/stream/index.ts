@@ -21,7 +21,7 @@
 // last level (`sensors/room1.temp` ← `21.5`). See mqtt-ingest.ts.
 export type { PipelineSpec, Route, StepSpec } from "./config.ts";
 export { MAX_PIPELINES, MAX_STEPS, parsePipelinesConfig } from "./config.ts";
-export { compileExpr, type Expr, ExprError } from "./expr.ts";
+export { compileExpr, type Expr, ExprError, passes, STREAM_SCOPE } from "./expr.ts";
 export {
   type IngestPoint,
   MAX_CLOCK_SKEW_MS,
@@ -37,6 +37,8 @@ export {
 } from "./mqtt-ingest.ts";
 export { MQTT_INGEST_OFF, type MqttIngestConfig, parseMqttIngestConfig } from "./mqtt-ingest-config.ts";
 export { compilePipelines, Pipelines } from "./pipelines.ts";
+export { StreamRunner } from "./stream-runner.ts";
+export { StreamModule, type StreamModuleDeps } from "./stream-module.ts";
 export { QuantileSketch, RELATIVE_ACCURACY } from "./quantile-sketch.ts";
 export { MAX_SERIES_CHARS, SERIES_PATTERN } from "./series-name.ts";
 export type {

@@ -17,6 +17,8 @@ export interface MqttIngestOptions {
   log: Logger;
   /** Receives the points of each good message, in arrival order. */
   ingest: (points: IngestPoint[]) => void;
+  /** A payload refused as invalid (counted as one point dropped, reason invalid). */
+  invalid?: (points: number) => void;
   clock?: Clock;
   /** Reconnect back-off; defaults to 250 ms doubling up to 5 s, jittered. */
   backoff?: { baseMs: number; capMs: number; random?: () => number };
@@ -173,6 +175,7 @@ export class MqttIngest {
       points = parseMqttPayload(m.topic, m.payload, this.#clock.now());
     } catch (err) {
       this.#stats.bad_payloads++;
+      this.#opts.invalid?.(1);
       const field = err instanceof RequestError ? err.field : undefined;
       this.#warnRateLimited("bad payload on an MQTT ingest topic, dropped", {
         topic: m.topic,

@@ -39,6 +39,11 @@ export class Pipelines {
     this.#runtimes = specs.map((s) => new PipelineRuntime(s, this.#sink));
   }
 
+  /** Retired expression spellings in the pipelines in force, one line each (see shared/expr). */
+  get warnings(): string[] {
+    return this.#runtimes.flatMap((r) => r.spec.warnings);
+  }
+
   /** Names of the pipelines in force, in config order. */
   get names(): string[] {
     return this.#runtimes.map((r) => r.spec.name);

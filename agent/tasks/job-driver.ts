@@ -3,8 +3,11 @@
 // Across agent restarts: a job whose process still runs is re-adopted; when it ends, its exit status
 // is unknown (it is not our child), so the result has exit_code null and the status is `failed` with
 // "exited while adopted; exit status unknown". A job whose process is gone when the agent starts is
-// reported `failed`, "agent restarted while the job ran; exit status unknown". A job whose result was
-// saved but not yet handed to onResult (a crash in between) has it handed over again on start.
+// reported `failed`, "agent restarted while the job ran; exit status unknown". A job the agent stopped
+// while starting, with no process of that start alive, is `failed` too and never started again: it
+// may have run. The result is saved and handed to onResult in one SQLite transaction (onResult
+// appends the task_result to the outbox in the same database), so a crash leaves either both or
+// neither, and the result is never sent twice.
 import type { ExitInfo, StartError } from "./proc.ts";
 import { Task } from "./task.ts";
 import type { TaskRow } from "./task-store.ts";
@@ -41,6 +44,13 @@ export class JobTask extends Task {
     this.#finish(exit ?? { code: null, signal: null, known: false }, "stopped by a local rule");
   }
 
+  protected override onLostAtLaunch(): void {
+    this.#finish(
+      { code: null, signal: null, known: false },
+      "the agent stopped while starting the job and no process of it runs: it may have run; exit status unknown",
+    );
+  }
+
   protected override onLostWhileDown(): void {
     // duration_ms is then an upper bound: the job ended at some moment while the agent was away.
     this.#finish(
@@ -54,7 +64,7 @@ export class JobTask extends Task {
     super.recover(alive);
   }
 
-  /** Saves the result first, then reports it: a crash in between re-delivers it and never re-runs the job. */
+  /** Records the result and hands it over in one transaction; never re-runs the job. */
   #finish(exit: ExitInfo, message: string, tail?: string): void {
     const now = this.ctx.clock.now();
     const started = this.row.startedMs ?? now;
@@ -68,30 +78,33 @@ export class JobTask extends Task {
       started_ms: started,
     };
     const ok = exit.known && exit.signal === null && exit.code === 0;
-    this.save({
+    this.#deliver({
       status: ok ? "complete" : "failed",
       message,
       pid: null,
+      launchId: null,
       wantRun: false,
       finished: true,
       result,
-      reported: false,
       held: false,
     });
-    this.#deliver();
   }
 
-  #deliver(): void {
-    const result = this.row.result;
-    if (!result) return;
+  // Saves `patch` (which holds the result, or the row already does) marked reported, and hands the
+  // result to onResult, in one transaction. If that fails, the result is saved unreported: the next
+  // start hands it over again.
+  #deliver(patch: Partial<TaskRow> = {}): void {
+    const result = patch.result ?? this.row.result;
+    if (!result || this.stopped) return;
     try {
-      this.ctx.events.onResult(result);
+      this.ctx.store.transaction(() => {
+        this.save({ ...patch, reported: true });
+        this.ctx.events.onResult(result);
+      });
     } catch (err) {
-      // Not marked reported: the next start hands it over again.
       this.ctx.log.error("task result report failed", { alloc: this.alloc, error: err as Error });
-      this.update({});
-      return;
+      this.save({ ...patch, reported: false });
     }
-    this.update({ reported: true });
+    this.update({});
   }
 }

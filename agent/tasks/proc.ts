@@ -1,5 +1,5 @@
 // Process plumbing for tasks: /proc identity (pid + start time + boot id), group signals, spawn and adoption.
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { accessSync, constants, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
 import type { AllocSpec } from "../../shared/workload/index.ts";
@@ -24,7 +24,9 @@ export interface ProcessHandle {
 }
 
 /** The fields of /proc/<pid>/stat that tasks need, or undefined if there is no such process. */
-export function readProcStat(pid: number): { state: string; pgid: number; startTime: number } | undefined {
+export function readProcStat(
+  pid: number,
+): { state: string; pgid: number; sid: number; startTime: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, "latin1");
@@ -35,9 +37,45 @@ export function readProcStat(pid: number): { state: string; pgid: number; startT
   const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const state = rest[0];
   const pgid = Number(rest[2]);
+  const sid = Number(rest[3]);
   const startTime = Number(rest[19]);
   if (!state || !Number.isFinite(startTime)) return undefined;
-  return { state, pgid, startTime };
+  return { state, pgid, sid, startTime };
+}
+
+/** The environment variable that carries a start's intent id into the task's process. */
+export const LAUNCH_ENV = "NOVACRON_LAUNCH";
+
+/**
+ * The process a start with intent `launchId` created, if it is alive: a session leader (tasks start
+ * in their own session; their children inherit the variable but not the leadership) whose
+ * environment holds NOVACRON_LAUNCH=<launchId>. Its pid and start time are then its identity, as for
+ * any task. Reads /proc only when an agent restarts after a crash within a start.
+ */
+export function findLaunched(launchId: string): { pid: number; startTime: number } | undefined {
+  const needle = `${LAUNCH_ENV}=${launchId}`;
+  let best: { pid: number; startTime: number } | undefined;
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    const st = readProcStat(pid);
+    if (!st || st.sid !== pid || st.state === "Z" || st.state === "X") continue;
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    if (!env.split("\0").includes(needle)) continue;
+    if (!best || st.startTime < best.startTime) best = { pid, startTime: st.startTime };
+  }
+  return best;
 }
 
 /** True if `pid` is a live (not zombie, not dead) process that started at `startTime`. */

@@ -7,7 +7,7 @@ import type { AllocSpec } from "../../shared/workload/index.ts";
 import { Cgroups } from "./cgroup.ts";
 import { ExecTask } from "./exec-driver.ts";
 import { JobTask } from "./job-driver.ts";
-import { bootId, isSameProcess } from "./proc.ts";
+import { bootId, findLaunched, isSameProcess } from "./proc.ts";
 import type { Task } from "./task.ts";
 import type { TaskContext } from "./task-context.ts";
 import { newRow, type TaskRow, TaskStore } from "./task-store.ts";
@@ -80,8 +80,9 @@ export class TaskManager {
 
   /**
    * Starts from the stored state, with or without a hub: re-adopts each process that still runs
-   * (same pid, same start time, same boot), restarts per policy what should run but does not, and
-   * finishes stopping what was being removed. Jobs: see job-driver.ts.
+   * (same pid, same start time, same boot; or, for a start the last agent stopped within, the
+   * process carrying its intent id), restarts per policy what should run but does not, and finishes
+   * stopping what was being removed. Jobs: see job-driver.ts.
    */
   async start(): Promise<void> {
     if (this.#started || this.#abort.signal.aborted) return;
@@ -90,8 +91,12 @@ export class TaskManager {
     this.#load();
     const boot = this.#ctx.bootId;
     for (const task of this.#tasks.values()) {
-      const { pid, pidStart, bootId: rowBoot } = task.state;
-      task.recover(pid !== null && pidStart !== null && rowBoot === boot && isSameProcess(pid, pidStart));
+      const { pid, pidStart, bootId: rowBoot, launchId } = task.state;
+      // A start the last agent stopped within: its process, if any, carries the intent's id.
+      if (pid === null && launchId !== null)
+        task.recoverLaunch(rowBoot === boot ? findLaunched(launchId) : undefined);
+      else
+        task.recover(pid !== null && pidStart !== null && rowBoot === boot && isSameProcess(pid, pidStart));
     }
     this.#rotateTimer = this.#clock.setInterval(() => this.#rotateLogs(), this.#rotateMs);
   }
@@ -217,6 +222,22 @@ export class TaskManager {
     this.#abort.abort();
     this.#clock.clearInterval(this.#rotateTimer);
     for (const task of this.#tasks.values()) task.detach();
+  }
+
+  // ---- edge-side fencing (fencing.ts) ----
+
+  /** Allocs assigned to this node, with their specs. */
+  assigned(): AllocSpec[] {
+    return [...this.#tasks.values()].filter((t) => t.state.desired).map((t) => t.state.spec);
+  }
+
+  /** Stops an alloc as if the hub had taken it away (fencing keeps it out of later desired sets). */
+  fence(alloc: string): boolean {
+    const task = this.#tasks.get(alloc);
+    if (!task?.state.desired) return false;
+    this.#store.transaction(() => task.unassign(task.state.generation));
+    task.kick();
+    return true;
   }
 
   #each(fn: (t: Task) => boolean): string[] {

@@ -21,6 +21,12 @@ export interface TaskRow {
   /** When the last start of this version was attempted (null: never started). */
   startedMs: number | null;
   restarts: number;
+  /**
+   * The intent of a start, saved before the process exists: the id the process carries in its
+   * environment (NOVACRON_LAUNCH). Cleared once its pid is saved; still set after a crash in between,
+   * so the next start can tell a process it started from none (see findLaunched in proc.ts).
+   */
+  launchId: string | null;
   /** Should a process run (exec: running or waiting out a back-off; job: not finished). */
   wantRun: boolean;
   /** Job: its result is known; it never runs again (for this version). */
@@ -45,6 +51,7 @@ interface RawRow {
   boot_id: string | null;
   run_version: number | null;
   started_ms: number | null;
+  launch_id: string | null;
   restarts: number;
   want_run: number;
   finished: number;
@@ -66,6 +73,7 @@ const COLUMNS = [
   "boot_id",
   "run_version",
   "started_ms",
+  "launch_id",
   "restarts",
   "want_run",
   "finished",
@@ -92,6 +100,10 @@ export class TaskStore {
       started_ms INTEGER, restarts INTEGER NOT NULL, want_run INTEGER NOT NULL, finished INTEGER NOT NULL,
       result TEXT, reported INTEGER NOT NULL, paused INTEGER NOT NULL, held INTEGER NOT NULL)`);
     db.run("CREATE TABLE IF NOT EXISTS task_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // Added after the table first shipped.
+    const columns = db.query("PRAGMA table_info(task_allocs)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "launch_id"))
+      db.run("ALTER TABLE task_allocs ADD COLUMN launch_id TEXT");
     this.#all = db.query(`SELECT ${COLUMNS.join(", ")} FROM task_allocs ORDER BY alloc`);
     this.#save = db.query(
       `INSERT OR REPLACE INTO task_allocs (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map(() => "?").join(", ")})`,
@@ -121,6 +133,7 @@ export class TaskStore {
       row.bootId,
       row.runVersion,
       row.startedMs,
+      row.launchId,
       row.restarts,
       row.wantRun ? 1 : 0,
       row.finished ? 1 : 0,
@@ -164,6 +177,7 @@ function fromRaw(r: RawRow): TaskRow {
     bootId: r.boot_id,
     runVersion: r.run_version,
     startedMs: r.started_ms,
+    launchId: r.launch_id,
     restarts: r.restarts,
     wantRun: r.want_run === 1,
     finished: r.finished === 1,
@@ -188,6 +202,7 @@ export function newRow(spec: AllocSpec, generation: number): TaskRow {
     bootId: null,
     runVersion: null,
     startedMs: null,
+    launchId: null,
     restarts: 0,
     wantRun: true,
     finished: false,

@@ -15,6 +15,7 @@ import {
   type ExitInfo,
   errnoText,
   killGroupRemains,
+  LAUNCH_ENV,
   type ProcessHandle,
   resolveCommand,
   StartError,
@@ -54,7 +55,10 @@ export abstract class Task {
     this.ctx = ctx;
     this.row = row;
     this.dirName = allocDirName(row.alloc);
-    this.ring = new LogRing(join(ctx.dataDir, "tasks", this.dirName), ctx.logMaxBytes);
+    // Rotation holds the running group still (never one the agent paused: it must stay stopped).
+    this.ring = new LogRing(join(ctx.dataDir, "tasks", this.dirName), ctx.logMaxBytes, () =>
+      this.proc && !this.row.paused ? this.proc.pid : undefined,
+    );
   }
 
   /** The stored state (read-only for the manager). */
@@ -155,6 +159,34 @@ export abstract class Task {
     this.kick();
   }
 
+  /**
+   * After an agent restart, for a start whose intent was saved but whose pid was not (a crash within
+   * the start): `found` is the process that start created (findLaunched), which is adopted; without
+   * one, the start is treated as lost, and what follows is the driver's (exec: restart per policy;
+   * job: failed, never run again).
+   */
+  recoverLaunch(found: { pid: number; startTime: number } | undefined): void {
+    if (found) {
+      Object.assign(this.row, { pid: found.pid, pidStart: found.startTime, launchId: null });
+      this.ctx.store.save(this.row);
+      this.ctx.log.info("found the process of a start the agent stopped within; adopting it", {
+        alloc: this.alloc,
+        pid: found.pid,
+      });
+      this.recover(true);
+      return;
+    }
+    this.ctx.log.info("a start the agent stopped within left no running process", { alloc: this.alloc });
+    this.row.launchId = null;
+    this.onLostAtLaunch();
+    this.kick();
+  }
+
+  /** A start was under way when the agent stopped, and no process of it runs. */
+  protected onLostAtLaunch(): void {
+    this.onLostWhileDown();
+  }
+
   /** SIGSTOP to the group; false if not running or already paused. */
   pause(): boolean {
     if (!this.proc || this.row.paused) return false;
@@ -222,6 +254,11 @@ export abstract class Task {
     return this.ctx.signal.aborted || this.#detached;
   }
 
+  /** The manager stopped or this task was detached: it neither acts nor writes any more. */
+  protected get stopped(): boolean {
+    return this.#gone;
+  }
+
   async #converge(): Promise<void> {
     if (!this.row.desired) {
       this.#cancelRetry();
@@ -265,10 +302,21 @@ export abstract class Task {
     if (this.row.startedMs !== null) this.row.restarts++;
     this.row.startedMs = this.ctx.clock.now();
     this.restartRequested = false;
+    // The intent, durable before the process exists: a crash between the spawn and the save of its pid
+    // leaves it behind, and the next start finds the process by it instead of starting a second copy.
+    const launchId = crypto.randomUUID();
+    this.save({
+      launchId,
+      pid: null,
+      pidStart: null,
+      bootId: this.ctx.bootId,
+      runVersion: this.row.spec.version,
+    });
+    if (this.#gone) return;
     let handle: ProcessHandle;
     try {
       this.beforeLaunch();
-      const env = this.taskEnv();
+      const env = { ...this.taskEnv(), [LAUNCH_ENV]: launchId };
       const cwd = this.taskCwd();
       const fd = this.ring.openForWriter();
       try {
@@ -283,6 +331,7 @@ export abstract class Task {
         closeSync(fd);
       }
     } catch (err) {
+      this.row.launchId = null;
       this.ctx.store.save(this.row);
       this.ctx.log.warn("task cannot start", { alloc: this.alloc, error: err as Error });
       this.onStartError(err instanceof StartError ? err : new StartError(spec.command, errnoText(err)));
@@ -297,6 +346,7 @@ export abstract class Task {
       pidStart: handle.startTime,
       bootId: this.ctx.bootId,
       runVersion: this.row.spec.version,
+      launchId: null,
       paused: false,
     });
     this.launchNote = null;

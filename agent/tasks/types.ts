@@ -32,6 +32,11 @@ export interface TaskResultEvent {
 /** Where the task runner reports; both are called synchronously and must not throw (errors are logged). */
 export interface TaskEvents {
   onStatus(e: TaskStatusEvent): void;
+  /**
+   * Called inside the SQLite transaction that records the result (on the database the manager was
+   * given): a write to the same database, such as an outbox append, commits with it or not at all.
+   * It must not send anything before that commit.
+   */
   onResult(e: TaskResultEvent): void;
 }
 

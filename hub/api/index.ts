@@ -1,20 +1,34 @@
 // The hub's HTTP surface: health, Prometheus metrics, and the authenticated /api/v1.
 import { Hono } from "hono";
-import { NotFoundError, NovaError, RequestError } from "../../shared/errors.ts";
+import { bodyLimit } from "hono/body-limit";
+import * as v from "valibot";
+import { ConflictError, NotFoundError, NovaError, RequestError, TooLargeError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
-import type { CacheDistributor } from "../cache/index.ts";
-import type { EventStore } from "../events/index.ts";
+import type { AuditLog, OperatorTokens } from "../auth/index.ts";
+import type { CacheDistributor, CacheReplicator } from "../cache/index.ts";
+import type { AlertStore, EventStore, WebhookStore } from "../events/index.ts";
 import type { Gateway } from "../gateway/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
+import type { RuleSets } from "../rule-sets/index.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
-import { alertsApi } from "./alerts.ts";
-import { requireAdmin } from "./auth.ts";
+import { type AlertsApiDeps, alertRulesApi, alertsApi, webhooksApi } from "./alerts.ts";
+import { auditApi } from "./audit.ts";
+import { auditTrail } from "./audit-trail.ts";
+import { authorize, identify } from "./authorize.ts";
 import { cacheApi } from "./cache.ts";
+import { cachesApi } from "./caches.ts";
+import { fleetMetrics } from "./fleet-metrics.ts";
 import { joinTokensApi } from "./join-tokens.ts";
-import { nodesApi } from "./nodes.ts";
+import { nodesApi, type RemoteNodes } from "./nodes.ts";
+import { describeRoute, openApiDocument } from "./openapi.ts";
 import { placementApi } from "./placement.ts";
+import { ruleSetsApi } from "./rule-sets.ts";
+import { tokensApi, whoamiApi } from "./tokens.ts";
+import { bundleUi, embeddedUi, type UiAssets, uiAssetSource } from "../ui/index.ts";
+import { mountUi, wantsHtml } from "./ui.ts";
 import { workloadsApi } from "./workloads.ts";
 
 export interface ApiDeps {
@@ -22,54 +36,135 @@ export interface ApiDeps {
   ingest: Ingest;
   metrics: MetricsRegistry;
   adminToken: () => string;
+  /** Operator tokens (roles) and the audit log. */
+  tokens: OperatorTokens;
+  audit: AuditLog;
   workloads: WorkloadStore;
   gateway: Gateway;
   events: EventStore;
   cache: CacheDistributor;
+  /** Named caches: figures, holders and declarations. */
+  caches?: CacheReplicator;
   fleet: () => FleetState;
   controller: WorkloadController;
   /** The hub's public key (base64url) that agents pin. */
   hubKey: string;
   hubId: string;
+  ruleSets: RuleSets;
+  /** Largest request body, every route (default 2 MiB). */
+  maxBodyBytes?: number;
+  /** The agents' frame limit: a workload whose desired set would not fit is refused. */
+  maxFrameBytes?: number;
+  /** When true, /metrics needs a token (any role). */
+  metricsNeedToken?: () => boolean;
+  /** The alert lifecycle and its rules, webhooks, and an evaluation on demand. */
+  alerts: AlertStore;
+  webhooks: WebhookStore;
+  evaluateAlerts: () => void;
+  now: () => number;
+  log?: Logger;
+  /** Nodes below child hubs (federation). */
+  remote?: RemoteNodes;
+  /** Open alerts of the subtrees below child hubs (federation). */
+  subtreeAlerts?: AlertsApiDeps["subtreeAlerts"];
+  /** The dashboard's files (default: embedded in a compiled hub, else bundled on first request). */
+  ui?: () => Promise<UiAssets>;
 }
 
-const promName = (series: string) => `novacron_node_${series.replace(/[^a-zA-Z0-9_]/g, "_")}`;
-
-// One scrape of the hub covers the fleet: the newest value of every node's series, labelled by node.
-function fleetMetrics(ingest: Ingest): string {
-  let out = "";
-  for (const [node, series] of ingest.latest()) {
-    for (const [name, [, value]] of series) {
-      const m = /^([^{]+)(?:\{(.*)\})?$/.exec(name);
-      const extra = m?.[2] ? `,${m[2]}` : "";
-      out += `${promName(m?.[1] ?? name)}{node="${node}"${extra}} ${value}\n`;
-    }
-  }
-  return out;
-}
+/** Default of --api-body-limit. */
+export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 /** Builds the Hono app (tests call app.request() on it directly). */
 export function createApi(deps: ApiDeps): Hono {
   const app = new Hono();
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/", (c) =>
-    c.json({
-      name: "novacron-hub",
-      endpoints: {
-        health: "/healthz",
-        metrics: "/metrics",
-        nodes: "/api/v1/nodes (Authorization: Bearer <admin token>)",
-        agents: "/v1/agent (WebSocket)",
-      },
+  const now = deps.now ?? Date.now;
+  const maxBody = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const metricsNeedToken = deps.metricsNeedToken ?? (() => false);
+  // Node samples left out of /metrics (counted in novacron_hub_node_samples_unexported_total).
+  let skipped = 0;
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBody,
+      onError: (c) =>
+        c.json(
+          {
+            error: {
+              code: "too_large",
+              message: `the request body is over the limit of ${maxBody} bytes (api_body_limit)`,
+              field: "body",
+            },
+          },
+          413,
+        ),
     }),
   );
-  app.get("/metrics", (c) =>
-    c.text(deps.metrics.render() + fleetMetrics(deps.ingest), 200, {
-      "content-type": "text/plain; version=0.0.4",
+  app.get("/healthz", describeRoute({ summary: "liveness", public: true }), (c) => c.json({ status: "ok" }));
+  // Browsers get the dashboard; every other client keeps getting this JSON.
+  app.get(
+    "/",
+    describeRoute({
+      summary: "what this server is and where to look (a browser is sent to /ui/)",
+      public: true,
     }),
+    (c) =>
+      wantsHtml(c.req.header("accept"))
+        ? c.redirect("/ui/", 302)
+        : c.json({
+            name: "novacron-hub",
+            endpoints: {
+              health: "/healthz",
+              metrics: "/metrics",
+              openapi: "/api/v1/openapi.json",
+              nodes: "/api/v1/nodes (Authorization: Bearer <token>)",
+              agents: "/v1/agent (WebSocket)",
+              dashboard: "/ui/",
+            },
+          }),
   );
-  app.use("/api/v1/*", requireAdmin(deps.adminToken));
-  app.get("/api/v1/hub", (c) => c.json({ hub_id: deps.hubId, public_key: deps.hubKey }));
+  mountUi(app, deps.ui ?? uiAssetSource({ embedded: embeddedUi(), bundle: bundleUi }));
+  app.get(
+    "/metrics",
+    describeRoute({
+      summary:
+        "Prometheus text: the hub's own metrics and every node's newest series (a token with --metrics-auth)",
+      contentType: "text/plain",
+    }),
+    (c) => {
+      if (metricsNeedToken()) {
+        const who = identify(c.req.header("authorization"), deps);
+        if ("refused" in who) return c.json({ error: { code: "unauthorized", message: who.refused } }, 401);
+      }
+      const fleet = fleetMetrics(deps.ingest.latest());
+      skipped += fleet.skipped;
+      return c.text(deps.metrics.render() + fleet.text, 200, {
+        "content-type": "text/plain; version=0.0.4",
+      });
+    },
+  );
+  deps.metrics.counterOf(
+    "novacron_hub_node_samples_unexported_total",
+    "Node series left out of /metrics: a name that does not parse, or two series that became one",
+    () => skipped,
+  );
+  app.use("/api/v1/*", authorize(deps));
+  app.use("/api/v1/*", auditTrail(app, deps.audit));
+  app.get(
+    "/api/v1/openapi.json",
+    describeRoute({ summary: "this document: every route, body, error and auth scheme (OpenAPI 3.1)" }),
+    (c) => c.json(openApiDocument(app, { metricsNeedToken: metricsNeedToken() })),
+  );
+  app.get(
+    "/api/v1/hub",
+    describeRoute({
+      summary: "the hub's id and public key (agents pin it)",
+      response: v.object({ hub_id: v.string(), public_key: v.string() }),
+    }),
+    (c) => c.json({ hub_id: deps.hubId, public_key: deps.hubKey }),
+  );
+  app.route("/api/v1/tokens", tokensApi({ tokens: deps.tokens, now }));
+  app.route("/api/v1/whoami", whoamiApi());
+  app.route("/api/v1/audit", auditApi(deps.audit));
   app.route(
     "/api/v1/nodes",
     nodesApi({
@@ -80,8 +175,13 @@ export function createApi(deps: ApiDeps): Hono {
     }),
   );
   app.route("/api/v1/join-tokens", joinTokensApi(deps));
-  app.route("/api/v1/alerts", alertsApi(deps));
+  const alertDeps = { ...deps, evaluate: deps.evaluateAlerts };
+  app.route("/api/v1/alerts", alertsApi(alertDeps));
+  app.route("/api/v1/alert-rules", alertRulesApi(alertDeps));
+  app.route("/api/v1/webhooks", webhooksApi(alertDeps));
   app.route("/api/v1/cache", cacheApi(deps));
+  if (deps.caches) app.route("/api/v1/caches", cachesApi({ caches: deps.caches }));
+  app.route("/api/v1/rule-sets", ruleSetsApi(deps));
   app.route(
     "/api/v1/workloads",
     workloadsApi({
@@ -89,6 +189,7 @@ export function createApi(deps: ApiDeps): Hono {
       controller: deps.controller,
       gateway: deps.gateway,
       fleet: deps.fleet,
+      frame: { maxFrameBytes: deps.maxFrameBytes ?? 1024 * 1024, hubId: deps.hubId },
     }),
   );
   app.route(
@@ -103,6 +204,10 @@ export function createApi(deps: ApiDeps): Hono {
     if (err instanceof RequestError) {
       return c.json({ error: { code: err.code, message: err.message, field: err.field } }, 400);
     }
+    if (err instanceof TooLargeError) {
+      return c.json({ error: { code: err.code, message: err.message, field: err.field } }, 413);
+    }
+    if (err instanceof ConflictError) return c.json({ error: { code: err.code, message: err.message } }, 409);
     if (err instanceof NotFoundError) return c.json({ error: { code: err.code, message: err.message } }, 404);
     if (err instanceof NovaError) return c.json({ error: { code: err.code, message: err.message } }, 400);
     return c.json({ error: { code: "internal", message: "internal error" } }, 500);

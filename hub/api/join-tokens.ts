@@ -1,9 +1,10 @@
 // /api/v1/join-tokens: mint scoped join tokens, list them (never their secrets), revoke them.
 import { Hono } from "hono";
 import * as v from "valibot";
-import { NotFoundError, RequestError } from "../../shared/errors.ts";
+import { NotFoundError } from "../../shared/errors.ts";
 import type { Registry } from "../registry/index.ts";
-import { jsonBody } from "./json-body.ts";
+import { parseBody } from "./json-body.ts";
+import { describeRoute } from "./openapi.ts";
 
 const level = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(5));
 const MintBody = v.strictObject({
@@ -25,29 +26,29 @@ export function joinTokensApi(deps: { registry: Registry; now?: () => number }):
   const tokens = deps.registry.joinTokens;
   const now = deps.now ?? Date.now;
   const app = new Hono();
-  app.get("/", (c) => c.json({ tokens: tokens.list(now()) }));
-  app.post("/", async (c) => {
-    const parsed = v.safeParse(MintBody, await jsonBody(c));
-    if (!parsed.success) {
-      const issue = parsed.issues[0];
-      const field = issue.path?.map((p) => String(p.key)).join(".") || "body";
-      throw new RequestError(`${field}: ${issue.message}`, field);
-    }
-    const b = parsed.output;
-    const minted = tokens.mint(
-      {
-        ...(b.ttl_s ? { expires: now() + b.ttl_s * 1000 } : {}),
-        ...(b.max_uses ? { max_uses: b.max_uses } : {}),
-        ...(b.levels ? { levels: b.levels } : {}),
-        ...(b.labels ? { labels: b.labels } : {}),
-        ...(b.note ? { note: b.note } : {}),
-      },
-      now(),
-    );
-    // The secret is shown once, here; the hub keeps only a key derived from it.
-    return c.json({ token: minted.token, ...minted.info }, 201);
-  });
-  app.delete("/:id", (c) => {
+  app.get("/", describeRoute({ summary: "join tokens (never their secrets)" }), (c) =>
+    c.json({ tokens: tokens.list(now()) }),
+  );
+  app.post(
+    "/",
+    describeRoute({ summary: "mint a join token (admin)", body: MintBody, status: 201 }),
+    async (c) => {
+      const b = await parseBody(c, MintBody);
+      const minted = tokens.mint(
+        {
+          ...(b.ttl_s ? { expires: now() + b.ttl_s * 1000 } : {}),
+          ...(b.max_uses ? { max_uses: b.max_uses } : {}),
+          ...(b.levels ? { levels: b.levels } : {}),
+          ...(b.labels ? { labels: b.labels } : {}),
+          ...(b.note ? { note: b.note } : {}),
+        },
+        now(),
+      );
+      // The secret is shown once, here; the hub keeps only a key derived from it.
+      return c.json({ token: minted.token, ...minted.info }, 201);
+    },
+  );
+  app.delete("/:id", describeRoute({ summary: "revoke a join token (admin)" }), (c) => {
     const id = c.req.param("id");
     if (!tokens.revoke(id, now())) throw new NotFoundError(`no active join token ${id}`);
     return c.json({ id, state: "revoked" });

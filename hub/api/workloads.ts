@@ -1,11 +1,19 @@
 // /api/v1/workloads: create, read, change, delete workloads; promote or roll back a rollout.
 import { type Context, Hono } from "hono";
+import * as v from "valibot";
 import { NotFoundError, RequestError } from "../../shared/errors.ts";
-import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
+import { parseWorkloadSpec, WorkloadSpec } from "../../shared/workload/index.ts";
 import type { Gateway } from "../gateway/index.ts";
 import { type FleetState, indexFleet, validatePlacementRequest } from "../placement/index.ts";
-import type { AllocRecord, WorkloadController, WorkloadRecord, WorkloadStore } from "../workloads/index.ts";
+import {
+  type AllocRecord,
+  checkDesiredSetSize,
+  type WorkloadController,
+  type WorkloadRecord,
+  type WorkloadStore,
+} from "../workloads/index.ts";
 import { jsonBody } from "./json-body.ts";
+import { describeRoute } from "./openapi.ts";
 import { placementContext } from "./placement.ts";
 
 /** The JSON of one allocation, as the API shows it. */
@@ -78,8 +86,12 @@ export function workloadsApi(deps: {
   controller: WorkloadController;
   gateway: Gateway;
   fleet: () => FleetState;
+  /** The agents' frame limit, which each node's desired set must fit. */
+  frame: { maxFrameBytes: number; hubId: string };
 }): Hono {
   const { store, controller, gateway, fleet } = deps;
+  const fits = (spec: WorkloadSpec) =>
+    checkDesiredSetSize(spec, { ...deps.frame, existingOn: (node) => store.desiredOn(node) });
   const names = () => store.list().map((w) => w.name);
   const app = new Hono();
   const view = (name: string) => ({
@@ -91,56 +103,85 @@ export function workloadsApi(deps: {
     return name;
   };
 
-  app.post("/", async (c) => {
-    const spec = await specFrom(c);
-    checkPlacement(spec, fleet, names());
-    controller.create(spec);
-    return c.json(view(spec.name), 201);
-  });
-  app.get("/", (c) =>
+  app.post(
+    "/",
+    describeRoute({ summary: "create a workload", body: WorkloadSpec, status: 201, errors: [409] }),
+    async (c) => {
+      const spec = await specFrom(c);
+      fits(spec);
+      checkPlacement(spec, fleet, names());
+      controller.create(spec);
+      return c.json(view(spec.name), 201);
+    },
+  );
+  app.get("/", describeRoute({ summary: "list workloads with their allocations" }), (c) =>
     c.json({ workloads: store.list().map((w) => workloadView(w, store.allocsOf(w.name))) }),
   );
-  app.get("/:name", (c) => {
-    return c.json(view(existing(c.req.param("name"))));
-  });
-  app.put("/:name", async (c) => {
-    const name = existing(c.req.param("name"));
-    const spec = await specFrom(c);
-    checkPlacement(spec, fleet, names());
-    controller.update(name, spec);
-    return c.json(view(name));
-  });
-  app.delete("/:name", (c) => {
+  app.get(
+    "/:name",
+    describeRoute({ summary: "one workload: spec, version, rollout, allocations, placement" }),
+    (c) => {
+      return c.json(view(existing(c.req.param("name"))));
+    },
+  );
+  app.put(
+    "/:name",
+    describeRoute({
+      summary: "change a workload (a new version, rolled out by its strategy)",
+      body: WorkloadSpec,
+    }),
+    async (c) => {
+      const name = existing(c.req.param("name"));
+      const spec = await specFrom(c);
+      fits(spec);
+      checkPlacement(spec, fleet, names());
+      controller.update(name, spec);
+      return c.json(view(name));
+    },
+  );
+  app.delete("/:name", describeRoute({ summary: "delete a workload (its copies stop)" }), (c) => {
     const name = existing(c.req.param("name"));
     controller.remove(name);
     return c.json({ deleted: name });
   });
-  app.post("/:name/promote", (c) => {
+  app.post("/:name/promote", describeRoute({ summary: "promote a canary rollout" }), (c) => {
     const name = existing(c.req.param("name"));
     controller.promote(name);
     return c.json(view(name));
   });
-  app.get("/:name/allocs/:id/logs", async (c) => {
-    const alloc = store.alloc(c.req.param("id"));
-    if (!alloc || alloc.workload !== c.req.param("name")) {
-      throw new NotFoundError(`no allocation ${c.req.param("id")} of ${c.req.param("name")}`);
-    }
-    const lines = Number(c.req.query("lines") ?? 200);
-    if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
-      throw new RequestError("query parameter lines must be an integer from 1 to 10000", "lines");
-    }
-    try {
-      const reply = await gateway.request(alloc.node, "logs", { alloc: alloc.id, lines });
-      if (!reply.ok) return c.json({ error: { code: "not_found", message: String(reply.body) } }, 404);
-      return c.json({ alloc: alloc.id, node: alloc.node, logs: String(reply.body) });
-    } catch (err) {
-      return c.json({ error: { code: "unavailable", message: (err as Error).message } }, 503);
-    }
-  });
-  app.post("/:name/rollback", (c) => {
-    const name = existing(c.req.param("name"));
-    controller.rollback(name);
-    return c.json(view(name));
-  });
+  app.get(
+    "/:name/allocs/:id/logs",
+    describeRoute({
+      summary: "the newest log lines of one allocation, asked of its node",
+      query: v.object({ lines: v.optional(v.string()) }),
+      errors: [503],
+    }),
+    async (c) => {
+      const alloc = store.alloc(c.req.param("id"));
+      if (!alloc || alloc.workload !== c.req.param("name")) {
+        throw new NotFoundError(`no allocation ${c.req.param("id")} of ${c.req.param("name")}`);
+      }
+      const lines = Number(c.req.query("lines") ?? 200);
+      if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
+        throw new RequestError("query parameter lines must be an integer from 1 to 10000", "lines");
+      }
+      try {
+        const reply = await gateway.request(alloc.node, "logs", { alloc: alloc.id, lines });
+        if (!reply.ok) return c.json({ error: { code: "not_found", message: String(reply.body) } }, 404);
+        return c.json({ alloc: alloc.id, node: alloc.node, logs: String(reply.body) });
+      } catch (err) {
+        return c.json({ error: { code: "unavailable", message: (err as Error).message } }, 503);
+      }
+    },
+  );
+  app.post(
+    "/:name/rollback",
+    describeRoute({ summary: "roll a workload back to its previous spec" }),
+    (c) => {
+      const name = existing(c.req.param("name"));
+      controller.rollback(name);
+      return c.json(view(name));
+    },
+  );
   return app;
 }

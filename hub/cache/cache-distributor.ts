@@ -1,45 +1,17 @@
-// Hub-pushed cache entries: stored once, sent to every node they target now and again on each hello.
+// Hub-pushed cache entries: stored once, sent to every node they target now and again on each hello; deletable.
+//
+// A deleted entry leaves a deletion (key, version, target) behind: it goes to the targeted nodes now
+// and on every hello, so a node that was away drops the entry too, and a new entry of that key must
+// carry a higher version (the nodes remember the deleted one and refuse anything at or below it).
+// An entry stored before keys were checked in bytes (or written to the database by hand) that the
+// shared key definition refuses is never sent: it is counted, logged once and listed as invalid,
+// and DELETE removes it.
 import type { Database } from "bun:sqlite";
-import * as v from "valibot";
-import { RequestError } from "../../shared/errors.ts";
+import { keyProblem, valueProblem } from "../../shared/cache/index.ts";
+import { NotFoundError, RequestError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { NodeRecord } from "../registry/index.ts";
-
-export const CacheTarget = v.object({
-  nodes: v.optional(v.array(v.string())),
-  levels: v.optional(
-    v.pipe(
-      v.tuple([v.number(), v.number()]),
-      v.check(([a, b]) => a >= 1 && b <= 5 && a <= b, "must be [min, max] within 1-5"),
-    ),
-  ),
-  labels: v.optional(v.record(v.string(), v.string())),
-});
-
-export const CachePut = v.object({
-  key: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
-  value: v.pipe(v.string(), v.maxLength(1 << 20)),
-  version: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  ttl_ms: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
-  target: v.optional(CacheTarget, {}),
-});
-export type CachePut = v.InferOutput<typeof CachePut>;
-
-/** Parses a PUT /api/v1/cache body; the error names the field. */
-export function parseCachePut(input: unknown): CachePut {
-  const r = v.safeParse(CachePut, input);
-  if (r.success) return r.output;
-  const issue = r.issues[0];
-  const field = issue.path?.map((p) => String(p.key)).join(".") || "body";
-  throw new RequestError(`${field}: ${issue.message}`, field);
-}
-
-/** Whether an entry's target selects a node. An empty target selects every node. */
-export function targets(t: CachePut["target"], n: Pick<NodeRecord, "id" | "level" | "labels">): boolean {
-  if (t.nodes && !t.nodes.includes(n.id)) return false;
-  if (t.levels && (n.level < t.levels[0] || n.level > t.levels[1])) return false;
-  if (t.labels) for (const [k, want] of Object.entries(t.labels)) if (n.labels[k] !== want) return false;
-  return true;
-}
+import { type CachePut, type CacheTarget, targets } from "./cache-entry.ts";
 
 interface EntryRow {
   key: string;
@@ -49,17 +21,48 @@ interface EntryRow {
   target: string;
 }
 
-/** Keeps the entries and hands each to the nodes it targets through `send`. */
+/** A deleted entry: nodes drop their copy at or below `version`. */
+export interface CacheDeletion {
+  key: string;
+  version: number;
+  target: CacheTarget;
+}
+
+/** A node that said it could not apply an entry. */
+export interface CacheRefusal {
+  node: string;
+  key: string;
+  version: number;
+  reason: string;
+  at: number;
+}
+
+export interface CacheSender {
+  put(node: string, entry: CachePut): boolean;
+  delete(node: string, d: CacheDeletion): boolean;
+}
+
+const MAX_REFUSALS = 100;
+
+/** Keeps the entries and hands each to the nodes it targets. */
 export class CacheDistributor {
   readonly #db: Database;
-  readonly #send: (node: string, entry: CachePut) => boolean;
+  readonly #send: CacheSender;
+  readonly #log: Logger | undefined;
+  readonly #refusals: CacheRefusal[] = [];
+  readonly #warned = new Set<string>();
+  /** Entries the hub would not send because the shared key/value definition refuses them. */
+  invalidSkipped = 0;
 
-  constructor(db: Database, send: (node: string, entry: CachePut) => boolean) {
+  constructor(db: Database, send: CacheSender, log?: Logger) {
     this.#db = db;
     this.#send = send;
+    this.#log = log;
+    db.run(`CREATE TABLE IF NOT EXISTS cache_deletions (
+      key TEXT PRIMARY KEY, version INTEGER NOT NULL, target TEXT NOT NULL, at INTEGER NOT NULL)`);
   }
 
-  /** Stores an entry (an older version than the stored one is refused) and sends it to targeted nodes now connected. */
+  /** Stores an entry (an older version than the stored or deleted one is refused) and sends it to targeted nodes now connected. */
   put(entry: CachePut, connected: readonly NodeRecord[]): { delivered: string[] } {
     const current = this.#db.query("SELECT version FROM cache_entries WHERE key = ?").get(entry.key) as {
       version: number;
@@ -70,38 +73,127 @@ export class CacheDistributor {
         "version",
       );
     }
-    this.#db
-      .query(
-        `INSERT INTO cache_entries (key, value, version, ttl_ms, target, updated) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, ttl_ms = excluded.ttl_ms,
-           target = excluded.target, updated = excluded.updated`,
-      )
-      .run(
-        entry.key,
-        entry.value,
-        entry.version,
-        entry.ttl_ms ?? null,
-        JSON.stringify(entry.target),
-        Date.now(),
+    const deleted = this.#db.query("SELECT version FROM cache_deletions WHERE key = ?").get(entry.key) as {
+      version: number;
+    } | null;
+    if (deleted && deleted.version >= entry.version) {
+      throw new RequestError(
+        `version ${entry.version} is not above the deleted version ${deleted.version}`,
+        "version",
       );
+    }
+    this.#db.transaction(() => {
+      this.#db.query("DELETE FROM cache_deletions WHERE key = ?").run(entry.key);
+      this.#db
+        .query(
+          `INSERT INTO cache_entries (key, value, version, ttl_ms, target, updated) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, ttl_ms = excluded.ttl_ms,
+             target = excluded.target, updated = excluded.updated`,
+        )
+        .run(
+          entry.key,
+          entry.value,
+          entry.version,
+          entry.ttl_ms ?? null,
+          JSON.stringify(entry.target),
+          Date.now(),
+        );
+    })();
     const delivered = connected
-      .filter((n) => targets(entry.target, n) && this.#send(n.id, entry))
+      .filter((n) => targets(entry.target, n) && this.#send.put(n.id, entry))
       .map((n) => n.id);
     return { delivered };
   }
 
-  list(): CachePut[] {
-    return (this.#db.query("SELECT * FROM cache_entries ORDER BY key").all() as EntryRow[]).map((r) => ({
-      key: r.key,
-      value: r.value,
-      version: r.version,
-      ...(r.ttl_ms !== null ? { ttl_ms: r.ttl_ms } : {}),
-      target: JSON.parse(r.target),
-    }));
+  /**
+   * Deletes an entry: the nodes it targets drop it now (those connected) or at their next hello.
+   * Any key the hub holds can be deleted, also one the shared definition refuses.
+   */
+  delete(
+    key: string,
+    connected: readonly NodeRecord[],
+  ): { key: string; version: number; delivered: string[] } {
+    const row = this.#db.query("SELECT * FROM cache_entries WHERE key = ?").get(key) as EntryRow | null;
+    if (!row) throw new NotFoundError(`no hub cache entry ${JSON.stringify(key)}`);
+    const d: CacheDeletion = { key, version: row.version, target: JSON.parse(row.target) };
+    this.#db.transaction(() => {
+      this.#db.query("DELETE FROM cache_entries WHERE key = ?").run(key);
+      this.#db
+        .query(
+          `INSERT INTO cache_deletions (key, version, target, at) VALUES (?, ?, ?, ?)
+           ON CONFLICT(key) DO UPDATE SET version = excluded.version, target = excluded.target, at = excluded.at`,
+        )
+        .run(key, d.version, row.target, Date.now());
+    })();
+    const delivered =
+      keyProblem(key) === undefined
+        ? connected.filter((n) => targets(d.target, n) && this.#send.delete(n.id, d)).map((n) => n.id)
+        : [];
+    return { key, version: d.version, delivered };
   }
 
-  /** A node said hello: it gets every entry that targets it (its cache refuses versions it already has or beat). */
-  onSession(node: NodeRecord): void {
-    for (const e of this.list()) if (targets(e.target, node)) this.#send(node.id, e);
+  /** Every stored entry, with `invalid` naming what the shared definition refuses in it. */
+  list(): (CachePut & { invalid?: string })[] {
+    return (this.#db.query("SELECT * FROM cache_entries ORDER BY key").all() as EntryRow[]).map((r) => {
+      const problem = entryProblem(r);
+      return {
+        key: r.key,
+        value: r.value,
+        version: r.version,
+        ...(r.ttl_ms !== null ? { ttl_ms: r.ttl_ms } : {}),
+        target: JSON.parse(r.target),
+        ...(problem ? { invalid: problem } : {}),
+      };
+    });
   }
+
+  deletions(): CacheDeletion[] {
+    return (
+      this.#db.query("SELECT key, version, target FROM cache_deletions ORDER BY key").all() as {
+        key: string;
+        version: number;
+        target: string;
+      }[]
+    ).map((r) => ({ key: r.key, version: r.version, target: JSON.parse(r.target) }));
+  }
+
+  /** Recent refusals reported by nodes, newest last. */
+  refusals(): readonly CacheRefusal[] {
+    return this.#refusals;
+  }
+
+  /** A node refused an entry (its reply to a `cache_put`). */
+  onRefused(node: string, key: string, version: number, reason: string, at: number): void {
+    this.#refusals.push({ node, key, version, reason, at });
+    if (this.#refusals.length > MAX_REFUSALS) this.#refusals.shift();
+    this.#log?.warn("a node refused a hub cache entry", { node, key, version, reason });
+  }
+
+  /** A node said hello: it gets every deletion and every valid entry that targets it. */
+  onSession(node: NodeRecord): void {
+    for (const d of this.deletions()) if (targets(d.target, node)) this.#send.delete(node.id, d);
+    for (const e of this.list()) {
+      if (!targets(e.target, node)) continue;
+      if (e.invalid) {
+        this.invalidSkipped++;
+        if (!this.#warned.has(e.key)) {
+          this.#warned.add(e.key);
+          this.#log?.warn("hub cache entry not sent: invalid (DELETE /api/v1/cache/KEY removes it)", {
+            key: e.key,
+            error: e.invalid,
+          });
+        }
+        continue;
+      }
+      const { invalid: _, ...entry } = e;
+      this.#send.put(node.id, entry);
+    }
+  }
+}
+
+function entryProblem(r: EntryRow): string | undefined {
+  const k = keyProblem(r.key);
+  if (k) return `key: ${k}`;
+  const v = valueProblem(r.value);
+  return v ? `value: ${v}` : undefined;
 }

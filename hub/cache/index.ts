@@ -1,2 +1,9 @@
 // Public surface of hub-pushed cache entries.
-export { CacheDistributor, CachePut, parseCachePut, targets } from "./cache-distributor.ts";
+export {
+  type CacheDeletion,
+  CacheDistributor,
+  type CacheRefusal,
+  type CacheSender,
+} from "./cache-distributor.ts";
+export { CacheKey, CachePut, CacheTarget, parseCachePut, parseOrRefuse, targets } from "./cache-entry.ts";
+export { type CacheFigures, CacheReplicator, type ReplicatorDeps } from "./cache-replicator.ts";

@@ -31,6 +31,11 @@ const checkTimings: CrossCheck<typeof hubFields> = (c) => {
   }
   if (c.down_after <= c.suspect_after)
     return longer("down_after", c.down_after, "suspect_after", c.suspect_after);
+  if (c.webhook_retry_max < c.webhook_retry_base)
+    return {
+      field: "webhook_retry_max",
+      message: `must be at least webhook_retry_base (got ${formatDuration(c.webhook_retry_max)}, webhook_retry_base is ${formatDuration(c.webhook_retry_base)})`,
+    };
   return undefined;
 };
 

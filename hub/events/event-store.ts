@@ -24,6 +24,20 @@ export interface DecisionRecord {
   verdict: "agree" | "disagree" | "unknown";
   reason: string;
   received: number;
+  /** The hub rule set and revision the node's rule came from (null: the node's own rules). */
+  rule_set: string | null;
+  rule_set_rev: number | null;
+  /** The condition the node ran, as it reported it. */
+  condition: string | null;
+}
+
+/** The hub's verdict on one decision, as it goes back to the node (when the node gave the decision's id). */
+export interface DecisionVerdictOut {
+  id: number | undefined;
+  rule: string;
+  at: number;
+  verdict: string;
+  reason: string;
 }
 
 /** The hub's verdict on a node's decision: does its own policy for that node say the same? */
@@ -31,6 +45,8 @@ export type DecisionCheck = (
   node: string,
   d: Body<"decision_validation">,
 ) => { verdict: "agree" | "disagree" | "unknown"; reason: string };
+
+type VerdictRow = { id: number; rule: string; at: number; verdict: string; reason: string };
 
 /** Persistence of alerts and decisions. */
 export class EventStore {
@@ -61,13 +77,17 @@ export class EventStore {
       );
   }
 
-  onDecision(node: string, d: Body<"decision_validation">, check: DecisionCheck): void {
+  /**
+   * Stores a node's decision with the hub's verdict on it; with the decision's id in the node's log, also
+   * where its rule came from, so the verdict can go back to the node (now, and again on its next session).
+   */
+  onDecision(node: string, d: Body<"decision_validation">, check: DecisionCheck): DecisionVerdictOut {
     const { verdict, reason } = check(node, d);
-    this.#db
+    const row = this.#db
       .query(
-        "INSERT INTO decisions (node, rule, at, kind, action, inputs, verdict, reason, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO decisions (node, rule, at, kind, action, inputs, verdict, reason, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
       )
-      .run(
+      .get(
         node,
         d.rule,
         d.at,
@@ -77,7 +97,29 @@ export class EventStore {
         verdict,
         reason,
         this.#now(),
-      );
+      ) as { id: number };
+    if (d.id !== undefined) {
+      this.#db
+        .query(
+          "INSERT INTO decision_origins (decision, node, agent_id, rule_set, rule_set_rev, condition) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .run(row.id, node, d.id, d.rule_set ?? null, d.rule_set_rev ?? null, d.condition ?? null);
+    }
+    return { id: d.id, rule: d.rule, at: d.at, verdict, reason };
+  }
+
+  /**
+   * The verdicts on a node's latest decisions that carried an id, received within `withinMs` (at most
+   * `limit`), to send again at its next session: the first send may have been lost with the connection.
+   */
+  recentVerdicts(node: string, limit = 100, withinMs = 86_400_000): VerdictRow[] {
+    return this.#db
+      .query(
+        `SELECT o.agent_id AS id, d.rule, d.at, d.verdict, d.reason FROM decision_origins o
+         JOIN decisions d ON d.id = o.decision WHERE o.node = ? AND d.received >= ?
+         ORDER BY o.decision DESC LIMIT ?`,
+      )
+      .all(node, this.#now() - withinMs, limit) as VerdictRow[];
   }
 
   alerts(opts: { node?: string; limit?: number } = {}): AlertRecord[] {
@@ -93,7 +135,10 @@ export class EventStore {
 
   decisions(node: string, limit = 500): DecisionRecord[] {
     const rows = this.#db
-      .query("SELECT * FROM decisions WHERE node = ? ORDER BY id DESC LIMIT ?")
+      .query(
+        `SELECT d.*, o.rule_set, o.rule_set_rev, o.condition FROM decisions d
+         LEFT JOIN decision_origins o ON o.decision = d.id WHERE d.node = ? ORDER BY d.id DESC LIMIT ?`,
+      )
       .all(node, limit) as (Omit<DecisionRecord, "inputs"> & { inputs: string })[];
     return rows.map((r) => ({ ...r, inputs: JSON.parse(r.inputs) }));
   }

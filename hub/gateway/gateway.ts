@@ -1,7 +1,7 @@
 // Sessions with agents: authenticates hellos, dispatches each message kind, refuses bad frames.
 import { randomUUID } from "node:crypto";
 import { NovaError, ProtocolError } from "../../shared/errors.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import {
   type Body,
@@ -13,6 +13,7 @@ import {
 } from "../../shared/protocol/index.ts";
 import type { Ingest } from "../ingest/index.ts";
 import type { PeerAuth, Registry } from "../registry/index.ts";
+import { BulkLane, type BulkLaneOptions } from "./bulk-lane.ts";
 
 /**
  * One authenticated session an agent reaches the hub through (a WebSocket, or a node's MQTT topics).
@@ -44,6 +45,64 @@ export interface GatewayOptions {
   now?: () => number;
   /** A node has a new session (after its welcome): time to send it its desired state. */
   onSession?: (node: string, hello: Body<"hello">) => void;
+  /** A child hub's `summary` or `topology` (hub/federation checks and applies it; it may throw to refuse). */
+  onSubtree?: (node: string, msg: Extract<Message, { t: "summary" | "topology" }>) => void;
+  /** The bulk lane's budget (metrics batches are processed in slices, behind heartbeats). */
+  bulk?: Partial<BulkBudget>;
+  /** Nodes the hub knows (its fleet, connected or not): the in-flight budget is shared over them. */
+  fleetSize?: () => number;
+  /** A node reads a key of a strong cache: the answer goes back as a `reply`. */
+  onCacheRead?: (node: string, read: Body<"cache_read">) => Body<"reply">;
+  /** A node answered a command nobody waits for (a refusal of a pushed cache entry, say). */
+  onReply?: (node: string, reply: Body<"reply">) => void;
+}
+
+export interface BulkBudget extends BulkLaneOptions {
+  /**
+   * Reliable messages in flight hub-wide (sent, not yet acked): each session's window, announced in
+   * its welcome, is this shared over the fleet, within [minWindow, maxWindow].
+   */
+  inFlight: number;
+  minWindow: number;
+  maxWindow: number;
+}
+
+/**
+ * Bulk work of at most 32 ms between two looks at the sockets, up to 64 batches of a node per turn
+ * (a node's whole window: one ack covers it); 8,192 batches in flight hub-wide (1,000 agents
+ * catching up get 8 each, 128 or fewer get the agent's 64). Each slice ends in one grouped commit,
+ * so shorter slices cost catch-up speed (4 ms made a 1,000-agent catch-up 2.4x slower in
+ * bench/storm.ts, 50 ms 1.17x).
+ */
+export const DEFAULT_BULK: BulkBudget = {
+  sliceMs: 32,
+  perNodeTurn: 64,
+  inFlight: 8192,
+  minWindow: 4,
+  maxWindow: 64,
+};
+
+/**
+ * A frame waiting in the bulk lane (a metrics batch, still undecoded: it costs its bytes only), a
+ * decoded reliable message queued behind one, or the record of one refused while earlier ones waited.
+ */
+type BulkItem =
+  | { peer: Peer; frame: Uint8Array }
+  | { peer: Peer; msg: Message }
+  | { refused: { seq: number; base: number | undefined; code: string; message: string } };
+
+// The first bytes of a metrics batch's envelope as agents encode it: {v: <small int>, t: "metrics_batch", ...}.
+const BATCH_TYPE = new TextEncoder().encode("metrics_batch");
+
+/** Whether a frame is a metrics batch, by its first bytes (no decoding); false when unsure. */
+export function looksLikeMetricsBatch(frame: Uint8Array): boolean {
+  if (frame.byteLength < 20) return false;
+  const head = frame[0]!;
+  if (head < 0xa0 || head > 0xb7) return false;
+  if (frame[1] !== 0x61 || frame[2] !== 0x76 || frame[3]! > 0x17) return false;
+  if (frame[4] !== 0x61 || frame[5] !== 0x74 || frame[6] !== 0x60 + BATCH_TYPE.byteLength) return false;
+  for (let i = 0; i < BATCH_TYPE.byteLength; i++) if (frame[7 + i] !== BATCH_TYPE[i]) return false;
+  return true;
 }
 
 /** Routes frames from peers to the registry and ingest, and messages from the hub to nodes. */
@@ -51,16 +110,22 @@ export class Gateway {
   readonly #o: GatewayOptions;
   readonly #now: () => number;
   readonly #sessions = new Map<string, Peer>();
-  readonly #lastLogged = new Map<string, number>();
+  readonly #limiter: LogLimiter;
   readonly #waiting = new Map<string, { node: string; resolve: (r: Body<"reply">) => void }>();
   readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
   readonly #countRejected: (by?: number, labels?: Record<string, string>) => void;
   readonly #countAuth: (by?: number, labels?: Record<string, string>) => void;
   readonly #rotationAsked = new Map<string, number>();
+  readonly #bulk: BulkLane<BulkItem>;
+  readonly #budget: BulkBudget;
+  readonly #countAhead: (by?: number) => void;
 
   constructor(opts: GatewayOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#budget = { ...DEFAULT_BULK, ...opts.bulk };
+    this.#bulk = new BulkLane<BulkItem>((node, item) => this.#ingest(node, item), this.#budget);
+    this.#limiter = new LogLimiter(opts.log, { now: this.#now });
     const m = opts.metrics;
     this.#countFrames = m.counter(
       "novacron_hub_frames_received_total",
@@ -74,6 +139,16 @@ export class Gateway {
       "novacron_hub_auth_failures_total",
       "Hellos refused: a key that may not speak for the node, a bad or out-of-scope join token",
     );
+    this.#countAhead = m.counter(
+      "novacron_hub_heartbeats_ahead_of_bulk_total",
+      "Heartbeats answered while metrics batches waited in the bulk lane (they were served first)",
+    );
+    m.gauge("novacron_hub_bulk_queued", "Reliable messages waiting in the bulk lane", () => this.#bulk.size);
+    m.gauge(
+      "novacron_hub_bulk_queued_peak",
+      "Most reliable messages ever waiting in the bulk lane",
+      () => this.#bulk.peak,
+    );
     m.gauge("novacron_hub_sessions", "Agents with an open session, by transport", () => {
       const by = new Map<string, number>();
       for (const p of this.#sessions.values()) by.set(p.via, (by.get(p.via) ?? 0) + 1);
@@ -86,8 +161,26 @@ export class Gateway {
     return this.#sessions.size;
   }
 
+  /** Reliable messages waiting in the bulk lane. */
+  get bulkQueued(): number {
+    return this.#bulk.size;
+  }
+
+  /** Processes everything in the bulk lane now (shutdown, tests). */
+  drainBulk(): void {
+    this.#bulk.drainAll();
+  }
+
   /** Handles one frame from a peer. Never throws: bad input is answered, counted and logged. */
   onFrame(peer: Peer, frame: Uint8Array): void {
+    const node = peer.node;
+    if (node && looksLikeMetricsBatch(frame) && this.#sessions.get(node) === peer) {
+      // Bulk: straight into the lane, decoded in its turn. Any authenticated frame shows the node alive.
+      this.#countFrames(1, { type: "metrics_batch" });
+      this.#o.registry.seen(node);
+      this.#bulk.push(node, { peer, frame });
+      return;
+    }
     let msg: Message;
     try {
       msg = decodeFrame(frame, this.#o.maxFrameBytes);
@@ -122,6 +215,9 @@ export class Gateway {
         if (msg.b.rtt !== undefined && Number.isFinite(msg.b.rtt) && msg.b.rtt >= 0) {
           this.#o.registry.setRtt(node, msg.b.rtt);
         }
+        this.#o.registry.epochs.report(node, msg.b);
+        // Answered now, ahead of any batch waiting in the bulk lane (its ack says what is stored).
+        if (this.#bulk.size > 0) this.#countAhead();
         this.#send(peer, "ack", {
           upto: this.#o.ingest.committed(node),
           echo: msg.ts,
@@ -133,9 +229,22 @@ export class Gateway {
       case "alloc_status":
       case "decision_validation":
       case "event":
+      case "cache_write":
         if (msg.q === undefined) throw new NovaError("bad_envelope", `${msg.t} needs a sequence number (q)`);
-        this.#o.ingest.receive(node, msg);
+        // Metrics batches (catch-up bulk) take the bulk lane; anything behind one of them in the
+        // node's sequence follows it there, so each node's messages still reach ingest in order.
+        if (msg.t === "metrics_batch" || this.#bulk.has(node)) this.#bulk.push(node, { peer, msg });
+        else this.#o.ingest.receive(node, msg);
         return;
+      case "cache_read": {
+        const answer = this.#o.onCacheRead?.(node, msg.b) ?? {
+          id: msg.b.id,
+          ok: false,
+          body: "this hub does not serve cache reads",
+        };
+        this.#send(peer, "reply", answer);
+        return;
+      }
       case "rekey": {
         const r = this.#o.registry.rekey(node, peer.auth!.key, msg.b.key);
         if (!r.ok) throw new NovaError("auth_failed", r.reason);
@@ -144,6 +253,13 @@ export class Gateway {
         this.#send(peer, "rekeyed", { key: msg.b.key, expires: r.expires });
         return;
       }
+      case "summary":
+      case "topology":
+        // Only a child hub's session speaks for a subtree; the federation checks what it claims.
+        if (!this.#o.onSubtree || this.#o.registry.get(node)?.kind !== "hub")
+          throw new NovaError("unknown_type", `${msg.t} comes from child hubs only; ${node} is not one`);
+        this.#o.onSubtree(node, msg);
+        return;
       case "welcome":
       case "ack":
       case "config":
@@ -156,7 +272,7 @@ export class Gateway {
         if (waiter?.node === node) {
           this.#waiting.delete(msg.b.id);
           waiter.resolve(msg.b);
-        }
+        } else if (!waiter) this.#o.onReply?.(node, msg.b);
         return;
       }
       case "error":
@@ -183,7 +299,7 @@ export class Gateway {
     const result = this.#o.registry.admit(hello, peer.auth, peer.via);
     if (!result.ok) {
       this.#countAuth(1, { transport: peer.via });
-      this.#logOnce(`auth:${peer.remote}`, "agent refused", {
+      this.#logOnce(`auth:${hello.node_id}@${peer.remote.replace(/:\d+$/, "")}`, "agent refused", {
         node: hello.node_id,
         remote: peer.remote,
         reason: result.reason,
@@ -209,10 +325,32 @@ export class Gateway {
       config_rev: 0,
       heartbeat_ms: this.#o.heartbeatMs,
       key_expires: result.keyExpires,
+      window: this.#window(),
     };
+    if (hello.kind === "hub" && this.#o.onSubtree) welcome.subtrees = true;
     if (result.rotate) {
       welcome.rotate_key = true;
       this.#rotationAsked.set(hello.node_id, this.#now());
+    }
+    if (hello.epoch !== undefined) {
+      // A store the hub stored more from than it has numbered is a restored snapshot or a copy.
+      const v = this.#o.registry.epochs.hello(
+        hello.node_id,
+        hello.epoch,
+        hello.seq_high ?? 0,
+        welcome.last_acked,
+        result.node.samples,
+      );
+      if (v.restored) {
+        welcome.restored = true;
+        this.#o.log.warn("node store restored from a snapshot or copied; it starts a new epoch", {
+          node: hello.node_id,
+          epoch: hello.epoch,
+          store_seq: hello.seq_high ?? 0,
+          hub_seq: welcome.last_acked,
+        });
+      }
+      if (v.counters) welcome.counters = v.counters;
     }
     this.#send(peer, "welcome", welcome);
     this.#o.onSession?.(hello.node_id, hello);
@@ -225,6 +363,51 @@ export class Gateway {
       agent_last_acked: hello.last_acked,
       joined: result.joined,
     });
+  }
+
+  // A session's share of the hub-wide in-flight budget, over the larger of the sessions open and the
+  // fleet known (after a restart the whole fleet is about to come back).
+  #window(): number {
+    const b = this.#budget;
+    const fleet = Math.max(1, this.#sessions.size, this.#o.fleetSize?.() ?? 0);
+    return Math.max(b.minWindow, Math.min(b.maxWindow, Math.floor(b.inFlight / fleet)));
+  }
+
+  // One reliable message out of the bulk lane; its errors are answered as if it had just arrived.
+  #ingest(node: string, item: BulkItem): void {
+    if ("refused" in item) {
+      const r = item.refused;
+      this.#o.ingest.refuse(node, r.seq, r.base, r.code, r.message);
+      return;
+    }
+    let msg: Message | undefined;
+    try {
+      if ("frame" in item) {
+        msg = decodeFrame(item.frame, this.#o.maxFrameBytes);
+        if (msg.t !== "metrics_batch") throw new NovaError("bad_envelope", "not a metrics batch");
+        if (msg.s !== node) {
+          throw new NovaError("bad_envelope", `sender ${msg.s} does not match this session's node ${node}`);
+        }
+        if (msg.q === undefined) throw new NovaError("bad_envelope", `${msg.t} needs a sequence number (q)`);
+      } else msg = item.msg;
+      this.#o.ingest.receive(node, msg);
+    } catch (err) {
+      this.#refuseQueued(node, item.peer, err as Error, msg?.q);
+    }
+  }
+
+  // A refusal from inside the bulk lane: recorded in ingest at once (this is the message's turn).
+  #refuseQueued(node: string, peer: Peer, err: Error, ref?: number): void {
+    const code = err instanceof NovaError ? err.code : "bad_body";
+    if (err instanceof ProtocolError && err.seq !== undefined) {
+      this.#o.ingest.refuse(node, err.seq, err.base, code, err.message);
+      ref = err.seq;
+    }
+    this.#countRejected(1, { reason: code });
+    this.#logOnce(node, "frame refused", { from: node, via: peer.via, code, error: err.message });
+    const body: Body<"error"> = { code, message: err.message };
+    if (ref !== undefined) body.ref = ref;
+    this.#send(peer, "error", body);
   }
 
   /** A peer's connection ended. */
@@ -303,8 +486,11 @@ export class Gateway {
     const code = err instanceof NovaError ? err.code : "bad_body";
     const node = peer.node;
     if (err instanceof ProtocolError && err.seq !== undefined && node && this.#sessions.get(node) === peer) {
-      // A reliable message from a known session that can never be valid: recorded and acked past.
-      this.#o.ingest.refuse(node, err.seq, err.base, code, err.message);
+      // A reliable message from a known session that can never be valid: recorded and acked past
+      // (in its turn, when earlier messages of the node wait in the bulk lane).
+      if (this.#bulk.has(node))
+        this.#bulk.push(node, { refused: { seq: err.seq, base: err.base, code, message: err.message } });
+      else this.#o.ingest.refuse(node, err.seq, err.base, code, err.message);
       ref = err.seq;
     }
     this.#countRejected(1, { reason: code });
@@ -315,13 +501,9 @@ export class Gateway {
     this.#send(peer, "error", body);
   }
 
-  // Bad input is logged once per sender per minute, so a broken agent cannot flood the log.
+  // Bad input is logged once per sender per minute (with how many were held back), so a broken agent
+  // cannot flood the log.
   #logOnce(sender: string, msg: string, fields: Record<string, unknown>): void {
-    const now = this.#now();
-    const last = this.#lastLogged.get(sender) ?? 0;
-    if (now - last < 60_000) return;
-    this.#lastLogged.set(sender, now);
-    if (this.#lastLogged.size > 10_000) this.#lastLogged.clear();
-    this.#o.log.warn(msg, fields);
+    this.#limiter.warn(sender, msg, fields);
   }
 }

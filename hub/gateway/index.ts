@@ -1,5 +1,14 @@
 // Public surface of the gateway.
-export { Gateway, type GatewayOptions, type Peer } from "./gateway.ts";
+export { AdmissionGate, type AdmissionOptions, type AdmissionVerdict } from "./admission.ts";
+export { BulkLane, type BulkLaneOptions } from "./bulk-lane.ts";
+export {
+  type BulkBudget,
+  DEFAULT_BULK,
+  Gateway,
+  type GatewayOptions,
+  looksLikeMetricsBatch,
+  type Peer,
+} from "./gateway.ts";
 export { MqttGateway } from "./mqtt-gateway.ts";
 export {
   DEFAULT_SECURE_LIMITS,

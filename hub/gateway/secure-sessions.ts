@@ -1,5 +1,5 @@
 // The hub's side of the secure session layer: answers handshakes, opens and seals every frame, bounds what strangers cost.
-import type { Logger } from "../../shared/log.ts";
+import { type Logger, LogLimiter } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { FrameTopic } from "../../shared/link/index.ts";
 import { decodeCbor, encodeCbor, encodeFrame, envelope, ID_PATTERN } from "../../shared/protocol/index.ts";
@@ -18,6 +18,7 @@ import {
 } from "../../shared/secure/index.ts";
 import type { Registry } from "../registry/index.ts";
 import type { Gateway, Peer } from "./gateway.ts";
+import { AdmissionGate } from "./admission.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 /** One connection (a WebSocket) or one node's topics (MQTT), before any session exists. */
@@ -55,6 +56,12 @@ export interface WsConn {
 export interface SecureLimits {
   /** Handshake answers per second, hub-wide (each costs three X25519 operations). */
   handshakesPerSecond: number;
+  /**
+   * New sessions admitted per second, hub-wide, after `admissionBurst` at once: past it a handshake
+   * is answered `busy` with the time to come back (a reconnect storm is let in gradually).
+   */
+  admissionsPerSecond: number;
+  admissionBurst: number;
   /** Clear refusals per second, hub-wide (on MQTT anyone can make the hub publish them). */
   refusalsPerSecond: number;
   /** MQTT handshakes in progress and sessions not yet admitted, hub-wide. */
@@ -69,6 +76,8 @@ export interface SecureLimits {
 
 export const DEFAULT_SECURE_LIMITS: SecureLimits = {
   handshakesPerSecond: 2000,
+  admissionsPerSecond: 500,
+  admissionBurst: 250,
   refusalsPerSecond: 20,
   maxPending: 1024,
   handshakeTimeoutMs: 10_000,
@@ -84,11 +93,11 @@ export class SecureSessions {
   readonly #registry: Registry;
   readonly #hubKey: KeyPair;
   readonly #hubId: string;
-  readonly #log: Logger;
   readonly #now: () => number;
   readonly #limits: SecureLimits;
   readonly #handshakes: TokenBucket;
   readonly #refusals: TokenBucket;
+  readonly #admission: AdmissionGate;
   // MQTT: handshakes waiting for message 3 (by the hub's ephemeral id), sessions waiting for their
   // hello to be admitted, and admitted sessions. Only the last grows with the fleet.
   readonly #pending = new Map<string, { hs: XXHandshake; node: string; at: number }>();
@@ -97,7 +106,8 @@ export class SecureSessions {
   readonly #sessions = new Map<string, Session>();
   readonly #countRefused: Counter;
   readonly #countHandshakes: Counter;
-  readonly #lastLog = new Map<string, number>();
+  // One gate per kind of message, so a flood of one (forged presences, say) cannot hide another.
+  readonly #logGate: LogLimiter;
 
   constructor(o: {
     gateway: Gateway;
@@ -113,14 +123,20 @@ export class SecureSessions {
     this.#registry = o.registry;
     this.#hubKey = o.hubKey;
     this.#hubId = o.hubId;
-    this.#log = o.log;
     this.#now = o.now ?? Date.now;
+    this.#logGate = new LogLimiter(o.log, { now: this.#now });
     this.#limits = { ...DEFAULT_SECURE_LIMITS, ...o.limits };
     this.#handshakes = new TokenBucket(
       this.#limits.handshakesPerSecond,
       this.#limits.handshakesPerSecond,
       this.#now,
     );
+    this.#admission = new AdmissionGate({
+      perSecond: this.#limits.admissionsPerSecond,
+      burst: this.#limits.admissionBurst,
+      maxRetryAfterMs: 60_000,
+      now: this.#now,
+    });
     this.#refusals = new TokenBucket(
       this.#limits.refusalsPerSecond,
       this.#limits.refusalsPerSecond * 3,
@@ -133,6 +149,11 @@ export class SecureSessions {
     this.#countHandshakes = o.metrics.counter(
       "novacron_hub_handshakes_total",
       "Handshakes answered and completed, by stage",
+    );
+    o.metrics.gauge(
+      "novacron_hub_admission_waiting",
+      "Agents told the hub is busy and when to come back, not yet admitted (decaying estimate)",
+      () => this.#admission.waiting,
     );
     o.metrics.gauge(
       "novacron_hub_handshakes_pending",
@@ -171,7 +192,9 @@ export class SecureSessions {
       return;
     }
     if (kind === FRAME.hello1 && !conn.hs) {
-      conn.hs = this.#answer(conn.raw, frame);
+      const hs = this.#answer(conn.raw, frame);
+      if (hs === "busy") return;
+      conn.hs = hs;
       if (!conn.hs) this.#stranger(conn, "handshake");
       return;
     }
@@ -221,7 +244,7 @@ export class SecureSessions {
     }
     if (kind === FRAME.hello1) {
       const hs = this.#answer(raw, frame);
-      if (!hs) return;
+      if (!hs || hs === "busy") return;
       if (this.#pending.size >= this.#limits.maxPending) {
         const oldest = this.#pending.keys().next().value as string;
         this.#pending.delete(oldest);
@@ -308,8 +331,19 @@ export class SecureSessions {
 
   // --- the handshake
 
-  // Message 1 in, message 2 out. Undefined when the frame is not a handshake we will answer.
-  #answer(raw: RawPeer, frame: Uint8Array): XXHandshake | undefined {
+  // Message 1 in, message 2 out. Undefined when the frame is not a handshake we will answer; "busy"
+  // when the admission gate asked the peer to come back later.
+  #answer(raw: RawPeer, frame: Uint8Array): XXHandshake | undefined | "busy" {
+    const admit = this.#admission.take();
+    if (!admit.ok) {
+      this.#countRefused(1, { reason: "busy" });
+      const message = `admitting other agents first: try again in ${admit.retryAfterMs} ms`;
+      // A WebSocket answer costs one small frame to its own peer; on a broker anyone can make the
+      // hub publish, so there the refusal budget applies (and a node only logs it).
+      if (raw.via === "ws" || this.#refusals.take())
+        raw.send(refuseFrame("busy", message, admit.retryAfterMs), "hs");
+      return "busy";
+    }
     if (!this.#handshakes.take()) {
       this.#countRefused(1, { reason: "rate_limited" });
       return undefined;
@@ -489,11 +523,8 @@ export class SecureSessions {
     if (this.#refusals.take()) raw.send(refuseFrame(code, message), "hs");
   }
 
-  // One gate per kind of message, so a flood of one (forged presences, say) cannot hide another.
+  // Once a minute per kind, saying how many like it were held back.
   #logOnce(msg: string, fields: Record<string, unknown>): void {
-    const now = this.#now();
-    if (now - (this.#lastLog.get(msg) ?? 0) < 10_000) return;
-    this.#lastLog.set(msg, now);
-    this.#log.warn(msg, fields);
+    this.#logGate.warn(msg, msg, fields);
   }
 }

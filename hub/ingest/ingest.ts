@@ -4,7 +4,14 @@ import { NovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Message } from "../../shared/protocol/index.ts";
-import { countSamples, decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import {
+  countSamples,
+  decodeMetrics,
+  encodeMetrics,
+  frameSpan,
+  type MetricsFrame,
+  sampleTime,
+} from "../../shared/protocol/metrics-codec.ts";
 import {
   mergeRollupPoints,
   type RollupPoint,
@@ -12,6 +19,7 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
+import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -42,6 +50,8 @@ export class Ingest {
   readonly #seqs = new Map<string, NodeSeq>();
   readonly #known = new Map<string, Set<string>>();
   readonly #latest = new Map<string, Map<string, [number, number]>>();
+  /** Each sample once by series and time. */
+  readonly #samples: StoredSamples;
   #queue: Pending[] = [];
   #scheduled = false;
   readonly #acks: AckSender;
@@ -51,13 +61,19 @@ export class Ingest {
   readonly #advance: Statement;
   readonly #dup: Statement;
   readonly #gap: Statement;
+  readonly #epochSeq: Statement;
+  readonly #epochOf: ((node: string) => string | undefined) | undefined;
   readonly #countSamples: (by?: number) => void;
   readonly #countRefused: (by?: number, labels?: Record<string, string>) => void;
   readonly #countDuplicates: (by?: number) => void;
+  readonly #countDuplicateSamples: (by?: number) => void;
   readonly #countGaps: (by?: number) => void;
   readonly #countCommits: (by?: number) => void;
 
   readonly #apply: ((node: string, msg: Message) => void) | undefined;
+  readonly #maxSeries: number;
+  /** Per node: series it sent past the bound, not re-exported. */
+  readonly #overflow = new Map<string, Set<string>>();
 
   constructor(
     db: Database,
@@ -67,15 +83,21 @@ export class Ingest {
       acks: AckSender;
       /** Applies a non-metrics message's effects inside the transaction that stores it (exactly once). */
       apply?: (node: string, msg: Message) => void;
+      /** The epoch of the node's store now speaking (its stored numbers are recorded against it). */
+      epochOf?: (node: string) => string | undefined;
+      /** Series per node kept for /metrics; a node's series past it are stored but not re-exported (default 1000). */
+      maxSeriesPerNode?: number;
     },
   ) {
     this.#db = db;
+    this.#maxSeries = opts.maxSeriesPerNode ?? 1000;
+    this.#epochOf = opts.epochOf;
     this.#apply = opts.apply;
     this.#log = opts.log;
     this.#acks = opts.acks;
     this.#insertBatch = db.query(
-      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data, rollup)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data, rollup, fold)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#insertSeries = db.query("INSERT OR IGNORE INTO series (node, name) VALUES (?, ?)");
     this.#insertMessage = db.query(
@@ -83,7 +105,12 @@ export class Ingest {
     );
     this.#advance = db.query(
       `UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, rolled_up = rolled_up + ?,
-       batches = batches + ? WHERE id = ?`,
+       batches = batches + ?, duplicate_samples = duplicate_samples + ?, sample_end = max(sample_end, ?)
+       WHERE id = ?`,
+    );
+    this.#samples = new StoredSamples(db);
+    this.#epochSeq = db.query(
+      "UPDATE node_epochs SET seq_high = max(seq_high, ?) WHERE node = ? AND epoch = ?",
     );
     this.#dup = db.query("UPDATE nodes SET duplicates = duplicates + 1 WHERE id = ?");
     this.#gap = db.query("UPDATE nodes SET gaps = gaps + 1 WHERE id = ?");
@@ -97,6 +124,10 @@ export class Ingest {
       "novacron_hub_duplicates_total",
       "Reliable messages received again and dropped",
     );
+    this.#countDuplicateSamples = m.counter(
+      "novacron_hub_duplicate_samples_total",
+      "Samples received again (same node, series and time) and not stored twice",
+    );
     this.#countGaps = m.counter(
       "novacron_hub_sequence_gaps_total",
       "Messages dropped because an earlier one was missing",
@@ -104,6 +135,17 @@ export class Ingest {
     this.#countCommits = m.counter(
       "novacron_hub_ingest_commits_total",
       "Grouped ingest transactions committed",
+    );
+    m.gauge("novacron_hub_node_series", "Series of each node kept for re-export in /metrics", () =>
+      [...this.#latest].map(([node, series]) => [{ node }, series.size] as [Record<string, string>, number]),
+    );
+    m.gauge(
+      "novacron_hub_node_series_over_limit",
+      "Distinct series of each node past the per-node bound (stored, not re-exported)",
+      () =>
+        [...this.#overflow].map(
+          ([node, names]) => [{ node }, names.size] as [Record<string, string>, number],
+        ),
     );
   }
 
@@ -201,32 +243,66 @@ export class Ingest {
     const queue = this.#queue;
     if (queue.length === 0) return;
     this.#queue = [];
-    const perNode = new Map<string, { seq: number; samples: number; rolledUp: number; batches: number }>();
+    const perNode = new Map<
+      string,
+      { seq: number; samples: number; rolledUp: number; batches: number; duplicates: number; end: number }
+    >();
     const newSeries: [string, string][] = [];
     try {
       const tx = this.#db.transaction(() => {
         for (const p of queue) {
-          const agg = perNode.get(p.node) ?? { seq: 0, samples: 0, rolledUp: 0, batches: 0 };
+          const agg = perNode.get(p.node) ?? {
+            seq: 0,
+            samples: 0,
+            rolledUp: 0,
+            batches: 0,
+            duplicates: 0,
+            end: 0,
+          };
           agg.seq = Math.max(agg.seq, p.seq);
           if (!p.msg) {
             // refused: advance past it, store nothing
           } else if (p.msg.t === "metrics_batch" && p.frame) {
             const b = p.msg.b;
-            const f = p.frame;
             // What the data holds, not what the sender declares; a rollup stands for its counts.
             const rollup = b.rollup === 1;
+            // Points at their own times may lie past the grid's last tick (never before its start).
+            const gridEnd = b.start + (b.ticks - 1) * b.interval;
+            const end = Math.max(gridEnd, frameSpan(p.frame)?.last ?? gridEnd);
+            let data = b.data;
+            let z = b.z ?? 0;
+            // It may hold samples stored before (a restored store sends its backlog again): each is kept once.
+            const kept = this.#samples.withoutStored(
+              p.node,
+              { frame: p.frame, rollup, fold: b.fold },
+              b.start,
+              end,
+            );
+            if (kept.duplicates > 0) {
+              agg.duplicates += kept.duplicates;
+              p.frame = kept.frame;
+              if (kept.frame.series.length > 0) ({ data, z } = encodeMetrics(kept.frame));
+            }
+            const f = p.frame;
+            agg.end = Math.max(agg.end, end);
+            this.#samples.stored(p.node, end);
+            if (f.series.length === 0) {
+              perNode.set(p.node, agg);
+              continue;
+            }
             const samples = rollup ? rolledUpSamples(f) : countSamples(f);
             this.#insertBatch.run(
               p.node,
               p.seq,
               b.start,
-              b.start + (b.ticks - 1) * b.interval,
+              end,
               b.interval,
               b.ticks,
               samples,
-              b.z ?? 0,
-              b.data,
+              z,
+              data,
               rollup ? 1 : 0,
+              rollup ? (b.fold ?? null) : null,
             );
             agg.samples += samples;
             if (rollup) agg.rolledUp += samples;
@@ -270,8 +346,11 @@ export class Ingest {
           }
           perNode.set(p.node, agg);
         }
-        for (const [node, agg] of perNode)
-          this.#advance.run(agg.seq, agg.samples, agg.rolledUp, agg.batches, node);
+        for (const [node, agg] of perNode) {
+          this.#advance.run(agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node);
+          const epoch = this.#epochOf?.(node);
+          if (epoch !== undefined) this.#epochSeq.run(agg.seq, node, epoch);
+        }
       });
       tx();
     } catch (err) {
@@ -282,6 +361,8 @@ export class Ingest {
       for (const node of perNode.keys()) {
         const s = this.#seqs.get(node);
         if (s) s.accepted = s.committed;
+        // Read again from the store: the times raised in the rolled-back group were not stored.
+        this.#samples.forget(node);
       }
       return;
     }
@@ -293,6 +374,7 @@ export class Ingest {
       const s = this.#state(node);
       s.committed = Math.max(s.committed, agg.seq);
       this.#countSamples(agg.samples);
+      if (agg.duplicates > 0) this.#countDuplicateSamples(agg.duplicates);
       this.#acks(node, s.committed);
     }
   }
@@ -308,13 +390,27 @@ export class Ingest {
       for (let i = col.values.length - 1; i >= 0; i--) {
         const v = col.values[i];
         if (v !== null && v !== undefined) {
-          const t = frame.start + i * frame.interval;
+          const t = sampleTime(frame, col, i);
           const cur = m.get(col.name);
+          if (!cur && m.size >= this.#maxSeries) {
+            this.#overOne(node, col.name);
+            break;
+          }
           if (!cur || cur[0] <= t) m.set(col.name, [t, v]);
           break;
         }
       }
     }
+  }
+
+  // Counts a series past the bound once (the set itself is bounded: at most 10,000 names per node).
+  #overOne(node: string, name: string): void {
+    let names = this.#overflow.get(node);
+    if (!names) {
+      names = new Set();
+      this.#overflow.set(node, names);
+    }
+    if (names.size < 10_000) names.add(name);
   }
 
   /** Latest value of every series of every node (time, value). */
@@ -354,6 +450,8 @@ export class Ingest {
     }[];
     const points: [number, number][] = [];
     const minutes = new Map<number, RollupPoint>();
+    // Points at their own times may interleave with other batches' ticks.
+    let unordered = false;
     for (const r of rows) {
       const frame = decodeMetrics(r);
       if (r.rollup === 1) {
@@ -365,14 +463,17 @@ export class Ingest {
         }
         continue;
       }
-      const col = frame.series.find((c) => c.name === series);
-      if (!col) continue;
-      col.values.forEach((v, i) => {
-        const t = r.start + i * r.interval;
-        if (v !== null && t >= from && t <= to) points.push([t, v]);
-      });
+      for (const col of frame.series) {
+        if (col.name !== series) continue;
+        if (col.times) unordered = true;
+        col.values.forEach((v, i) => {
+          const t = sampleTime(frame, col, i);
+          if (v !== null && t >= from && t <= to) points.push([t, v]);
+        });
+      }
     }
     const rollups = [...minutes.values()];
+    if (unordered && rollups.length === 0) points.sort((a, b) => a[0] - b[0]);
     if (rollups.length > 0) {
       for (const m of rollups) points.push([m[0], m[3]]);
       points.sort((a, b) => a[0] - b[0]);

@@ -1,6 +1,7 @@
 // Public surface of the registry.
 export {
   type AdmitResult,
+  detectionJitter,
   type NodeRecord,
   type NodeStatus,
   type PeerAuth,
@@ -9,3 +10,4 @@ export {
   secretsEqual,
 } from "./registry.ts";
 export { DEFAULT_TOKEN_ID, type JoinTokenInfo, JoinTokens, type JoinTokenScope } from "./join-tokens.ts";
+export { type EpochRecord, type EpochVerdict, type NodeCounters, NodeEpochs } from "./node-epochs.ts";

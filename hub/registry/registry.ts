@@ -4,11 +4,14 @@ import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
 import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
 import { type JoinScope, JoinTokens, outOfScope } from "./join-tokens.ts";
+import { NodeEpochs } from "./node-epochs.ts";
 
 export type NodeStatus = "ready" | "suspect" | "down" | "draining";
 
 export interface NodeRecord {
   id: string;
+  /** `hub`: a child hub that stands for its subtree; `agent` otherwise. */
+  kind: "agent" | "hub";
   level: number;
   labels: Record<string, string>;
   capabilities: string[];
@@ -25,6 +28,8 @@ export interface NodeRecord {
   rolled_up: number;
   batches: number;
   duplicates: number;
+  /** Samples received again (same series and time), not stored twice. */
+  duplicate_samples: number;
   gaps: number;
 }
 
@@ -32,6 +37,11 @@ export interface StatusPolicy {
   suspectAfterMs: number;
   downAfterMs: number;
   restartGraceMs: number;
+  /**
+   * Longest share of each timeout added per node (0.1: up to 10%), the same for a node on every
+   * start, so nodes silenced together (a hub restart, a site outage) do not expire together.
+   */
+  jitter?: number;
   /** How long a node key is good for before the hub asks for a new one (past expiry it still renews). */
   keyLifetimeMs: number;
   /**
@@ -59,6 +69,7 @@ interface KeyRow {
 
 interface NodeRow {
   id: string;
+  kind: string;
   level: number;
   labels: string;
   capabilities: string;
@@ -83,6 +94,7 @@ interface NodeRow {
   rolled_up: number;
   batches: number;
   duplicates: number;
+  duplicate_samples: number;
   gaps: number;
 }
 
@@ -114,6 +126,12 @@ export class Registry {
   /** When each admitted node's key is due for rotation (0: asked by an operator). */
   readonly #rotateAt = new Map<string, number>();
   readonly joinTokens: JoinTokens;
+  /** Each node's store epochs and the counters it reported from them. */
+  readonly epochs: NodeEpochs;
+  /** Told when a session starts (true) or ends (false): the failover monitor listens. */
+  onLiveness: ((id: string, connected: boolean) => void) | undefined;
+  /** Where a node's status comes from when set: the failover monitor, which writes it (hub/failover). */
+  statusSource: ((id: string) => NodeStatus | undefined) | undefined;
 
   constructor(db: Database, policy: StatusPolicy, now: () => number = Date.now) {
     this.#db = db;
@@ -125,6 +143,7 @@ export class Registry {
     this.#touch = db.query("UPDATE nodes SET last_seen = ? WHERE id = ?");
     this.#keys = db.query("SELECT pubkey, prev_pubkey, key_set_at, rotate_requested FROM nodes WHERE id = ?");
     this.joinTokens = new JoinTokens(db);
+    this.epochs = new NodeEpochs(db, now);
   }
 
   /**
@@ -204,13 +223,14 @@ export class Registry {
       }
       this.#db
         .query(
-          `INSERT INTO nodes (id, level, labels, capabilities, resources, version, boot_id, transport, pubkey, key_set_at, first_seen, last_seen)
-           VALUES ($id, $level, $labels, $caps, $res, $version, $boot, $transport, $key, $now, $now, $now)
-           ON CONFLICT(id) DO UPDATE SET level = $level, labels = $labels, capabilities = $caps, resources = $res,
+          `INSERT INTO nodes (id, kind, level, labels, capabilities, resources, version, boot_id, transport, pubkey, key_set_at, first_seen, last_seen)
+           VALUES ($id, $kind, $level, $labels, $caps, $res, $version, $boot, $transport, $key, $now, $now, $now)
+           ON CONFLICT(id) DO UPDATE SET kind = $kind, level = $level, labels = $labels, capabilities = $caps, resources = $res,
              version = $version, boot_id = $boot, transport = $transport, last_seen = $now`,
         )
         .run({
           id: hello.node_id,
+          kind: hello.kind === "hub" ? "hub" : "agent",
           level: hello.level,
           labels: JSON.stringify(hello.labels),
           caps: JSON.stringify(hello.capabilities),
@@ -360,6 +380,7 @@ export class Registry {
     const up = this.#uptime.get(id) ?? { since: this.#now(), ms: 0, at: undefined };
     up.at ??= this.#now();
     this.#uptime.set(id, up);
+    this.onLiveness?.(id, true);
   }
 
   /** Marks a node disconnected, keeping its last-seen time. */
@@ -371,10 +392,16 @@ export class Registry {
       up.at = undefined;
     }
     this.#flushSeen(id);
+    this.onLiveness?.(id, false);
   }
 
   isConnected(id: string): boolean {
     return this.#connected.has(id);
+  }
+
+  /** Marks a node draining (placement leaves it alone) or not; false for an unknown node. */
+  setDraining(id: string, draining: boolean): boolean {
+    return this.#db.query("UPDATE nodes SET draining = ? WHERE id = ?").run(draining ? 1 : 0, id).changes > 0;
   }
 
   /** Records that a node was heard from; persisted lazily (every few seconds, and on disconnect). */
@@ -382,10 +409,16 @@ export class Registry {
     this.#lastSeen.set(id, this.#now());
   }
 
-  /** Writes in-memory last-seen times to the database. */
+  /** When the node was last heard from by this hub process (memory only; undefined: not since start). */
+  lastHeard(id: string): number | undefined {
+    return this.#lastSeen.get(id);
+  }
+
+  /** Writes in-memory last-seen times (and counters reported in heartbeats) to the database. */
   flushSeen(): void {
     const tx = this.#db.transaction(() => {
       for (const id of this.#lastSeen.keys()) this.#flushSeen(id);
+      this.epochs.flush();
     });
     tx();
   }
@@ -400,24 +433,37 @@ export class Registry {
     return row ? this.#toRecord(row) : undefined;
   }
 
+  /** Number of nodes the hub knows, connected or not. */
+  count(): number {
+    return (this.#db.query("SELECT count(*) AS n FROM nodes").get() as { n: number }).n;
+  }
+
   list(): NodeRecord[] {
     return (this.#all.all() as NodeRow[]).map((r) => this.#toRecord(r));
   }
 
-  /** Health status from connection and silence, with a grace period after a hub restart. */
+  /**
+   * Health status from connection and silence, with a grace period after a hub restart. Each
+   * node's timeouts carry its own jitter, so nodes silenced together do not expire together.
+   */
   status(node: NodeRecord): NodeStatus {
     if (node.draining) return "draining";
+    const written = this.statusSource?.(node.id);
+    if (written) return written;
     const now = this.#now();
     const silent = now - Math.max(node.last_seen, this.#startedAt);
-    if (this.#connected.has(node.id) && silent < this.#policy.suspectAfterMs) return "ready";
+    const jitter = this.#policy.jitter ? detectionJitter(node.id) * this.#policy.jitter : 0;
+    if (this.#connected.has(node.id) && silent < this.#policy.suspectAfterMs * (1 + jitter)) return "ready";
     const sinceStart = now - this.#startedAt;
-    if (silent > this.#policy.downAfterMs && sinceStart > this.#policy.restartGraceMs) return "down";
+    const downAfter = this.#policy.downAfterMs * (1 + jitter);
+    if (silent > downAfter && sinceStart > this.#policy.restartGraceMs * (1 + jitter)) return "down";
     return "suspect";
   }
 
   #toRecord(row: NodeRow): NodeRecord {
     return {
       id: row.id,
+      kind: row.kind === "hub" ? "hub" : "agent",
       level: row.level,
       labels: JSON.parse(row.labels),
       capabilities: JSON.parse(row.capabilities),
@@ -433,7 +479,20 @@ export class Registry {
       rolled_up: row.rolled_up,
       batches: row.batches,
       duplicates: row.duplicates,
+      duplicate_samples: row.duplicate_samples,
       gaps: row.gaps,
     };
   }
+}
+
+/** A node's place in the jitter range: stable per id, spread evenly over [0, 1). */
+export function detectionJitter(id: string): number {
+  // FNV-1a: cheap, and the same on every hub restart (a node's timeout does not move around).
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  // MurmurHash3's finaliser: ids that differ in their last character land far apart.
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 0x1_0000_0000;
 }

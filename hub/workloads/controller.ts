@@ -16,6 +16,8 @@ export interface ControllerOptions {
   tickMs?: number;
   /** The fleet as placement sees it, now. */
   fleet?: () => FleetState;
+  /** Records the controller's own decisions (placement, rollback) in the audit log. */
+  onDecision?: (action: string, object: string, detail: string, state?: unknown) => void;
 }
 
 /** The hub's workload controller: every change ends in each touched node getting its whole desired set. */
@@ -26,10 +28,16 @@ export class WorkloadController {
   readonly #now: () => number;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #fleet: (() => FleetState) | undefined;
+  readonly #record: NonNullable<ControllerOptions["onDecision"]>;
   #lastPendingPass = 0;
   #lastPrune = 0;
   #pendingScheduled = false;
   #stopped = false;
+  /**
+   * Workloads whose replica count failover is settling (a copy lost or returning): the pending pass
+   * neither adds nor scales them down meanwhile (hub/failover decides, by each one's disconnect policy).
+   */
+  heldByFailover: (workload: string) => boolean = () => false;
 
   constructor(opts: ControllerOptions) {
     this.#store = opts.store;
@@ -37,6 +45,7 @@ export class WorkloadController {
     this.#send = opts.sendAllocs;
     this.#now = opts.now ?? Date.now;
     this.#fleet = opts.fleet;
+    this.#record = opts.onDecision ?? (() => {});
     this.#timer = setInterval(() => this.tick(), opts.tickMs ?? 250);
   }
 
@@ -126,9 +135,13 @@ export class WorkloadController {
     return this.#store.get(name)!;
   }
 
-  /** Returns every replica to the previous version. */
+  /**
+   * Returns every replica to the previous version: during a rollout at once; after a finished one by
+   * rolling the previous spec out again as a new version (what an operator expects of "rollback").
+   */
   rollback(name: string, reason = "rolled back by an operator"): WorkloadRecord {
     const w = this.#require(name);
+    if (w.rollout.state === "idle" && w.previous_spec) return this.update(name, w.previous_spec);
     if (!("to" in w.rollout) || w.rollout.state === "rolled-back" || !w.previous_spec) {
       throw new RequestError(`workload ${name} has no rollout to roll back`, "rollout");
     }
@@ -192,6 +205,7 @@ export class WorkloadController {
     let fleet: FleetState | undefined;
     for (const w of this.#store.list()) {
       if ((w.spec.nodes ?? []).length > 0 || "step_started" in w.rollout) continue;
+      if (this.heldByFailover(w.name)) continue;
       const active = this.#active(w.name);
       if (active.length < w.spec.replicas) {
         fleet ??= this.#fleet?.();
@@ -216,11 +230,46 @@ export class WorkloadController {
     this.#log.info("workload scaled down", { workload: w.name, stopped: surplus.length });
   }
 
+  /**
+   * Failover's applier: places `count` replacements of a workload (its lost copies still count as
+   * active, so the count is given) and returns the nodes chosen.
+   */
+  placeReplacements(name: string, count: number, exclude: readonly string[] = []): string[] {
+    const w = this.#store.get(name);
+    if (!w || count <= 0) return [];
+    let fleet = this.#fleet?.();
+    if (fleet && exclude.length > 0)
+      fleet = { ...fleet, nodes: fleet.nodes.filter((n) => !exclude.includes(n.id)) };
+    return (this.#placeMissing(w, fleet, count) ?? []).map((p) => p.node);
+  }
+
+  /** Failover's applier: stops these allocations and starts fresh copies where `start` says, in one step. */
+  applyFailover(stop: readonly string[], start: readonly { workload: string; node: string }[]): string[] {
+    const touched = new Set<string>();
+    const started: string[] = [];
+    this.#tx(() => {
+      for (const id of stop) {
+        const a = this.#store.alloc(id);
+        if (!a || a.desired === "stop") continue;
+        this.#store.setDesired(id, "stop");
+        touched.add(a.node);
+      }
+      for (const s of start) {
+        const w = this.#store.get(s.workload);
+        if (!w) continue;
+        started.push(this.#store.createAlloc(w.name, s.node, w.version, w.spec).id);
+        touched.add(s.node);
+      }
+    });
+    this.#sync(touched);
+    return started;
+  }
+
   // Runs the placement engine for the replicas a workload lacks and keeps its explanation.
   // Returns the placements made.
-  #placeMissing(w: WorkloadRecord, fleet = this.#fleet?.()): Plan["placements"] | undefined {
+  #placeMissing(w: WorkloadRecord, fleet = this.#fleet?.(), count?: number): Plan["placements"] | undefined {
     if (!fleet) return undefined;
-    const missing = w.spec.replicas - this.#active(w.name).length;
+    const missing = count ?? w.spec.replicas - this.#active(w.name).length;
     if (missing <= 0) return undefined;
     const request = validatePlacementRequest({
       name: w.name,
@@ -239,6 +288,12 @@ export class WorkloadController {
     });
     this.#sync(touched);
     if (plan.placements.length > 0) {
+      this.#record(
+        "placement.place",
+        `workloads/${w.name}`,
+        `placed on ${plan.placements.map((p) => p.node).join(", ")}`,
+        plan.placements,
+      );
       this.#log.info("workload placed", {
         workload: w.name,
         nodes: plan.placements.map((p) => p.node).join(","),
@@ -261,7 +316,7 @@ export class WorkloadController {
     for (const w of this.#store.list()) {
       const r = w.rollout;
       if (!("step_started" in r)) continue;
-      const step = nextStep(r, w.spec, this.#active(w.name), now);
+      const step = nextStep(r, w.spec, this.#active(w.name), now, this.#store.allocsOf(w.name));
       switch (step.kind) {
         case "wait":
           break;
@@ -275,6 +330,33 @@ export class WorkloadController {
             this.#log.info("canary healthy, waiting for promotion", { workload: w.name, version: r.to });
           }
           break;
+        case "stop-first": {
+          // Old copies go first; their nodes get the new version once each has stopped (handoff-start).
+          const touched = new Set<string>();
+          this.#tx(() => {
+            const handoff = step.stop.map((id, i) => ({ node: step.startOn[i]!, stopped: id }));
+            for (const id of step.stop) {
+              this.#store.setDesired(id, "stop");
+              touched.add(this.#store.alloc(id)!.node);
+            }
+            this.#store.setRollout(w.name, { ...r, step_started: now, handoff } as RolloutState);
+          });
+          this.#sync(touched);
+          break;
+        }
+        case "handoff-start": {
+          const touched = new Set<string>();
+          this.#tx(() => {
+            for (const node of step.startOn) {
+              this.#store.createAlloc(w.name, node, r.to, w.spec);
+              touched.add(node);
+            }
+            const { handoff: _, ...rest } = r as typeof r & { handoff?: unknown };
+            this.#store.setRollout(w.name, { ...rest, step_started: now } as RolloutState);
+          });
+          this.#sync(touched);
+          break;
+        }
         case "replace":
         case "start":
         case "stop": {
@@ -304,8 +386,11 @@ export class WorkloadController {
           this.#log.info("rollout complete", { workload: w.name, version: r.to });
           break;
         case "rollback":
-          if (w.spec.rollout.auto_rollback) this.#rollback(w, step.reason);
-          else {
+          if (w.spec.rollout.auto_rollback) {
+            this.#rollback(w, step.reason);
+            // An operator's rollback is in the log as their request; this one is the hub's.
+            this.#record("rollout.rollback", `workloads/${w.name}`, step.reason, { from: r.to, to: r.from });
+          } else {
             this.#store.setRollout(w.name, { state: "failed", from: r.from, to: r.to, message: step.reason });
             this.#log.warn("rollout failed; auto_rollback is off", { workload: w.name, reason: step.reason });
           }

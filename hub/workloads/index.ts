@@ -1,5 +1,6 @@
 // Public surface of the hub's workload management.
 export { WorkloadController } from "./controller.ts";
 export { fleetState } from "./fleet-view.ts";
-export { failure, nextStep, provedHealthy, type RolloutStep } from "./rollout.ts";
+export { failure, fixedPort, nextStep, provedHealthy, type RolloutStep } from "./rollout.ts";
 export { type AllocRecord, type RolloutState, type WorkloadRecord, WorkloadStore } from "./workload-store.ts";
+export { checkDesiredSetSize, desiredSetBytes } from "./desired-set-size.ts";

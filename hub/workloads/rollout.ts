@@ -8,6 +8,10 @@ export type RolloutStep =
   | { kind: "start"; startOn: string[] }
   | { kind: "stop"; stop: string[]; done: true }
   | { kind: "await-promotion" }
+  /** Old and new would take the same fixed port on a node: stop these first, start there after. */
+  | { kind: "stop-first"; stop: string[]; startOn: string[] }
+  /** The copies stopped first are gone: start the new version on their nodes. */
+  | { kind: "handoff-start"; startOn: string[] }
   | { kind: "done" }
   | { kind: "rollback"; reason: string };
 
@@ -32,6 +36,27 @@ export function failure(a: AllocRecord): string | undefined {
   return undefined;
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/**
+ * The fixed port a copy takes on its node, as far as its spec says: the port its TCP or HTTP health
+ * check connects to on loopback (a check of another host says nothing about this node's ports).
+ */
+export function fixedPort(spec: WorkloadSpec): number | undefined {
+  const h = spec.health;
+  if (h?.type === "tcp") return LOOPBACK.has(h.host) ? h.port : undefined;
+  if (h?.type === "http") {
+    try {
+      const u = new URL(h.url);
+      if (!LOOPBACK.has(u.hostname)) return undefined;
+      return Number(u.port || (u.protocol === "https:" ? 443 : 80));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 /**
  * The next step of a rollout from `rollout.from` to `rollout.to`. `active` are the workload's
  * allocations wanted running. Rolling replaces `max_unavailable` at a time, canary stops after the
@@ -42,8 +67,22 @@ export function nextStep(
   spec: WorkloadSpec,
   active: AllocRecord[],
   now: number,
+  /** Every allocation of the workload, stopped ones included (for a handoff on a fixed port). */
+  all: readonly AllocRecord[] = active,
 ): RolloutStep {
   const cfg = spec.rollout;
+  if ("handoff" in rollout && rollout.handoff && rollout.handoff.length > 0) {
+    // A copy has let go of the port once it reported a final state (or is gone altogether).
+    const gone = (id: string) => {
+      const a = all.find((x) => x.id === id);
+      return !a || a.status === "complete" || a.status === "failed" || a.status === "lost";
+    };
+    if (rollout.handoff.every((h) => gone(h.stopped)))
+      return { kind: "handoff-start", startOn: rollout.handoff.map((h) => h.node) };
+    if (now - rollout.step_started > cfg.deadline_ms)
+      return { kind: "rollback", reason: `old copies did not stop within ${cfg.deadline_ms} ms` };
+    return { kind: "wait" };
+  }
   const fresh = active.filter((a) => a.version === rollout.to);
   // Node order, so the same state always gives the same step.
   const old = active
@@ -72,5 +111,10 @@ export function nextStep(
   }
   const batch = rollout.state === "canary" && fresh.length === 0 ? cfg.canary : cfg.max_unavailable;
   const chosen = old.slice(0, Math.max(1, batch));
+  const port = fixedPort(spec);
+  // Same node, same fixed port: the new copy could not bind while the old one holds it.
+  if (port !== undefined && chosen.some((a) => fixedPort(a.spec) === port)) {
+    return { kind: "stop-first", stop: chosen.map((a) => a.id), startOn: chosen.map((a) => a.node) };
+  }
   return { kind: "replace", stop: chosen.map((a) => a.id), startOn: chosen.map((a) => a.node) };
 }

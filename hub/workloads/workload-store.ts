@@ -11,6 +11,11 @@ export type RolloutState =
       to: number;
       step_started: number;
       message?: string;
+      /**
+       * Copies stopped first because old and new take the same fixed port: their nodes get the new
+       * version once each stopped copy has reported that it stopped.
+       */
+      handoff?: { node: string; stopped: string }[];
     }
   | { state: "awaiting-promotion"; from: number; to: number; step_started: number; message?: string }
   | { state: "rolled-back" | "failed"; from: number; to: number; message: string };
@@ -222,6 +227,22 @@ export class WorkloadStore {
         healthy: r.healthy === undefined ? null : r.healthy ? 1 : 0,
         now,
       });
+  }
+
+  /** Failover marks a copy lost: its status only (its start time stays, for `longest_running`). */
+  markLost(id: string, message: string): void {
+    this.db
+      .query("UPDATE allocs SET status = 'lost', message = ?, updated = ? WHERE id = ?")
+      .run(message, this.#now(), id);
+  }
+
+  /** Failover takes a lost mark back: the status the copy had before, unless the node has reported since. */
+  restoreStatus(id: string, status: AllocStatusName, lostMessage: string): void {
+    this.db
+      .query(
+        "UPDATE allocs SET status = ?, message = NULL, updated = ? WHERE id = ? AND status = 'lost' AND message = ?",
+      )
+      .run(status, this.#now(), id, lostMessage);
   }
 
   /** Records a job's outcome. */

@@ -1,17 +1,18 @@
 // The release build: compiled binaries, offline archives, .deb packages, checksums, build record.
 import { availableParallelism } from "node:os";
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { buildArchive } from "./archive.ts";
 import { type CompiledBinary, compile } from "./compile.ts";
 import { buildDeb } from "./deb.ts";
 import { run, sha256File } from "./exec.ts";
+import { writeHubEntry } from "./hub-entry.ts";
 import { fetchRuntime } from "./runtime.ts";
 import { type Component, type Target, selectComponents, selectTargets } from "./targets.ts";
 
 export { COMPONENTS, selectComponents, selectTargets, TARGETS } from "./targets.ts";
 
-/** The shipped agent archive must stay below this (DESIGN.md section 10). */
+/** The shipped agent archive must stay below this (docs/targets.md). */
 export const AGENT_ARCHIVE_LIMIT = 50 * 1000 * 1000;
 /** xz preset of shipped archives and packages: 9 MiB to decompress, ~39 MB for the agent. */
 export const RELEASE_XZ_LEVEL = 6;
@@ -100,12 +101,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   mkdirSync(workDir, { recursive: true });
   const cacheDir = join(root, "node_modules/.cache/novacron-build");
 
+  // The hub carries the dashboard: bundled once, embedded through a generated entry.
+  let hubEntry: string | undefined;
+  if (components.some((c) => c.name === "hub")) {
+    const ui = await writeHubEntry(root, join(cacheDir, "hub-entry"));
+    hubEntry = relative(root, ui.entry);
+    log(`bundled the dashboard (${ui.bytes} bytes)`);
+  }
   const binaries: CompiledBinary[] = [];
   for (const target of targets) {
     for (const component of components) {
       const runtime = await fetchRuntime(target.runtime[component.name], Bun.version, cacheDir);
       const t0 = performance.now();
-      const bin = await compile(root, component, target, runtime, outDir);
+      const entry = component.name === "hub" && hubEntry ? { ...component, entry: hubEntry } : component;
+      const bin = await compile(root, entry, target, runtime, outDir);
       log(
         `compiled ${basename(bin.path)} (${mb(bin.bytes)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
@@ -115,6 +124,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   const packTasks: (() => Promise<Artefact>)[] = [];
   for (const bin of binaries) {
+    if (bin.component.binaryOnly) continue;
     const tag = { component: bin.component.name, target: bin.target.name };
     if (!opts.skip?.has("archive")) {
       packTasks.push(async () => {

@@ -1,10 +1,12 @@
-// What the build produces: the two programs and the platforms each is compiled for.
+// What the build produces: the programs (agent, hub, the operator CLI) and the platforms each is compiled for.
 
 /** A program that ships as its own binary, archive, package and image. */
 export interface Component {
-  name: "agent" | "hub";
+  name: "agent" | "hub" | "cli";
   /** The binary's and the package's name. */
-  program: "novacron-agent" | "novacron-hub";
+  program: "novacron-agent" | "novacron-hub" | "novacron";
+  /** Only the binary: no archive, no .deb (the CLI runs on an operator's machine, not as a service). */
+  binaryOnly?: boolean;
   entry: string;
   /** Example config, installed as /etc/novacron/<configName>. */
   configName: string;
@@ -37,6 +39,18 @@ export const COMPONENTS: readonly Component[] = [
       "authenticated JSON API, and re-exports every node's latest values on\n" +
       "/metrics for Prometheus.",
   },
+  {
+    name: "cli",
+    program: "novacron",
+    entry: "cli/main.ts",
+    configName: "cli.yaml",
+    binaryOnly: true,
+    summary: "NovaCron Edge CLI: operate a hub and its fleet",
+    description:
+      "The operator's command line of NovaCron Edge: nodes, workloads (apply with a\n" +
+      "plan first), placement dry runs, logs, alerts, tokens, the audit log and a live\n" +
+      "fleet view, with tables for people and --json for scripts.",
+  },
 ];
 
 /** A platform a binary is compiled for. */
@@ -66,7 +80,11 @@ export const TARGETS: readonly Target[] = [
     debArch: "amd64",
     unameMachine: "x86_64",
     libc: "glibc",
-    runtime: { agent: "@oven/bun-linux-x64-baseline", hub: "@oven/bun-linux-x64" },
+    runtime: {
+      agent: "@oven/bun-linux-x64-baseline",
+      hub: "@oven/bun-linux-x64",
+      cli: "@oven/bun-linux-x64",
+    },
   },
   {
     name: "linux-arm64",
@@ -74,7 +92,11 @@ export const TARGETS: readonly Target[] = [
     debArch: "arm64",
     unameMachine: "aarch64",
     libc: "glibc",
-    runtime: { agent: "@oven/bun-linux-aarch64", hub: "@oven/bun-linux-aarch64" },
+    runtime: {
+      agent: "@oven/bun-linux-aarch64",
+      hub: "@oven/bun-linux-aarch64",
+      cli: "@oven/bun-linux-aarch64",
+    },
   },
   {
     name: "linux-x64-musl",
@@ -82,7 +104,11 @@ export const TARGETS: readonly Target[] = [
     debArch: undefined,
     unameMachine: "x86_64",
     libc: "musl",
-    runtime: { agent: "@oven/bun-linux-x64-musl-baseline", hub: "@oven/bun-linux-x64-musl" },
+    runtime: {
+      agent: "@oven/bun-linux-x64-musl-baseline",
+      hub: "@oven/bun-linux-x64-musl",
+      cli: "@oven/bun-linux-x64-musl",
+    },
   },
 ];
 
@@ -106,7 +132,7 @@ export function selectComponents(names: readonly string[] | undefined): Componen
   if (!names || names.length === 0) return [...COMPONENTS];
   return names.map((n) => {
     const c = COMPONENTS.find((x) => x.name === n);
-    if (!c) throw new Error(`unknown component "${n}" (known: agent, hub)`);
+    if (!c) throw new Error(`unknown component "${n}" (known: agent, hub, cli)`);
     return c;
   });
 }

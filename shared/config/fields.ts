@@ -22,6 +22,8 @@ interface FieldCommon<V> {
   readonly env: string;
   /** One line for `--help`. */
   readonly help: string;
+  /** How `--help` shows the default, for defaults that are not a plain value (a rule list, a map). */
+  readonly defaultHelp?: string;
   /** Placeholder shown after the flag in `--help` (defaults by kind: N, DURATION, SIZE, ...). */
   readonly metavar?: string;
   /** May change while running; a file change to a field that is not hot waits for a restart. */

@@ -16,6 +16,7 @@ const METAVAR: Readonly<Record<Field["kind"], string>> = {
 };
 
 function showDefault(field: Field): string {
+  if (field.defaultHelp !== undefined) return field.defaultHelp;
   const def = typeof field.default === "function" ? field.default() : field.default;
   if (typeof def === "string") return def === "" ? '""' : def;
   if (typeof def === "number") {

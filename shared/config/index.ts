@@ -19,6 +19,7 @@ export {
 } from "./fields.ts";
 export { commonFields } from "./common-fields.ts";
 export { helpText } from "./help.ts";
+export { didYouMean } from "./internal/suggest.ts";
 export {
   CONFIG_PATH_KEY,
   configPathOf,

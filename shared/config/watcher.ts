@@ -84,6 +84,9 @@ export class ConfigWatcher<T extends FieldTable> {
     // Polling backs up fs.watch, which misses events on some filesystems (NFS, overlay, some editors' saves).
     this.#poll = this.#timers.setInterval(() => this.#check(), opts.pollMs ?? 2000);
     unref(this.#poll);
+    // The file may have changed between the caller's read and this watch (the agent starts its
+    // modules in between): one reload now compares it with what is in force, and is a no-op if equal.
+    this.#schedule();
   }
 
   /** The config in force. */

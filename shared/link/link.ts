@@ -1,7 +1,7 @@
 // The link to a hub: one reconnect loop, one handshake, one outbox drain; used by agents and child hubs.
 import { type Clock, sleep, systemClock } from "../clock.ts";
 import { redactUrl } from "../config/index.ts";
-import type { Logger } from "../log.ts";
+import { LogLimiter, type Logger } from "../log.ts";
 import {
   type Body,
   decodeFrame,
@@ -15,8 +15,17 @@ import {
   type WelcomeBody,
 } from "../protocol/index.ts";
 import { backoffDelay } from "./backoff.ts";
-import type { Outbox } from "./outbox.ts";
+import type { NumberedEntry, Outbox } from "./outbox.ts";
 import type { Transport, TransportFactory } from "./transport.ts";
+
+/** What an operator can do about a refusal, in words (undefined when the node fixes it itself). */
+export function refusalHint(error: string): string | undefined {
+  if (/join token/.test(error))
+    return "check --join-token: the hub's DIR/join.token, or a token minted with POST /api/v1/join-tokens";
+  if (/registered with another key/.test(error))
+    return "another node has this id: give this agent its own --node-id (the default is the host name), or reset the node's key on the hub (POST /api/v1/nodes/{id}/reset-key) if this is the same node rebuilt";
+  return undefined;
+}
 
 export interface LinkOptions {
   endpoints: string[];
@@ -37,12 +46,22 @@ export interface LinkOptions {
   reconnectCapMs?: number;
   /** Consecutive failures on one endpoint before moving to the next. */
   failuresPerEndpoint?: number;
+  /**
+   * How often a heartbeat carries the store's counters (produced, dropped, held) and epoch (default:
+   * every 5 heartbeats, at most a minute apart); the first beat of a session always does.
+   */
+  countersEveryMs?: number;
   onWelcome?: (welcome: WelcomeBody, endpoint: string) => void;
   /** Hub-to-node messages other than acks (config, allocs, command). */
   onMessage?: (msg: Message) => void;
   onStateChange?: (connected: boolean) => void;
   /** The hub refused this node (auth_failed, key_revoked): the session ends; the caller may change its identity. */
   onRefused?: (code: string, message: string) => void;
+  /**
+   * A session failed with this error (after it was logged). The store's owner can act on it: a full
+   * disk (the outbox's own writes on the drain path) becomes the store's full state, which frees room.
+   */
+  onSessionError?: (err: unknown) => void;
 }
 
 export interface LinkStatus {
@@ -57,15 +76,24 @@ export interface LinkStatus {
   badFrames: number;
   /** Acks the hub sent above anything this node ever sent (refused: they would delete unsent data). */
   acksRefused: number;
+  /** The store's epoch (a new one after the hub recognised a restored or copied store). */
+  epoch: string;
+  /** When a frame from the hub last arrived (0: never); edge-side fencing counts a silent hub from it. */
+  lastRxMs: number;
 }
 
 class SessionEnded extends Error {}
 
 /** Keeps one session to the first reachable hub endpoint and drains the outbox through it. */
 export class Link {
-  readonly #o: Required<Omit<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused">> &
-    Pick<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused">;
+  readonly #o: Required<
+    Omit<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused" | "onSessionError">
+  > &
+    Pick<LinkOptions, "onWelcome" | "onMessage" | "onStateChange" | "onRefused" | "onSessionError">;
   readonly #clock: Clock;
+  // A refusal repeats on every reconnect (a wrong join token does not fix itself), a store that cannot
+  // number repeats every second: once a minute is enough for each.
+  readonly #refusals: LogLimiter;
   #endpoints: string[];
   #heartbeatMs: number;
   /** The heartbeat period the hub asked for in its welcome (0: none). */
@@ -85,12 +113,16 @@ export class Link {
   #reconnects = 0;
   #badFrames = 0;
   #acksRefused = 0;
-  /** Highest sequence number that may have reached the hub: what an ack can cover. */
-  #highestSent = 0;
   #lastBadLog = 0;
+  /** Set while the store could not number the next messages (a full disk): the pump tries again each second. */
+  #numberingFailed: { since: number } | undefined;
+  /** When the next heartbeat carries the counters. */
+  #countersDue = 0;
   /** Failed attempts since the last session: the first is logged, then one summary a minute. */
   readonly #failing = { count: 0, since: 0, lastSummary: 0 };
   #wake: (() => void) | undefined;
+  /** This session's window: the configured one, or less when the hub's welcome asks. */
+  #window = 0;
 
   constructor(opts: LinkOptions) {
     this.#o = {
@@ -99,10 +131,12 @@ export class Link {
       reconnectBaseMs: 200,
       reconnectCapMs: 3_000,
       failuresPerEndpoint: 3,
+      countersEveryMs: Math.min(60_000, 5 * opts.heartbeatMs),
       clock: systemClock,
       ...opts,
     };
     this.#clock = this.#o.clock;
+    this.#refusals = new LogLimiter(this.#o.log, { now: () => this.#clock.now(), maxKeys: 16 });
     this.#endpoints = [...opts.endpoints];
     this.#heartbeatMs = opts.heartbeatMs;
   }
@@ -161,6 +195,8 @@ export class Link {
       reconnects: this.#reconnects,
       badFrames: this.#badFrames,
       acksRefused: this.#acksRefused,
+      epoch: this.#o.outbox.epoch,
+      lastRxMs: this.#lastRx,
     };
   }
 
@@ -177,6 +213,8 @@ export class Link {
       }
       const url = this.#endpoints[index % this.#endpoints.length]!;
       let established = false;
+      // A busy hub (admitting a reconnect storm) says when to come back: never sooner than that.
+      let retryAfterMs = 0;
       try {
         established = await this.#session(url, () => {
           attempt = 0;
@@ -187,7 +225,11 @@ export class Link {
           this.#failing.count = 0;
         });
       } catch (err) {
-        if (!signal.aborted) this.#linkFailed(url, (err as Error).message);
+        retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs ?? 0;
+        if (!signal.aborted) {
+          this.#linkFailed(url, (err as Error).message);
+          this.#o.onSessionError?.(err);
+        }
       }
       this.#setConnected(false);
       if (signal.aborted) return;
@@ -201,7 +243,12 @@ export class Link {
           });
         }
       }
-      const delay = backoffDelay(attempt, { baseMs: this.#o.reconnectBaseMs, capMs: this.#o.reconnectCapMs });
+      const delay =
+        retryAfterMs +
+        backoffDelay(retryAfterMs > 0 ? 0 : attempt, {
+          baseMs: this.#o.reconnectBaseMs,
+          capMs: this.#o.reconnectCapMs,
+        });
       attempt += 1;
       await sleep(this.#clock, delay, signal);
     }
@@ -256,7 +303,8 @@ export class Link {
         const text = `${msg.b.code}: ${msg.b.message}`;
         welcomeWaiter?.(new SessionEnded(text));
         const refused = msg.b.code === "auth_failed" || msg.b.code === "key_revoked";
-        if (refused) this.#o.log.error("hub refused this node", { error: text });
+        if (refused)
+          this.#refusals.error(text, "hub refused this node", { error: text, hint: refusalHint(text) });
         else this.#o.log.warn("hub reported an error", { error: text });
         if (refused) this.#o.onRefused?.(msg.b.code, msg.b.message);
         // Only these end the session; a refusal of one message leaves the connection as it is.
@@ -273,7 +321,13 @@ export class Link {
       await transport.close();
       return false;
     }
-    const hello = { ...(await this.#o.hello(transport)), last_acked: this.#acked };
+    const outbox = this.#o.outbox;
+    const hello: HelloBody = {
+      ...(await this.#o.hello(transport)),
+      last_acked: this.#acked,
+      epoch: outbox.epoch,
+      seq_high: outbox.lastSeq(),
+    };
     const welcome = await new Promise<WelcomeBody | Error>((resolve) => {
       const timer = this.#clock.setTimeout(
         () => resolve(new Error("no welcome from hub within 10 s")),
@@ -304,7 +358,6 @@ export class Link {
       hub: welcome.hub_id,
       last_acked: welcome.last_acked,
     });
-    this.#pump();
 
     const timer = this.#clock.setInterval(() => this.#tick(transport), 1000);
     let lastBeat = 0;
@@ -312,11 +365,25 @@ export class Link {
       const now = this.#clock.now();
       if (now - lastBeat < this.#beatEvery()) return;
       lastBeat = now;
-      const body: Body<"heartbeat"> = { pending: this.#o.outbox.pending };
+      const body: Body<"heartbeat"> = { pending: outbox.pending };
       if (this.#rtt !== undefined) body.rtt = this.#rtt;
+      if (now >= this.#countersDue) {
+        // Now and then, not every beat: control traffic has a budget (DESIGN §10).
+        this.#countersDue = now + this.#o.countersEveryMs;
+        const c = outbox.counters();
+        body.epoch = outbox.epoch;
+        body.produced = c.produced;
+        body.dropped = c.dropped;
+        // Reasons with nothing dropped are left out: nothing to split in the common case.
+        const by = Object.entries(c.droppedBy).filter(([, n]) => n > 0);
+        if (by.length > 0) body.dropped_by = Object.fromEntries(by);
+        body.held = outbox.held();
+      }
       transport.send(encodeFrame(envelope("heartbeat", this.#o.nodeId, body, { ts: now })), "heartbeat");
     };
+    // The first beat goes before the backlog: it tells the hub the epoch the messages after it come from.
     beat();
+    this.#pump();
     const beatTimer = this.#clock.setInterval(beat, 250);
     // A heartbeat is answered by an ack: the round trip the transport asks for to confirm its session.
     transport.onProbe?.(() => {
@@ -341,26 +408,46 @@ export class Link {
   #startSession(welcome: WelcomeBody): void {
     this.#rttMax = undefined;
     this.#hubBeatMs = welcome.heartbeat_ms;
+    this.#countersDue = 0;
+    // The hub's share of its in-flight budget for this session, when it names one.
+    this.#window = Math.min(this.#o.window, welcome.window ?? this.#o.window);
     const outbox = this.#o.outbox;
-    let acked = welcome.last_acked;
-    if (welcome.last_acked > outbox.lastSeq()) {
-      // The hub remembers more than we ever numbered: our store was reset. What we hold is new to
-      // the hub, so it is renumbered above the hub's mark instead of being taken as acked.
-      const moved = outbox.renumberAbove(welcome.last_acked);
-      if (moved > 0) this.#o.log.warn("local store is behind the hub; renumbered held messages", { moved });
-      this.#highestSent = Math.max(this.#highestSent, welcome.last_acked);
-    } else if (welcome.last_acked > outbox.sentMark) {
-      // The hub cannot hold what never left: taking its word would delete entries it never had.
-      acked = outbox.sentMark;
-      this.#acksRefused += 1;
-      this.#badFrame(
-        new Error(`welcome last_acked ${welcome.last_acked} is above the highest sequence sent (${acked})`),
-      );
+    const mark = welcome.last_acked;
+    const issued = outbox.lastSeq();
+    if (mark > issued) {
+      // The hub holds numbers this store never handed out: the store is behind the hub.
+      if (welcome.restored) {
+        // A restored snapshot or a copy of a store the hub heard from: what it numbered went out under
+        // those numbers from the original, and the hub stored it. Its unsent rows may be stored too
+        // (the original sent them under other numbers): they go under a new epoch, and the hub keeps
+        // each sample once. Its numbers go on above the hub's, so they cannot collide.
+        const acked = outbox.ackUpTo(mark);
+        const from = outbox.epoch;
+        const epoch = outbox.newEpoch();
+        this.#o.log.warn("local store was restored from a snapshot or copied; started a new epoch", {
+          from,
+          epoch,
+          store_seq: issued,
+          hub_seq: mark,
+          acked,
+        });
+      } else {
+        // A store the hub has no record of (a new one for a known node): numbers it handed out were
+        // never stored, so its held messages go again, numbered above the hub's mark.
+        const moved = outbox.unnumber();
+        this.#o.log.warn("local store is behind the hub; held messages numbered above its mark", {
+          store_seq: issued,
+          hub_seq: mark,
+          moved,
+        });
+      }
+      outbox.ensureSeqAbove(mark);
+      // What the hub counted for this node beyond this store is carried on: counters never go back.
+      if (welcome.counters) outbox.carryOn(welcome.counters);
     }
-    this.#acked = acked;
-    this.#highestSent = Math.max(this.#highestSent, outbox.sentMark);
-    outbox.ackUpTo(acked);
-    this.#nextSend = Math.max(this.#acked + 1, outbox.lowest() ?? this.#acked + 1);
+    this.#acked = mark;
+    outbox.ackUpTo(mark);
+    this.#nextSend = Math.max(mark + 1, outbox.lowest() ?? mark + 1);
     this.#inflight = [];
   }
 
@@ -371,12 +458,11 @@ export class Link {
       this.#rttMax = Math.max(this.#rttMax ?? 0, this.#rtt);
       this.#offset = Math.round(hubTime - (ack.echo + this.#rtt / 2));
     }
-    if (ack.upto > this.#highestSent) {
+    const issued = this.#o.outbox.lastSeq();
+    if (ack.upto > issued) {
       // Only what was sent can be stored; an ack above it would delete data the hub never had.
       this.#acksRefused += 1;
-      this.#badFrame(
-        new Error(`ack up to ${ack.upto} is above the highest sequence sent (${this.#highestSent})`),
-      );
+      this.#badFrame(new Error(`ack up to ${ack.upto} is above the highest sequence sent (${issued})`));
       return;
     }
     if (ack.upto > this.#acked) {
@@ -388,32 +474,55 @@ export class Link {
     }
   }
 
-  // Sends stored messages oldest first while the window and the socket buffer allow.
+  // Sends stored messages in order (numbered ones again first, then the unsent) while the window and
+  // the socket buffer allow.
   #pump(): void {
     const t = this.#transport;
     if (!this.#connected || !t) return;
     const outbox = this.#o.outbox;
-    // Nothing is acked while pumping, so the lowest entry held stays the same throughout.
-    const base = outbox.lowest();
-    while (this.#inflight.length < this.#o.window && t.bufferedAmount() < 1 << 20) {
-      const room = this.#o.window - this.#inflight.length;
-      const entries = outbox.readFrom(this.#nextSend, Math.min(room, 32));
+    while (this.#inflight.length < this.#window && t.bufferedAmount() < 1 << 20) {
+      const room = this.#window - this.#inflight.length;
+      // Numbered durably before anything leaves: a restart resends the same row under the same number.
+      let entries: NumberedEntry[];
+      try {
+        entries = outbox.take(this.#nextSend, Math.min(room, 32));
+      } catch (err) {
+        // The store cannot write the numbers now (its disk is full): nothing leaves unnumbered, and the
+        // session stays up (acks of what went before still free room); the next tick tries again.
+        this.#numberingStalled(err as Error);
+        return;
+      }
+      if (this.#numberingFailed) {
+        this.#o.log.info("numbering messages again", {
+          stalled_s: Math.round((this.#clock.now() - this.#numberingFailed.since) / 1000),
+        });
+        this.#numberingFailed = undefined;
+      }
       if (entries.length === 0) return;
       const now = this.#clock.now();
-      // Durable before anything leaves: what may have reached a hub is never replaced or renumbered.
-      outbox.markSent(entries[entries.length - 1]!.seq);
+      // Nothing numbered is ever dropped, so the lowest held number is the oldest the hub may lack.
+      const base = outbox.lowest();
       for (const e of entries) {
         const head = { v: PROTOCOL_VERSION, t: e.type, s: this.#o.nodeId, q: e.seq, base, ts: e.created };
         if (!t.send(encodeFrameRawBody(head, e.body), e.type)) return;
-        if (e.seq > this.#highestSent) this.#highestSent = e.seq;
         this.#inflight.push({ seq: e.seq, at: now });
         this.#nextSend = e.seq + 1;
       }
     }
   }
 
+  #numberingStalled(err: Error): void {
+    const now = this.#clock.now();
+    this.#numberingFailed ??= { since: now };
+    this.#refusals.warn("numbering", "cannot number messages to send; trying again each second", {
+      error: err.message,
+      since_s: Math.round((now - this.#numberingFailed.since) / 1000),
+    });
+  }
+
   #tick(transport: Transport): void {
     const now = this.#clock.now();
+    if (this.#numberingFailed) this.#pump();
     // A hub that went silent (half-open TCP, or a broker up with no hub behind it) ends the session.
     if (now - this.#lastRx > 3 * this.#beatEvery() + 2000) {
       this.#o.log.warn("hub silent, reconnecting", { silent_ms: now - this.#lastRx });

@@ -1,18 +1,32 @@
-// Durable outbox in SQLite: every must-deliver message waits here until a cumulative ack covers it.
+// Durable outbox in SQLite: every must-deliver message waits here, under its row id, until a cumulative ack covers it.
+//
+// A row's small metadata (`outbox`: id, wire number, kind, sizes) and its body (`outbox_body`, by id)
+// live in two tables, so that what the drain path writes (a wire number handed out, an ack, a counter)
+// touches only small rows: SQLite rewrites a whole record on UPDATE, overflow pages included, and a
+// body in the numbered row would go into the WAL again with every number.
 import type { Database, Statement } from "bun:sqlite";
 import type { MessageType } from "../protocol/index.ts";
+import { BODY_TABLE, migrateOutbox, OUTBOX_TABLE } from "./outbox-migrate.ts";
 
 export interface OutboxEntry {
-  seq: number;
+  /** Storage key: the row keeps it from append to ack, whatever is sent before or after it. */
+  id: number;
+  /** Wire sequence number, handed out (durably) when the row is first sent; null until then. */
+  seq: number | null;
   type: MessageType;
   created: number;
   samples: number;
   body: Uint8Array;
 }
 
+/** An entry that has its wire number: what the link sends. */
+export type NumberedEntry = OutboxEntry & { seq: number };
+
 export interface OutboxStats {
   pending: number;
   bytes: number;
+  /** Samples the held entries stand for. */
+  samples: number;
   oldestMs: number | undefined;
   droppedMessages: number;
   droppedSamples: number;
@@ -29,20 +43,34 @@ export interface Replacement {
   created: number;
 }
 
+/** What the store has counted since it was made (or since the life of the node it continues). */
+export interface OutboxCounters {
+  produced: number;
+  dropped: number;
+  /** Dropped samples by reason (`budget`: the byte budget; more reasons come from the store's owner). */
+  droppedBy: Record<string, number>;
+}
+
 export interface OutboxOptions {
-  /** Byte budget for stored bodies; the oldest bulk entries go first when it is exceeded. */
+  /** Byte budget for stored bodies; the oldest unsent bulk entries go first when it is exceeded. */
   budgetBytes: number;
   /**
    * Runs inside the writing transaction when the budget is exceeded, before anything is dropped.
    * It may make room by replacing unsent entries with smaller ones (`replace`); whatever is still
-   * over the budget afterwards is dropped, oldest bulk first.
+   * over the budget afterwards is dropped, oldest unsent bulk first.
    */
   relieve?: (outbox: Outbox, budget: number) => void;
+  /** Samples counted as produced that are not in the outbox yet (staged by the owner), for `held`. */
+  staged?: () => number;
 }
 
 // Bulk telemetry is sacrificed before anything else when the budget is exceeded, and sent after it.
 const BULK: ReadonlySet<MessageType> = new Set(["metrics_batch"]);
-const BULK_TYPES = `(${[...BULK].map((t) => `'${t}'`).join(", ")})`;
+// An entry as read: its metadata row joined with its body.
+const ENTRY =
+  "SELECT o.id, o.seq, o.type, o.created, o.samples, b.body FROM outbox o JOIN outbox_body b ON b.id = o.id";
+
+type Victim = { id: number; samples: number; bytes: number };
 
 /** The outbox table and its counters; all writes are transactional. */
 export class Outbox {
@@ -50,49 +78,78 @@ export class Outbox {
   #budget: number;
   #bytes = 0;
   #count = 0;
+  #samples = 0;
+  /** The last wire number handed out, held in memory (durable in `counters`). */
+  #lastSeq: number;
+  #epoch: string;
+  /** The counters as this process found them when it opened the store (see `carryOn`). */
+  #openCounters: { produced: number; dropped: number };
   readonly #insert: Statement;
-  readonly #readFrom: Statement;
+  readonly #insertAt: Statement;
+  readonly #insertBody: Statement;
+  readonly #numbered: Statement;
+  readonly #nextUnsent: Statement;
+  readonly #assign: Statement;
   readonly #deleteUpTo: Statement;
+  readonly #deleteBodiesUpTo: Statement;
   readonly #sumUpTo: Statement;
   readonly #oldest: Statement;
-  readonly #oldestBulk: Statement;
-  readonly #oldestAny: Statement;
+  readonly #lowestSeq: Statement;
+  readonly #oldestUnsentBulk: Statement;
+  readonly #oldestUnsent: Statement;
   readonly #deleteOne: Statement;
+  readonly #deleteBody: Statement;
+  readonly #getRow: Statement;
   readonly #bump: Statement;
   readonly #getCounter: Statement;
   readonly #raise: Statement;
-  readonly #insertAt: Statement;
   readonly #unsent: Statement;
   readonly #relieve: OutboxOptions["relieve"];
-  /** The durable sent mark, held in memory: the link raises it before every send. */
-  #sentHigh: number;
+  readonly #ackListeners = new Set<() => void>();
+  readonly #staged: OutboxOptions["staged"];
 
   constructor(db: Database, opts: OutboxOptions) {
     this.#db = db;
     this.#budget = opts.budgetBytes;
     this.#relieve = opts.relieve;
-    db.run(`CREATE TABLE IF NOT EXISTS outbox (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      type TEXT NOT NULL,
-      created INTEGER NOT NULL,
-      samples INTEGER NOT NULL DEFAULT 0,
-      bytes INTEGER NOT NULL,
-      body BLOB NOT NULL)`);
+    this.#staged = opts.staged;
     db.run("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    db.run("CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // A store made before rows had ids of their own keeps its backlog (see outbox-migrate.ts).
+    migrateOutbox(db, [...BULK]);
+    db.run(OUTBOX_TABLE);
+    db.run(BODY_TABLE);
+    // Numbered rows by wire number (acks, resends); unsent rows in send order (other kinds, then bulk).
+    db.run("CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL");
+    db.run("CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (bulk, id) WHERE seq IS NULL");
     this.#insert = db.query(
-      "INSERT INTO outbox (type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+      "INSERT INTO outbox (bulk, type, created, samples, bytes) VALUES (?, ?, ?, ?, ?) RETURNING id",
     );
-    this.#readFrom = db.query(
-      "SELECT seq, type, created, samples, body FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?",
+    this.#insertAt = db.query(
+      "INSERT INTO outbox (id, bulk, type, created, samples, bytes) VALUES (?, ?, ?, ?, ?, ?)",
     );
-    this.#sumUpTo = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox WHERE seq <= ?");
+    this.#insertBody = db.query("INSERT INTO outbox_body (id, body) VALUES (?, ?)");
+    this.#numbered = db.query(`${ENTRY} WHERE o.seq >= ? ORDER BY o.seq LIMIT ?`);
+    this.#nextUnsent = db.query(`${ENTRY} WHERE o.seq IS NULL ORDER BY o.bulk, o.id LIMIT ?`);
+    this.#assign = db.query("UPDATE outbox SET seq = ? WHERE id = ?");
+    this.#sumUpTo = db.query(
+      "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b, coalesce(sum(samples), 0) AS s FROM outbox WHERE seq <= ?",
+    );
     this.#deleteUpTo = db.query("DELETE FROM outbox WHERE seq <= ?");
-    this.#oldest = db.query("SELECT min(seq) AS seq, min(created) AS created FROM outbox");
-    this.#oldestBulk = db.query(
-      `SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} ORDER BY seq LIMIT 1`,
+    this.#deleteBodiesUpTo = db.query(
+      "DELETE FROM outbox_body WHERE id IN (SELECT id FROM outbox WHERE seq IS NOT NULL AND seq <= ?)",
     );
-    this.#oldestAny = db.query("SELECT seq, samples, bytes FROM outbox ORDER BY seq LIMIT 1");
-    this.#deleteOne = db.query("DELETE FROM outbox WHERE seq = ?");
+    this.#oldest = db.query("SELECT min(created) AS created FROM outbox");
+    this.#lowestSeq = db.query("SELECT min(seq) AS seq FROM outbox WHERE seq IS NOT NULL");
+    this.#oldestUnsentBulk = db.query(
+      "SELECT id, samples, bytes FROM outbox WHERE seq IS NULL AND bulk = 1 ORDER BY id LIMIT 1",
+    );
+    this.#oldestUnsent = db.query(
+      "SELECT id, samples, bytes FROM outbox WHERE seq IS NULL AND bulk = 0 ORDER BY id LIMIT 1",
+    );
+    this.#deleteOne = db.query("DELETE FROM outbox WHERE id = ?");
+    this.#deleteBody = db.query("DELETE FROM outbox_body WHERE id = ?");
+    this.#getRow = db.query("SELECT seq, samples, bytes FROM outbox WHERE id = ?");
     this.#bump = db.query(
       "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     );
@@ -100,19 +157,21 @@ export class Outbox {
     this.#raise = db.query(
       "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
     );
-    this.#insertAt = db.query(
-      "INSERT INTO outbox (seq, type, created, samples, bytes, body) VALUES (?, ?, ?, ?, ?, ?)",
-    );
     this.#unsent = db.query(
-      "SELECT seq, type, created, samples, body FROM outbox WHERE type = ? AND seq > ? ORDER BY seq LIMIT ?",
+      `${ENTRY} WHERE o.seq IS NULL AND o.bulk = ? AND o.type = ? AND o.id > ? ORDER BY o.id LIMIT ?`,
     );
-    const totals = db.query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox").get() as {
-      n: number;
-      b: number;
-    };
+    const totals = db
+      .query("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b, coalesce(sum(samples), 0) AS s FROM outbox")
+      .get() as { n: number; b: number; s: number };
     this.#count = totals.n;
     this.#bytes = totals.b;
-    this.#sentHigh = this.counter("sent_high");
+    this.#samples = totals.s;
+    this.#lastSeq = this.counter("last_seq");
+    this.#openCounters = {
+      produced: this.counter("samples_produced"),
+      dropped: this.counter("dropped_samples"),
+    };
+    this.#epoch = this.#meta("epoch") ?? this.#newEpoch();
     // A budget lowered while the agent was down holds from the first moment.
     this.setBudget(opts.budgetBytes);
   }
@@ -127,227 +186,298 @@ export class Outbox {
     return this.#count;
   }
 
+  /** Samples the held messages stand for (kept in memory). */
+  get samples(): number {
+    return this.#samples;
+  }
+
+  /** Samples counted as produced and neither dropped nor acked: those held here and those still staged. */
+  held(): number {
+    return this.#samples + (this.#staged?.() ?? 0);
+  }
+
+  /**
+   * The store's epoch: a random id made with the store. A copy of the store (a restored snapshot)
+   * carries the same one until it learns it is a copy and starts a new one (`newEpoch`).
+   */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** Starts a new epoch (this store is a copy of one the hub already heard from). Returns it. */
+  newEpoch(): string {
+    this.#epoch = this.#newEpoch();
+    return this.#epoch;
+  }
+
+  #newEpoch(): string {
+    const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    this.#db
+      .query(
+        "INSERT INTO outbox_meta (key, value) VALUES ('epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
+      .run(id);
+    return id;
+  }
+
+  #meta(key: string): string | undefined {
+    const row = this.#db.query("SELECT value FROM outbox_meta WHERE key = ?").get(key) as {
+      value: string;
+    } | null;
+    return row?.value;
+  }
+
   /** Changes the byte budget (hot config or start-up) and enforces it at once. */
   setBudget(bytes: number): void {
     this.#budget = bytes;
     if (this.#bytes <= bytes) return;
-    const newest = this.#db.query("SELECT max(seq) AS seq FROM outbox").get() as { seq: number | null };
-    if (newest.seq !== null) this.#db.transaction(() => this.#enforceBudget(newest.seq!))();
+    this.#transaction(() => this.#enforceBudget(undefined));
   }
 
   /**
-   * Stores a message and returns its sequence number. `within` runs in the same transaction
-   * (e.g. to delete the staged samples the message was built from). Enforces the budget.
+   * Stores a message and returns its row id. `within` runs in the same transaction (e.g. to delete
+   * the staged samples the message was built from). Enforces the budget. Alerts, decisions and task
+   * results are sent before bulk metrics that have not left yet: that is the order rows are read in,
+   * so nothing is rewritten.
    */
   append(type: MessageType, body: Uint8Array, samples: number, now: number, within?: () => void): number {
-    const before = { count: this.#count, bytes: this.#bytes };
-    const tx = this.#db.transaction(() => {
-      const row = this.#insert.get(type, now, samples, body.byteLength, body) as { seq: number };
+    return this.#transaction(() => {
+      const row = this.#insert.get(BULK.has(type) ? 1 : 0, type, now, samples, body.byteLength) as {
+        id: number;
+      };
+      this.#insertBody.run(row.id, body);
       this.#count += 1;
       this.#bytes += body.byteLength;
+      this.#samples += samples;
       within?.();
-      // Making room may renumber unsent entries; the new one is the newest either way.
-      const newest = this.#enforceBudget(row.seq);
-      return BULK.has(type) ? newest : this.#overtakeBulk(newest);
+      this.#enforceBudget(row.id);
+      return row.id;
     });
+  }
+
+  // Runs `fn` in a transaction; the in-memory totals follow a rollback.
+  #transaction<T>(fn: () => T): T {
+    const before = { count: this.#count, bytes: this.#bytes, samples: this.#samples, lastSeq: this.#lastSeq };
     try {
-      return tx() as number;
+      return this.#db.transaction(fn)() as T;
     } catch (err) {
-      // The transaction rolled back; so must the running totals.
       this.#count = before.count;
       this.#bytes = before.bytes;
+      this.#samples = before.samples;
+      this.#lastSeq = before.lastSeq;
       throw err;
     }
   }
 
-  // Alerts, decisions and task results go before bulk metrics that have not left yet (DESIGN §7): the
-  // newest entry moves in front of the first unsent bulk entry, which with everything after it moves
-  // up by one. Only numbers above the sent mark change. Returns the entry's sequence number.
-  #overtakeBulk(newest: number): number {
-    const first = (
-      this.#db
-        .query(`SELECT min(seq) AS seq FROM outbox WHERE type IN ${BULK_TYPES} AND seq > ?`)
-        .get(this.#sentHigh) as { seq: number | null }
-    ).seq;
-    if (first === null || first > newest) return newest;
-    // Through negative numbers, so that no step collides with a number still in use.
-    this.#db.query("UPDATE outbox SET seq = -1 WHERE seq = ?").run(newest);
-    this.#db.query("UPDATE outbox SET seq = -(seq + 1) WHERE seq >= ? AND seq < ?").run(first, newest);
-    this.#db.run("UPDATE outbox SET seq = -seq WHERE seq < -1");
-    this.#db.query("UPDATE outbox SET seq = ? WHERE seq = -1").run(first);
-    return first;
-  }
-
-  // Relieves, then drops oldest bulk entries (then oldest of any kind) until the budget holds; never
-  // the newest entry. Returns the newest entry's sequence number.
-  #enforceBudget(newest: number): number {
-    if (this.#bytes <= this.#budget) return newest;
-    let keep = newest;
-    if (this.#relieve) {
-      this.#relieve(this, this.#budget);
-      keep = (this.#db.query("SELECT max(seq) AS seq FROM outbox").get() as { seq: number | null }).seq ?? 0;
-    }
+  // Relieves, then drops the oldest unsent bulk entries (then the oldest unsent of any kind) until the
+  // budget holds; never `keep` (the entry just appended) and never a numbered entry: one that may
+  // have reached a hub is delivered or resent, never counted as dropped as well.
+  #enforceBudget(keep: number | undefined): void {
+    if (this.#bytes <= this.#budget) return;
+    this.#relieve?.(this, this.#budget);
     while (this.#bytes > this.#budget && this.#count > 1) {
-      const victim = (this.#oldestBulk.get() ?? this.#oldestAny.get()) as {
-        seq: number;
-        samples: number;
-        bytes: number;
-      } | null;
-      if (!victim || victim.seq === keep) break;
+      const victim = (this.#oldestUnsentBulk.get() ?? this.#oldestUnsent.get()) as Victim | null;
+      if (!victim || victim.id === keep) break;
       this.#drop(victim);
     }
-    return keep;
   }
 
-  #drop(victim: { seq: number; samples: number; bytes: number }): void {
-    this.#deleteOne.run(victim.seq);
+  #drop(victim: Victim): void {
+    this.#deleteOne.run(victim.id);
+    this.#deleteBody.run(victim.id);
     this.#count -= 1;
     this.#bytes -= victim.bytes;
+    this.#samples -= victim.samples;
     this.#bump.run("dropped_messages", 1);
     this.#bump.run("dropped_samples", victim.samples);
   }
 
   /**
-   * Drops (and counts as dropped) bulk entries created before `before`, except the newest entry.
-   * Returns how many went.
+   * Drops (and counts as dropped) unsent bulk entries created before `before`, except the newest
+   * entry. Returns how many went.
    */
   dropBulkBefore(before: number): number {
-    const tx = this.#db.transaction(() => {
+    return this.#transaction(() => {
       const victims = this.#db
         .query(
-          `SELECT seq, samples, bytes FROM outbox WHERE type IN ${BULK_TYPES} AND created < ?
-           AND seq < (SELECT max(seq) FROM outbox) ORDER BY seq`,
+          `SELECT id, samples, bytes FROM outbox WHERE seq IS NULL AND bulk = 1 AND created < ?
+           AND id < (SELECT max(id) FROM outbox) ORDER BY id`,
         )
-        .all(before) as { seq: number; samples: number; bytes: number }[];
+        .all(before) as Victim[];
       for (const v of victims) this.#drop(v);
       return victims.length;
     });
-    return tx() as number;
-  }
-
-  /** The durable sent mark: every sequence number at or below it may have reached a hub. */
-  get sentMark(): number {
-    return this.#sentHigh;
   }
 
   /**
-   * Records that entries up to `seq` may have left for a hub. Call it before sending: entries above
-   * the mark are known never to have been sent, and only those may be replaced or renumbered.
+   * What to send from wire number `from` on, at most `limit` entries: first entries already
+   * numbered (a resend), then the next unsent ones in send order, numbered now. The numbers are
+   * durable before this returns, so a restart resends the same row under the same number until it
+   * is acked. Numbering writes only the small metadata rows, never a body.
    */
-  markSent(seq: number): void {
-    if (seq <= this.#sentHigh) return;
-    this.#raise.run("sent_high", seq);
-    this.#sentHigh = seq;
+  take(from: number, limit: number): NumberedEntry[] {
+    const out = this.#numbered.all(from, limit) as NumberedEntry[];
+    if (out.length === limit) return out;
+    const numbered = out.length;
+    try {
+      return this.#transaction(() => {
+        const fresh = this.#nextUnsent.all(limit - out.length) as OutboxEntry[];
+        for (const e of fresh) {
+          this.#lastSeq += 1;
+          this.#assign.run(this.#lastSeq, e.id);
+          e.seq = this.#lastSeq;
+          out.push(e as NumberedEntry);
+        }
+        if (fresh.length > 0) this.#raise.run("last_seq", this.#lastSeq);
+        return out;
+      });
+    } catch (err) {
+      // Numbering needs a write; sending what is numbered already does not, and its acks free room.
+      if (numbered === 0) throw err;
+      return out.slice(0, numbered);
+    }
   }
 
-  /** Entries of `type` above `after` that were never sent, oldest first. */
+  /** Unsent entries of `type` with ids above `after`, oldest first. */
   readUnsent(type: MessageType, after: number, limit: number): OutboxEntry[] {
-    return this.#unsent.all(type, Math.max(after, this.#sentHigh), limit) as OutboxEntry[];
+    return this.#unsent.all(BULK.has(type) ? 1 : 0, type, after, limit) as OutboxEntry[];
   }
 
   /**
-   * Replaces unsent entries `seqs` (ascending) with `entries` (at most as many), in one transaction.
-   * The replacements take the first of those numbers; every later entry moves down to close the
-   * gap, so the hub still sees one unbroken sequence. Never touches a number that may have been
-   * sent: a `seqs` at or below the sent mark throws.
+   * Replaces unsent entries `ids` (ascending) with `entries` (at most as many), in one transaction:
+   * a delete and an insert. The replacements take the first of those ids, so they keep the place
+   * of what they replace in the send order. Throws if any of them was numbered (it may have been sent).
    */
-  replace(seqs: readonly number[], entries: readonly Replacement[]): void {
-    if (entries.length > seqs.length) throw new Error("more replacements than entries replaced");
-    if (seqs.length === 0) return;
-    if (seqs[0]! <= this.#sentHigh) throw new Error(`entry ${seqs[0]} may have been sent`);
-    const tx = this.#db.transaction(() => {
-      for (const seq of seqs) {
-        const row = this.#db.query("SELECT bytes FROM outbox WHERE seq = ?").get(seq) as {
-          bytes: number;
-        } | null;
-        if (!row) throw new Error(`no outbox entry ${seq}`);
-        this.#deleteOne.run(seq);
+  replace(ids: readonly number[], entries: readonly Replacement[]): void {
+    if (entries.length > ids.length) throw new Error("more replacements than entries replaced");
+    if (ids.length === 0) return;
+    this.#transaction(() => {
+      for (const id of ids) {
+        const row = this.#getRow.get(id) as { seq: number | null; samples: number; bytes: number } | null;
+        if (!row) throw new Error(`no outbox entry ${id}`);
+        if (row.seq !== null) throw new Error(`entry ${id} may have been sent (wire number ${row.seq})`);
+        this.#deleteOne.run(id);
+        this.#deleteBody.run(id);
         this.#count -= 1;
         this.#bytes -= row.bytes;
+        this.#samples -= row.samples;
       }
       entries.forEach((e, i) => {
-        this.#insertAt.run(seqs[i]!, e.type, e.created, e.samples, e.body.byteLength, e.body);
+        const bulk = BULK.has(e.type) ? 1 : 0;
+        this.#insertAt.run(ids[i]!, bulk, e.type, e.created, e.samples, e.body.byteLength);
+        this.#insertBody.run(ids[i]!, e.body);
         this.#count += 1;
         this.#bytes += e.body.byteLength;
+        this.#samples += e.samples;
       });
-      if (entries.length === seqs.length) return;
-      // Close the gaps: ascending, each entry takes the next free number, which is never taken.
-      let next = seqs[entries.length]!;
-      const later = this.#db.query("SELECT seq FROM outbox WHERE seq > ? ORDER BY seq").all(next) as {
-        seq: number;
-      }[];
-      const move = this.#db.query("UPDATE outbox SET seq = ? WHERE seq = ?");
-      for (const { seq } of later) {
-        if (seq !== next) move.run(next, seq);
-        next += 1;
-      }
-      this.#setSequence(next - 1);
     });
-    tx();
   }
 
-  /** Deletes every entry up to and including `seq` (a cumulative ack). Returns how many went. */
+  /** Calls `fn` after each ack that deleted entries; returns the unsubscribe. */
+  onAck(fn: () => void): () => void {
+    this.#ackListeners.add(fn);
+    return () => this.#ackListeners.delete(fn);
+  }
+
+  /** Deletes every entry numbered up to and including `seq` (a cumulative ack). Returns how many went. */
   ackUpTo(seq: number): number {
-    const tx = this.#db.transaction(() => {
-      const gone = this.#sumUpTo.get(seq) as { n: number; b: number };
-      if (gone.n > 0) this.#deleteUpTo.run(seq);
+    const gone = this.#ackUpTo(seq);
+    if (gone > 0) for (const fn of [...this.#ackListeners]) fn();
+    return gone;
+  }
+
+  #ackUpTo(seq: number): number {
+    return this.#transaction(() => {
+      const gone = this.#sumUpTo.get(seq) as { n: number; b: number; s: number };
+      if (gone.n > 0) {
+        this.#deleteBodiesUpTo.run(seq);
+        this.#deleteUpTo.run(seq);
+      }
       this.#count -= gone.n;
       this.#bytes -= gone.b;
+      this.#samples -= gone.s;
       return gone.n;
     });
-    return tx() as number;
   }
 
-  /** Entries with seq >= `from`, oldest first. */
+  /**
+   * Takes back every wire number handed out to entries still held: they go again as unsent, in
+   * their place, under new numbers. For a hub that never stored those numbers from this store (it
+   * holds higher ones from another: the store was replaced). Returns how many.
+   */
+  unnumber(): number {
+    return this.#db.query("UPDATE outbox SET seq = NULL WHERE seq IS NOT NULL").run().changes;
+  }
+
+  /**
+   * Entries in send order without numbering anything: those numbered `from` or above, then every
+   * unsent one (`readFrom(0, n)` lists what is held). For inspection and tests; the link uses `take`.
+   */
   readFrom(from: number, limit: number): OutboxEntry[] {
-    return this.#readFrom.all(from, limit) as OutboxEntry[];
+    const numbered = this.#numbered.all(from, limit) as OutboxEntry[];
+    if (numbered.length >= limit) return numbered;
+    return [...numbered, ...(this.#nextUnsent.all(limit - numbered.length) as OutboxEntry[])];
   }
 
-  /** Lowest sequence number still held, or undefined when empty. */
+  /** Lowest wire number still held, or undefined when nothing numbered is held. */
   lowest(): number | undefined {
-    const row = this.#oldest.get() as { seq: number | null };
+    const row = this.#lowestSeq.get() as { seq: number | null };
     return row.seq ?? undefined;
   }
 
-  /** The last sequence number handed out (0 when none ever was). */
-  lastSeq(): number {
-    const row = this.#db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as {
-      seq: number;
-    } | null;
-    return row?.seq ?? 0;
+  /** Whether the row `id` is still held (not yet covered by an ack, nor dropped). */
+  holds(id: number): boolean {
+    return this.#getRow.get(id) !== null;
   }
 
-  /** Makes the next sequence number greater than `seq` (a hub that remembers more than we do). */
+  /** How many rows of one kind are held, and when the oldest of them was stored. */
+  heldOf(type: MessageType): { count: number; oldest: number | undefined } {
+    const r = this.#db
+      .query("SELECT count(*) AS n, min(created) AS c FROM outbox WHERE type = ?")
+      .get(type) as {
+      n: number;
+      c: number | null;
+    };
+    return { count: r.n, oldest: r.c ?? undefined };
+  }
+
+  /** The last wire number handed out (0 when none ever was): every number up to it may have been sent. */
+  lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Makes the next wire number greater than `seq` (a hub that remembers more than we do), durably. */
   ensureSeqAbove(seq: number): void {
-    if (this.lastSeq() >= seq) return;
-    this.#db.transaction(() => this.#setSequence(seq))();
+    if (this.#lastSeq >= seq) return;
+    this.#raise.run("last_seq", seq);
+    this.#lastSeq = seq;
+  }
+
+  /** What the store counted: produced and dropped samples (durable). */
+  counters(): OutboxCounters {
+    const budget = this.counter("dropped_samples");
+    return { produced: this.counter("samples_produced"), dropped: budget, droppedBy: { budget } };
   }
 
   /**
-   * Moves every held entry above `seq`, keeping their order, and makes later numbers follow them.
-   * Used when the hub has acknowledged numbers this outbox never gave out (a reset local store).
+   * Carries on from the counters the hub saw for this node, when this store turned out to be behind
+   * the hub (a restored snapshot, a copy, or a new store): what the hub counted beyond what this store
+   * held when this process opened it was produced (or dropped) elsewhere, after the copy was taken,
+   * so it is added; what this process counted since it opened the store is new and stays. Counters
+   * never go back, and nothing is counted twice. Repeating it with the same values adds nothing.
    */
-  renumberAbove(seq: number): number {
-    const tx = this.#db.transaction(() => {
-      const range = this.#db.query("SELECT min(seq) AS lo, count(*) AS n FROM outbox").get() as {
-        lo: number | null;
-        n: number;
-      };
-      if (range.lo !== null && range.lo <= seq) {
-        // One shift larger than the whole range, so no new number collides with an old one mid-update.
-        this.#db.query("UPDATE outbox SET seq = seq + ?").run(seq - range.lo + 1);
-      }
-      const top = this.#db.query("SELECT max(seq) AS hi FROM outbox").get() as { hi: number | null };
-      this.#setSequence(Math.max(seq, top.hi ?? 0));
-      return range.n;
-    });
-    return tx() as number;
-  }
-
-  #setSequence(seq: number): void {
-    const updated = this.#db.query("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'").run(seq);
-    if (updated.changes === 0)
-      this.#db.query("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)").run(seq);
+  carryOn(seen: { produced: number; dropped: number }): void {
+    const open = this.#openCounters;
+    const produced = Math.max(0, seen.produced - open.produced);
+    const dropped = Math.max(0, seen.dropped - open.dropped);
+    this.#db.transaction(() => {
+      if (produced > 0) this.#bump.run("samples_produced", produced);
+      if (dropped > 0) this.#bump.run("dropped_samples", dropped);
+    })();
+    this.#openCounters = {
+      produced: Math.max(open.produced, seen.produced),
+      dropped: Math.max(open.dropped, seen.dropped),
+    };
   }
 
   /** Adds to a named durable counter (used by the owner for its own accounting, in its transactions). */
@@ -371,6 +501,7 @@ export class Outbox {
     return {
       pending: this.#count,
       bytes: this.#bytes,
+      samples: this.#samples,
       oldestMs: row.created ?? undefined,
       droppedMessages: this.counter("dropped_messages"),
       droppedSamples: this.counter("dropped_samples"),

@@ -2,17 +2,23 @@
 //
 // Layout of the raw (uncompressed) data, all integers as LEB128 varints unless noted:
 //
-//   u8       format version (1)
+//   u8       format version: 1, or 2 when a series carries its own times (presence 3, below)
 //   varint   ticks; must equal the batch's `ticks`, so a blob cannot be read against the wrong grid
 //   varint   series count S
 //   S times:
 //     varint   name length in bytes (1..1024), then the name as UTF-8; or 0, then a varint index into
 //              WELL_KNOWN_SERIES (well-known-series.ts), which saves ~1 byte a sample on small batches
-//     u8       flags: bits 0-1 presence (0 every tick, 1 bitmap follows, 2 no tick),
+//     u8       flags: bits 0-1 presence (0 every tick, 1 bitmap follows, 2 no tick, 3 own times),
 //              bits 2-3 values (0 scaled integers, 1 float64), bits 4-6 decimals d (0..6), bit 7 zero
 //     bitmap   ceil(ticks / 8) bytes when presence is 1; bit i (LSB first) set when tick i has a value;
 //              bits past the last tick are zero
-//     values   of the n present ticks, nothing when n is 0:
+//     times    presence 3 only (format 2): the series' points carry their own millisecond times instead
+//              of sitting on the grid (points pushed at sub-second times): varint n (1..1,000,000),
+//              varint t0 - start (no point lies before the batch's start), then when n > 1 varint g > 0 (GCD of the steps) and n - 1 varints
+//              q ≥ 1, t_i = t_{i-1} + q_i * g. Times rise strictly, so n - 1 steps take n - 1 bytes at
+//              least; a format 1 reader refuses the whole batch (unknown version) instead of putting
+//              the points on the grid.
+//     values   of the n present ticks (or the n timed points), nothing when n is 0:
 //       scaled:  varint g, zigzag k0, then when g > 0 n - 1 zigzag q; value i is k_i / 10^d with
 //                k_i = k_{i-1} + q_i * g. g is the GCD of the deltas (1024 for memory counted in KiB);
 //                g = 0 means every value equals k0, so a constant series costs a few bytes.
@@ -32,10 +38,15 @@ const zstd = (): ZstdDecompress => {
 import { ProtocolError } from "../errors.ts";
 import { WELL_KNOWN_SERIES, wellKnownIndex } from "./well-known-series.ts";
 
-/** One series over the batch's ticks; null where the series had no value at that tick. */
+/**
+ * One series over the batch's ticks; null where the series had no value at that tick. With `times`,
+ * the series is off the grid: values[i] (never null) was taken at times[i] (ms since the epoch,
+ * strictly rising), and the batch's ticks say nothing about it.
+ */
 export interface SeriesColumn {
   name: string;
   values: (number | null)[];
+  times?: number[];
 }
 
 /** A batch of samples on a regular time grid. */
@@ -47,6 +58,8 @@ export interface MetricsFrame {
 }
 
 const FORMAT_VERSION = 1;
+/** Written only when a series carries its own times, so that batches of grid data stay readable by format 1 hubs. */
+const FORMAT_TIMED = 2;
 const MAX_TICKS = 1_000_000;
 const MAX_SERIES = 100_000;
 const MAX_NAME_BYTES = 1024;
@@ -69,6 +82,7 @@ const ZSTD_MAGIC = 0xfd2fb528;
 const PRESENCE_ALL = 0;
 const PRESENCE_BITMAP = 1;
 const PRESENCE_NONE = 2;
+const PRESENCE_TIMED = 3;
 const VALUES_SCALED = 0;
 const VALUES_FLOAT = 1;
 
@@ -100,11 +114,15 @@ export function encodeMetrics(
   if (series.length > MAX_SERIES) throw bad(`${series.length} series exceed the limit of ${MAX_SERIES}`);
   if (series.length * ticks > MAX_CELLS) throw bad(`${series.length} series × ${ticks} ticks is too many`);
   const w = new Writer(Math.min(64 + series.length * 24 + series.length * ticks * 2, 1 << 20));
-  w.byte(FORMAT_VERSION);
+  const timed = series.some((s) => s.times !== undefined);
+  w.byte(timed ? FORMAT_TIMED : FORMAT_VERSION);
   w.uint(ticks);
   w.uint(series.length);
   let samples = 0;
-  for (let i = 0; i < series.length; i++) samples += writeSeries(w, series[i]!, ticks, i);
+  for (let i = 0; i < series.length; i++) {
+    const s = series[i]!;
+    samples += s.times === undefined ? writeSeries(w, s, ticks, i) : writeTimedSeries(w, s, frame.start, i);
+  }
   const raw = w.finish();
   if (raw.length > (opts.compressAbove ?? DEFAULT_COMPRESS_ABOVE)) {
     const packed = Bun.zstdCompressSync(raw);
@@ -118,6 +136,12 @@ function writeSeries(w: Writer, s: SeriesColumn, ticks: number, index: number): 
   if (values.length !== ticks) {
     throw bad(`series ${index} (${s.name}) has ${values.length} values for ${ticks} ticks`);
   }
+  writeName(w, s, index);
+  const flagsAt = w.reserve(1);
+  return writeGridValues(w, s, ticks, index, flagsAt);
+}
+
+function writeName(w: Writer, s: SeriesColumn, index: number): void {
   if (!s.name.isWellFormed()) throw bad(`series ${index} name is not well-formed Unicode`);
   if (s.name.length === 0) throw bad(`series ${index} has an empty name`);
   const known = wellKnownIndex(s.name);
@@ -131,7 +155,57 @@ function writeSeries(w: Writer, s: SeriesColumn, ticks: number, index: number): 
     w.uint(name.length);
     w.bytes(name);
   }
+}
+
+/** A series with its own times: count, first time, steps (see the layout above), then its values. */
+function writeTimedSeries(w: Writer, s: SeriesColumn, start: number, index: number): number {
+  const { values } = s;
+  const times = s.times!;
+  const n = times.length;
+  if (values.length !== n)
+    throw bad(`series ${index} (${s.name}) has ${values.length} values for ${n} times`);
+  if (n > MAX_TICKS) throw bad(`series ${index} (${s.name}) has ${n} timed points (at most ${MAX_TICKS})`);
+  writeName(w, s, index);
   const flagsAt = w.reserve(1);
+  if (n === 0) {
+    w.buf[flagsAt] = PRESENCE_NONE;
+    return 0;
+  }
+  let g = 0;
+  let d = 0;
+  for (let i = 0; i < n; i++) {
+    const t = times[i]!;
+    const v = values[i];
+    if (!Number.isInteger(t) || t < 0 || t > LIMIT)
+      throw bad(`series ${index} (${s.name}) time ${i} is not a millisecond time: ${t}`);
+    if (i > 0) {
+      if (!(t > times[i - 1]!)) throw bad(`series ${index} (${s.name}) times do not rise at ${i}`);
+      g = gcd(g, t - times[i - 1]!);
+    }
+    if (typeof v !== "number") throw bad(`series ${index} (${s.name}) value ${i} is not a number`);
+    if (d >= 0) d = decimalsOf(v, d);
+  }
+  if (times[0]! < start) throw bad(`series ${index} (${s.name}) has a time before the batch's start`);
+  w.uint(n);
+  w.uint(times[0]! - start);
+  if (n > 1) {
+    w.uint(g);
+    for (let i = 1; i < n; i++) w.uint((times[i]! - times[i - 1]!) / g);
+  }
+  const valuesAt = w.pos;
+  if (d >= 0 && writeScaled(w, values, POW10[d]!)) {
+    w.buf[flagsAt] = PRESENCE_TIMED | (VALUES_SCALED << 2) | (d << 4);
+  } else {
+    w.pos = valuesAt;
+    w.buf[flagsAt] = PRESENCE_TIMED | (VALUES_FLOAT << 2);
+    w.reserve(n * 8);
+    for (let i = 0, at = valuesAt; i < n; i++, at += 8) w.view.setFloat64(at, values[i]!, true);
+  }
+  return n;
+}
+
+function writeGridValues(w: Writer, s: SeriesColumn, ticks: number, index: number, flagsAt: number): number {
+  const { values } = s;
   const bitmapBytes = (ticks + 7) >>> 3;
   const bitmapAt = w.reserve(bitmapBytes);
   const buf = w.buf;
@@ -253,7 +327,8 @@ export function decodeMetrics(
 
   const r = new Reader(data);
   const version = r.byte("format version");
-  if (version !== FORMAT_VERSION) throw bad(`unsupported metrics format version ${version}`);
+  if (version !== FORMAT_VERSION && version !== FORMAT_TIMED)
+    throw bad(`unsupported metrics format version ${version}`);
   const encodedTicks = r.uint("ticks");
   if (encodedTicks !== ticks) throw bad(`data holds ${encodedTicks} ticks but the batch says ${ticks}`);
   const count = r.uint("series count");
@@ -263,12 +338,18 @@ export function decodeMetrics(
   }
   if (count * ticks > MAX_CELLS) throw bad(`${count} series × ${ticks} ticks is too many`);
   const series: SeriesColumn[] = new Array(count);
-  for (let i = 0; i < count; i++) series[i] = readSeries(r, ticks, i);
+  const cells = { timed: 0, allowed: version === FORMAT_TIMED, start: body.start };
+  for (let i = 0; i < count; i++) series[i] = readSeries(r, ticks, i, cells);
   if (r.remaining() !== 0) throw bad(`${r.remaining()} trailing bytes after ${count} series`);
   return { start: body.start, interval: body.interval, ticks, series };
 }
 
-function readSeries(r: Reader, ticks: number, index: number): SeriesColumn {
+function readSeries(
+  r: Reader,
+  ticks: number,
+  index: number,
+  cells: { timed: number; allowed: boolean; start: number },
+): SeriesColumn {
   const nameLength = r.uint(`series ${index} name length`);
   if (nameLength > MAX_NAME_BYTES) throw bad(`series ${index} name is longer than ${MAX_NAME_BYTES} bytes`);
   let name: string;
@@ -289,9 +370,11 @@ function readSeries(r: Reader, ticks: number, index: number): SeriesColumn {
   const presence = flags & 3;
   const kind = (flags >> 2) & 3;
   const d = (flags >> 4) & 7;
-  if (presence > PRESENCE_NONE || kind > VALUES_FLOAT || d > MAX_DECIMALS || flags & 0x80) {
+  const timed = presence === PRESENCE_TIMED && cells.allowed;
+  if ((presence > PRESENCE_NONE && !timed) || kind > VALUES_FLOAT || d > MAX_DECIMALS || flags & 0x80) {
     throw bad(`series ${index} (${name}) has unknown flags 0x${flags.toString(16)}`);
   }
+  if (timed) return readTimed(r, name, index, kind, d, cells);
   const values: (number | null)[] = new Array(ticks);
   if (presence === PRESENCE_NONE) {
     values.fill(null);
@@ -321,6 +404,71 @@ function readSeries(r: Reader, ticks: number, index: number): SeriesColumn {
     }
   }
   return { name, values };
+}
+
+// A series with its own times (format 2, presence 3): see the layout at the top.
+function readTimed(
+  r: Reader,
+  name: string,
+  index: number,
+  kind: number,
+  d: number,
+  cells: { timed: number; start: number },
+): SeriesColumn {
+  const what = `series ${index} (${name}) times`;
+  const n = r.uint(what);
+  if (n === 0 || n > MAX_TICKS) throw bad(`${what}: count ${n} is not in 1..${MAX_TICKS}`);
+  // Every step after the first time takes at least one byte.
+  if (n - 1 > r.remaining()) throw bad(`${what}: ${n - 1} steps do not fit in ${r.remaining()} bytes`);
+  cells.timed += n;
+  if (cells.timed > MAX_CELLS) throw bad(`${what}: ${cells.timed} timed points in all is too many`);
+  const times: number[] = new Array(n);
+  let t = cells.start + r.uint(what);
+  if (!(t >= 0 && t <= LIMIT)) throw bad(`${what}: first time ${t} is not a millisecond time`);
+  times[0] = t;
+  if (n > 1) {
+    const g = r.uint(what);
+    if (g === 0) throw bad(`${what}: step 0 (times must rise)`);
+    for (let i = 1; i < n; i++) {
+      const q = r.uint(what);
+      if (q === 0) throw bad(`${what}: time ${i} does not rise`);
+      t += q * g;
+      if (!(t <= LIMIT)) throw bad(`${what}: time ${i} exceeds 2^53`);
+      times[i] = t;
+    }
+  }
+  const values: (number | null)[] = new Array(n);
+  if (kind === VALUES_FLOAT) readFloats(r, values, n, index, name);
+  else readScaled(r, values, n, POW10[d]!, index, name);
+  return { name, values, times };
+}
+
+/**
+ * The first and last time a frame holds a sample at (grid ticks and timed points), or undefined when it
+ * holds none. What the hub indexes a batch by.
+ */
+export function frameSpan(frame: MetricsFrame): { first: number; last: number } | undefined {
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const col of frame.series) {
+    if (col.times) {
+      if (col.times.length === 0) continue;
+      first = Math.min(first, col.times[0]!);
+      last = Math.max(last, col.times[col.times.length - 1]!);
+      continue;
+    }
+    const i = col.values.findIndex((v) => v !== null);
+    if (i < 0) continue;
+    first = Math.min(first, frame.start + i * frame.interval);
+    const j = col.values.findLastIndex((v) => v !== null);
+    last = Math.max(last, frame.start + j * frame.interval);
+  }
+  return first <= last ? { first, last } : undefined;
+}
+
+/** The time of value `i` of `col` in `frame`: its own time, or its tick's. */
+export function sampleTime(frame: MetricsFrame, col: SeriesColumn, i: number): number {
+  return col.times ? col.times[i]! : frame.start + i * frame.interval;
 }
 
 function readFloats(r: Reader, out: (number | null)[], n: number, index: number, name: string): void {
@@ -366,7 +514,7 @@ function popcount(b: number): number {
  * checked first; Bun.zstdDecompressSync cannot bound its output, so node:zlib's maxOutputLength bounds
  * frames that do not declare a size (and any further concatenated frames), aborting mid-stream.
  */
-function decompress(data: Uint8Array, max: number): Uint8Array {
+export function decompress(data: Uint8Array, max: number): Uint8Array {
   if (data.length < 5 || new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) !== ZSTD_MAGIC) {
     throw bad("z is 1 but data is not a zstd frame");
   }

@@ -4,7 +4,7 @@
 // becomes four columns: `X` (the average, so a chart of X simply continues at minute resolution),
 // `X:min`, `X:max` and `X:count` (how many fine samples the minute held). The batch stands for the
 // sum of its counts: that is the number of samples it accounts for, on the agent and on the hub.
-import type { MetricsFrame } from "./metrics-codec.ts";
+import { type MetricsFrame, sampleTime } from "./metrics-codec.ts";
 
 export const ROLLUP_INTERVAL_MS = 60_000;
 const PARTS = [":min", ":max", ":count"] as const;
@@ -23,8 +23,8 @@ interface Acc {
 }
 
 /**
- * Folds fine frames (any intervals below a minute, in any order) into one frame of 1-minute buckets
- * aligned to the minute.
+ * Folds fine frames (any intervals below a minute, in any order, grid or timed series) into one frame
+ * of 1-minute buckets aligned to the minute.
  */
 export function rollUp(frames: readonly MetricsFrame[]): MetricsFrame {
   const bySeries = new Map<string, Map<number, Acc>>();
@@ -40,7 +40,7 @@ export function rollUp(frames: readonly MetricsFrame[]): MetricsFrame {
       for (let i = 0; i < col.values.length; i++) {
         const v = col.values[i];
         if (v === null || v === undefined) continue;
-        const minute = Math.floor((f.start + i * f.interval) / ROLLUP_INTERVAL_MS) * ROLLUP_INTERVAL_MS;
+        const minute = Math.floor(sampleTime(f, col, i) / ROLLUP_INTERVAL_MS) * ROLLUP_INTERVAL_MS;
         if (minute < first) first = minute;
         if (minute > last) last = minute;
         const acc = buckets.get(minute);

@@ -1,11 +1,6 @@
-// Compiles validated rules once into plain closures over a Snapshot; no code is generated from text.
-import {
-  type Comparison,
-  type Condition,
-  conditionInputs,
-  formatCondition,
-  type Operand,
-} from "./condition.ts";
+// Compiles validated rules once into plain closures over a Snapshot (shared/expr's compiler); no code is generated from text.
+import { compileTruth, type NumFn } from "../expr/index.ts";
+import { type Condition, conditionInputs, formatCondition } from "./condition.ts";
 import { parseRules, type RuleSpec } from "./schema.ts";
 import type { Action, Severity, Snapshot } from "./types.ts";
 
@@ -13,7 +8,7 @@ import type { Action, Severity, Snapshot } from "./types.ts";
 export type Predicate = (s: Snapshot) => boolean;
 
 /** A value reader; NaN stands for "no value" (a series missing from the snapshot, or not a number). */
-type Reader = (s: Snapshot) => number;
+type Reader = NumFn<Snapshot>;
 
 /** One rule, ready to evaluate. */
 export interface CompiledRule {
@@ -39,132 +34,36 @@ export interface CompiledRule {
 /** The enabled rules of one config revision, in file order. */
 export interface CompiledRuleSet {
   readonly rules: readonly CompiledRule[];
+  /** Retired spellings the list used, one line each, naming the rule and field (see shared/expr). */
+  readonly warnings: readonly string[];
 }
 
-function reader(o: Operand): Reader {
-  switch (o.kind) {
-    case "number": {
-      const value = o.value;
-      return () => value;
-    }
-    case "series": {
-      const key = o.key;
-      return (s) => s.values.get(key) ?? Number.NaN;
-    }
-    case "state":
-      switch (o.name) {
-        case "connected":
-          return (s) => (s.state.connected ? 1 : 0);
-        case "offline_s":
-          return (s) => s.state.offline_s;
-        case "buffer_fill":
-          return (s) => s.state.buffer_fill;
-        case "tasks_running":
-          return (s) => s.state.tasks_running;
-        case "tasks_paused":
-          return (s) => s.state.tasks_paused;
-        default:
-          return o.name satisfies never;
-      }
+/** The reader of a name a rule condition reads: `state.<var>` or a series key. */
+function reader(name: string): Reader {
+  switch (name) {
+    case "state.connected":
+      return (s) => (s.state.connected ? 1 : 0);
+    case "state.offline_s":
+      return (s) => s.state.offline_s;
+    case "state.buffer_fill":
+      return (s) => s.state.buffer_fill;
+    case "state.tasks_running":
+      return (s) => s.state.tasks_running;
+    case "state.tasks_paused":
+      return (s) => s.state.tasks_paused;
     default:
-      return o satisfies never;
-  }
-}
-
-/**
- * A missing series makes its comparison false, whatever the operator (`!=` included): a rule never fires
- * on data it does not have. NaN fails every ordered comparison and `===`, so only `!=` needs the check.
- */
-function comparison(op: Comparison, left: Operand, right: Operand): Predicate {
-  const a = reader(left);
-  // The common shape, `series OP number`, reads the constant once here rather than through a closure.
-  if (right.kind === "number") {
-    const n = right.value;
-    switch (op) {
-      case ">":
-        return (s) => a(s) > n;
-      case ">=":
-        return (s) => a(s) >= n;
-      case "<":
-        return (s) => a(s) < n;
-      case "<=":
-        return (s) => a(s) <= n;
-      case "==":
-        return (s) => a(s) === n;
-      case "!=":
-        return (s) => {
-          const x = a(s);
-          return !Number.isNaN(x) && x !== n;
-        };
-      default:
-        return op satisfies never;
-    }
-  }
-  const b = reader(right);
-  switch (op) {
-    case ">":
-      return (s) => a(s) > b(s);
-    case ">=":
-      return (s) => a(s) >= b(s);
-    case "<":
-      return (s) => a(s) < b(s);
-    case "<=":
-      return (s) => a(s) <= b(s);
-    case "==":
-      return (s) => a(s) === b(s);
-    case "!=":
-      return (s) => {
-        const x = a(s);
-        const y = b(s);
-        return !Number.isNaN(x) && !Number.isNaN(y) && x !== y;
-      };
-    default:
-      return op satisfies never;
+      return (s) => s.values.get(name) ?? Number.NaN;
   }
 }
 
 /** Compiles a condition to a closure (short-circuiting `and`/`or`). */
 export function compileCondition(c: Condition): Predicate {
-  switch (c.kind) {
-    case "cmp":
-      return comparison(c.op, c.left, c.right);
-    case "not": {
-      const p = compileCondition(c.item);
-      return (s) => !p(s);
-    }
-    case "and": {
-      const ps = c.items.map(compileCondition);
-      if (ps.length === 2) {
-        const [p, q] = ps as [Predicate, Predicate];
-        return (s) => p(s) && q(s);
-      }
-      return (s) => {
-        for (const p of ps) if (!p(s)) return false;
-        return true;
-      };
-    }
-    case "or": {
-      const ps = c.items.map(compileCondition);
-      if (ps.length === 2) {
-        const [p, q] = ps as [Predicate, Predicate];
-        return (s) => p(s) || q(s);
-      }
-      return (s) => {
-        for (const p of ps) if (p(s)) return true;
-        return false;
-      };
-    }
-    default:
-      return c satisfies never;
-  }
+  return compileTruth<Snapshot>(c, reader);
 }
 
 /** Builds the reader of a decision's inputs: each series or state value the condition reads (null if missing). */
 function inputsOf(c: Condition): (s: Snapshot) => Record<string, number | null> {
-  const reads = conditionInputs(c).map((o) => ({
-    key: o.kind === "state" ? `state.${o.name}` : o.kind === "series" ? o.key : "",
-    read: reader(o),
-  }));
+  const reads = conditionInputs(c).map((key) => ({ key, read: reader(key) }));
   return (s) => {
     const out: Record<string, number | null> = {};
     for (const r of reads) {
@@ -203,9 +102,9 @@ export function compileRule(spec: RuleSpec): CompiledRule {
  * throws ConfigError naming the rule and the field.
  */
 export function compileRules(input: unknown, field = "rules"): CompiledRuleSet {
+  const specs = parseRules(input, field);
   return {
-    rules: parseRules(input, field)
-      .filter((r) => r.enabled)
-      .map(compileRule),
+    rules: specs.filter((r) => r.enabled).map(compileRule),
+    warnings: specs.flatMap((r) => r.warnings),
   };
 }

@@ -1,4 +1,4 @@
-// The default rule set: the resource limits of the original design (DESIGN.md 5.3), written as a YAML rule list would be.
+// The default rule set: the resource limits the project started from (max CPU 80%, memory 85%, disk 90%, min 1 GiB free), written as a YAML rule list would be.
 import { type CompiledRuleSet, compileRules } from "./compile.ts";
 import type { RuleInput } from "./schema.ts";
 

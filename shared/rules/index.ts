@@ -6,7 +6,7 @@ export {
   type Condition,
   ConditionError,
   formatCondition,
-  type Operand,
+  RULE_SCOPE,
   parseCondition,
 } from "./condition.ts";
 export {
@@ -20,6 +20,7 @@ export {
 export {
   type DecisionValidationBody,
   DecisionLog,
+  type DecisionVerdict,
   type LoggedDecision,
   validationBody,
 } from "./decision-log.ts";
@@ -37,3 +38,11 @@ export {
   type Snapshot,
   type StateVar,
 } from "./types.ts";
+export {
+  type MergedRules,
+  mergeRuleSets,
+  parseRuleSetBodies,
+  RULE_SET_NAME,
+  type RuleOrigin,
+  type RuleSetBody,
+} from "./rule-sets.ts";

@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { ConfigError } from "../errors.ts";
 import { formatDuration, parseDuration } from "../config/index.ts";
+import { describeRetired, type Retired } from "../expr/index.ts";
 import { type Condition, ConditionError, parseCondition } from "./condition.ts";
 import { type Action, SEVERITIES, type Severity } from "./types.ts";
 
@@ -129,6 +130,8 @@ export interface RuleSpec {
   readonly actions: readonly Action[];
   readonly clearActions: readonly Action[];
   readonly enabled: boolean;
+  /** Retired spellings in its conditions: `rules[0] (cpu-hot).when: "&&" at column 15 is a retired spelling; write "and"`. */
+  readonly warnings: readonly string[];
 }
 
 /** A problem inside one rule: `path` is relative to the rule (".actions[1].pause_tasks_below"). */
@@ -234,16 +237,16 @@ function actionsOf(
   });
 }
 
-function conditionOf(input: unknown, field: "when" | "clear_when"): Condition {
+function conditionOf(input: unknown, field: "when" | "clear_when", retired: Retired[]): Condition {
   try {
-    return parseCondition(input);
+    return parseCondition(input, "", retired);
   } catch (err) {
     if (err instanceof ConditionError) throw new RuleIssue(`.${field}${err.path}`, err.message);
     throw err;
   }
 }
 
-function specOf(input: v.InferOutput<typeof RuleInput>, names: ReadonlySet<string>): RuleSpec {
+function specOf(input: v.InferOutput<typeof RuleInput>, names: ReadonlySet<string>, label: string): RuleSpec {
   const { name, severity } = input;
   const actions = actionsOf(input.actions, "actions", name, severity, names);
   const clearActions = actionsOf(input.clear_actions, "clear_actions", name, severity, names);
@@ -251,10 +254,19 @@ function specOf(input: v.InferOutput<typeof RuleInput>, names: ReadonlySet<strin
   const raises = actions.some((a) => a.type === "alert");
   const lowers = clearActions.some((a) => a.type === "clear_alert" && a.rule === name);
   if (raises && !lowers) clearActions.unshift({ type: "clear_alert", rule: name });
+  const retiredWhen: Retired[] = [];
+  const retiredClear: Retired[] = [];
+  const when = conditionOf(input.when, "when", retiredWhen);
+  const clearWhen =
+    input.clear_when === undefined ? undefined : conditionOf(input.clear_when, "clear_when", retiredClear);
+  const warnings = [
+    ...retiredWhen.map((r) => `${label}.when: ${describeRetired(r)}`),
+    ...retiredClear.map((r) => `${label}.clear_when: ${describeRetired(r)}`),
+  ];
   return {
     name,
-    when: conditionOf(input.when, "when"),
-    clearWhen: input.clear_when === undefined ? undefined : conditionOf(input.clear_when, "clear_when"),
+    when,
+    clearWhen,
     forMs: input.for,
     clearForMs: input.clear_for,
     cooldownMs: input.cooldown,
@@ -262,6 +274,7 @@ function specOf(input: v.InferOutput<typeof RuleInput>, names: ReadonlySet<strin
     actions,
     clearActions,
     enabled: input.enabled,
+    warnings,
   };
 }
 
@@ -301,7 +314,7 @@ export function parseRules(input: unknown, field = "rules"): RuleSpec[] {
   const names = new Set(seen.keys());
   return shaped.map(({ label, rule }) => {
     try {
-      return specOf(rule, names);
+      return specOf(rule, names, label);
     } catch (err) {
       if (err instanceof RuleIssue) throw new ConfigError(`${label}${err.path}`, err.message, { cause: err });
       throw err;

@@ -47,16 +47,37 @@ export function frameKind(frame: Uint8Array): number | undefined {
   return frame.byteLength > 0 ? frame[0] : undefined;
 }
 
-/** A clear refusal frame: `{code, message}` (advisory: anyone on a broker could write one). */
-export function refuseFrame(code: string, message: string): Uint8Array {
-  return concat([Uint8Array.of(FRAME.refuse), encodeCbor({ code, message })]);
+/**
+ * A clear refusal frame: `{code, message}`, and for `busy` the wait in ms before trying again
+ * (advisory: anyone on a broker could write one).
+ */
+export function refuseFrame(code: string, message: string, retryAfterMs?: number): Uint8Array {
+  const body: Record<string, unknown> = { code, message };
+  if (retryAfterMs !== undefined) body.retry_after = retryAfterMs;
+  return concat([Uint8Array.of(FRAME.refuse), encodeCbor(body)]);
 }
 
-export function readRefusal(frame: Uint8Array): { code: string; message: string } | undefined {
+/** A refusal as read by a node; `retryAfterMs` is bounded to 5 minutes whatever the frame says. */
+export interface Refusal {
+  code: string;
+  message: string;
+  retryAfterMs?: number;
+}
+
+export function readRefusal(frame: Uint8Array): Refusal | undefined {
   try {
-    const body = decodeCbor(frame.subarray(1)) as { code?: unknown; message?: unknown };
+    const body = decodeCbor(frame.subarray(1)) as {
+      code?: unknown;
+      message?: unknown;
+      retry_after?: unknown;
+    };
     if (typeof body?.code === "string" && typeof body.message === "string") {
-      return { code: body.code.slice(0, 64), message: body.message.slice(0, 512) };
+      const r: Refusal = { code: body.code.slice(0, 64), message: body.message.slice(0, 512) };
+      const after = body.retry_after;
+      if (typeof after === "number" && Number.isFinite(after) && after >= 0) {
+        r.retryAfterMs = Math.min(after, 300_000);
+      }
+      return r;
     }
   } catch {
     // advisory only: a refusal that does not parse is ignored

@@ -13,12 +13,14 @@ export {
   PROLOGUE,
   parseJoinToken,
   ReplayWindow,
+  type Refusal,
   readRefusal,
   refuseFrame,
   SESSION_PROTOCOL,
   SecureChannel,
 } from "./channel.ts";
 export {
+  HubBusyError,
   hubTokenProof,
   type InitiatorOptions,
   legacyProof,

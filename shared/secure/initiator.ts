@@ -52,6 +52,17 @@ export const legacyProof = (credHash: string, hash: Uint8Array) =>
   hmac(new TextEncoder().encode(credHash), PROOF_LABEL_LEGACY, hash);
 
 /** Wraps a transport: connect() returns once the hub proved its key and the session keys are set. */
+/** The hub is admitting other agents first and says when to try again (a WebSocket's answer only). */
+export class HubBusyError extends Error {
+  readonly code = "busy";
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number) {
+    super(message);
+    this.name = "HubBusyError";
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 export class SecureTransport implements Transport {
   readonly #inner: Transport;
   readonly #o: InitiatorOptions;
@@ -167,9 +178,14 @@ export class SecureTransport implements Transport {
         if (frame[0] === FRAME.refuse) {
           const r = readRefusal(frame);
           // In clear, so only a hint; a WebSocket is point to point, a broker topic is anyone's.
-          if (r && this.#pointToPoint())
-            done(new Error(`hub refused the handshake: ${r.code}: ${r.message}`));
-          else if (r) this.#logRefusal(r);
+          if (r && this.#pointToPoint()) {
+            const text = `hub refused the handshake: ${r.code}: ${r.message}`;
+            done(
+              r.code === "busy" && r.retryAfterMs !== undefined
+                ? new HubBusyError(text, r.retryAfterMs)
+                : new Error(text),
+            );
+          } else if (r) this.#logRefusal(r);
           return;
         }
         if (frame[0] !== undefined && frame[0] >= 0xa0 && frame[0] <= 0xbf) {

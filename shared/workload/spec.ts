@@ -1,6 +1,7 @@
 // The workload spec shared by hub and agent: what to run, how to restart it, how to check it, where it may go.
 import * as v from "valibot";
 import { ID_PATTERN } from "../ids.ts";
+import { DisconnectPolicySpec } from "./disconnect.ts";
 
 const name = v.pipe(
   v.string(),
@@ -93,7 +94,8 @@ export const WorkloadSpec = v.object({
   /** Pinned placement: exactly these nodes (one replica each). */
   nodes: v.optional(v.array(v.pipe(v.string(), v.regex(ID_PATTERN, "invalid node id")))),
   placement: v.optional(v.record(v.string(), v.unknown()), {}),
-  disconnect: v.optional(v.record(v.string(), v.unknown()), {}),
+  /** What happens when the node of a copy loses contact (disconnect.ts: fields and defaults by level and kind). */
+  disconnect: v.optional(DisconnectPolicySpec, {}),
   rollout: v.optional(Rollout, {}),
 });
 

@@ -244,20 +244,44 @@ describe("local cache versions", () => {
     expect(refused(() => t.cache.put("k", "v", { source: "hub" })).field).toBe("version");
   });
 
-  test("a local write overrides the hub's value until the hub publishes a newer version", () => {
+  test("a local write over a hub entry holds until the hub sends that key again: a resend of the same version or a newer one restores the hub's value", () => {
     using t = open();
     const { cache } = t;
     cache.put("price", "100", { source: "hub", version: 7 });
     expect(cache.put("price", "95")).toEqual({ stored: true });
-    expect(cache.get("price")).toEqual({ value: "95", version: 7, source: "local" });
-    // A resend of version 7 (say, after a reconnect) does not undo the local override...
-    expect(cache.put("price", "100", { source: "hub", version: 7 })).toEqual({
+    // The local value carries no hub version: it does not pass itself off as version 7.
+    expect(cache.get("price")).toEqual({ value: "95", source: "local" });
+    // An older version stays out...
+    expect(cache.put("price", "90", { source: "hub", version: 6 })).toEqual({
       stored: false,
       reason: "stale",
     });
-    // ...a newer version does.
+    // ...the hub's resend of version 7 (at its next session) brings the hub's value back...
+    expect(cache.put("price", "100", { source: "hub", version: 7 })).toEqual({ stored: true });
+    expect(cache.get("price")).toEqual({ value: "100", version: 7, source: "hub" });
+    // ...and after another local write, so does a newer version.
+    cache.put("price", "96");
     expect(cache.put("price", "110", { source: "hub", version: 8 }).stored).toBe(true);
     expect(cache.get("price")).toEqual({ value: "110", version: 8, source: "hub" });
+  });
+
+  test("a hub deletion removes the hub's copy at or below its version and keeps older versions out; a local value stays", () => {
+    using t = open();
+    const { cache } = t;
+    cache.put("zone", "z5", { source: "hub", version: 5 });
+    expect(cache.deleteHub("zone", 5)).toBe(true);
+    expect(cache.get("zone")).toBeUndefined();
+    expect(cache.put("zone", "z5", { source: "hub", version: 5 })).toEqual({ stored: true });
+    expect(cache.deleteHub("zone", 4)).toBe(false);
+    expect(cache.get("zone")?.value).toBe("z5");
+    cache.put("mine", "local");
+    expect(cache.deleteHub("mine", 9)).toBe(false);
+    expect(cache.get("mine")?.value).toBe("local");
+    expect(cache.put("mine", "hub", { source: "hub", version: 8 })).toEqual({
+      stored: false,
+      reason: "stale",
+    });
+    expect(refused(() => cache.deleteHub("€".repeat(90), 1)).field).toBe("key");
   });
 
   test("an older version cannot come back after the newer one was deleted, evicted or expired", async () => {
@@ -281,14 +305,15 @@ describe("local cache versions", () => {
     expect(cache.put("a", "new", { source: "hub", version: 6 }).stored).toBe(true);
   });
 
-  test("a local write to a removed versioned key keeps that version, so older hub data stays out", () => {
+  test("a local write to a removed versioned key carries no version, and older hub data stays out", () => {
     using t = open();
     const { cache } = t;
     cache.put("k", "hub", { source: "hub", version: 3 });
     cache.delete("k");
     cache.put("k", "local");
-    expect(cache.get("k")).toEqual({ value: "local", version: 3, source: "local" });
-    expect(cache.put("k", "hub2", { source: "hub", version: 3 }).stored).toBe(false);
+    expect(cache.get("k")).toEqual({ value: "local", source: "local" });
+    expect(cache.put("k", "hub2", { source: "hub", version: 2 }).stored).toBe(false);
+    expect(cache.put("k", "hub3", { source: "hub", version: 3 }).stored).toBe(true);
   });
 });
 

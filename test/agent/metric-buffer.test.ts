@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { AgentStore, MetricBuffer } from "../../agent/store/index.ts";
 import { decodeCbor, type MetricsBatchBody } from "../../shared/protocol/index.ts";
-import { decodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-codec.ts";
+import { decodeMetrics, type MetricsFrame, sampleTime } from "../../shared/protocol/metrics-codec.ts";
 import { tempDir } from "../support/processes.ts";
 
 const T0 = 1_718_000_000_000;
@@ -25,7 +25,7 @@ function batches(store: AgentStore): Batch[] {
   return store.outbox.readFrom(0, 10_000).map((e) => {
     expect(e.type).toBe("metrics_batch");
     const body = decodeCbor(e.body) as MetricsBatchBody;
-    return { body, frame: decodeMetrics(body), seq: e.seq, samples: e.samples };
+    return { body, frame: decodeMetrics(body), seq: e.id, samples: e.samples };
   });
 }
 
@@ -34,7 +34,7 @@ function samplesOf(frame: MetricsFrame): [number, string, number][] {
   const out: [number, string, number][] = [];
   for (const s of frame.series)
     s.values.forEach((v, i) => {
-      if (v !== null) out.push([frame.start + i * frame.interval, s.name, v]);
+      if (v !== null) out.push([sampleTime(frame, s, i), s.name, v]);
     });
   return out.sort((a, b) => a[0] - b[0] || a[1].localeCompare(b[1]));
 }
@@ -199,6 +199,88 @@ describe("metric buffer: slots and frame size", () => {
     expect(all.length).toBeGreaterThan(1);
     for (const e of store.outbox.readFrom(0, 10_000)) expect(e.body.byteLength).toBeLessThanOrEqual(2048);
     expect(all.reduce((n, x) => n + x.samples, 0)).toBe(600 * 8);
+    store.close();
+  });
+});
+
+describe("metric buffer: points at their own times", () => {
+  test("ten points a second of one series are all kept, at their millisecond times, beside the ticks", () => {
+    using dir = tempDir();
+    using b = open(dir.path);
+    const points = Array.from({ length: 600 }, (_, i) => ({
+      series: "app.rate",
+      t: T0 + i * 100 + 3,
+      value: i,
+    }));
+    // In pushes of 10, as an application pushing every second would.
+    for (let i = 0; i < 600; i += 10) expect(b.buffer.addPoints(points.slice(i, i + 10))).toBe(0);
+    for (let i = 0; i < 60; i++) b.buffer.add(T0 + i * SEC, { "cpu.util": i });
+    expect(b.buffer.produced()).toBe(660);
+    expect(b.buffer.stagedPoints()).toBe(600);
+    expect(b.buffer.flush(T0 + 60 * SEC)).toBe(2);
+    expect(b.buffer.stagedPoints()).toBe(0);
+    const all = batches(b.store).flatMap((x) => samplesOf(x.frame));
+    expect(all.filter((s) => s[1] === "app.rate")).toEqual(points.map((p) => [p.t, p.series, p.value]));
+    expect(all.filter((s) => s[1] === "cpu.util")).toHaveLength(60);
+    expect(batches(b.store).reduce((n, x) => n + x.samples, 0)).toBe(660);
+    expect(b.buffer.folded()).toBe(0);
+  });
+
+  test("two points of one series at the same millisecond fold into the later one, counted as folded", () => {
+    using dir = tempDir();
+    using b = open(dir.path);
+    expect(
+      b.buffer.addPoints([
+        { series: "a", t: T0 + 1, value: 1 },
+        { series: "a", t: T0 + 1, value: 2 },
+        { series: "b", t: T0 + 1, value: 3 },
+      ]),
+    ).toBe(1);
+    expect(b.buffer.addPoints([{ series: "a", t: T0 + 1, value: 4 }])).toBe(1);
+    expect(b.buffer.produced()).toBe(4);
+    expect(b.buffer.folded()).toBe(2);
+    b.buffer.flush(T0 + SEC);
+    expect(batches(b.store).flatMap((x) => samplesOf(x.frame))).toEqual([
+      [T0 + 1, "a", 4],
+      [T0 + 1, "b", 3],
+    ]);
+    // produced - folded = what leaves the agent.
+    expect(batches(b.store)[0]!.samples).toBe(2);
+  });
+
+  test("staged points survive kill -9 and are packed once; a batch spans at most an hour; large ones split under the frame limit", () => {
+    using dir = tempDir();
+    const dead = new AgentStore(dir.path, { bufferBytes: 64 << 20, maxBodyBytes: 4096 });
+    const before = new MetricBuffer(dead, SEC);
+    const points: { series: string; t: number; value: number }[] = [];
+    let seed = 7;
+    const noise = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (let i = 0; i < 3000; i++)
+      points.push({
+        series: `s${i % 3}`,
+        t: T0 + Math.floor(i / 3) * 7,
+        value: Math.round(noise() * 1e9) / 1000,
+      });
+    points.push({ series: "late", t: T0 + 2 * 3_600_000, value: 1 });
+    before.addPoints(points);
+    const store = new AgentStore(dir.path, { bufferBytes: 64 << 20, maxBodyBytes: 4096 });
+    const after = new MetricBuffer(store, SEC);
+    expect(after.stagedPoints()).toBe(3001);
+    expect(after.flush(T0)).toBeGreaterThan(2);
+    const all = batches(store);
+    for (const e of store.outbox.readFrom(0, 10_000)) expect(e.body.byteLength).toBeLessThanOrEqual(4096);
+    for (const x of all) {
+      const times = samplesOf(x.frame).map((p) => p[0]);
+      expect(Math.max(...times) - Math.min(...times)).toBeLessThanOrEqual(3_600_000);
+    }
+    const got = all.flatMap((x) => samplesOf(x.frame));
+    expect(got).toHaveLength(3001);
+    expect(new Set(got.map((p) => `${p[1]}@${p[0]}`)).size).toBe(3001);
+    expect(after.flush(T0)).toBe(0);
+    dead.db.close();
     store.close();
   });
 });

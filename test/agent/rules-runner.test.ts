@@ -1,6 +1,8 @@
 // Specification of the agent's rule runner: decisions become effects on the real store, and stale values lapse.
 import { describe, expect, test } from "bun:test";
-import { RulesRunner } from "../../agent/rules-runner.ts";
+import { handleHubMessage } from "../../agent/link/hub-messages.ts";
+import { RulesRunner } from "../../agent/rules/index.ts";
+import { RequestError } from "../../shared/errors.ts";
 import { AgentStore, MetricBuffer } from "../../agent/store/index.ts";
 import { decodeCbor, encodeCbor, type MetricsBatchBody } from "../../shared/protocol/index.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -112,4 +114,114 @@ describe("series values seen by rules", () => {
     // 6 minutes never passed with a value in view.
     expect(r.runner.list(10)).toHaveLength(0);
   });
+});
+
+describe("rule sets from the hub", () => {
+  const LOCAL = [
+    { name: "hot", when: "x < 0", actions: [{ alert: "local hot" }] },
+    { name: "mine", when: "y > 1", actions: [{ alert: "local mine" }] },
+  ];
+  const HUB = [{ name: "hot", when: "x > 5", actions: [{ alert: "hub hot" }] }];
+  const fires = (r: { reports: { type: string; body: object }[] }) =>
+    r.reports
+      .filter((x) => x.type === "decision_validation")
+      .map(
+        (x) =>
+          x.body as {
+            rule: string;
+            id: number;
+            rule_set?: string;
+            rule_set_rev?: number;
+            condition?: string;
+          },
+      );
+
+  test("by rule name the hub's rule replaces the local one, other local rules stay; decisions name the set, revision and condition", () => {
+    using dir = tempDir();
+    using r = setup(dir.path, LOCAL);
+    expect(r.runner.applyHub(3, { rule_sets: [{ name: "plant", rev: 2, rules: HUB }] })).toBe(true);
+    expect(r.runner.status()).toEqual({
+      running: 2,
+      from_hub: 1,
+      rule_sets: [{ name: "plant", rev: 2 }],
+      config_rev: 3,
+    });
+    r.runner.evaluate({ x: 9, y: 2 }, OFFLINE, T0);
+    expect(fires(r).map((d) => [d.rule, d.rule_set, d.rule_set_rev, d.condition])).toEqual([
+      ["hot", "plant", 2, "x > 5"],
+      ["mine", undefined, undefined, "y > 1"],
+    ]);
+    // What the node runs reaches the hub through the outbox.
+    expect(r.reports.find((x) => x.type === "event")?.body).toMatchObject({
+      kind: "rules_applied",
+      fields: { config_rev: 3, rule_sets: [{ name: "plant", rev: 2 }] },
+    });
+    // A hub rule with enabled: false switches the local one off.
+    r.runner.applyHub(4, { rule_sets: [{ name: "off", rev: 1, rules: [{ ...LOCAL[1], enabled: false }] }] });
+    expect(r.runner.status().running).toBe(1);
+  });
+
+  test("the sets survive a restart with no hub; a bad set is refused and the running rules stay", () => {
+    using dir = tempDir();
+    {
+      using r = setup(dir.path, LOCAL);
+      r.runner.applyHub(3, { rule_sets: [{ name: "plant", rev: 2, rules: HUB }] });
+      expect(r.runner.applyHub(4, { rule_sets: [{ name: "plant", rev: 3, rules: [{ name: "hot" }] }] })).toBe(
+        false,
+      );
+      expect(r.runner.applyHub(5, { rule_sets: "nope" })).toBe(false);
+      expect(r.runner.status().rule_sets).toEqual([{ name: "plant", rev: 2 }]);
+    }
+    using again = setup(dir.path, LOCAL);
+    expect(again.runner.status()).toMatchObject({ rule_sets: [{ name: "plant", rev: 2 }], config_rev: 3 });
+    again.runner.evaluate({ x: 9 }, OFFLINE, T0);
+    expect(fires(again).map((d) => [d.rule, d.rule_set])).toEqual([["hot", "plant"]]);
+  });
+
+  test("a decision is validated only when the hub's verdict for it arrives", () => {
+    using dir = tempDir();
+    using r = setup(dir.path, LOCAL);
+    r.runner.evaluate({ y: 2 }, OFFLINE, T0);
+    const [d] = r.runner.list(10);
+    expect(d).toMatchObject({ rule: "mine", validated: false, verdict: null });
+    // A verdict for another decision (wrong time) changes nothing.
+    r.runner.onVerdicts([{ id: d!.id, rule: "mine", at: T0 + 1, verdict: "agree", reason: "x" }]);
+    expect(r.runner.list(10)[0]!.validated).toBe(false);
+    r.runner.onVerdicts([
+      { id: d!.id, rule: "mine", at: T0, verdict: "unknown", reason: "the hub holds no rule named mine" },
+    ]);
+    expect(r.runner.list(10)[0]).toMatchObject({ validated: true, verdict: "unknown" });
+  });
+});
+
+test("hub messages: a malformed verdict list is refused naming the field, and nothing is marked", () => {
+  using dir = tempDir();
+  using r = setup(dir.path, [{ name: "mine", when: "y > 1", actions: [{ alert: "a" }] }]);
+  r.runner.evaluate({ y: 2 }, OFFLINE, T0);
+  const deps = {
+    tasks: undefined,
+    cache: undefined,
+    log: createLogger("test", { write: () => {} }),
+    reply: () => {},
+    rules: r.runner,
+  };
+  const verdicts = (v: unknown) =>
+    handleHubMessage(
+      {
+        v: 2,
+        t: "command",
+        s: "hub",
+        ts: T0,
+        b: { id: "v", kind: "decision_verdicts", args: { verdicts: v } },
+      } as never,
+      deps,
+    );
+  expect(() => verdicts("all good")).toThrow(/must be a list of verdicts/);
+  expect(() => verdicts([{ id: 1, rule: "mine" }])).toThrow(RequestError);
+  try {
+    verdicts([{ id: 1, rule: "mine" }]);
+  } catch (err) {
+    expect((err as RequestError).field).toBe("verdicts[0]");
+  }
+  expect(r.runner.list(10)[0]!.validated).toBe(false);
 });

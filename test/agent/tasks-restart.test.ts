@@ -147,6 +147,54 @@ describe("task runner across agent restarts", () => {
     expect(alive(pid)).toBe(true);
   });
 
+  test("restart: a start whose pid was not saved (a crash between spawn and save) is found by its intent id and adopted, not started twice", async () => {
+    await using h = await taskHarness();
+    h.tm.reconcile(1, [alloc("svc", { ...SLEEP, ...FAST })]);
+    const pid = (await waitFor(() => h.view("svc")?.pid)) as number;
+    const env = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    const launch = env.find((e) => e.startsWith("NOVACRON_LAUNCH="))?.slice("NOVACRON_LAUNCH=".length);
+    expect(launch).toBeDefined();
+    // The row as a crash right after the spawn leaves it: the intent saved, the pid not.
+    await h.restart(() =>
+      h.db.run("UPDATE task_allocs SET pid = NULL, pid_start = NULL, launch_id = ? WHERE alloc = 'svc'", [
+        launch!,
+      ]),
+    );
+    expect(h.view("svc")).toMatchObject({ status: "running", pid, restarts: 0 });
+    expect(taskPids(h.dir, "svc")).toEqual([pid]);
+    expect(h.logLines.some((l) => l.includes("found the process of a start"))).toBe(true);
+    // Adopted for real: its exit is noticed and it is restarted, one copy.
+    process.kill(pid, "SIGKILL");
+    const next = await waitFor(() => (h.view("svc")?.restarts === 1 ? h.view("svc")?.pid : undefined));
+    expect(taskPids(h.dir, "svc")).toEqual([next]);
+  });
+
+  test("restart: a start with no process left (a crash within it) restarts an exec once and fails a job without running it again", async () => {
+    await using h = await taskHarness();
+    const runs = `${h.dir}/runs`;
+    h.tm.reconcile(1, [alloc("svc", { ...SLEEP, ...FAST }), alloc("once", job(`echo ran >> ${runs}`))]);
+    const pid = (await waitFor(() => h.view("svc")?.pid)) as number;
+    await waitFor(() => h.results.length === 1, { what: "the job's result" });
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => !alive(pid));
+    await h.restart(() => {
+      h.db.run(
+        "UPDATE task_allocs SET pid = NULL, pid_start = NULL, launch_id = 'gone-1' WHERE alloc = 'svc'",
+      );
+      h.db.run(
+        `UPDATE task_allocs SET pid = NULL, launch_id = 'gone-2', finished = 0, reported = 0, result = NULL,
+         want_run = 1, status = 'running' WHERE alloc = 'once'`,
+      );
+    });
+    const next = await waitFor(() => (h.view("svc")?.restarts === 1 ? h.view("svc")?.pid : undefined));
+    expect(taskPids(h.dir, "svc")).toEqual([next]);
+    await waitFor(() => h.results.length === 2, { what: "the job's second report" });
+    expect(h.results[1]).toMatchObject({ alloc: "once", exit_code: null });
+    expect(h.last("once")).toMatchObject({ status: "failed" });
+    expect(h.last("once")?.message).toMatch(/while starting the job .* it may have run/);
+    expect(readFileSync(runs, "utf8")).toBe("ran\n");
+  });
+
   test("restart: a removal interrupted by an agent restart is finished by the next agent", async () => {
     await using h = await taskHarness();
     h.tm.reconcile(1, [

@@ -180,12 +180,13 @@ test("a shorter batch_interval applied live takes effect at once, not after the 
   expect(Date.now() - changedAt).toBeLessThan(10_000);
 }, 60_000);
 
-test("the hub's --help says only what the hub does: it does not reload its config, move workloads or serve a dashboard yet", async () => {
+test("the hub's --help says only what the hub does: it does not reload its config or move workloads, and it names the dashboard it serves", async () => {
   const help = await run(["hub/main.ts", "--help"]);
   expect(help.code).toBe(0);
   expect(help.out).toContain("--down-after");
   expect(help.out).not.toContain("reloads live");
-  expect(help.out).not.toMatch(/workloads move|dashboard/);
+  expect(help.out).not.toMatch(/workloads move/);
+  expect(help.out).toContain("the dashboard (/ui/)");
   // The agent does reload its file: there the marker is true.
   expect((await run(["agent/main.ts", "--help"])).out).toContain("reloads live");
 });

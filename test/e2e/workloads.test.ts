@@ -1,6 +1,7 @@
 // End to end: a real hub assigns workloads to real agents, which run real child processes and report back.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { loop, pids } from "../support/marked-procs.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -33,16 +34,6 @@ interface TaskJson {
 const marker = (tag: string) => `novacron-e2e-${tag}-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
 
 /** Pids of processes whose command line contains `mark` (read from /proc, like pgrep -f). */
-async function pids(mark: string): Promise<number[]> {
-  const out = await new Response(Bun.spawn(["pgrep", "-f", mark], { stdout: "pipe" }).stdout).text();
-  return out
-    .split("\n")
-    .filter(Boolean)
-    .map(Number)
-    .filter((p) => p !== process.pid);
-}
-
-const loop = (mark: string) => ["-c", `while true; do echo ${mark}; sleep 1; done`];
 
 async function tasksOf(agent: AgentHandle): Promise<TaskJson[]> {
   return ((await (await fetch(`${agent.apiUrl}/v1/tasks`)).json()) as { tasks: TaskJson[] }).tasks;

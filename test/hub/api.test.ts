@@ -44,7 +44,7 @@ async function toRes(r: Response): Promise<Res> {
 
 /** The hub's parts wired as server.ts wires them, in this process; the agent session is a Peer. */
 async function inProcess(dir: string): Promise<Target> {
-  const db = openHubDb(dir);
+  const db = await openHubDb(dir);
   const core = createHubCore(db, {
     hubId: "hub-test",
     joinToken: JOIN,

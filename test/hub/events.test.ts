@@ -6,7 +6,7 @@ import { tempDir } from "../support/processes.ts";
 
 test("alerts and decisions from a node are stored exactly once and listed; the hub's policy check gives each decision a verdict", async () => {
   using dir = tempDir();
-  using core = openHubCore(dir.path, {
+  using core = await openHubCore(dir.path, {
     checkDecision: (_node, d) =>
       Number(d.inputs["cpu.util"]) > 80
         ? { verdict: "agree", reason: "cpu.util > 80 holds for the inputs" }

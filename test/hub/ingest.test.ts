@@ -27,8 +27,8 @@ interface Ack {
 }
 
 /** A hub store with one registered node, an Ingest whose acks are recorded; closes on dispose. */
-function openHub(dir: string) {
-  const db = openHubDb(dir);
+async function openHub(dir: string) {
+  const db = await openHubDb(dir);
   const metrics = new MetricsRegistry();
   const registry = new Registry(db, {
     suspectAfterMs: 15_000,
@@ -99,9 +99,9 @@ const batchRows = (db: Database) =>
   );
 
 describe("ingest: sequence numbers", () => {
-  test("accepts batches in order, stores each once and acks the committed high-water mark", () => {
+  test("accepts batches in order, stores each once and acks the committed high-water mark", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     expect([1, 2, 3].map((q) => hub.ingest.receive(NODE, batch(q)))).toEqual([
       "accepted",
       "accepted",
@@ -117,7 +117,7 @@ describe("ingest: sequence numbers", () => {
 
   test("acks only after the commit: nothing before it, and the database already holds what each ack covers", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     hub.ingest.receive(NODE, batch(2));
     expect(hub.acks).toEqual([]);
@@ -127,9 +127,9 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks).toEqual([{ node: NODE, upto: 2, storedSeq: 2, storedBatches: 2 }]);
   });
 
-  test("a duplicate (seq at or below the last) is counted, not stored twice, and answered with the current ack", () => {
+  test("a duplicate (seq at or below the last) is counted, not stored twice, and answered with the current ack", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     hub.ingest.receive(NODE, batch(2));
     hub.ingest.flush();
@@ -142,9 +142,9 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks.map((a) => a.upto)).toEqual([2, 2, 2]);
   });
 
-  test("a duplicate of a message accepted but not yet committed is not acked early", () => {
+  test("a duplicate of a message accepted but not yet committed is not acked early", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
     expect(hub.acks).toEqual([]);
@@ -153,9 +153,9 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks.map((a) => a.upto)).toEqual([1]);
   });
 
-  test("a gap (seq > last + 1) is counted and not stored; the resend in order is", () => {
+  test("a gap (seq > last + 1) is counted and not stored; the resend in order is", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(3))).toBe("gap");
     hub.ingest.flush();
@@ -168,9 +168,9 @@ describe("ingest: sequence numbers", () => {
     expect(batchRows(hub.db)).toEqual([1, 2, 3]);
   });
 
-  test("a gap is accepted when base === seq: the sender dropped everything between", () => {
+  test("a gap is accepted when base === seq: the sender dropped everything between", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 4 }))).toBe("gap");
     expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 5 }))).toBe("accepted");
@@ -181,9 +181,9 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks.at(-1)!.upto).toBe(6);
   });
 
-  test("a batch whose data cannot decode is refused, counted, and acked past so it never blocks", () => {
+  test("a batch whose data cannot decode is refused, counted, and acked past so it never blocks", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     const broken = batch(2, undefined, { data: Uint8Array.from([1, 3, 1, 0xff]) });
     expect(hub.ingest.receive(NODE, broken)).toBe("refused");
@@ -202,18 +202,18 @@ describe("ingest: sequence numbers", () => {
   // (and to novacron_hub_samples_ingested_total) without checking it against the decoded frame, so a
   // buggy or hostile agent inflates the hub's counts. Fix: count countSamples(p.frame) (or refuse a batch
   // whose declared samples differ from its data).
-  test("a batch whose declared sample count disagrees with its data is not counted at the declared number", () => {
+  test("a batch whose declared sample count disagrees with its data is not counted at the declared number", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     const verdict = hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { samples: 999 }));
     hub.ingest.flush();
     const samples = hub.registry.get(NODE)!.samples;
     expect(verdict === "refused" ? samples === 0 : samples === 3).toBe(true);
   });
 
-  test("other reliable messages are stored once, as received", () => {
+  test("other reliable messages are stored once, as received", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, event(1, "disk full"));
     hub.ingest.receive(NODE, batch(2));
     hub.ingest.receive(NODE, event(1, "disk full"));
@@ -230,14 +230,14 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks.at(-1)!.upto).toBe(2);
   });
 
-  test("sequence state survives reopening the database", () => {
+  test("sequence state survives reopening the database", async () => {
     using dir = tempDir();
     {
-      using hub = openHub(dir.path);
+      using hub = await openHub(dir.path);
       for (const q of [1, 2, 3]) hub.ingest.receive(NODE, batch(q));
       hub.ingest.flush();
     }
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     expect(hub.ingest.committed(NODE)).toBe(3);
     expect(hub.ingest.receive(NODE, batch(3))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(5))).toBe("gap");
@@ -250,9 +250,49 @@ describe("ingest: sequence numbers", () => {
 });
 
 describe("ingest: queries", () => {
-  test("query() returns the points of one series within [from, to], oldest first, skipping holes", () => {
+  test("points at their own times: a batch is found by any part of its span, its points come back at their times, sorted among grid ticks", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1, { "app.x": [1, 2, 3] }, { start: T0 }));
+    // One tick of grid, and points of the same series reaching 40 s past it.
+    const times = [T0 + 250, T0 + 1250, T0 + 40_000, T0 + 40_100];
+    const enc = encodeMetrics({
+      start: T0 + 250,
+      interval: SEC,
+      ticks: 1,
+      series: [{ name: "app.x", values: [10, 11, 12, 13], times }],
+    });
+    const body = {
+      start: T0 + 250,
+      interval: SEC,
+      ticks: 1,
+      samples: 4,
+      data: new Uint8Array(enc.data),
+      z: enc.z,
+    };
+    const timed = decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q: 2, ts: T0 })));
+    expect(hub.ingest.receive(NODE, timed)).toBe("accepted");
+    hub.ingest.flush();
+    expect(hub.ingest.query(NODE, "app.x", T0, T0 + 60_000).points).toEqual([
+      [T0, 1],
+      [T0 + 250, 10],
+      [T0 + SEC, 2],
+      [T0 + 1250, 11],
+      [T0 + 2 * SEC, 3],
+      [T0 + 40_000, 12],
+      [T0 + 40_100, 13],
+    ]);
+    expect(hub.ingest.query(NODE, "app.x", T0 + 30_000, T0 + 40_050).points).toEqual([[T0 + 40_000, 12]]);
+    expect(stored(hub.db, NODE).storedBatches).toBe(2);
+    expect(
+      (hub.db.query("SELECT samples FROM nodes WHERE id = ?").get(NODE) as { samples: number }).samples,
+    ).toBe(7);
+    expect(hub.ingest.latest().get(NODE)?.get("app.x")).toEqual([T0 + 40_100, 13]);
+  });
+
+  test("query() returns the points of one series within [from, to], oldest first, skipping holes", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
     const ten = (k: number) => Array.from({ length: 10 }, (_, i) => k * 10 + i + 0.5);
     const first: (number | null)[] = ten(0);
     first[4] = null;
@@ -273,9 +313,9 @@ describe("ingest: queries", () => {
     expect(hub.ingest.series(NODE)).toEqual(["cpu.util", "mem.used_pct"]);
   });
 
-  test("latest() holds the newest value of every series", () => {
+  test("latest() holds the newest value of every series", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     hub.ingest.receive(
       NODE,
       batch(1, { "cpu.util": [1, 2, null], "mem.used_pct": [7, 8, 9] }, { start: T0 }),
@@ -304,9 +344,9 @@ describe("ingest: rollups", () => {
     return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
   }
 
-  test("a rollup counts the fine samples it stands for; queries return its minutes, split ones merged", () => {
+  test("a rollup counts the fine samples it stands for; queries return its minutes, split ones merged", async () => {
     using dir = tempDir();
-    using hub = openHub(dir.path);
+    using hub = await openHub(dir.path);
     const m0 = Math.ceil(T0 / 60_000) * 60_000;
     const fine = (start: number, values: number[]): MetricsFrame => ({
       start,
@@ -343,5 +383,157 @@ describe("ingest: rollups", () => {
     // Old rollups never stand in for the latest value.
     expect(hub.ingest.latest().get(NODE)!.get("cpu.util")).toEqual([m0 + 120_000, 7]);
     expect(hub.ingest.latest().get(NODE)!.has("cpu.util:min")).toBe(false);
+  });
+});
+
+describe("ingest: rollups sent again", () => {
+  test("the same fold sent again is counted as duplicates; minutes split by a fold boundary are kept, even when alike", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    const m0 = Math.ceil(T0 / 60_000) * 60_000;
+    const fine = (start: number, values: number[]): MetricsFrame => ({
+      start,
+      interval: SEC,
+      ticks: values.length,
+      series: [{ name: "cpu.util", values }],
+    });
+    const fold = (q: number, frames: MetricsFrame[], id: number) => {
+      const frame = rollUp(frames);
+      const enc = encodeMetrics(frame);
+      const body = {
+        start: frame.start,
+        interval: frame.interval,
+        ticks: frame.ticks,
+        samples: rolledUpSamples(frame),
+        data: new Uint8Array(enc.data),
+        z: enc.z,
+        rollup: 1 as const,
+        fold: id,
+      };
+      return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
+    };
+    hub.ingest.receive(NODE, fold(1, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
+    hub.ingest.receive(NODE, fold(2, [fine(m0 + 30 * SEC, [9, 9])], 12));
+    // A copy of the store sends its fold 11 again.
+    hub.ingest.receive(NODE, fold(3, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
+    // Minute m0+2 split in two halves that fold to the very same batch (a constant series).
+    hub.ingest.receive(NODE, fold(4, [fine(m0 + 120 * SEC, [7])], 13));
+    hub.ingest.receive(NODE, fold(5, [fine(m0 + 150 * SEC, [7])], 14));
+    hub.ingest.flush();
+    const row = hub.db.query("SELECT samples, duplicate_samples FROM nodes WHERE id = ?").get(NODE);
+    expect(row).toEqual({ samples: 8, duplicate_samples: 4 });
+    expect(hub.ingest.query(NODE, "cpu.util", m0, m0 + 180 * SEC).rollups.map((m) => m[4])).toEqual([
+      5, 1, 2,
+    ]);
+  });
+});
+
+describe("ingest: each sample once by node, series and time", () => {
+  const counts = (db: Database) =>
+    db.query("SELECT samples, duplicate_samples, last_seq FROM nodes WHERE id = ?").get(NODE) as {
+      samples: number;
+      duplicate_samples: number;
+      last_seq: number;
+    };
+
+  test("a batch sent again under a new number (a restored store) stores only the samples the hub lacks", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3], "mem.used_pct": [5, 6, 7] }, { start: T0 }));
+    hub.ingest.flush();
+    // The copy packed the same ticks with one more, and a series the original did not have at that time.
+    const again = batch(
+      2,
+      { "cpu.util": [1, 2, 3, 4], "mem.used_pct": [5, 6, 7, null], "temp.cpu_c": [40, 41, 42, 43] },
+      { start: T0 },
+    );
+    expect(hub.ingest.receive(NODE, again)).toBe("accepted");
+    hub.ingest.flush();
+    expect(counts(hub.db)).toEqual({ samples: 6 + 5, duplicate_samples: 6, last_seq: 2 });
+    expect(hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC).points).toEqual([
+      [T0, 1],
+      [T0 + SEC, 2],
+      [T0 + 2 * SEC, 3],
+      [T0 + 3 * SEC, 4],
+    ]);
+    expect(hub.ingest.query(NODE, "temp.cpu_c", T0, T0 + 10 * SEC).points).toHaveLength(4);
+    expect(hub.metrics.render()).toMatch(/novacron_hub_duplicate_samples_total 6\b/);
+  });
+
+  test("points at their own times sent again are stored once: held times leave, new ones stay", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    const timedBatch = (q: number, times: number[]) => {
+      const enc = encodeMetrics({
+        start: times[0]!,
+        interval: SEC,
+        ticks: 1,
+        series: [{ name: "app.x", values: times.map((t) => t - T0), times }],
+      });
+      const body = {
+        start: times[0]!,
+        interval: SEC,
+        ticks: 1,
+        samples: times.length,
+        data: new Uint8Array(enc.data),
+        z: enc.z,
+      };
+      return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: T0 })));
+    };
+    hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2] }, { start: T0 }));
+    hub.ingest.receive(NODE, timedBatch(2, [T0 + 100, T0 + 200, T0 + 300]));
+    hub.ingest.flush();
+    // A restored store sends the same points again, with one the hub has not seen, under a new number.
+    expect(hub.ingest.receive(NODE, timedBatch(3, [T0 + 100, T0 + 200, T0 + 300, T0 + 400]))).toBe(
+      "accepted",
+    );
+    hub.ingest.flush();
+    expect(counts(hub.db)).toEqual({ samples: 2 + 3 + 1, duplicate_samples: 3, last_seq: 3 });
+    expect(hub.ingest.query(NODE, "app.x", T0, T0 + 10 * SEC).points).toEqual([
+      [T0 + 100, 100],
+      [T0 + 200, 200],
+      [T0 + 300, 300],
+      [T0 + 400, 400],
+    ]);
+  });
+
+  test("a batch the hub holds entirely stores nothing, and its number is acked all the same", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
+    hub.ingest.receive(NODE, batch(2, { "cpu.util": [1, 2, 3] }, { start: T0 }));
+    hub.ingest.flush();
+    expect(counts(hub.db)).toEqual({ samples: 3, duplicate_samples: 3, last_seq: 2 });
+    expect(stored(hub.db, NODE).storedBatches).toBe(1);
+    expect(hub.acks.at(-1)).toMatchObject({ upto: 2 });
+  });
+
+  test("samples stored before the hub restarted are recognised too", async () => {
+    using dir = tempDir();
+    {
+      using hub = await openHub(dir.path);
+      hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
+      hub.ingest.flush();
+      // A database from before the column: the stored batches themselves say how far samples go.
+      hub.db.run("UPDATE nodes SET sample_end = 0");
+    }
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(2, { "cpu.util": [2, 3, 4] }, { start: T0 + SEC }));
+    hub.ingest.flush();
+    expect(counts(hub.db)).toMatchObject({ samples: 4, duplicate_samples: 2 });
+    expect(hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC).points.map((p) => p[0])).toEqual([
+      T0,
+      T0 + SEC,
+      T0 + 2 * SEC,
+      T0 + 3 * SEC,
+    ]);
+  });
+
+  test("later batches in time order take the fast path and are stored whole", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    for (let q = 1; q <= 50; q++) hub.ingest.receive(NODE, batch(q, { "cpu.util": [q, q, q] }));
+    hub.ingest.flush();
+    expect(counts(hub.db)).toEqual({ samples: 150, duplicate_samples: 0, last_seq: 50 });
   });
 });

@@ -5,7 +5,7 @@ import { tempDir } from "../support/processes.ts";
 
 test("placement API: a single dry run, a batch that fits more than one-by-one would, and field-named errors", async () => {
   using dir = tempDir();
-  using core = openHubCore(dir.path);
+  using core = await openHubCore(dir.path);
   {
     for (const [id, level, cores] of [
       ["small", 3, 1],

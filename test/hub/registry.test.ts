@@ -37,8 +37,8 @@ function hello(extra: Partial<HelloBody> = {}): HelloBody {
 }
 
 /** A registry over a real hub database whose clock the test sets through `at()`. */
-function openRegistry(dir: string, policy = POLICY, start = T0) {
-  const db = openHubDb(dir);
+async function openRegistry(dir: string, policy = POLICY, start = T0) {
+  const db = await openHubDb(dir);
   let now = start;
   const registry = new Registry(db, policy, () => now);
   registry.joinTokens.ensureDefault(JOIN, start);
@@ -66,9 +66,9 @@ function joining(token: string, auth: PeerAuth, extra: Partial<HelloBody> = {}):
 }
 
 describe("registry: admission", () => {
-  test("the join token admits a new node id and binds the key its session proved; only the key's public half is stored", () => {
+  test("the join token admits a new node id and binds the key its session proved; only the key's public half is stored", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const key = generateKeyPair();
     const auth = session(key);
     const result = h.registry.admit(joining(JOIN, auth), auth, "ws");
@@ -88,9 +88,9 @@ describe("registry: admission", () => {
     });
   });
 
-  test("the node's key admits it later with no token at all", () => {
+  test("the node's key admits it later with no token at all", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const key = generateKeyPair();
     const first = session(key);
     h.registry.admit(joining(JOIN, first), first, "ws");
@@ -109,9 +109,9 @@ describe("registry: admission", () => {
     });
   });
 
-  test("the join token never admits an existing node id with another key: it cannot take a node over", () => {
+  test("the join token never admits an existing node id with another key: it cannot take a node over", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const real = session();
     h.registry.admit(joining(JOIN, real, { labels: { site: "lab" } }), real, "ws");
     const thief = session();
@@ -126,9 +126,9 @@ describe("registry: admission", () => {
     expect(h.registry.keyInfo("edge-1")?.public_key).toBe(encodeKey(real.key));
   });
 
-  test("a proof made for another session, or with a wrong token, is refused and records nothing", () => {
+  test("a proof made for another session, or with a wrong token, is refused and records nothing", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const auth = session();
     const replayed = joining(JOIN, session(generateKeyPair(), new Uint8Array(32).fill(1)));
     expect(h.registry.admit(replayed, auth, "ws")).toEqual({ ok: false, reason: "join token is not valid" });
@@ -140,9 +140,9 @@ describe("registry: admission", () => {
     expect(h.registry.get("edge-1")).toBeUndefined();
   });
 
-  test("minted tokens keep their scope: expiry, uses, levels, labels; revoked ones stop at once", () => {
+  test("minted tokens keep their scope: expiry, uses, levels, labels; revoked ones stop at once", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const tokens = h.registry.joinTokens;
     const scoped = tokens.mint({ max_uses: 1, levels: [3, 4], labels: { region: "eu" } }, T0);
     const try_ = (id: string, token: string, extra: Partial<HelloBody> = {}) => {
@@ -171,9 +171,9 @@ describe("registry: admission", () => {
     expect(tokens.list(T0 + 2000).map((t) => t.state)).toEqual(["active", "used_up", "expired", "revoked"]);
   });
 
-  test("a rotated key takes over; the old one is taken only until the node first proves the new one", () => {
+  test("a rotated key takes over; the old one is taken only until the node first proves the new one", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const old = generateKeyPair();
     const next = generateKeyPair();
     h.registry.admit(joining(JOIN, session(old)), session(old), "ws");
@@ -189,9 +189,9 @@ describe("registry: admission", () => {
     );
   });
 
-  test("a key past two thirds of its lifetime is asked to rotate, and an expired one still renews", () => {
+  test("a key past two thirds of its lifetime is asked to rotate, and an expired one still renews", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const key = generateKeyPair();
     h.registry.admit(joining(JOIN, session(key)), session(key), "ws");
     expect(h.registry.rotationDue("edge-1")).toBe(false);
@@ -204,9 +204,9 @@ describe("registry: admission", () => {
     expect(h.registry.rotationDue("edge-1")).toBe(false);
   });
 
-  test("an operator reset lets a join token claim the id again, once, within its window", () => {
+  test("an operator reset lets a join token claim the id again, once, within its window", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     h.registry.admit(joining(JOIN, session()), session(), "ws");
     const h2 = session();
     expect(h.registry.admit(joining(JOIN, h2), h2, "ws").ok).toBe(false);
@@ -217,9 +217,9 @@ describe("registry: admission", () => {
     expect(h.registry.admit(joining(JOIN, h3), h3, "ws").ok).toBe(false);
   });
 
-  test("a stolen previous key cannot rotate the node's key back to the thief's", () => {
+  test("a stolen previous key cannot rotate the node's key back to the thief's", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const k0 = generateKeyPair();
     const k1 = generateKeyPair();
     h.registry.admit(joining(JOIN, session(k0)), session(k0), "ws");
@@ -232,9 +232,9 @@ describe("registry: admission", () => {
     expect(h.registry.admit(hello(), session(k0), "ws").ok).toBe(false);
   });
 
-  test("an operator reset revokes the key: rejoining with the same key is refused, a new key joins", () => {
+  test("an operator reset revokes the key: rejoining with the same key is refused, a new key joins", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const stolen = generateKeyPair();
     h.registry.admit(joining(JOIN, session(stolen)), session(stolen), "ws");
     h.registry.resetKey("edge-1", 60_000);
@@ -247,9 +247,9 @@ describe("registry: admission", () => {
     expect(h.registry.admit(joining(JOIN, fresh), fresh, "ws").ok).toBe(true);
   });
 
-  test("a scoped token's levels and labels hold for every later hello, not just the first", () => {
+  test("a scoped token's levels and labels hold for every later hello, not just the first", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     const scoped = h.registry.joinTokens.mint({ levels: [4, 5], labels: { site: "plant-7" } }, T0);
     const key = generateKeyPair();
     const first = session(key);
@@ -274,9 +274,9 @@ describe("registry: admission", () => {
     ).toBe(true);
   });
 
-  test("a revoked default token stays revoked when the hub starts again with the same secret", () => {
+  test("a revoked default token stays revoked when the hub starts again with the same secret", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     expect(h.registry.joinTokens.revoke("default", T0)).toBe(true);
     h.registry.joinTokens.ensureDefault(JOIN, T0 + 1);
     expect(admitNew(h.registry).ok).toBe(false);
@@ -285,9 +285,9 @@ describe("registry: admission", () => {
     expect(h.registry.joinTokens.get("default", T0 + 2)?.state).toBe("active");
   });
 
-  test("protocol 1 credentials are refused unless the hub takes them for a migration", () => {
+  test("protocol 1 credentials are refused unless the hub takes them for a migration", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: false });
+    using h = await openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: false });
     const credHash = new Bun.CryptoHasher("sha256").update("old-credential").digest("hex");
     h.db.run(
       "INSERT INTO nodes (id, level, cred_hash, first_seen, last_seen) VALUES ('edge-1', 2, ?, 1, 1)",
@@ -300,9 +300,9 @@ describe("registry: admission", () => {
     });
   });
 
-  test("a node registered under protocol 1 keeps its id by proving its old credential, once", () => {
+  test("a node registered under protocol 1 keeps its id by proving its old credential, once", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: true });
+    using h = await openRegistry(dir.path, { ...POLICY, acceptLegacyCredentials: true });
     const credential = "old-credential";
     const credHash = new Bun.CryptoHasher("sha256").update(credential).digest("hex");
     h.db.run(
@@ -321,9 +321,9 @@ describe("registry: admission", () => {
 });
 
 describe("registry: status", () => {
-  test("ready while connected and heard from, suspect after suspectAfter of silence, ready again when heard", () => {
+  test("ready while connected and heard from, suspect after suspectAfter of silence, ready again when heard", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     const status = () => h.registry.status(h.registry.get("edge-1")!);
@@ -336,9 +336,9 @@ describe("registry: status", () => {
     expect(status()).toBe("ready");
   });
 
-  test("a disconnected node is suspect at once and down after downAfter of silence", () => {
+  test("a disconnected node is suspect at once and down after downAfter of silence", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     h.at(T0 + 40_000);
@@ -356,9 +356,9 @@ describe("registry: status", () => {
     expect(row.last_seen).toBe(T0 + 40_000);
   });
 
-  test("a node still connected but silent (half-open socket) goes suspect, then down", () => {
+  test("a node still connected but silent (half-open socket) goes suspect, then down", async () => {
     using dir = tempDir();
-    using h = openRegistry(dir.path);
+    using h = await openRegistry(dir.path);
     admitNew(h.registry);
     h.registry.setConnected("edge-1", "ws");
     const status = () => h.registry.status(h.registry.get("edge-1")!);
@@ -368,17 +368,17 @@ describe("registry: status", () => {
     expect(status()).toBe("down");
   });
 
-  test("after a hub restart no node is down before the restart grace period has passed", () => {
+  test("after a hub restart no node is down before the restart grace period has passed", async () => {
     using dir = tempDir();
     const policy: StatusPolicy = { ...POLICY, restartGraceMs: 120_000 };
     {
-      using h = openRegistry(dir.path, policy);
+      using h = await openRegistry(dir.path, policy);
       admitNew(h.registry);
       admitNew(h.registry, { node_id: "edge-2" });
     }
     // The hub comes back an hour later: everyone has been silent far longer than downAfter.
     const restart = T0 + 3_600_000;
-    using h = openRegistry(dir.path, policy, restart);
+    using h = await openRegistry(dir.path, policy, restart);
     const status = (id: string) => h.registry.status(h.registry.get(id)!);
     expect(status("edge-1")).toBe("suspect");
     h.at(restart + policy.downAfterMs + 1);

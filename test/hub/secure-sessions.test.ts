@@ -19,7 +19,7 @@ import { concat } from "../../shared/secure/noise.ts";
 import { helloBody, JOIN, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
-type Core = ReturnType<typeof openHubCore>;
+type Core = Awaited<Awaited<ReturnType<typeof openHubCore>>>;
 
 /** One node's topics as the hub sees them: frames it publishes up, and what the hub publishes down. */
 function topics(core: Core, node: string) {
@@ -62,9 +62,9 @@ const unauthenticated = (core: Core, reason: string) =>
   core.metrics.value("novacron_hub_frames_unauthenticated_total", { reason });
 
 describe("session layer on MQTT topics", () => {
-  test("a junk message 3 for a handshake whose message 2 is public does not spoil the real one", () => {
+  test("a junk message 3 for a handshake whose message 2 is public does not spoil the real one", async () => {
     using dir = tempDir();
-    using core = openHubCore(dir.path);
+    using core = await openHubCore(dir.path);
     const real = begin(core, "edge-1");
     // A stranger who read message 2 on the broker answers first, with garbage.
     real.t.up(concat([Uint8Array.of(FRAME.hello3), real.hsid, new Uint8Array(80)]));
@@ -77,7 +77,7 @@ describe("session layer on MQTT topics", () => {
 
   test("handshakes that never say hello expire, and at the cap the oldest is evicted: a real node still gets in", async () => {
     using dir = tempDir();
-    using core = openHubCore(dir.path, { secureLimits: { maxPending: 3, handshakeTimeoutMs: 100 } });
+    using core = await openHubCore(dir.path, { secureLimits: { maxPending: 3, handshakeTimeoutMs: 100 } });
     for (let i = 0; i < 5; i++) begin(core, `stranger-${i}`).finish();
     expect(core.metrics.value("novacron_hub_handshakes_pending")).toBe(3);
     const s = begin(core, "edge-1").finish();
@@ -88,9 +88,9 @@ describe("session layer on MQTT topics", () => {
     expect(core.metrics.value("novacron_hub_handshakes_pending")).toBe(0);
   });
 
-  test("a node's new session is not mistaken for a replay of its old one", () => {
+  test("a node's new session is not mistaken for a replay of its old one", async () => {
     using dir = tempDir();
-    using core = openHubCore(dir.path);
+    using core = await openHubCore(dir.path);
     const key = generateKeyPair();
     const first = begin(core, "edge-1", key).finish();
     first.hello();

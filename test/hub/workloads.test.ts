@@ -7,8 +7,8 @@ import { tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
 /** A hub core plus simulated agents: each records what the hub sends and can report alloc status. */
-function setup(dir: string) {
-  const core = openHubCore(dir);
+async function setup(dir: string) {
+  const core = await openHubCore(dir);
   const agents = new Map<string, { received: Message[]; seq: number; peer: Peer }>();
   const agent = (node: string) => {
     let a = agents.get(node);
@@ -86,7 +86,7 @@ type WorkloadJson = {
 describe("workloads API", () => {
   test("bad specs get 400 naming the field", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     const cases: [unknown, string][] = [
       ["{not json", "body"],
       [{ driver: "exec", command: "x" }, "name"],
@@ -110,7 +110,7 @@ describe("workloads API", () => {
 
   test("a pinned workload gets one allocation per node; each node receives its desired set on hello and on change", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     h.agent("n1");
     const created = await h.api<WorkloadJson>("POST", "/api/v1/workloads", spec());
     expect(created.status).toBe(201);
@@ -141,7 +141,7 @@ describe("workloads API", () => {
 describe("rollouts", () => {
   test("rolling: replicas move to the new version one at a time, each after the previous proved healthy", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
     h.allHealthy();
@@ -171,7 +171,7 @@ describe("rollouts", () => {
 
   test("rolling: a new version that fails its health check stops the rollout and everything returns to the old version", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
     h.allHealthy();
@@ -196,7 +196,7 @@ describe("rollouts", () => {
 
   test("canary: the first replica moves, the rest wait for promotion through the API", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api(
       "POST",
@@ -227,7 +227,7 @@ describe("rollouts", () => {
 
   test("blue-green: the new version runs beside the old one, and the old stops only when all new replicas are healthy", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     for (const n of ["n1", "n2"]) h.agent(n);
     const bg = { strategy: "blue-green", min_healthy_ms: 0 };
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["n1", "n2"], rollout: bg }));
@@ -244,7 +244,7 @@ describe("rollouts", () => {
 
   test("a job's result reaches the workload's allocation: exit code, output tail, status", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     h.agent("n1");
     await h.api("POST", "/api/v1/workloads", {
       name: "once",
@@ -282,12 +282,50 @@ describe("rollouts", () => {
 describe("generations", () => {
   test("a node that applied a higher generation elsewhere (hub data lost, or another hub) gets this hub's set above it", async () => {
     using dir = tempDir();
-    using h = setup(dir.path);
+    using h = await setup(dir.path);
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["moved"] }));
     const { received } = joinNode(h.core, "moved", { alloc_generation: 41 });
     const sets = received.filter((m) => m.t === "allocs");
     const last = sets.at(-1);
     expect(last?.t === "allocs" && last.b.generation).toBeGreaterThan(41);
     expect(last?.t === "allocs" && last.b.allocs.map((a) => a.workload)).toEqual(["web"]);
+  });
+});
+
+describe("rollback", () => {
+  test("after a finished rollout, rollback rolls the previous spec out again as a new version", async () => {
+    using dir = tempDir();
+    using h = await setup(dir.path);
+    for (const n of ["n1", "n2", "n3"]) h.agent(n);
+    await h.api("POST", "/api/v1/workloads", spec());
+    h.allHealthy();
+    await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));
+    for (let i = 0; i < 4; i++) {
+      h.allHealthy();
+      h.core.controller.tick();
+    }
+    const done = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
+    expect([done.body.version, done.body.rollout_status.state]).toEqual([2, "idle"]);
+    const r = await h.api<WorkloadJson>("POST", "/api/v1/workloads/web/rollback");
+    expect(r.status).toBe(200);
+    expect(r.body.version).toBe(3);
+    expect(r.body.args).toEqual(["3600"]);
+    for (let i = 0; i < 4; i++) {
+      h.allHealthy();
+      h.core.controller.tick();
+    }
+    const specs = ["n1", "n2", "n3"].map((n) =>
+      h.lastAllocs(n)!.allocs.map((a) => `${a.version}:${a.spec.args.join(" ")}`),
+    );
+    expect(specs).toEqual([["3:3600"], ["3:3600"], ["3:3600"]]);
+  });
+
+  test("a workload that never changed has nothing to roll back to", async () => {
+    using dir = tempDir();
+    using h = await setup(dir.path);
+    await h.api("POST", "/api/v1/workloads", spec());
+    const r = await h.api<{ error: { message: string } }>("POST", "/api/v1/workloads/web/rollback");
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain("no rollout to roll back");
   });
 });

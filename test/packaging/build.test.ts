@@ -2,7 +2,9 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { freePort } from "../support/ports.ts";
 import { tempDir } from "../support/processes.ts";
+import { waitFor } from "../support/wait.ts";
 import { artefacts, runBuild, sh, VERSION } from "./_artefacts.ts";
 
 const busybox = Bun.which("busybox");
@@ -27,6 +29,8 @@ describe("build", () => {
         );
       }
     }
+    // The operator CLI ships as a binary only.
+    expected.push("novacron-linux-x64", "novacron-linux-arm64");
     const sums = readFileSync(dist.path("SHA256SUMS"), "utf8");
     const listed = sums
       .trim()
@@ -43,13 +47,40 @@ describe("build", () => {
 
   test("build: the x64 binaries run and report the package version; BUILDINFO names the agent's baseline runtime", async () => {
     const dist = await artefacts();
-    for (const program of ["novacron-agent", "novacron-hub"]) {
+    for (const program of ["novacron-agent", "novacron-hub", "novacron"]) {
       const r = await sh([dist.path(`${program}-linux-x64`), "--version"]);
       expect(r.out.trim()).toBe(`${program} ${VERSION}`);
     }
     const info = readFileSync(dist.path("BUILDINFO"), "utf8");
     const baseline = /@oven\/bun-linux-x64-baseline@[\d.]+: sha256 ([0-9a-f]{64})/.exec(info)?.[1];
     expect(baseline).toBeDefined();
+  });
+
+  test("build: the compiled hub serves the dashboard from inside itself, run where no source tree or node_modules is", async () => {
+    const dist = await artefacts();
+    using dir = tempDir();
+    const port = freePort();
+    const hub = Bun.spawn(
+      [dist.path("novacron-hub-linux-x64"), "serve", "--data", dir.path, "--listen", `127.0.0.1:${port}`],
+      { cwd: dir.path, stdout: "ignore", stderr: "ignore" },
+    );
+    try {
+      const page = await waitFor(
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/ui/`);
+          return r.status === 200 ? r.text() : undefined;
+        },
+        { what: "the compiled hub's /ui/", timeoutMs: 30_000 },
+      );
+      const main = /src="\.\/(main-[a-z0-9]+\.js)"/.exec(page)?.[1];
+      expect(main).toBeDefined();
+      const js = await fetch(`http://127.0.0.1:${port}/ui/${main}`);
+      expect(js.status).toBe(200);
+      expect(await js.text()).toContain("/api/v1/stream");
+    } finally {
+      hub.kill("SIGKILL");
+      await hub.exited;
+    }
   });
 
   test("archive: holds the binary (byte-identical), example config, unit, install.sh and its own SHA256SUMS", async () => {

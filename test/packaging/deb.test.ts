@@ -159,8 +159,15 @@ describe(".deb packages", () => {
       await waitFor(async () => !(await status()).connected, { what: "the agent to notice the hub is gone" });
       await waitFor(async () => (await status()).outbox.pending >= 2, { what: "batches buffered offline" });
       await box.run("systemctl stop novacron-agent");
-      const stopped = await box.run(
-        "systemctl show -p Result -p ExecMainStatus -p ExecMainCode novacron-agent; journalctl -u novacron-agent -o cat --no-pager",
+      // journald takes the unit's last lines from its stdout stream on its own time: wait for them.
+      const stopped = await waitFor(
+        async () => {
+          const out = await box.run(
+            "systemctl show -p Result -p ExecMainStatus -p ExecMainCode novacron-agent; journalctl -u novacron-agent -o cat --no-pager",
+          );
+          return out.includes("stopped; every sample is in the local store") ? out : undefined;
+        },
+        { what: "the agent's last journal line", timeoutMs: 15_000 },
       );
       expect(stopped).toContain("Result=success");
       expect(stopped).toContain("ExecMainStatus=0");

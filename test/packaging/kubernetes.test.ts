@@ -39,7 +39,7 @@ try {
 }
 
 describe("Kubernetes manifests", () => {
-  test("kubernetes: the agent DaemonSet: node name as node id, read-only host /proc and /sys, buffer on a hostPath, 32Mi/50m requests and 64Mi/100m limits, probes and scrape annotations", () => {
+  test("kubernetes: the agent DaemonSet: node name as node id, read-only host /proc and /sys, buffer on a hostPath, 48Mi/50m requests and 64Mi/100m limits, probes and scrape annotations", () => {
     const docs = manifests();
     const ds = find(docs, "DaemonSet", "novacron-agent");
     expect(ds).toBeDefined();
@@ -69,7 +69,7 @@ describe("Kubernetes manifests", () => {
     expect(mounts[data].readOnly).toBeFalsy();
 
     expect(agent.resources).toEqual({
-      requests: { cpu: "50m", memory: "32Mi" },
+      requests: { cpu: "50m", memory: "48Mi" },
       limits: { cpu: "100m", memory: "64Mi" },
     });
 

@@ -398,6 +398,29 @@ describe("config watcher", () => {
     expect(change.config.api).toEqual({ host: "127.0.0.1", port: 8080 });
   });
 
+  test("config: a change written after the file was read and before the watch began is applied (the agent starts its modules in between)", async () => {
+    using file = tempConfig("level: 3\n");
+    const loaded = loadAgentConfig(["--config", file.path], {});
+    if (loaded.action !== "run") throw new Error("expected run");
+    // Same size, so only the modification time tells them apart; the watch starts after the write.
+    file.write("level: 1\n");
+    const changes = eventQueue<number>();
+    const watcher = watchAgentConfig(loaded, {
+      pollMs: 60_000,
+      debounceMs: 10,
+      fsWatch: false,
+      onChange: (config) => changes.push(config.level),
+      onError: (err) => {
+        throw err;
+      },
+    });
+    try {
+      expect(await changes.next()).toBe(1);
+    } finally {
+      watcher?.stop();
+    }
+  });
+
   for (const fsWatch of [true, false]) {
     test(`config: the watcher notices a file replaced by rename, as editors save (fs.watch ${fsWatch ? "on" : "off, polling only"})`, async () => {
       using file = tempConfig("level: 3\n");

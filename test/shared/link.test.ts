@@ -72,7 +72,8 @@ function setup(opts: Partial<LinkOptions> = {}) {
 }
 
 const reliable = (msgs: Message[]) => msgs.filter((m) => m.q !== undefined);
-const pendingSeqs = (s: { outbox: AgentStore["outbox"] }) => s.outbox.readFrom(0, 1000).map((e) => e.seq);
+/** Row ids held, in send order. */
+const pendingIds = (s: { outbox: AgentStore["outbox"] }) => s.outbox.readFrom(0, 1000).map((e) => e.id);
 const messages = (msgs: Message[]) => msgs.map((m) => (m.t === "event" ? m.b.message : m.t));
 
 describe("link: handshake", () => {
@@ -87,7 +88,8 @@ describe("link: handshake", () => {
     const hello = t.sent[0]!;
     expect(hello.t).toBe("hello");
     expect(hello.s).toBe("edge-1");
-    expect(hello.b).toEqual({ ...HELLO, last_acked: 0 });
+    // The store's epoch and the last number it handed out let the hub recognise a restored copy.
+    expect(hello.b).toEqual({ ...HELLO, last_acked: 0, epoch: s.outbox.epoch, seq_high: 0 });
     expect(s.link.status().connected).toBe(false);
 
     s.hub.say("welcome", {
@@ -122,7 +124,7 @@ describe("link: handshake", () => {
     s.link.start();
     await s.connected();
     expect(s.outbox.lastSeq()).toBeGreaterThanOrEqual(100);
-    expect(s.append(2)).toEqual([101, 102]);
+    s.append(2);
     s.link.notify();
     await settleUntil(() => s.hub.committed === 102, "the hub to store 101 and 102");
     expect(s.hub.stored.map((m) => m.q)).toEqual([101, 102]);
@@ -143,6 +145,63 @@ describe("link: handshake", () => {
     await settleUntil(() => s.hub.stored.length === 3, "the hub to store the three messages");
     expect(messages(s.hub.stored)).toEqual(["m1", "m2", "m3"]);
     expect(s.hub.stored.every((m) => m.q! > 100)).toBe(true);
+  });
+});
+
+describe("link: store epochs", () => {
+  test("a store the hub recognises as restored acks what it numbered, starts a new epoch, numbers above the hub and resumes its counters", async () => {
+    const lines: string[] = [];
+    await using s = setup({ log: createLogger("test", { write: (l) => lines.push(l) }) });
+    s.append(4);
+    // In an earlier session (of the original) rows 1 and 2 went out as 1 and 2; then the copy was taken.
+    s.outbox.take(1, 2);
+    s.outbox.bump("samples_produced", 100);
+    const epoch = s.outbox.epoch;
+    // The original went on and the hub stored up to 40 and saw 500 produced before the copy came back.
+    s.hub.committed = 40;
+    s.hub.welcomeExtra = { restored: true, counters: { produced: 500, dropped: 3 } };
+    s.link.start();
+    await settleUntil(() => s.hub.stored.length === 2, "the two unsent rows to be stored");
+    expect(messages(s.hub.stored)).toEqual(["m3", "m4"]);
+    expect(s.hub.stored.map((m) => m.q)).toEqual([41, 42]);
+    expect(s.outbox.epoch).not.toBe(epoch);
+    expect(s.link.status().epoch).toBe(s.outbox.epoch);
+    // The hub's counts carry on, with the 100 this process counted since it opened the store on top.
+    expect(s.outbox.counters()).toMatchObject({ produced: 600, dropped: 3 });
+    expect(lines.some((l) => l.includes("restored from a snapshot or copied"))).toBe(true);
+    // The first heartbeat after the welcome tells the hub the new epoch and the resumed counters.
+    await settleUntil(
+      () => s.hub.received.some((m) => m.t === "heartbeat" && m.b.epoch === s.outbox.epoch),
+      "a heartbeat with the new epoch",
+    );
+    const beat = s.hub.received.find((m) => m.t === "heartbeat" && m.b.epoch === s.outbox.epoch)!;
+    expect(beat.t === "heartbeat" && beat.b).toMatchObject({ produced: 600, dropped: 3, held: 0 });
+  });
+
+  test("a store the hub does not recognise sends again what it numbered, above the hub's mark, in the same epoch", async () => {
+    await using s = setup();
+    s.append(3);
+    s.outbox.take(1, 2);
+    const epoch = s.outbox.epoch;
+    s.hub.committed = 40;
+    s.link.start();
+    await settleUntil(() => s.hub.stored.length === 3, "all three to be stored");
+    expect(messages(s.hub.stored)).toEqual(["m1", "m2", "m3"]);
+    expect(s.hub.stored.map((m) => m.q)).toEqual([41, 42, 43]);
+    expect(s.outbox.epoch).toBe(epoch);
+  });
+
+  test("heartbeats carry the counters on the first beat of a session, then at most every countersEveryMs", async () => {
+    await using s = setup({ countersEveryMs: 5000 });
+    s.outbox.bump("samples_produced", 7);
+    s.link.start();
+    await s.connected();
+    for (let i = 0; i < 12; i++) await s.clock.advance(HEARTBEAT_MS);
+    const beats = s.hub.received.filter((m) => m.t === "heartbeat");
+    const withCounters = beats.filter((m) => m.t === "heartbeat" && m.b.produced !== undefined);
+    expect(beats.length).toBeGreaterThanOrEqual(12);
+    expect(withCounters.length).toBe(3);
+    expect(withCounters[0]!.b).toMatchObject({ epoch: s.outbox.epoch, produced: 7, dropped: 0, held: 0 });
   });
 });
 
@@ -167,22 +226,41 @@ describe("link: outbox drain", () => {
     expect(reliable(s.hub.received)[5]).toMatchObject({ q: 6, base: 3 });
   });
 
-  test("after the outbox dropped its oldest entries the rest go out with base = their first, and the hub takes them", async () => {
+  test("entries in flight when the budget overflows are never dropped: the hub stores them, and only unsent ones count as dropped", async () => {
     await using s = setup();
-    s.outbox.setBudget(250);
-    // Three ~115-byte batches, then five ~30-byte events: the budget drops every batch.
+    s.hub.acking = false;
     for (let i = 0; i < 3; i++) s.outbox.append("metrics_batch", encodeCbor(batchBody()), 2, s.clock.now());
-    // Sent in an earlier session (so the events do not overtake them), never acked.
-    s.outbox.markSent(3);
-    s.append(5);
-    const held = pendingSeqs(s);
-    expect(held).toEqual([4, 5, 6, 7, 8]);
-    expect(s.outbox.stats().droppedMessages).toBe(3);
     s.link.start();
-    await settleUntil(() => s.hub.committed === 8, "the hub to store up to 8");
-    const sent = reliable(s.hub.received);
-    expect(sent[0]).toMatchObject({ q: held[0], base: held[0] });
-    expect(s.hub.stored.map((m) => m.q)).toEqual(held);
+    await settleUntil(() => reliable(s.hub.received).length === 3, "three batches in flight");
+    // The budget shrinks under them and more arrive: the unsent go, the three in flight stay.
+    s.outbox.setBudget(250);
+    for (let i = 0; i < 3; i++) s.outbox.append("metrics_batch", encodeCbor(batchBody()), 2, s.clock.now());
+    expect(pendingIds(s)).toEqual([1, 2, 3, 6]);
+    expect(s.outbox.stats()).toMatchObject({ droppedMessages: 2, droppedSamples: 4 });
+    s.hub.acking = true;
+    await s.clock.advance(ACK_TIMEOUT_MS + 1000);
+    await settleUntil(() => s.outbox.stats().pending === 0, "the hub to store what is held");
+    // Stored: the three in flight and the one kept; dropped: two. Each batch once.
+    expect(s.hub.stored.map((m) => m.q)).toEqual([1, 2, 3, 4]);
+    expect(s.hub.stored.length * 2 + s.outbox.stats().droppedSamples).toBe(12);
+  });
+
+  test("a store that cannot write the numbers of what it sends (a full disk) keeps the session: nothing leaves unnumbered, and it sends once it can", async () => {
+    await using s = setup();
+    s.append(3);
+    // Every write fails, as on a disk with no block left; reads still work.
+    s.store.db.run("PRAGMA query_only = ON");
+    s.link.start();
+    await s.connected();
+    await s.clock.advance(5 * HEARTBEAT_MS);
+    expect(reliable(s.hub.received)).toEqual([]);
+    expect(s.link.status().connected).toBe(true);
+    expect(s.hub.connects.length).toBe(1);
+    s.store.db.run("PRAGMA query_only = OFF");
+    await s.clock.advance(HEARTBEAT_MS);
+    await settleUntil(() => reliable(s.hub.received).length === 3, "the three entries to be sent");
+    expect(reliable(s.hub.received).map((m) => m.q)).toEqual([1, 2, 3]);
+    expect(s.hub.connects.length).toBe(1);
   });
 
   test("a cumulative ack deletes every entry it covers from the outbox", async () => {
@@ -193,7 +271,7 @@ describe("link: outbox drain", () => {
     await settleUntil(() => reliable(s.hub.received).length === 5, "five entries to be sent");
     s.hub.say("ack", { upto: 3 });
     await settle();
-    expect(pendingSeqs(s)).toEqual([4, 5]);
+    expect(pendingIds(s)).toEqual([4, 5]);
     expect(s.link.status().lastAcked).toBe(3);
     s.hub.say("ack", { upto: 5 });
     await settle();
@@ -210,23 +288,24 @@ describe("link: outbox drain", () => {
     s.hub.say("ack", { upto: 1_000_000 });
     s.hub.say("ack", { upto: 5 });
     await settle();
-    expect(pendingSeqs(s)).toEqual([1, 2, 3, 4, 5]);
+    expect(pendingIds(s)).toEqual([1, 2, 3, 4, 5]);
     expect(s.link.status().acksRefused).toBe(2);
     s.hub.say("ack", { upto: 2 });
     await settle();
-    expect(pendingSeqs(s)).toEqual([3, 4, 5]);
+    expect(pendingIds(s)).toEqual([3, 4, 5]);
   });
 
-  test("a welcome claiming entries that never left is not taken as an ack of them", async () => {
+  test("a welcome claiming numbers this store never handed out deletes nothing: the held entries go out above them", async () => {
     await using s = setup();
     s.append(5);
-    s.hub.committed = 4; // a hub (or an impostor) that says it holds 1..4 of a node that sent nothing
+    s.hub.committed = 4; // a hub that holds 1..4 from another store of this node
     s.hub.acking = false;
     s.hub.answerHeartbeats = false;
     s.link.start();
     await settleUntil(() => reliable(s.hub.received).length === 5, "all five sent");
-    expect(pendingSeqs(s)).toEqual([1, 2, 3, 4, 5]);
-    expect(s.link.status().acksRefused).toBe(1);
+    expect(reliable(s.hub.received).map((m) => m.q)).toEqual([5, 6, 7, 8, 9]);
+    expect(pendingIds(s)).toEqual([1, 2, 3, 4, 5]);
+    expect(s.link.status().acksRefused).toBe(0);
   });
 
   test("never has more than `window` messages in flight without an ack", async () => {
@@ -252,7 +331,7 @@ describe("link: outbox drain", () => {
     s.link.start();
     await settleUntil(() => s.hub.seqsReceived().length === 3, "three entries to be sent");
     expect(s.hub.committed).toBe(1); // 2 was lost, so 3 was a gap the hub did not take
-    expect(pendingSeqs(s)).toEqual([2, 3]);
+    expect(pendingIds(s)).toEqual([2, 3]);
 
     await s.clock.advance(ACK_TIMEOUT_MS);
     expect(s.hub.seqsReceived()).toEqual([1, 2, 3]);
@@ -270,7 +349,7 @@ describe("link: outbox drain", () => {
     s.link.start();
     await settleUntil(() => reliable(s.hub.received).length === 3, "three entries to be sent");
     await s.link.stop();
-    expect(pendingSeqs(s)).toEqual([1, 2, 3]);
+    expect(pendingIds(s)).toEqual([1, 2, 3]);
     expect(s.hub.current.closed).toBe(true);
   });
 });

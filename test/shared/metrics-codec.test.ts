@@ -352,7 +352,7 @@ describe("metrics codec: hostile input", () => {
   });
 
   test("metrics codec: refuses an unknown format version and unknown flags", () => {
-    expect(badBody(() => decodeBytes([2, ...valid.slice(1)], 3)).message).toMatch(/version 2/);
+    expect(badBody(() => decodeBytes([3, ...valid.slice(1)], 3)).message).toMatch(/version 3/);
     const flagsAt = 6;
     for (const flags of [0x03, 0x0c, 0x70, 0x80]) {
       const bytes = valid.slice();
@@ -536,3 +536,101 @@ function realisticFrame(ticks: number, rand: () => number): MetricsFrame {
     { name: "load.5", values: walk(0.74, 0.05, 0, 64, cents) },
   ]);
 }
+
+describe("metrics codec: series at their own times (format 2)", () => {
+  const timed = (name: string, times: number[], values: number[]): SeriesColumn => ({ name, values, times });
+
+  test("metrics codec: ten points a second keep their millisecond times and values exactly", () => {
+    const times = Array.from({ length: 600 }, (_, i) => START + i * 100 + (i % 7));
+    const values = times.map((_, i) => Math.round(Math.sin(i) * 1000) / 100 || 0);
+    const frame = frameOf(1, [timed("sensor.vibration", times, values)]);
+    const back = roundTrip(frame);
+    expect(back.series).toEqual([{ name: "sensor.vibration", values, times }]);
+    expect(countSamples(back)).toBe(600);
+  });
+
+  test("metrics codec: grid and timed series share a batch; grid-only data stays format 1, byte for byte", () => {
+    const grid = { name: "cpu.util", values: [1, 2, null, 4] };
+    const gridOnly = encodeMetrics(frameOf(4, [grid]), { compressAbove: Number.POSITIVE_INFINITY });
+    expect(gridOnly.data[0]).toBe(1);
+    const mixed = frameOf(4, [
+      grid,
+      timed("app.latency_ms", [START + 1, START + 250, START + 9999], [3, 4.5, 6]),
+    ]);
+    const enc = encodeMetrics(mixed, { compressAbove: Number.POSITIVE_INFINITY });
+    expect(enc.data[0]).toBe(2);
+    expect(enc.samples).toBe(6);
+    expect(roundTrip(mixed).series).toEqual(mixed.series);
+  });
+
+  test("metrics codec: a format 1 reader's rule holds: presence 3 in format 1 data is refused", () => {
+    const enc = encodeMetrics(frameOf(1, [timed("ab", [START], [5])]), {
+      compressAbove: Number.POSITIVE_INFINITY,
+    });
+    const asV1 = Uint8Array.from(enc.data);
+    asV1[0] = 1;
+    expect(badBody(() => decodeBytes(asV1, 1)).message).toMatch(/unknown flags/);
+  });
+
+  test("metrics codec: refuses to encode times that do not rise, lie before the start or are not integers", () => {
+    for (const times of [[START + 5, START + 5], [START + 5, START + 4], [START - 1], [START + 0.5]]) {
+      badBody(() =>
+        encodeMetrics(
+          frameOf(1, [
+            timed(
+              "ab",
+              times,
+              times.map(() => 1),
+            ),
+          ]),
+        ),
+      );
+    }
+    badBody(() => encodeMetrics(frameOf(1, [{ name: "ab", values: [1, 2], times: [START] }])));
+  });
+
+  test("metrics codec: refuses hostile timed data: zero steps, zero count, counts past the bytes left", () => {
+    // version 2, 1 tick, 1 series, name "ab", flags presence 3 (scaled, d 0)
+    const head = [2, 1, 1, 2, ...ascii("ab"), 3];
+    expect(badBody(() => decodeBytes([...head, 0, 0, 0, 0], 1)).message).toMatch(/count 0/);
+    expect(badBody(() => decodeBytes([...head, 2, 0, 0, 1, 0, 0], 1)).message).toMatch(/step 0/);
+    expect(badBody(() => decodeBytes([...head, 2, 0, 1, 0, 0, 0], 1)).message).toMatch(/does not rise/);
+    expect(badBody(() => decodeBytes([...head, ...varint(1_000_000), 0, 1], 1)).message).toMatch(
+      /do not fit/,
+    );
+    expect(badBody(() => decodeBytes([...head, 1, ...varint(2 ** 53), 0, 0], 1)).message).toMatch(
+      /2\^53|time/,
+    );
+    // The reference: two points 7 ms apart, values 5 and 6.
+    expect(decodeBytes([...head, 2, 3, 7, 1, 1, 10, 2], 1).series).toEqual([
+      { name: "ab", values: [5, 6], times: [START + 3, START + 10] },
+    ]);
+  });
+
+  test("metrics codec: randomized timed frames round-trip exactly and mutations only ever refuse cleanly (seeded)", () => {
+    const rand = prng(42);
+    for (let c = 0; c < 500; c++) {
+      const series: SeriesColumn[] = [];
+      const n = int(rand, 1, 4);
+      for (let s = 0; s < n; s++) {
+        const count = int(rand, 1, 200);
+        const times: number[] = [];
+        let t = START + int(rand, 0, 5000);
+        for (let i = 0; i < count; i++) {
+          times.push(t);
+          t += rand() < 0.3 ? int(rand, 1, 3) : int(rand, 1, 100_000);
+        }
+        const values = times.map(() => (rand() < 0.1 ? rand() * 1e300 : int(rand, -1e6, 1e6) / 100));
+        series.push(timed(`s${s}`, times, values));
+      }
+      const frame = frameOf(1, series);
+      expect(roundTrip(frame).series).toEqual(series);
+      const { data } = encodeMetrics(frame, { compressAbove: Number.POSITIVE_INFINITY });
+      for (let m = 0; m < 5; m++) {
+        const bytes = Uint8Array.from(data);
+        bytes[int(rand, 0, bytes.length - 1)] = int(rand, 0, 255);
+        decodesOrRefuses(() => decodeBytes(bytes, 1));
+      }
+    }
+  });
+});

@@ -39,7 +39,9 @@ describe("decision log", () => {
     using h = openLog(dir.path);
     const d = decision(7);
     const id = h.log.append(d);
-    expect(h.log.list()).toEqual([{ ...d, id, validated: false }]);
+    expect(h.log.list()).toEqual([
+      { ...d, id, validated: false, rule_set: null, rule_set_rev: null, verdict: null, verdict_reason: null },
+    ]);
   });
 
   test("list is newest first, honours limit and since, and survives reopening the file", () => {

@@ -122,8 +122,18 @@ describe("rule conditions", () => {
     expect(formatCondition(parseCondition("a > 0 and (b > 0 and c > 0)"))).toBe("a > 0 and b > 0 and c > 0");
   });
 
-  test("keywords are case-insensitive", () => {
+  test("keywords are case-insensitive (a retired spelling: see the warnings below)", () => {
     expect(holds("a > 0 AND NOT b > 0 Or c > 0", { a: 1, b: 0, c: 0 })).toBe(true);
+  });
+
+  test("arithmetic and functions of the shared language work in conditions", () => {
+    expect(holds("net.rx_bps + net.tx_bps > 100", { "net.rx_bps": 60, "net.tx_bps": 50 })).toBe(true);
+    expect(holds("abs(temp.cpu_c - 40) > 10", { "temp.cpu_c": 25 })).toBe(true);
+    expect(holds("max(a, b) / 2 == 3", { a: 6, b: 1 })).toBe(true);
+    expect(holds("a * 2 > 10", {})).toBe(false);
+    expect(formatCondition(parseCondition("(a + b) * 2 > -(c - 1) and true"))).toBe(
+      "(a + b) * 2 > -(c - 1) and true",
+    );
   });
 
   test("label sets select the labelled series, as the collector writes its key", () => {
@@ -190,18 +200,26 @@ describe("rule list validation", () => {
       ["cpu.util => 80", 'unknown operator "=>" at column 10'],
       ["cpu.util = 80", 'unknown operator "=" at column 10'],
       ["cpu.util <> 80", 'unknown operator "<>" at column 10'],
-      ["cpu.util > 80 && mem.used_pct > 1", 'expected "and", "or" or the end, got "&&" at column 15'],
-      ["cpu.util 80", 'expected a comparison (> >= < <= == !=) but got "80" at column 10'],
-      ["cpu.util >", "expected a series, state variable or number but got the end at column 11"],
-      ["> 80", 'expected a series, state variable or number but got ">" at column 1'],
+      ["cpu.util 80", 'expected an operator, "and", "or" or the end, got "80" at column 10'],
+      [
+        "cpu.util >",
+        'expected a number, a series, a state variable, a function or "(" but got the end at column 11',
+      ],
+      ["> 80", 'expected a number, a series, a state variable, a function or "(" but got ">" at column 1'],
       ["(cpu.util > 80", 'missing ")" for "(" at column 1'],
       ["cpu.util > 80)", 'unmatched ")" at column 14'],
       ["(cpu.util > 80 mem.x > 1)", 'expected ")" but got "mem.x" at column 16'],
       ["cpu.util > 80abc", 'bad number "80a" at column 12'],
       ["cpu.util > 1.2.3", 'bad number "1.2." at column 12'],
-      ["cpu.util > 80 and", "expected a series, state variable or number but got the end at column 18"],
+      [
+        "cpu.util > 80 and",
+        'expected a number, a series, a state variable, a function or "(" but got the end at column 18',
+      ],
+      [
+        "cpu.util > nope(1)",
+        'unknown function "nope" at column 12 (known: abs, sqrt, log, log10, exp, floor, ceil, round, pow, min, max)',
+      ],
       ["cpu.util > $x", 'unexpected character "$" at column 12'],
-      ["80 > 70", "compares two numbers at column 4"],
       ["", "empty expression"],
       ["   ", "empty expression"],
       [
@@ -228,7 +246,7 @@ describe("rule list validation", () => {
       'rules[0] (cpu-hot).when.all[1].op: unknown operator "=>"; use one of > >= < <= == !=',
     );
     expect(errorOf([rule({ any: ["a > 1", { not: "b >" }] })])).toBe(
-      "rules[0] (cpu-hot).when.any[1].not: expected a series, state variable or number but got the end at column 4",
+      'rules[0] (cpu-hot).when.any[1].not: expected a number, a series, a state variable, a function or "(" but got the end at column 4',
     );
     expect(errorOf([rule({ all: [] })])).toBe(
       "rules[0] (cpu-hot).when.all: must be a non-empty list of conditions",
@@ -388,12 +406,16 @@ rules:
 });
 
 describe("rule engine source", () => {
-  test("shared/rules never generates code from text: no eval and no Function constructor", () => {
-    const dir = join(import.meta.dir, "../../shared/rules");
-    const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
-    expect(files.length).toBeGreaterThanOrEqual(7);
+  test("shared/rules and shared/expr never generate code from text: no eval and no Function constructor", () => {
+    const files = ["rules", "expr"].flatMap((sub) => {
+      const dir = join(import.meta.dir, "../../shared", sub);
+      return readdirSync(dir, { recursive: true, encoding: "utf8" })
+        .filter((f) => f.endsWith(".ts"))
+        .map((f) => join(dir, f));
+    });
+    expect(files.length).toBeGreaterThanOrEqual(13);
     for (const f of files) {
-      const text = readFileSync(join(dir, f), "utf8");
+      const text = readFileSync(f, "utf8");
       expect({
         file: f,
         eval: /\beval\s*\(|\bFunction\s*\(|new\s+Function\b|\bimport\s*\(/.test(text),
@@ -402,5 +424,34 @@ describe("rule engine source", () => {
         eval: false,
       });
     }
+  });
+});
+
+describe("retired spellings", () => {
+  const warningsOf = (when: string, clear_when?: string) =>
+    compileRules([rule(when, clear_when === undefined ? {} : { clear_when })]).warnings;
+
+  test("&&, ||, !, upper-case keywords and a bare number as a condition are accepted, each warned about once naming rule, field, old and new", () => {
+    expect(warningsOf("cpu.util > 80 && mem.used_pct > 1")).toEqual([
+      'rules[0] (cpu-hot).when: "&&" at column 15 is a retired spelling; write "and"',
+    ]);
+    expect(warningsOf("a > 1", "!(a > 1) || b > 2")).toEqual([
+      'rules[0] (cpu-hot).clear_when: "!" at column 1 is a retired spelling; write "not"',
+      'rules[0] (cpu-hot).clear_when: "||" at column 10 is a retired spelling; write "or"',
+    ]);
+    expect(warningsOf("a > 1 AND b > 1")).toEqual([
+      'rules[0] (cpu-hot).when: "AND" at column 7 is a retired spelling; write "and"',
+    ]);
+    expect(warningsOf("state.connected")).toEqual([
+      'rules[0] (cpu-hot).when: "state.connected" at column 1 is a retired spelling; write "state.connected != 0"',
+    ]);
+    expect(warningsOf("a > 1 and not b > 1 or c == 2")).toEqual([]);
+    // The old spelling means what the new one means.
+    expect(holds("a > 1 && b > 1", { a: 2, b: 2 })).toBe(true);
+    expect(holds("a > 1 && b > 1", { a: 2, b: 0 })).toBe(false);
+    expect(holds("!(a > 1) || b > 1", { a: 2, b: 0 })).toBe(false);
+    expect(holds("x", { x: 3 })).toBe(true);
+    expect(holds("x", { x: 0 })).toBe(false);
+    expect(holds("x", {})).toBe(false);
   });
 });

@@ -93,6 +93,8 @@ export class FakeHub {
   silent = false;
   /** How far the hub's clock is ahead of the agent's. */
   skewMs = 0;
+  /** Fields added to every welcome (e.g. `restored`, `counters`). */
+  welcomeExtra: Partial<Body<"welcome">> = {};
   /** URLs whose connect() fails. */
   readonly refuse = new Set<string>();
   /** Sequence numbers lost in transit, once each. */
@@ -144,6 +146,7 @@ export class FakeHub {
           last_acked: this.committed,
           config_rev: 0,
           heartbeat_ms: 1000,
+          ...this.welcomeExtra,
         },
         t,
       );

@@ -1,4 +1,5 @@
 // An in-process hub (the same wiring as the server) and agents that join it through a recording peer.
+import type { Database } from "bun:sqlite";
 import { createHubCore, type HubCoreOptions } from "../../hub/core.ts";
 import type { Peer, RawPeer, SecureSessions } from "../../hub/gateway/index.ts";
 import type { Registry } from "../../hub/registry/index.ts";
@@ -47,8 +48,12 @@ export function helloBody(node: string, extra: Partial<HelloBody> = {}): HelloBo
 }
 
 /** A hub core on a fresh database in `dir`; the rollout tick is left to the test. Disposing closes both. */
-export function openHubCore(dir: string, opts: Partial<HubCoreOptions> = {}) {
-  const db = openHubDb(dir);
+export async function openHubCore(dir: string, opts: Partial<HubCoreOptions> = {}) {
+  return hubCoreOn(await openHubDb(dir), opts);
+}
+
+/** A hub core on `db`, wired as openHubCore wires it. Disposing closes both. */
+export function hubCoreOn(db: Database, opts: Partial<HubCoreOptions> = {}) {
   const core = createHubCore(db, {
     hubId: "hub",
     joinToken: JOIN,

@@ -196,7 +196,14 @@ export interface AgentStatusJson {
   connected: boolean;
   hub: string | null;
   outbox: { pending: number; oldest_ms: number | null; bytes: number };
-  samples: { produced: number; dropped: number; downsampled: number; staged_ticks: number };
+  samples: {
+    produced: number;
+    dropped: number;
+    downsampled: number;
+    staged_ticks: number;
+    folded?: number;
+    staged_points?: number;
+  };
   config: Record<string, unknown>;
   ingest_mqtt: { connected: boolean; messages: number; points: number; bad_payloads: number } | null;
   [k: string]: unknown;

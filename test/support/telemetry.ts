@@ -44,7 +44,8 @@ export async function quiesce(
   const final = await waitFor(
     async () => {
       const s = await agent.status();
-      return s.connected && s.outbox.pending === 0 && s.samples.staged_ticks === 0 ? s : undefined;
+      const staged = s.samples.staged_ticks + (s.samples.staged_points ?? 0);
+      return s.connected && s.outbox.pending === 0 && staged === 0 ? s : undefined;
     },
     { timeoutMs: 60_000, what: `${agent.nodeId} to drain its outbox` },
   );

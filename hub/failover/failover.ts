@@ -1,0 +1,410 @@
+// Failover wired up: the monitor's transitions are recorded, then a reconcile pass decides and a thin applier acts.
+import type { Clock, TimerHandle } from "../../shared/clock.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { MetricsRegistry } from "../../shared/metrics.ts";
+import { type FleetState, place } from "../placement/index.ts";
+import type { NodeStatus, Registry } from "../registry/index.ts";
+import type { AllocRecord, WorkloadController, WorkloadStore } from "../workloads/index.ts";
+import type { DrainRecord, DrainStore } from "./drain.ts";
+import { type FailoverEvent, FailoverStore } from "./failover-store.ts";
+import { type NodeSignals, TriggerWatch } from "./migration-triggers.ts";
+import { Mover } from "./mover.ts";
+import { applyDecisions, type DecisionRecorder } from "./applier.ts";
+import {
+  HeartbeatMonitor,
+  type MonitorPolicy,
+  type NodeHealth,
+  type Transition,
+} from "./heartbeat-monitor.ts";
+import { type Decisions, type ReconcileNode, type ReconcileWorkload, reconcile } from "./reconcile.ts";
+import { askWitnesses, chooseWitnesses, type WitnessCandidate } from "./witnesses.ts";
+
+export interface FailoverOptions {
+  db: import("bun:sqlite").Database;
+  registry: Registry;
+  workloads: WorkloadStore;
+  controller: WorkloadController;
+  fleet: () => FleetState;
+  clock: Clock;
+  log: Logger;
+  metrics: MetricsRegistry;
+  /** Records each applied decision in the audit log (action, object, why, the decision). */
+  onDecision?: DecisionRecorder;
+  policy: MonitorPolicy;
+  /** How often the reconcile pass runs besides after each transition (default 500 ms). */
+  passMs?: number;
+  /** A returning node's copies are judged after it has been back this long (default 2 s). */
+  settleMs?: number;
+  /** Replaced lost copies on nodes still out this long are collected (default 24 h). */
+  lostGcAfterMs?: number;
+  /**
+   * Asks `peer` whether it reaches `target` (host:port) now: true, false, or undefined when it did not
+   * answer. Without it no witnesses are asked.
+   */
+  ask?: (peer: string, target: string) => Promise<boolean | undefined>;
+  /** How often witnesses are asked again about a node still out of contact (default 10 s). */
+  witnessEveryMs?: number;
+  /**
+   * Node signals for migration triggers (utilisation, heat, link, maintenance window), read every 5 s;
+   * without it nothing moves on its own.
+   */
+  signals?: () => NodeSignals[];
+}
+
+// The stable API status (DESIGN section 11) of each liveness state.
+const API_STATUS: Record<NodeHealth, NodeStatus> = {
+  ready: "ready",
+  suspect: "suspect",
+  disconnected: "down",
+  lost: "down",
+};
+
+/** The hub's failover: owns node liveness, and moves or reconciles workloads by their disconnect policy. */
+export class Failover {
+  readonly monitor: HeartbeatMonitor;
+  readonly store: FailoverStore;
+  readonly mover: Mover;
+  readonly #o: FailoverOptions;
+  readonly #transitions: (by?: number, labels?: Record<string, string>) => void;
+  readonly #actions: (by?: number, labels?: Record<string, string>) => void;
+  #timer: TimerHandle | undefined;
+  #passQueued = false;
+  #stopped = false;
+  /** Workloads with a lost mark, after the last pass (the controller's pending pass leaves them alone). */
+  #held = new Set<string>();
+  /** The last "nothing fits" per workload, so a replacement that waits for a node is recorded once. */
+  readonly #waiting = new Map<string, string>();
+  /** When witnesses were last asked about each node out of contact (a round in flight counts). */
+  readonly #witnessed = new Map<string, number>();
+  #fleetCache: { at: number; nodes: WitnessCandidate[] } | undefined;
+  readonly #triggers = new TriggerWatch();
+  #lastTriggerCheck = 0;
+
+  constructor(o: FailoverOptions) {
+    this.#o = o;
+    this.store = new FailoverStore(o.db);
+    this.mover = new Mover({
+      db: o.db,
+      registry: o.registry,
+      workloads: o.workloads,
+      controller: o.controller,
+      clock: o.clock,
+      isReady: (node) => this.monitor.get(node)?.health === "ready" && !o.registry.get(node)?.draining,
+      record: (kind, x) => this.#record(kind, x),
+      hold: (w) => this.#held.add(w),
+      kick: () => this.pass(),
+    });
+    this.#transitions = o.metrics.counter(
+      "novacron_hub_node_transitions_total",
+      "Node liveness transitions written by the heartbeat monitor, by new state",
+    );
+    this.#actions = o.metrics.counter(
+      "novacron_hub_failover_actions_total",
+      "Failover actions applied (mark_lost, place, stop, keep, restart)",
+    );
+    this.monitor = new HeartbeatMonitor({
+      source: o.registry,
+      policy: o.policy,
+      clock: o.clock,
+      onTransition: (t) => this.#onTransition(t),
+    });
+    o.metrics.gauge("novacron_hub_node_liveness", "Nodes by liveness state (heartbeat monitor)", () =>
+      Object.entries(this.monitor.counts()).map(([state, n]) => [{ state }, n]),
+    );
+    o.registry.onLiveness = (id, connected) =>
+      this.monitor.onLiveness(id, connected, connected ? (o.registry.get(id)?.labels ?? {}) : {});
+    o.registry.statusSource = (id) => {
+      const l = this.monitor.get(id);
+      return l ? API_STATUS[l.health] : undefined;
+    };
+    this.#held = new Set([...this.#markedWorkloads(), ...this.mover.store.moves().map((m) => m.workload)]);
+    o.controller.heldByFailover = (w) => this.#held.has(w);
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.monitor.start();
+    this.#timer ??= this.#o.clock.setInterval(() => this.pass(), this.#o.passMs ?? 500);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.monitor.stop();
+    this.#o.clock.clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Drains a node (see Mover.drain). */
+  drain(node: string, deadlineMs: number, maxParallel: number): DrainRecord | undefined {
+    return this.mover.drain(node, deadlineMs, maxParallel);
+  }
+
+  /** Moves one copy make-before-break (see Mover.move). */
+  move(alloc: string, reason: string, to?: string): { twin: string; node: string } | { error: string } {
+    return this.mover.move(alloc, reason, to);
+  }
+
+  /** The allocation `id` of workload `name`, wanted running; undefined otherwise. */
+  allocOf(name: string, id: string): string | undefined {
+    return this.mover.allocOf(name, id);
+  }
+
+  /** A node's rule asked to move its work away (`request_migration`). */
+  onMigrationRequest(node: string, reason: string): void {
+    this.mover.onMigrationRequest(node, reason);
+  }
+
+  /** Ends a drain. */
+  undrain(node: string): boolean {
+    return this.mover.undrain(node);
+  }
+
+  /** Drains in progress or done, and the moves in flight. */
+  get drains(): DrainStore {
+    return this.mover.store;
+  }
+
+  #record(kind: string, x: { node?: string; workload?: string; alloc?: string; reason: string }): void {
+    this.store.record({
+      at: this.#o.clock.now(),
+      kind,
+      node: x.node ?? null,
+      workload: x.workload ?? null,
+      alloc: x.alloc ?? null,
+      change: null,
+      reason: x.reason,
+      evidence: [],
+    });
+    this.#o.log.info(`failover ${kind}`, { ...x });
+  }
+
+  /** The failover log, newest first. */
+  events(opts: { node?: string; workload?: string; limit?: number } = {}): FailoverEvent[] {
+    return this.store.events(opts);
+  }
+
+  /**
+   * A node reports it stopped a copy for want of its hub (`stop_on_agent_after`). The copy may never
+   * have been marked lost (the node came back before `lost_after`): it is marked now, so the next pass
+   * settles it by the policy (a fresh copy there, or none when a replacement runs).
+   */
+  onFenced(node: string, alloc: string, at: number, message: string): void {
+    const a = this.#o.workloads.alloc(alloc);
+    if (!a || a.node !== node || a.desired !== "run") return;
+    if (!this.store.marks().has(alloc)) this.store.mark({ alloc, at, prev_status: "complete", message });
+    this.store.record({
+      at: this.#o.clock.now(),
+      kind: "fenced",
+      node,
+      workload: a.workload,
+      alloc,
+      change: null,
+      reason: message,
+      evidence: [],
+    });
+    this.#held.add(a.workload);
+  }
+
+  /** Told of every liveness transition after it is recorded (federation reports them to a parent hub). */
+  readonly transitionListeners: ((t: Transition) => void)[] = [];
+
+  #onTransition(t: Transition): void {
+    this.store.record({
+      at: t.at,
+      kind: "node",
+      node: t.node,
+      workload: null,
+      alloc: null,
+      change: `${t.from} -> ${t.to}`,
+      reason: t.reason,
+      evidence: t.evidence,
+    });
+    this.#transitions(1, { to: t.to });
+    if (t.to === "ready") this.#witnessed.delete(t.node);
+    else if (t.from === "ready") this.#witness(t.node);
+    const log = t.to === "ready" ? this.#o.log.info : this.#o.log.warn;
+    log.call(this.#o.log, `node ${t.to}`, {
+      node: t.node,
+      from: t.from,
+      reason: t.reason,
+      ...(t.evidence.length ? { evidence: t.evidence.join("; ") } : {}),
+    });
+    for (const listen of this.transitionListeners) listen(t);
+    if (!this.#passQueued) {
+      this.#passQueued = true;
+      queueMicrotask(() => this.pass());
+    }
+  }
+
+  // Asks the node's neighbours whether they reach it; their answer becomes evidence on its liveness.
+  #witness(node: string): void {
+    const o = this.#o;
+    if (!o.ask) return;
+    const now = o.clock.now();
+    this.#witnessed.set(node, now);
+    const rec = o.registry.get(node);
+    if (!rec?.labels.witness) return;
+    // One fleet snapshot serves every round within a second (a site going out asks many at once).
+    if (!this.#fleetCache || now - this.#fleetCache.at > 1000) {
+      const liveness = this.monitor.all();
+      this.#fleetCache = {
+        at: now,
+        nodes: o.registry
+          .list()
+          .map((n) => ({ id: n.id, labels: n.labels, ready: liveness.get(n.id)?.health === "ready" })),
+      };
+    }
+    const choice = chooseWitnesses({ id: node, labels: rec.labels, ready: false }, this.#fleetCache.nodes);
+    if (!choice) return;
+    if (choice.peers.length > 0) this.monitor.witnessAsked(node);
+    void askWitnesses(node, choice, o.ask, () => o.clock.now()).then((report) => {
+      // Answers that come back after the hub stopped (its store is closed) are dropped.
+      if (this.#timer === undefined || this.monitor.get(node)?.health === "ready") return;
+      this.store.record({
+        at: report.at,
+        kind: "witness",
+        node,
+        workload: null,
+        alloc: null,
+        change: null,
+        reason: report.note,
+        evidence: choice.peers,
+      });
+      this.#o.log.info("witnesses asked", { node, asked: report.asked, reached: report.reached });
+      this.monitor.setWitness(report);
+      this.pass();
+    });
+  }
+
+  #markedWorkloads(): string[] {
+    const marks = this.store.marks();
+    if (marks.size === 0) return [];
+    const out = new Set<string>();
+    for (const id of marks.keys()) {
+      const a = this.#o.workloads.alloc(id);
+      if (a && a.desired === "run") out.add(a.workload);
+      else this.store.unmark(id);
+    }
+    return [...out];
+  }
+
+  /** One reconcile pass: decide over the nodes out of contact and the copies marked lost, then apply. */
+  pass(): Decisions | undefined {
+    this.#passQueued = false;
+    // A pass queued (a transition, a witness's answer) before stop() finds the database closed.
+    if (this.#stopped) return undefined;
+    const o = this.#o;
+    const now = o.clock.now();
+    const liveness = this.monitor.all();
+    const marks = this.store.marks();
+    const troubled = new Set<string>();
+    for (const [id, l] of liveness) if (l.health !== "ready") troubled.add(id);
+    // Witnesses are asked again while a node stays out: a partition can become a crash.
+    for (const id of troubled) {
+      const last = this.#witnessed.get(id);
+      if (last === undefined || now - last >= (o.witnessEveryMs ?? 10_000)) this.#witness(id);
+    }
+    if (o.signals && now - this.#lastTriggerCheck >= 5000) {
+      this.#lastTriggerCheck = now;
+      for (const t of this.#triggers.check(now, o.signals())) {
+        if (t.drainBy === undefined) this.onMigrationRequest(t.node, t.reason);
+        else {
+          this.#record("migration_request", { node: t.node, reason: t.reason });
+          this.drain(t.node, Math.max(0, t.drainBy - now), 1);
+        }
+      }
+    }
+    this.mover.step(now);
+    const moving = this.mover.store.moves().map((m) => m.workload);
+    if (troubled.size === 0 && marks.size === 0) {
+      this.#held = new Set(moving);
+      return undefined;
+    }
+    // Only workloads with a copy on a node out of contact, or a copy marked lost, need a decision.
+    const byWorkload = new Map<string, AllocRecord[]>();
+    for (const a of o.workloads.activeAllocs()) {
+      const list = byWorkload.get(a.workload) ?? [];
+      list.push(a);
+      byWorkload.set(a.workload, list);
+    }
+    const workloads: ReconcileWorkload[] = [];
+    const nodes = new Map<string, ReconcileNode>();
+    for (const [name, allocs] of byWorkload) {
+      if (!allocs.some((a) => troubled.has(a.node) || marks.has(a.id))) continue;
+      const w = o.workloads.get(name);
+      if (!w) continue;
+      workloads.push({
+        name,
+        spec: w.spec,
+        rolling: "step_started" in w.rollout,
+        allocs: allocs.map((a) => {
+          const m = marks.get(a.id);
+          return {
+            id: a.id,
+            workload: a.workload,
+            node: a.node,
+            status: a.status,
+            healthy: a.healthy,
+            running_since: a.running_since,
+            created: a.created,
+            ...(m
+              ? {
+                  lost: {
+                    at: m.at,
+                    prev_status: m.prev_status,
+                    reported_since: !(a.status === "lost" && a.message === m.message),
+                  },
+                }
+              : {}),
+          };
+        }),
+      });
+      for (const a of allocs) {
+        if (nodes.has(a.node)) continue;
+        const l = liveness.get(a.node);
+        const rec = o.registry.get(a.node);
+        nodes.set(a.node, {
+          state: l && l.health !== "ready" ? l.health : rec?.draining ? "draining" : (l?.health ?? "suspect"),
+          level: rec?.level ?? 3,
+          troubleSince: l?.troubleSince ?? now,
+          since: l?.since ?? now,
+          evidence: l?.evidence ?? [],
+          partitioned: l?.partitioned ?? false,
+        });
+      }
+    }
+    let fleet: FleetState | undefined;
+    const decisions = reconcile({
+      now,
+      nodes,
+      workloads,
+      settleMs: o.settleMs ?? 2000,
+      gcAfterMs: o.lostGcAfterMs ?? 86_400_000,
+      score: (workload, node) => {
+        fleet ??= o.fleet();
+        const w = workloads.find((x) => x.name === workload)!;
+        const others = {
+          ...fleet,
+          allocations: (fleet.allocations ?? []).filter((a) => a.workload !== workload),
+        };
+        const plan = place(others, {
+          resources: w.spec.resources,
+          replicas: fleet.nodes.length,
+          placement: w.spec.placement,
+        });
+        return plan.candidates.find((c) => c.node === node)?.score;
+      },
+    });
+    applyDecisions(decisions, marks, now, {
+      store: this.store,
+      workloads: o.workloads,
+      controller: o.controller,
+      log: o.log,
+      count: this.#actions,
+      waiting: this.#waiting,
+      ...(o.onDecision ? { record: o.onDecision } : {}),
+    });
+    this.#held = new Set([...this.#markedWorkloads(), ...this.mover.store.moves().map((m) => m.workload)]);
+    return decisions;
+  }
+}

@@ -1,0 +1,38 @@
+// The few SQL spellings that differ between SQLite and PostgreSQL, in one place.
+import type { Dialect } from "./types.ts";
+
+/** The larger of two expressions: SQLite's scalar max(), PostgreSQL's GREATEST(). */
+export function greatest(dialect: Dialect, a: string, b: string): string {
+  return dialect === "postgres" ? `GREATEST(${a}, ${b})` : `max(${a}, ${b})`;
+}
+
+/** Row lock for a SELECT inside a transaction; SQLite's write transaction (BEGIN IMMEDIATE) already excludes others. */
+export function forUpdate(dialect: Dialect): string {
+  return dialect === "postgres" ? " FOR UPDATE" : "";
+}
+
+const SPELLINGS: Record<string, Record<Dialect, string>> = {
+  // Times, sequence numbers and counters are 64-bit.
+  "{big}": { sqlite: "INTEGER", postgres: "BIGINT" },
+  "{bytes}": { sqlite: "BLOB", postgres: "BYTEA" },
+  "{norowid}": { sqlite: " WITHOUT ROWID", postgres: "" },
+  // A row id the database assigns, rising and never reused. ALWAYS on PostgreSQL: an id given by the
+  // writer would not move the sequence on, and a later row would collide with it (the hub gives none).
+  "{autoid}": {
+    sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT",
+    postgres: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+  },
+  // SQLite adopts a hub.db whose tables openHubDb made before migrations ran it; PostgreSQL's tables
+  // exist only through the migrations, so one found there already is an error worth seeing.
+  "{ine}": { sqlite: " IF NOT EXISTS", postgres: "" },
+};
+
+/** `text` with its {big}, {bytes}, {norowid}, {autoid} and {ine} spelled for `dialect`. */
+export function spellFor(dialect: Dialect, text: string): string {
+  return text.replace(/\{(?:big|bytes|norowid|autoid|ine)\}/g, (token) => SPELLINGS[token]![dialect]);
+}
+
+/** `text` spelled for each dialect. */
+export function spell(text: string): Record<Dialect, string> {
+  return { sqlite: spellFor("sqlite", text), postgres: spellFor("postgres", text) };
+}
