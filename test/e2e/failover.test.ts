@@ -1,6 +1,7 @@
 // Failover end to end: real hub and agents; nodes killed, frozen, partitioned through a TCP proxy, and the hub restarted.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { tcpConnectMs } from "../../agent/collect/probes.ts";
 import { loop, pids } from "../support/marked-procs.ts";
 import { freePort } from "../support/ports.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
@@ -427,6 +428,11 @@ describe("failover end to end", () => {
         },
         { what: "one process per copy, as the agent reports them" },
       );
+      // The pid exists before python has bound its socket: a witness asked in between finds nothing
+      // listening, and the first report would rightly say so.
+      await waitFor(async () => (await tcpConnectMs(`127.0.0.1:${port}`, 500)) !== undefined, {
+        what: "the probe port to accept connections",
+      });
       await using _b = await agent(hub, dir.path, "wb1", hub.wsUrl, ["--label", "site=s1"]);
       proxy.refuse();
       const witness = await waitFor(
