@@ -38,5 +38,5 @@ await time("PUT /api/v1/cache (one entry)", (i) =>
 );
 const entries = core.db.query("SELECT count(*) AS n FROM audit_log").get() as { n: number };
 const t0 = performance.now();
-const v = core.audit.verify();
+const v = await core.audit.verify();
 console.log(`verify: ${entries.n} entries, ok=${v.ok}, ${(performance.now() - t0).toFixed(1)} ms`);

@@ -28,9 +28,12 @@ import { Ingest } from "./ingest/index.ts";
 import { LiveFeed } from "./live/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { RuleSets } from "./rule-sets/index.ts";
+import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 
 export interface HubCoreOptions {
+  /** The store ported stores use (default: HubSql over `db` itself). */
+  sql?: HubSql;
   hubId: string;
   /** The default join token (the hub's flag or DIR/join.token); minted ones live in the database. */
   joinToken: string;
@@ -95,21 +98,38 @@ const noPolicy: DecisionCheck = () => ({
 /** Everything a hub does, given a database; the server adds Bun.serve and MQTT, tests feed frames directly. */
 export function createHubCore(db: Database, o: HubCoreOptions) {
   const metrics = new MetricsRegistry();
+  // Ported stores take the async HubSql; the rest still use the Database (docs/hub-replicas.md, 2.2).
+  const sql = o.sql ?? wrapSqlite(db);
   const clock = o.clock ?? systemClock;
   const now = () => clock.now();
-  const registry = new Registry(db, o.statusPolicy, now);
-  const tokens = new OperatorTokens(db, now);
-  const audit = new AuditLog(db, now);
-  // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`.
-  const recordDecision = (action: string, object: string, detail: string, state?: unknown) =>
-    audit.append({
+  const registry = new Registry(db, o.statusPolicy, now, sql);
+  const tokens = new OperatorTokens(sql, now);
+  const audit = new AuditLog(sql, now);
+  // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`. They are
+  // made in synchronous code, some inside a transaction: each entry is appended after, in the order
+  // they were made (outside any transaction of the caller's, whose commit it then waits for).
+  let decisions: Promise<void> = Promise.resolve();
+  const recordDecision = (action: string, object: string, detail: string, state?: unknown) => {
+    const input = {
       actor: "hub",
       action,
       object,
       before: null,
       after: stateDigest(state === undefined ? null : JSON.stringify(state)),
       detail,
-    });
+    };
+    decisions = decisions
+      .then(() => insideTx.exit(() => audit.append(input)))
+      .then(
+        () => {},
+        (err: unknown) =>
+          o.log.error("a hub decision was not written to the audit log", {
+            action,
+            object,
+            error: (err as Error).message,
+          }),
+      );
+  };
   registry.joinTokens.ensureDefault(o.joinToken, Date.now());
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(db, now);
@@ -193,6 +213,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   // The app answers queries a parent forwards; it is built below, after everything it serves.
   let api: { fetch: (req: Request) => Response | Promise<Response> } | undefined;
   const federation = new Federation({
+    sql,
     hubId: o.hubId,
     level: o.level ?? 1,
     registry,
@@ -520,7 +541,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     federation,
     app,
     live,
-    /** Stops timers and writes what is pending; the caller closes the database. */
+    /** Resolves when the hub's decisions made so far are in the audit log (before the database closes). */
+    settled(): Promise<void> {
+      return decisions;
+    },
+    /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */
     close(): void {
       void federation.stop();
       live.stop();

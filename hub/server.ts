@@ -183,6 +183,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       await core.federation.stop();
       server.stop(true);
       core.close();
+      await core.settled();
       db.close();
     },
   };

@@ -71,7 +71,7 @@ export function auditTrail(app: Hono, log: AuditLog): MiddlewareHandler {
     } else {
       afterText = status < 400 ? await c.res.clone().text() : undefined;
     }
-    log.append({
+    await log.append({
       actor: caller.actor,
       action: `${c.req.method} ${routePattern(c)}`,
       object,

@@ -52,11 +52,11 @@ export function auditApi(log: AuditLog): Hono {
       query: AuditQuery,
       response: v.object({ entries: v.array(Entry) }),
     }),
-    (c) => {
+    async (c) => {
       const q = parseWith(AuditQuery, c.req.query());
       const num = (s: string | undefined) => (s === undefined ? undefined : Number(s));
       return c.json({
-        entries: log.query({
+        entries: await log.query({
           ...(q.since !== undefined ? { since: num(q.since) } : {}),
           ...(q.until !== undefined ? { until: num(q.until) } : {}),
           ...(q.actor !== undefined ? { actor: q.actor } : {}),
@@ -72,7 +72,7 @@ export function auditApi(log: AuditLog): Hono {
       summary: "walk the hash chain: ok, or the first missing or edited entry",
       response: Verify,
     }),
-    (c) => c.json(log.verify()),
+    async (c) => c.json(await log.verify()),
   );
   return app;
 }

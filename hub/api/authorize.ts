@@ -32,15 +32,15 @@ const refuse = (c: Context, status: 401 | 403, code: string, message: string) =>
   c.json({ error: { code, message } }, status);
 
 /** Who a bearer header names, or why not. */
-export function identify(
+export async function identify(
   header: string | undefined,
   o: { adminToken: () => string; tokens: OperatorTokens },
-): Caller | { refused: string } {
+): Promise<Caller | { refused: string }> {
   const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
   if (!m) return { refused: "missing bearer token (Authorization: Bearer <token>)" };
   const presented = m[1]!.trim();
   if (secretsEqual(presented, o.adminToken())) return { actor: "bootstrap", role: "admin" };
-  const t = o.tokens.check(presented);
+  const t = await o.tokens.check(presented);
   if ("refused" in t) return { refused: t.refused };
   return { actor: `token:${t.name}`, role: t.role, tokenId: t.id };
 }
@@ -59,11 +59,11 @@ export function authorize(o: {
       callers.set(c.req.raw, { actor: "hub", role: "admin" });
       return next();
     }
-    const who = identify(c.req.header("authorization"), o);
+    const who = await identify(c.req.header("authorization"), o);
     if ("refused" in who) return refuse(c, 401, "unauthorized", who.refused);
     const needed = requiredRole(c.req.method, c.req.path);
     if (!roleAllows(who.role, needed)) {
-      o.audit?.append({
+      await o.audit?.append({
         actor: who.actor,
         action: `${c.req.method} ${c.req.path}`,
         object: c.req.path.replace(/^\/api\/v1\//, ""),

@@ -130,9 +130,9 @@ export function createApi(deps: ApiDeps): Hono {
         "Prometheus text: the hub's own metrics and every node's newest series (a token with --metrics-auth)",
       contentType: "text/plain",
     }),
-    (c) => {
+    async (c) => {
       if (metricsNeedToken()) {
-        const who = identify(c.req.header("authorization"), deps);
+        const who = await identify(c.req.header("authorization"), deps);
         if ("refused" in who) return c.json({ error: { code: "unauthorized", message: who.refused } }, 401);
       }
       const fleet = fleetMetrics(deps.ingest.latest());

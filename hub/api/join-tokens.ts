@@ -26,15 +26,15 @@ export function joinTokensApi(deps: { registry: Registry; now?: () => number }):
   const tokens = deps.registry.joinTokens;
   const now = deps.now ?? Date.now;
   const app = new Hono();
-  app.get("/", describeRoute({ summary: "join tokens (never their secrets)" }), (c) =>
-    c.json({ tokens: tokens.list(now()) }),
+  app.get("/", describeRoute({ summary: "join tokens (never their secrets)" }), async (c) =>
+    c.json({ tokens: await tokens.list(now()) }),
   );
   app.post(
     "/",
     describeRoute({ summary: "mint a join token (admin)", body: MintBody, status: 201 }),
     async (c) => {
       const b = await parseBody(c, MintBody);
-      const minted = tokens.mint(
+      const minted = await tokens.mint(
         {
           ...(b.ttl_s ? { expires: now() + b.ttl_s * 1000 } : {}),
           ...(b.max_uses ? { max_uses: b.max_uses } : {}),
@@ -48,9 +48,9 @@ export function joinTokensApi(deps: { registry: Registry; now?: () => number }):
       return c.json({ token: minted.token, ...minted.info }, 201);
     },
   );
-  app.delete("/:id", describeRoute({ summary: "revoke a join token (admin)" }), (c) => {
+  app.delete("/:id", describeRoute({ summary: "revoke a join token (admin)" }), async (c) => {
     const id = c.req.param("id");
-    if (!tokens.revoke(id, now())) throw new NotFoundError(`no active join token ${id}`);
+    if (!(await tokens.revoke(id, now()))) throw new NotFoundError(`no active join token ${id}`);
     return c.json({ id, state: "revoked" });
   });
   return app;

@@ -64,7 +64,7 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
     }),
     async (c) => {
       const b = await parseBody(c, MintToken);
-      if (deps.tokens.activeNamed(b.name))
+      if (await deps.tokens.activeNamed(b.name))
         return c.json(
           {
             error: {
@@ -76,7 +76,7 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
           409,
         );
       const lifetime = b.expires_in === undefined ? undefined : tokenLifetime(b.expires_in);
-      const t = deps.tokens.mint(b.name, b.role, lifetime === undefined ? null : deps.now() + lifetime);
+      const t = await deps.tokens.mint(b.name, b.role, lifetime === undefined ? null : deps.now() + lifetime);
       return c.json(
         {
           id: t.id,
@@ -96,7 +96,7 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
       summary: "list operator tokens (never their secrets)",
       response: v.object({ tokens: v.array(TokenInfo) }),
     }),
-    (c) => c.json({ tokens: deps.tokens.list() }),
+    async (c) => c.json({ tokens: await deps.tokens.list() }),
   );
   app.delete(
     "/:id",
@@ -104,9 +104,9 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
       summary: "revoke an operator token (admin): it is refused from the next request on",
       response: v.object({ id: v.string(), revoked_at: v.number() }),
     }),
-    (c) => {
+    async (c) => {
       const id = c.req.param("id");
-      const at = deps.tokens.revoke(id);
+      const at = await deps.tokens.revoke(id);
       if (at === undefined) throw new NotFoundError(`no operator token ${id}`);
       return c.json({ id, revoked_at: at });
     },

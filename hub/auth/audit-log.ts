@@ -1,6 +1,6 @@
 // The audit log: append-only, each entry chained to the one before by SHA-256; verify finds the first bad entry.
-import type { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
+import { forUpdate, type HubSql } from "../store/sql/index.ts";
 
 /** One entry as stored and listed. `before`/`after` are SHA-256 digests of the object's state (hex), or null. */
 export interface AuditEntry {
@@ -61,45 +61,33 @@ function entryHash(e: Omit<AuditEntry, "hash">): string {
   return createHash("sha256").update(JSON.stringify(fields)).digest("hex");
 }
 
-/** The `audit_log` table (rows may be added, never changed: triggers refuse UPDATE and DELETE). */
+/** Rows read per query while the chain is verified. */
+const VERIFY_PAGE = 1000;
+
+/**
+ * The `audit_log` table (made by the migrations; rows may be added, never changed: triggers refuse
+ * UPDATE and DELETE). Appends on one hub or several replicas form one chain: each takes the head's
+ * row lock first.
+ */
 export class AuditLog {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #now: () => number;
 
-  constructor(db: Database, now: () => number) {
-    this.#db = db;
+  constructor(sql: HubSql, now: () => number) {
+    this.#sql = sql;
     this.#now = now;
-    db.run(`CREATE TABLE IF NOT EXISTS audit_log (
-      seq INTEGER PRIMARY KEY,
-      at INTEGER NOT NULL,
-      actor TEXT NOT NULL,
-      action TEXT NOT NULL,
-      object TEXT NOT NULL,
-      before TEXT,
-      after TEXT,
-      status INTEGER,
-      detail TEXT,
-      prev_hash TEXT NOT NULL,
-      hash TEXT NOT NULL
-    )`);
-    db.run("CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at)");
-    // The newest seq and hash, written with each entry: a deleted last entry shows as a gap here.
-    db.run(
-      "CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)",
-    );
-    db.run(`CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`);
-    db.run(`CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`);
   }
 
   /** Appends one entry, chained to the newest. */
-  append(input: AuditInput): AuditEntry {
-    return this.#db.transaction(() => {
-      const head = this.#db.query("SELECT seq, hash FROM audit_head WHERE id = 1").get() as {
-        seq: number;
-        hash: string;
-      } | null;
+  append(input: AuditInput): Promise<AuditEntry> {
+    return this.#sql.tx(async (tx) => {
+      // The head row exists before it is locked, so the first two appends at once also queue on it.
+      await tx.run("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING", [
+        GENESIS,
+      ]);
+      const head = await tx.get<{ seq: number; hash: string }>(
+        `SELECT seq, hash FROM audit_head WHERE id = 1${forUpdate(tx.dialect)}`,
+      );
       const base = {
         seq: (head?.seq ?? 0) + 1,
         at: this.#now(),
@@ -113,12 +101,10 @@ export class AuditLog {
         prev_hash: head?.hash ?? GENESIS,
       };
       const entry: AuditEntry = { ...base, hash: entryHash(base) };
-      this.#db
-        .query(
-          `INSERT INTO audit_log (seq, at, actor, action, object, before, after, status, detail, prev_hash, hash)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
+      await tx.run(
+        `INSERT INTO audit_log (seq, at, actor, action, object, before, after, status, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
           entry.seq,
           entry.at,
           entry.actor,
@@ -130,18 +116,15 @@ export class AuditLog {
           entry.detail,
           entry.prev_hash,
           entry.hash,
-        );
-      this.#db
-        .query(
-          "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .run(entry.seq, entry.hash);
+        ],
+      );
+      await tx.run("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", [entry.seq, entry.hash]);
       return entry;
-    })();
+    });
   }
 
   /** Entries matching the query, newest first. */
-  query(q: AuditQuery = {}): AuditEntry[] {
+  query(q: AuditQuery = {}): Promise<AuditEntry[]> {
     const where: string[] = [];
     const args: (string | number)[] = [];
     const add = (clause: string, ...values: (string | number)[]) => {
@@ -155,11 +138,11 @@ export class AuditLog {
       add("(object = ? OR substr(object, 1, ?) = ?)", q.object, q.object.length + 1, `${q.object}/`);
     }
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
-    return this.#db.query(sql).all(...args, q.limit ?? 100) as AuditEntry[];
+    return this.#sql.all<AuditEntry>(sql, [...args, q.limit ?? 100]);
   }
 
   /** Walks the chain from the first entry: a missing, reordered or edited entry is named with its seq. */
-  verify(): VerifyResult {
+  async verify(): Promise<VerifyResult> {
     let expected = 1;
     let prev = GENESIS;
     let count = 0;
@@ -168,23 +151,28 @@ export class AuditLog {
       entries: count,
       first_bad: { seq, reason },
     });
-    for (const row of this.#db
-      .query("SELECT * FROM audit_log ORDER BY seq")
-      .iterate() as Iterable<AuditEntry>) {
-      count++;
-      if (row.seq !== expected)
-        return bad(expected, `entry ${expected} is missing (the next entry is ${row.seq})`);
-      if (row.prev_hash !== prev)
-        return bad(row.seq, `its prev_hash does not match the hash of entry ${row.seq - 1}`);
-      const { hash, ...rest } = row;
-      if (entryHash(rest) !== hash) return bad(row.seq, "its contents do not match its hash (edited)");
-      prev = hash;
-      expected++;
+    for (let after = 0; ; ) {
+      const page = await this.#sql.all<AuditEntry>(
+        "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        [after, VERIFY_PAGE],
+      );
+      for (const row of page) {
+        count++;
+        if (row.seq !== expected)
+          return bad(expected, `entry ${expected} is missing (the next entry is ${row.seq})`);
+        if (row.prev_hash !== prev)
+          return bad(row.seq, `its prev_hash does not match the hash of entry ${row.seq - 1}`);
+        const { hash, ...rest } = row;
+        if (entryHash(rest) !== hash) return bad(row.seq, "its contents do not match its hash (edited)");
+        prev = hash;
+        expected++;
+      }
+      if (page.length < VERIFY_PAGE) break;
+      after = page.at(-1)!.seq;
     }
-    const head = this.#db.query("SELECT seq, hash FROM audit_head WHERE id = 1").get() as {
-      seq: number;
-      hash: string;
-    } | null;
+    const head = await this.#sql.get<{ seq: number; hash: string }>(
+      "SELECT seq, hash FROM audit_head WHERE id = 1",
+    );
     if (head && head.seq >= expected)
       return bad(expected, `entry ${expected} is missing (${head.seq} entries were written)`);
     if (head && head.seq === expected - 1 && head.hash !== prev)

@@ -10,6 +10,7 @@ import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
 import type { WorkloadStore } from "../workloads/index.ts";
 import { Children, type RefusalReason } from "./children.ts";
+import type { HubSql } from "../store/sql/index.ts";
 import { Intents } from "./intents.ts";
 import { localNode, localNodes, localWorkloads } from "./local-view.ts";
 import { driftOf, type ReconcileEntry, staleCopies } from "./reconnect.ts";
@@ -53,8 +54,10 @@ export interface FederationOptions {
   now: () => number;
   /** Answers from this hub's own API (a query or a workload the parent sent down). */
   localFetch: LocalFetch;
-  /** The hub's database: where workloads placed into a child's domain are remembered. */
+  /** The hub's database: the uplink's state. */
   db: Database;
+  /** The hub's store: workloads placed into a child's domain (intents) and staged rollouts. */
+  sql: HubSql;
   /** This hub's parent, when it has one. */
   parent?: ParentOptions;
   /** How often own nodes are compared with what was reported, and the summary rebuilt (default 2 s). */
@@ -119,7 +122,7 @@ export class Federation {
   constructor(o: FederationOptions) {
     this.#o = o;
     this.placer = new TwoLevelPlacer({
-      intents: new Intents(o.db),
+      intents: new Intents(o.sql),
       hubs: () => this.#childViews().flatMap((c) => subtreeHubs(c.id, c.connected, c.summary)),
       request: (child, kind, args, timeoutMs) => {
         const gw = o.gateway();
@@ -129,9 +132,9 @@ export class Federation {
       now: o.now,
     });
     this.rollouts = new RolloutApplier({
-      db: o.db,
+      sql: o.sql,
       hubs: () => this.#childViews().flatMap((c) => subtreeHubs(c.id, c.connected, c.summary)),
-      placedSingly: (name) => this.placer.intents().some((i) => i.name === name),
+      placedSingly: async (name) => (await this.placer.intents()).some((i) => i.name === name),
       request: (child, kind, args, timeoutMs) => {
         const gw = o.gateway();
         if (!gw) return Promise.reject(new Error("the gateway is not up"));
@@ -258,7 +261,7 @@ export class Federation {
         if (
           this.#o.registry.isConnected(c.id) &&
           c.summary &&
-          staleCopies(this.placer.intents(), c.hubs).length > 0
+          staleCopies(await this.placer.intents(), c.hubs).length > 0
         )
           void this.#reconcileChild(c.id, undefined, false);
         if (this.#lost.has(c.id)) {
@@ -352,7 +355,7 @@ export class Federation {
           outcome: e.outcome,
         });
       };
-      for (const stale of staleCopies(this.placer.intents(), new Set(routes.keys()))) {
+      for (const stale of staleCopies(await this.placer.intents(), new Set(routes.keys()))) {
         const move = stale.intent.moves![stale.move]!;
         const [first, ...rest] = routes.get(stale.hub)!;
         let outcome: string;
@@ -383,10 +386,10 @@ export class Federation {
           continue;
         }
         // The intent on disk: the move's stale copy is dealt with.
-        const fresh = this.placer.intents().find((i) => i.name === stale.intent.name);
+        const fresh = (await this.placer.intents()).find((i) => i.name === stale.intent.name);
         if (fresh?.moves?.[stale.move]) {
           fresh.moves[stale.move]!.stopped = this.#o.now();
-          this.placer.record(fresh);
+          await this.placer.record(fresh);
         }
         record({
           workload: stale.intent.name,
@@ -398,7 +401,7 @@ export class Federation {
         });
       }
       // Workloads held in the returning subtree: what the hub there changed while cut off stands.
-      for (const intent of full ? this.placer.intents() : []) {
+      for (const intent of full ? await this.placer.intents() : []) {
         if (!intent.route.includes(child) || !routes.has(intent.hub)) continue;
         const [first, ...rest] = intent.route;
         try {

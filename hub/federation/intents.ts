@@ -1,6 +1,6 @@
 // What a parent hub holds of a workload it placed into a child's domain: the hub, the route, how many, why.
-import type { Database, Statement } from "bun:sqlite";
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
+import type { HubSql } from "../store/sql/index.ts";
 import type { SubtreePlan } from "./subtree-placement.ts";
 
 /** The parent's intent: which subtree and how many; the hub there binds nodes and owns failover. */
@@ -24,33 +24,30 @@ export interface Intent {
   }[];
 }
 
-/** Intents in the hub's database (`fed_workloads`). */
+/** Intents in the hub's database (`fed_workloads`, made by the migrations). */
 export class Intents {
-  readonly #get: Statement;
-  readonly #put: Statement;
-  readonly #all: Statement;
+  readonly #sql: HubSql;
 
-  constructor(db: Database) {
-    db.run(
-      "CREATE TABLE IF NOT EXISTS fed_workloads (name TEXT PRIMARY KEY, hub TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL)",
-    );
-    this.#get = db.query("SELECT body FROM fed_workloads WHERE name = ?");
-    this.#put = db.query(
-      "INSERT INTO fed_workloads (name, hub, body, created) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET hub = excluded.hub, body = excluded.body",
-    );
-    this.#all = db.query("SELECT body FROM fed_workloads ORDER BY name");
+  constructor(sql: HubSql) {
+    this.#sql = sql;
   }
 
-  get(name: string): Intent | undefined {
-    const row = this.#get.get(name) as { body: string } | null;
+  async get(name: string): Promise<Intent | undefined> {
+    const row = await this.#sql.get<{ body: string }>("SELECT body FROM fed_workloads WHERE name = ?", [
+      name,
+    ]);
     return row ? (JSON.parse(row.body) as Intent) : undefined;
   }
 
-  put(i: Intent): void {
-    this.#put.run(i.name, i.hub, JSON.stringify(i), i.created);
+  async put(i: Intent): Promise<void> {
+    await this.#sql.run(
+      "INSERT INTO fed_workloads (name, hub, body, created) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET hub = excluded.hub, body = excluded.body",
+      [i.name, i.hub, JSON.stringify(i), i.created],
+    );
   }
 
-  list(): Intent[] {
-    return (this.#all.all() as { body: string }[]).map((r) => JSON.parse(r.body) as Intent);
+  async list(): Promise<Intent[]> {
+    const rows = await this.#sql.all<{ body: string }>("SELECT body FROM fed_workloads ORDER BY name");
+    return rows.map((r) => JSON.parse(r.body) as Intent);
   }
 }

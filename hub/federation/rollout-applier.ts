@@ -1,8 +1,8 @@
 // Staged rollout across child hubs, applied: asks each changed hub how the workload runs, takes the pure step, sends it down.
-import type { Database, Statement } from "bun:sqlite";
 import { ConflictError, RequestError } from "../../shared/errors.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
+import type { HubSql } from "../store/sql/index.ts";
 import {
   type DomainReport,
   type DomainState,
@@ -16,11 +16,11 @@ import type { SubtreeHub } from "./subtree-placement.ts";
 const HISTORY_MAX = 200;
 
 export interface RolloutApplierOptions {
-  db: Database;
+  sql: HubSql;
   /** The hubs below as their summaries tell them, with the route to each. */
   hubs: () => SubtreeHub[];
   /** Whether a workload of this name is placed into a single domain (two-level placement). */
-  placedSingly: (name: string) => boolean;
+  placedSingly: (name: string) => Promise<boolean>;
   request: (
     child: string,
     kind: string,
@@ -38,76 +38,74 @@ export interface RolloutRequest {
   deadline_ms: number;
 }
 
-/** Staged rollouts in the hub's database (`fed_rollouts`), driven by `tick()`. */
+/** Staged rollouts in the hub's database (`fed_rollouts`, made by the migrations), driven by `tick()`. */
 export class RolloutApplier {
   readonly #o: RolloutApplierOptions;
-  readonly #get: Statement;
-  readonly #put: Statement;
-  readonly #all: Statement;
   #ticking = false;
 
   constructor(o: RolloutApplierOptions) {
     this.#o = o;
-    o.db.run("CREATE TABLE IF NOT EXISTS fed_rollouts (name TEXT PRIMARY KEY, body TEXT NOT NULL)");
-    this.#get = o.db.query("SELECT body FROM fed_rollouts WHERE name = ?");
-    this.#put = o.db.query(
-      "INSERT INTO fed_rollouts (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body",
-    );
-    this.#all = o.db.query("SELECT body FROM fed_rollouts ORDER BY name");
   }
 
-  get(name: string): StagedRollout | undefined {
-    const row = this.#get.get(name) as { body: string } | null;
+  async get(name: string, on: HubSql = this.#o.sql): Promise<StagedRollout | undefined> {
+    const row = await on.get<{ body: string }>("SELECT body FROM fed_rollouts WHERE name = ?", [name]);
     return row ? (JSON.parse(row.body) as StagedRollout) : undefined;
   }
 
-  list(): StagedRollout[] {
-    return (this.#all.all() as { body: string }[]).map((r) => JSON.parse(r.body) as StagedRollout);
+  async list(): Promise<StagedRollout[]> {
+    const rows = await this.#o.sql.all<{ body: string }>("SELECT body FROM fed_rollouts ORDER BY name");
+    return rows.map((r) => JSON.parse(r.body) as StagedRollout);
   }
 
-  #save(r: StagedRollout): void {
+  async #save(r: StagedRollout, on: HubSql = this.#o.sql): Promise<void> {
     r.updated = this.#o.now();
     if (r.history.length > HISTORY_MAX) r.history.splice(0, r.history.length - HISTORY_MAX);
-    this.#put.run(r.name, JSON.stringify(r));
+    await on.run(
+      "INSERT INTO fed_rollouts (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+      [r.name, JSON.stringify(r)],
+    );
   }
 
   /**
    * Starts a staged rollout: a new workload across several domains, or a new version of one rolled
    * out before (its last good spec is what a failure restores). Throws a field-naming error.
    */
-  start(req: RolloutRequest): StagedRollout {
+  async start(req: RolloutRequest): Promise<StagedRollout> {
     const { spec } = req;
-    if (this.#o.placedSingly(spec.name))
+    if (await this.#o.placedSingly(spec.name))
       throw new ConflictError(`workload ${spec.name} is placed into one domain below; it cannot be staged`);
-    const before = this.get(spec.name);
-    if (before && (before.state === "rolling" || before.state === "reverting"))
-      throw new ConflictError(`a staged rollout of ${spec.name} is in progress (${before.state})`);
-    const known = new Map(this.#o.hubs().map((h) => [h.id, h]));
-    const domains: DomainState[] = req.hubs.map((id, i) => {
-      const h = known.get(id);
-      if (!h) throw new RequestError(`hubs[${i}]: ${id} is not a hub below this one`, `hubs[${i}]`);
-      return { hub: id, route: h.route, phase: "pending" };
+    // One transaction: two starts at once (on two replicas) cannot both find none in progress.
+    return this.#o.sql.tx(async (tx) => {
+      const before = await this.get(spec.name, tx);
+      if (before && (before.state === "rolling" || before.state === "reverting"))
+        throw new ConflictError(`a staged rollout of ${spec.name} is in progress (${before.state})`);
+      const known = new Map(this.#o.hubs().map((h) => [h.id, h]));
+      const domains: DomainState[] = req.hubs.map((id, i) => {
+        const h = known.get(id);
+        if (!h) throw new RequestError(`hubs[${i}]: ${id} is not a hub below this one`, `hubs[${i}]`);
+        return { hub: id, route: h.route, phase: "pending" };
+      });
+      const now = this.#o.now();
+      // A spec that last failed is not "previous": the last one that rolled out is.
+      const previous = before ? (before.state === "done" ? before.spec : before.previous) : null;
+      const r: StagedRollout = {
+        name: spec.name,
+        spec,
+        previous,
+        domains,
+        max_parallel: req.max_parallel,
+        deadline_ms: req.deadline_ms,
+        state: "rolling",
+        started: now,
+        updated: now,
+        history: [
+          ...(before?.history ?? []),
+          { at: now, hub: "", event: `rollout started, canary ${req.hubs[0]}` },
+        ],
+      };
+      await this.#save(r, tx);
+      return r;
     });
-    const now = this.#o.now();
-    // A spec that last failed is not "previous": the last one that rolled out is.
-    const previous = before ? (before.state === "done" ? before.spec : before.previous) : null;
-    const r: StagedRollout = {
-      name: spec.name,
-      spec,
-      previous,
-      domains,
-      max_parallel: req.max_parallel,
-      deadline_ms: req.deadline_ms,
-      state: "rolling",
-      started: now,
-      updated: now,
-      history: [
-        ...(before?.history ?? []),
-        { at: now, hub: "", event: `rollout started, canary ${req.hubs[0]}` },
-      ],
-    };
-    this.#save(r);
-    return r;
   }
 
   /** One round for every rollout in progress: ask, decide, apply (until a step waits). */
@@ -115,14 +113,14 @@ export class RolloutApplier {
     if (this.#ticking) return;
     this.#ticking = true;
     try {
-      for (const r of this.list()) {
+      for (const r of await this.list()) {
         if (r.state !== "rolling" && r.state !== "reverting") continue;
         // A few steps per round: "healthy" then "apply" need no new answers in between.
         for (let i = 0; i < 4; i++) {
           const reports = await this.#reports(r);
           const step = nextFederatedStep(r, reports, this.#o.now());
           const progressed = await this.#apply(r, step);
-          this.#save(r);
+          await this.#save(r);
           if (!progressed) break;
         }
       }

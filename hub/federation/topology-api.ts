@@ -53,7 +53,7 @@ export function topologyApi(federation: Federation): Hono {
   app.get(
     "/workloads",
     describeRoute({ summary: "workloads placed into child hubs' domains, with their intent" }),
-    (c) => c.json({ workloads: federation.placer.intents() }),
+    async (c) => c.json({ workloads: await federation.placer.intents() }),
   );
   app.get(
     "/workloads/:name",
@@ -90,20 +90,20 @@ export function topologyApi(federation: Federation): Hono {
         throw new RequestError("body is not valid JSON", "body");
       }
       const req = parseRolloutBody(body, (s) => federation.placer.plan(s).candidates.map((x) => x.hub));
-      const r = federation.rollouts.start(req);
+      const r = await federation.rollouts.start(req);
       return c.json(r, 202);
     },
   );
   app.get(
     "/rollouts",
     describeRoute({ summary: "staged rollouts across child domains, each with its domains' phases" }),
-    (c) => c.json({ rollouts: federation.rollouts.list() }),
+    async (c) => c.json({ rollouts: await federation.rollouts.list() }),
   );
   app.get(
     "/rollouts/:name",
     describeRoute({ summary: "one staged rollout: its domains' phases and what happened" }),
-    (c) => {
-      const r = federation.rollouts.get(c.req.param("name"));
+    async (c) => {
+      const r = await federation.rollouts.get(c.req.param("name"));
       if (!r) throw new NotFoundError(`no staged rollout of ${c.req.param("name")}`);
       return c.json(r);
     },

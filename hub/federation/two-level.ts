@@ -35,13 +35,13 @@ export class TwoLevelPlacer {
   }
 
   /** Every workload placed below this hub. */
-  intents(): Intent[] {
+  intents(): Promise<Intent[]> {
     return this.#o.intents.list();
   }
 
   /** Stores an intent as it now stands (a move's stale copy dealt with, say). */
-  record(intent: Intent): void {
-    this.#o.intents.put(intent);
+  record(intent: Intent): Promise<void> {
+    return this.#o.intents.put(intent);
   }
 
   /** The hubs below, ranked for a workload by their summaries (dry run of the parent's half). */
@@ -59,7 +59,7 @@ export class TwoLevelPlacer {
    * the workload down the route to it, and that hub's own engine places it onto nodes (its explanation).
    */
   async place(spec: WorkloadSpec): Promise<{ status: number; body: unknown }> {
-    if (this.#o.intents.get(spec.name))
+    if (await this.#o.intents.get(spec.name))
       return {
         status: 409,
         body: { error: { code: "conflict", message: `workload ${spec.name} is already placed below` } },
@@ -94,13 +94,13 @@ export class TwoLevelPlacer {
       created: this.#o.now(),
       spec,
     };
-    this.#o.intents.put(intent);
+    await this.#o.intents.put(intent);
     return { status: 201, body: { ...intent, placed: answer.body } };
   }
 
   /** A workload placed below: this hub's intent and the holding hub's view of it (its allocations, its explanation). */
   async below(name: string): Promise<{ status: number; body: unknown } | undefined> {
-    const intent = this.#o.intents.get(name);
+    const intent = await this.#o.intents.get(name);
     if (!intent) return undefined;
     const [first, ...rest] = intent.route;
     const path = `/api/v1/workloads/${name}`;
@@ -134,7 +134,7 @@ export class TwoLevelPlacer {
    */
   async replaceLost(child: string, evidence: string): Promise<string[]> {
     const moved: string[] = [];
-    for (const intent of this.#o.intents.list()) {
+    for (const intent of await this.#o.intents.list()) {
       if (!intent.route.includes(child) || intent.spec?.disconnect?.replace !== true) continue;
       const plan = this.plan(intent.spec, new Set([child]));
       const chosen = plan.chosen;
@@ -149,7 +149,7 @@ export class TwoLevelPlacer {
         continue;
       }
       const now = this.#o.now();
-      this.#o.intents.put({
+      await this.#o.intents.put({
         ...intent,
         hub: chosen.hub,
         route: chosen.route,

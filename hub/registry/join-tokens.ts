@@ -2,6 +2,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
 import { joinTokenKey, keysEqual, nodeTokenProof } from "../../shared/secure/index.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** The scope a join token gave a node. */
 export interface JoinScope {
@@ -61,14 +62,20 @@ interface TokenRow {
 /** The id of the token given with --join-token (or generated into DIR/join.token). */
 export const DEFAULT_TOKEN_ID = "default";
 
-/** Join tokens in the hub database; only a key derived from each secret is kept, never the secret. */
+/**
+ * Join tokens in the hub database; only a key derived from each secret is kept, never the secret.
+ * The operator's side (mint, get, list, revoke) is async on `sql`; the handshake's side (admit,
+ * activeKey, ensureDefault) still runs on the `Database` until the registry is ported.
+ */
 export class JoinTokens {
   readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #get: Statement;
   readonly #use: Statement;
 
-  constructor(db: Database) {
+  constructor(db: Database, sql: HubSql) {
     this.#db = db;
+    this.#sql = sql;
     db.run(`CREATE TABLE IF NOT EXISTS join_tokens (
       id TEXT PRIMARY KEY,
       verifier BLOB NOT NULL,
@@ -99,19 +106,17 @@ export class JoinTokens {
   }
 
   /** Mints a token; the returned string (`id.secret`) is shown once and never stored. */
-  mint(scope: JoinTokenScope, now: number): { token: string; info: JoinTokenInfo } {
+  async mint(scope: JoinTokenScope, now: number): Promise<{ token: string; info: JoinTokenInfo }> {
     const id = randomBytes(6)
       .toString("base64url")
       .toLowerCase()
       .replace(/[^a-z0-9]/g, "0")
       .slice(0, 8);
     const secret = randomBytes(24).toString("base64url");
-    this.#db
-      .query(
-        `INSERT INTO join_tokens (id, verifier, created, expires, max_uses, level_min, level_max, labels, note)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+    await this.#sql.run(
+      `INSERT INTO join_tokens (id, verifier, created, expires, max_uses, level_min, level_max, labels, note)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
         id,
         joinTokenKey(secret),
         now,
@@ -121,27 +126,29 @@ export class JoinTokens {
         scope.levels?.[1] ?? null,
         scope.labels ? JSON.stringify(scope.labels) : null,
         scope.note ?? null,
-      );
-    return { token: `${id}.${secret}`, info: this.get(id, now)! };
+      ],
+    );
+    return { token: `${id}.${secret}`, info: (await this.get(id, now))! };
   }
 
-  get(id: string, now: number): JoinTokenInfo | undefined {
-    const row = this.#get.get(id) as TokenRow | null;
+  async get(id: string, now: number): Promise<JoinTokenInfo | undefined> {
+    const row = await this.#sql.get<TokenRow>("SELECT * FROM join_tokens WHERE id = ?", [id]);
     return row ? toInfo(row, now) : undefined;
   }
 
-  list(now: number): JoinTokenInfo[] {
-    return (this.#db.query("SELECT * FROM join_tokens ORDER BY created").all() as TokenRow[]).map((r) =>
+  async list(now: number): Promise<JoinTokenInfo[]> {
+    return (await this.#sql.all<TokenRow>("SELECT * FROM join_tokens ORDER BY created, id")).map((r) =>
       toInfo(r, now),
     );
   }
 
   /** Revokes a token at once; false when there is no such token. */
-  revoke(id: string, now: number): boolean {
-    return (
-      this.#db.query("UPDATE join_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL").run(now, id)
-        .changes > 0
-    );
+  async revoke(id: string, now: number): Promise<boolean> {
+    const r = await this.#sql.run("UPDATE join_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", [
+      now,
+      id,
+    ]);
+    return r.changes > 0;
   }
 
   /** The key of a token that may still admit someone (for the hub's proof in the handshake). */

@@ -3,6 +3,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
 import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
+import { type HubSql, wrapSqlite } from "../store/sql/index.ts";
 import { type JoinScope, JoinTokens, outOfScope } from "./join-tokens.ts";
 import { NodeEpochs } from "./node-epochs.ts";
 
@@ -133,7 +134,13 @@ export class Registry {
   /** Where a node's status comes from when set: the failover monitor, which writes it (hub/failover). */
   statusSource: ((id: string) => NodeStatus | undefined) | undefined;
 
-  constructor(db: Database, policy: StatusPolicy, now: () => number = Date.now) {
+  /** `sql`: the async store the ported parts use (join tokens' operator side); HubSql over `db` by default. */
+  constructor(
+    db: Database,
+    policy: StatusPolicy,
+    now: () => number = Date.now,
+    sql: HubSql = wrapSqlite(db),
+  ) {
     this.#db = db;
     this.#policy = policy;
     this.#now = now;
@@ -142,7 +149,7 @@ export class Registry {
     this.#all = db.query("SELECT * FROM nodes ORDER BY id");
     this.#touch = db.query("UPDATE nodes SET last_seen = ? WHERE id = ?");
     this.#keys = db.query("SELECT pubkey, prev_pubkey, key_set_at, rotate_requested FROM nodes WHERE id = ?");
-    this.joinTokens = new JoinTokens(db);
+    this.joinTokens = new JoinTokens(db, sql);
     this.epochs = new NodeEpochs(db, now);
   }
 

@@ -1,9 +1,10 @@
 // The migrations give PostgreSQL the schema today's hub makes on SQLite, and adopt a hub.db made by openHubDb.
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "../../shared/errors.ts";
-import { openHubDb, openHubDbUnmigrated } from "../../hub/store/db.ts";
+import { openHubDb } from "../../hub/store/db.ts";
 import {
   type HubSql,
   MIGRATIONS,
@@ -71,13 +72,31 @@ async function shapeOf(sql: HubSql): Promise<Shape> {
 }
 
 /**
- * A hub.db as hubs before the numbered migrations left it: openHubDb's own schema code and every
- * store's constructor, as the server wires them.
+ * The schema hubs made before the numbered migrations (openHubDb's own schema code and every store's
+ * constructor), kept as a file: the constructors no longer make tables, so only this file remembers it.
  */
-function todaysHub(dir: string, work?: (core: ReturnType<typeof hubCoreOn>) => void): string {
-  using core = hubCoreOn(openHubDbUnmigrated(dir));
-  work?.(core);
-  return join(dir, "hub.db");
+const BEFORE_MIGRATIONS = readFileSync(
+  join(import.meta.dir, "fixtures/hub-db-before-migrations.sql"),
+  "utf8",
+);
+
+/** A hub.db as hubs before the numbered migrations left it, with what `work` did through a hub core on it. */
+async function todaysHub(
+  dir: string,
+  work?: (core: ReturnType<typeof hubCoreOn>) => unknown,
+): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, "hub.db");
+  const db = new Database(path, { create: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run(BEFORE_MIGRATIONS);
+  if (!work) {
+    db.close();
+    return path;
+  }
+  using core = hubCoreOn(db);
+  await work(core);
+  return path;
 }
 
 /** What migrations 2 and 3 and the migration log add beyond what today's hub makes. */
@@ -135,7 +154,7 @@ async function rowsOf(sql: HubSql): Promise<Record<string, unknown[]>> {
 
 describe("migration 4 (hub tables) on SQLite", () => {
   test("today's hub.db is adopted: every table and column it has, plus only what migrations 2 and 3 add", async () => {
-    const path = todaysHub(newDir());
+    const path = await todaysHub(newDir());
     const before = await (async () => {
       const sql = openSqlite(path);
       try {
@@ -164,7 +183,7 @@ describe("migration 4 (hub tables) on SQLite", () => {
   });
 
   test("a fresh file migrated has exactly the shape of today's hub.db migrated", async () => {
-    const todays = todaysHub(newDir());
+    const todays = await todaysHub(newDir());
     const a = openSqlite(todays);
     const b = openSqlite(join(root.path, `fresh-${++dirs}.db`));
     try {
@@ -179,10 +198,17 @@ describe("migration 4 (hub tables) on SQLite", () => {
 
   test("migrate on a hub.db with rows in every table keeps every row, twice over, and openHubDb opens it after", async () => {
     const dir = newDir();
-    const path = todaysHub(dir, (core) => {
+    const path = await todaysHub(dir, async (core) => {
       admitDirect(core.registry, helloBody("edge-1", { labels: { zone: "a" } }));
-      core.tokens.mint("ops", "admin", null);
-      core.audit.append({ actor: "test", action: "put", object: "x", before: null, after: "y", detail: "d" });
+      await core.tokens.mint("ops", "admin", null);
+      await core.audit.append({
+        actor: "test",
+        action: "put",
+        object: "x",
+        before: null,
+        after: "y",
+        detail: "d",
+      });
     });
     const sql = openSqlite(path);
     try {
@@ -214,7 +240,7 @@ describe("migration 4 (hub tables) on SQLite", () => {
 
   test("a hub.db from an older hub (columns openHubDb adds are missing) gets them with their defaults, rows kept", async () => {
     const dir = newDir();
-    const path = todaysHub(dir, (core) => {
+    const path = await todaysHub(dir, (core) => {
       admitDirect(core.registry, helloBody("edge-1"));
     });
     const old = new Database(path, { strict: true });
@@ -248,7 +274,7 @@ describe("migration 4 (hub tables) on SQLite", () => {
 
   test("openHubDb adopts a hub.db left by an older hub: every migration recorded, its rows and pragmas kept, once", async () => {
     const dir = newDir();
-    todaysHub(dir, (core) => {
+    await todaysHub(dir, (core) => {
       admitDirect(core.registry, helloBody("edge-1"));
     });
     const versions = (db: Database) =>
@@ -333,7 +359,7 @@ test("sqlite: the migrated schema keeps the audit log append-only, assigns risin
 describeOnPostgres("postgres", (pg) => {
   test("postgres after migrate has the tables, columns, indexes and triggers of today's hub.db migrated", async () => {
     const pgSql = openPostgres(await pg().newDatabase());
-    const liteSql = openSqlite(todaysHub(newDir()));
+    const liteSql = openSqlite(await todaysHub(newDir()));
     try {
       expect(await migrate(pgSql)).toEqual(ALL_VERSIONS);
       await migrate(liteSql);

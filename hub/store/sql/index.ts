@@ -25,4 +25,5 @@ export {
   shardOf,
 } from "./shard-leases.ts";
 export { openSqlite, type SqliteOptions, wrapSqlite } from "./sqlite.ts";
+export { insideTx } from "./types.ts";
 export type { Dialect, HubSql, SqlValue } from "./types.ts";
