@@ -30,6 +30,7 @@ import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { RuleSets } from "./rule-sets/index.ts";
 import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
+import { afterTx } from "./store/after-tx.ts";
 
 export interface HubCoreOptions {
   /** The store ported stores use (default: HubSql over `db` itself). */
@@ -295,13 +296,13 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
         if (msg.b.kind === "cache_hot_keys") caches.onHotKeys(node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
         if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
-          queueMicrotask(() => failover.onMigrationRequest(node, msg.b.message));
+          afterTx(() => failover.onMigrationRequest(node, msg.b.message));
         if (msg.b.kind === "fenced" && typeof msg.b.fields?.alloc === "string")
           failover.onFenced(node, msg.b.fields.alloc, msg.b.at, msg.b.message);
       } else if (msg.t === "decision_validation") {
         const v = events.onDecision(node, msg.b, checkDecision);
         if (v.id !== undefined) {
-          if (verdicts.size === 0) queueMicrotask(sendVerdicts);
+          if (verdicts.size === 0) afterTx(sendVerdicts);
           const list = verdicts.get(node) ?? [];
           list.push({ ...v, id: v.id });
           verdicts.set(node, list);

@@ -28,6 +28,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { NodeRecord } from "../registry/index.ts";
 import { type CacheTarget, targets } from "./cache-entry.ts";
+import { afterTx } from "../store/after-tx.ts";
 
 export interface ReplicatorDeps {
   db: Database;
@@ -148,7 +149,7 @@ export class CacheReplicator {
     if (!wins) return;
     this.#putData.run(w.cache, part, w.key, w.value ?? null, w.hlc, node, w.ttl_ms ?? null, this.#d.now());
     if (w.replicate === "none") return;
-    if (this.#pending.length === 0) queueMicrotask(() => this.#relay());
+    if (this.#pending.length === 0) afterTx(() => this.#relay());
     this.#pending.push({ cache: w.cache, part, scope: w.replicate, origin: node, args: replicaArgs(w) });
   }
 

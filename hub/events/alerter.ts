@@ -12,6 +12,7 @@ import {
 } from "./alert-evaluate.ts";
 import { effectiveRules } from "./alert-rules.ts";
 import { agentSeverity, type AlertStore } from "./alert-store.ts";
+import { afterTx } from "../store/after-tx.ts";
 
 export interface AlerterOptions {
   store: AlertStore;
@@ -56,7 +57,7 @@ export class Alerter {
     if (this.#queued || this.#timer === undefined) return;
     this.#queued = true;
     // Not after stop(): the database may be closed by then.
-    queueMicrotask(() => {
+    afterTx(() => {
       if (this.#timer !== undefined) this.evaluate();
       else this.#queued = false;
     });

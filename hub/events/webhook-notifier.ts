@@ -5,6 +5,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
+import { afterTx } from "../store/after-tx.ts";
 
 /** The header that carries `sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`. */
 export const SIGNATURE_HEADER = "x-novacron-signature";
@@ -117,7 +118,7 @@ export class WebhookNotifier {
     for (const hook of this.#o.store.list()) {
       if (hears(hook, change) && this.#o.store.enqueue(hook.id, change, now)) queued = true;
     }
-    if (queued && this.#running) queueMicrotask(() => this.tick());
+    if (queued && this.#running) afterTx(() => this.tick());
   }
 
   start(): void {

@@ -18,6 +18,7 @@ import {
 } from "./heartbeat-monitor.ts";
 import { type Decisions, type ReconcileNode, type ReconcileWorkload, reconcile } from "./reconcile.ts";
 import { askWitnesses, chooseWitnesses, type WitnessCandidate } from "./witnesses.ts";
+import { afterTx } from "../store/after-tx.ts";
 
 export interface FailoverOptions {
   db: import("bun:sqlite").Database;
@@ -232,7 +233,7 @@ export class Failover {
     for (const listen of this.transitionListeners) listen(t);
     if (!this.#passQueued) {
       this.#passQueued = true;
-      queueMicrotask(() => this.pass());
+      afterTx(() => this.pass());
     }
   }
 

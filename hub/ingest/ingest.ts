@@ -20,6 +20,7 @@ import {
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
 import { StoredSamples } from "./sample-dedupe.ts";
+import { TxEffects } from "../store/after-tx.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -248,6 +249,8 @@ export class Ingest {
       { seq: number; samples: number; rolledUp: number; batches: number; duplicates: number; end: number }
     >();
     const newSeries: [string, string][] = [];
+    // What applying the messages starts beyond the database runs once the transaction has ended.
+    const effects = new TxEffects();
     try {
       const tx = this.#db.transaction(() => {
         for (const p of queue) {
@@ -352,7 +355,7 @@ export class Ingest {
           if (epoch !== undefined) this.#epochSeq.run(agg.seq, node, epoch);
         }
       });
-      tx();
+      effects.collect(() => tx());
     } catch (err) {
       // Nothing was stored: forget what we accepted so the senders' resends are taken again.
       this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
@@ -364,6 +367,7 @@ export class Ingest {
         // Read again from the store: the times raised in the rolled-back group were not stored.
         this.#samples.forget(node);
       }
+      this.#runEffects(effects);
       return;
     }
     this.#countCommits();
@@ -377,6 +381,13 @@ export class Ingest {
       if (agg.duplicates > 0) this.#countDuplicateSamples(agg.duplicates);
       this.#acks(node, s.committed);
     }
+    this.#runEffects(effects);
+  }
+
+  #runEffects(effects: TxEffects): void {
+    effects.run((err) =>
+      this.#log.error("work started by stored messages failed", { error: (err as Error).message }),
+    );
   }
 
   // Keeps the newest value of each series in memory for /metrics re-export.
