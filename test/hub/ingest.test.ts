@@ -3,6 +3,7 @@ import type { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { Registry } from "../../hub/registry/index.ts";
+import { afterTx } from "../../hub/store/after-tx.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
@@ -535,5 +536,66 @@ describe("ingest: each sample once by node, series and time", () => {
     for (let q = 1; q <= 50; q++) hub.ingest.receive(NODE, batch(q, { "cpu.util": [q, q, q] }));
     hub.ingest.flush();
     expect(counts(hub.db)).toEqual({ samples: 150, duplicate_samples: 0, last_seq: 50 });
+  });
+});
+
+describe("ingest: work started by stored messages", () => {
+  test("runs once the group's transaction has ended, in order, also for a message refused by its savepoint", async () => {
+    using dir = tempDir();
+    const db = await openHubDb(dir.path);
+    try {
+      const registry = new Registry(db, {
+        suspectAfterMs: 15_000,
+        downAfterMs: 60_000,
+        restartGraceMs: 30_000,
+        keyLifetimeMs: 86_400_000,
+      });
+      admitDirect(registry, {
+        node_id: NODE,
+        level: 1,
+        labels: {},
+        capabilities: [],
+        resources: {},
+        version: "test",
+        boot_id: "b",
+        last_acked: 0,
+      });
+      const ran: { message: string; inTransaction: boolean; stored: number }[] = [];
+      const storedEvents = () => (db.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+      const ingest = new Ingest(db, {
+        log: quiet,
+        metrics: new MetricsRegistry(),
+        acks: () => {},
+        apply: (_node, msg) => {
+          if (msg.t !== "event") return;
+          afterTx(() =>
+            ran.push({ message: msg.b.message, inTransaction: db.inTransaction, stored: storedEvents() }),
+          );
+          // A message whose effects cannot be applied is refused alone (its savepoint rolls back).
+          if (msg.b.message === "bad") throw new Error("cannot apply");
+        },
+      });
+      for (const [q, m] of [
+        [1, "one"],
+        [2, "bad"],
+        [3, "three"],
+      ] as const)
+        ingest.receive(NODE, event(q, m));
+      ingest.flush();
+      // After the commit, not inside it: the two good messages were stored when each ran.
+      expect(ran).toEqual([
+        { message: "one", inTransaction: false, stored: 2 },
+        { message: "bad", inTransaction: false, stored: 2 },
+        { message: "three", inTransaction: false, stored: 2 },
+      ]);
+      // Outside an ingest transaction it is soon, not at once.
+      const outside: string[] = [];
+      afterTx(() => outside.push("later"));
+      expect(outside).toEqual([]);
+      await Promise.resolve();
+      expect(outside).toEqual(["later"]);
+    } finally {
+      db.close();
+    }
   });
 });
