@@ -75,7 +75,7 @@ export class Agent {
     });
     const named = () => this.#cache.named;
     this.#stream = new StreamModule(ctx, {
-      stagePoints: (points, now) => this.#store.buffer?.addPoints(points, now),
+      stagePoints: (points, now) => (this.#store.buffer?.addPoints(points, now) ?? null) !== null,
       invalid: (points) => this.#store.store?.countDropped("invalid", points, true),
     });
     this.#rules = new RulesModule(ctx, {

@@ -6,7 +6,8 @@ import type { LocalCache } from "../cache/index.ts";
 import { type IngestPoint, MAX_INGEST_BYTES, parseIngestBody } from "../stream/index.ts";
 
 export interface DataDeps {
-  ingest: (points: IngestPoint[]) => void;
+  /** False when the points could not be stored (a full disk): they are counted as dropped. */
+  ingest: (points: IngestPoint[]) => boolean;
   /** Points refused as invalid (counted as produced and dropped, reason invalid). */
   invalid?: (points: number) => void;
   /** The agent's clock: points without a time get this one, and others must lie near it. */
@@ -50,7 +51,16 @@ export function dataRoutes(deps: DataDeps): Hono {
       deps.invalid?.(pointsOffered(body));
       throw err;
     }
-    deps.ingest(points);
+    if (!deps.ingest(points))
+      return c.json(
+        {
+          error: {
+            code: "disk_full",
+            message: `not stored: the agent's disk is full; the ${points.length} points are counted as dropped (reason disk)`,
+          },
+        },
+        507,
+      );
     return c.json({ accepted: points.length }, 202);
   });
   app.get("/cache/:key", (c) => {

@@ -119,9 +119,9 @@ export class MetricBuffer {
    * here a crash cannot lose them, and none shares a slot with another. Two points of one series at the
    * same millisecond, while still staged, fold into one: the later one's value is kept and the earlier
    * one is counted as dropped (`samples_folded`). Returns the points folded. On a full disk the points
-   * are not stored: they count as produced and dropped (reason disk).
+   * are not stored: they count as produced and dropped (reason disk), and the answer is null.
    */
-  addPoints(points: readonly TimedPoint[], now = Date.now()): number {
+  addPoints(points: readonly TimedPoint[], now = Date.now()): number | null {
     if (points.length === 0) return 0;
     const folded = this.#stagePoints(points);
     // A fast producer fills the staging table faster than the batch interval packs it: past a share of
@@ -130,7 +130,7 @@ export class MetricBuffer {
       this.#pointsStaged += points.length - folded;
       if (this.#pointsStaged * STAGED_POINT_BYTES > this.#store.stagingRoomBytes()) this.flush(now);
     }
-    return Math.max(0, folded);
+    return folded < 0 ? null : folded;
   }
 
   // Stages points in one transaction; -1 when the disk was full (then counted as dropped).

@@ -7,7 +7,8 @@ import { StreamRunner } from "./stream-runner.ts";
 
 export interface StreamModuleDeps {
   /** Stores pushed points (and what the pipelines made of them), each at its own time, durably. */
-  stagePoints: (points: readonly IngestPoint[], now: number) => void;
+  /** False when the points could not be stored (a full disk): they are counted as dropped. */
+  stagePoints: (points: readonly IngestPoint[], now: number) => boolean;
   /** Points refused as invalid: counted as produced and dropped (reason invalid). */
   invalid: (points: number) => void;
 }
@@ -65,11 +66,12 @@ export class StreamModule implements Module {
 
   /**
    * Points a local application pushed: alerts go out at once; the points and what the pipelines make
-   * of them are stored durably at their own times before the caller hears `accepted`.
+   * of them are stored durably at their own times before the caller hears `accepted`. False when
+   * they could not be stored (a full disk; counted as dropped, reason disk).
    */
-  ingest(points: readonly IngestPoint[]): void {
+  ingest(points: readonly IngestPoint[]): boolean {
     const timed = this.#runner ? this.#runner.ingest(points) : points;
-    this.#d.stagePoints(timed, this.#ctx.clock.now());
+    return this.#d.stagePoints(timed, this.#ctx.clock.now());
   }
 
   /** Points refused as invalid (counted as produced and dropped, reason invalid). */

@@ -116,7 +116,7 @@ test("ingest: points refused as invalid by /v1/ingest are counted, every point o
     tasks: () => [],
     logs: () => undefined,
     decisions: () => [],
-    ingest: () => {},
+    ingest: () => true,
     invalid: (n) => {
       counted += n;
     },
@@ -166,7 +166,7 @@ test("store: a push too large for the room left is refused before it is written 
   const before = fs.free();
   // 4,000 points of distinct series could write about 2 MB of WAL: more than the disk has.
   const big = Array.from({ length: 4000 }, (_, i) => ({ series: `big.s${i}`, t: now - 1000, value: i }));
-  expect(buffer.addPoints(big, now)).toBe(0);
+  expect(buffer.addPoints(big, now)).toBeNull();
   expect(buffer.stagedPoints()).toBe(0);
   expect(store.droppedBy().disk).toBe(4000);
   expect(store.full).toBe(true);

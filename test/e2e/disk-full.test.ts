@@ -48,24 +48,29 @@ function storeFiles(dir: string): number {
   return total;
 }
 
-// Pushes `series` random values every 50 ms to the agent's /v1/ingest: a fast producer that does not compress.
-function pusher(agent: AgentHandle, series: number): { stop(): Promise<void> } {
+// Pushes `series` random values every 50 ms to the agent's /v1/ingest: a fast producer that does not
+// compress. Keeps the answers it got to a push the disk had no room for.
+function pusher(agent: AgentHandle, series: number): { stop(): Promise<void>; refused: string[] } {
   let running = true;
+  const refused: string[] = [];
   const loop = (async () => {
     while (running) {
       const points = Array.from({ length: series }, (_, i) => ({
         series: `load.s${String(i).padStart(4, "0")}`,
         value: Math.random(),
       }));
-      await fetch(`${agent.apiUrl}/v1/ingest`, {
+      const res = await fetch(`${agent.apiUrl}/v1/ingest`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ points }),
       }).catch(() => undefined);
+      if (res?.status === 507) refused.push(await res.text());
+      else await res?.body?.cancel();
       await Bun.sleep(50);
     }
   })();
   return {
+    refused,
     async stop() {
       running = false;
       await loop;
@@ -161,6 +166,14 @@ test("disk: an agent offline on a small tmpfs keeps its store inside the byte bu
   );
   expect(later.samples.produced).toBeGreaterThan(full.samples.produced);
   expect(metrics).toMatch(/novacron_agent_samples_dropped_total\{reason="disk"\} [1-9]/);
+  // A push the disk had no room for is answered so, not `accepted`: the client knows it was dropped.
+  await waitFor(() => push.refused.length > 0, { timeoutMs: 30_000, what: "a push answered 507" });
+  expect(JSON.parse(push.refused[0]!)).toEqual({
+    error: {
+      code: "disk_full",
+      message: "not stored: the agent's disk is full; the 1500 points are counted as dropped (reason disk)",
+    },
+  });
   await push.stop();
 
   // 3. The hub returns: the agent drains, acks free the disk, the state clears by itself.
