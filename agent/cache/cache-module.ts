@@ -47,7 +47,7 @@ export class CacheModule implements Module {
       budgetBytes: cfg.cache_bytes,
       policy: cfg.cache_policy as "lru" | "lfu",
       clock: this.#ctx.clock,
-      writable: () => !store.full,
+      writable: (bytes) => store.roomFor(bytes),
       onDiskFull: (err) => store.disk.hit(err),
     });
     this.#cache.start(signal);
@@ -62,7 +62,7 @@ export class CacheModule implements Module {
         queueMicrotask(() => this.#d.notify());
         return id;
       },
-      writable: () => !store.full,
+      writable: (bytes) => store.roomFor(bytes),
       diskFull: (err) => store.disk.hit(err),
       unacked: (id) => store.outbox.holds(id),
       onAck: (fn) => store.outbox.onAck(fn),

@@ -40,8 +40,12 @@ export interface LocalCacheOptions {
   sweepIntervalMs?: number;
   /** Versions of removed keys remembered, oldest forgotten first. Default 100,000. */
   maxTombstones?: number;
-  /** False while the disk is full: puts are refused ("disk_full"); reads, deletes and evictions go on. */
-  writable?: () => boolean;
+  /**
+   * Whether a put of about this many bytes has room: false while the disk is full, or when the put
+   * would take free space below the reserve. Such puts are refused ("disk_full"); reads, deletes and
+   * evictions go on.
+   */
+  writable?: (bytes: number) => boolean;
   /** A write failed on a full disk (SQLITE_FULL / ENOSPC); the cache carries on without it. */
   onDiskFull?: (err: unknown) => void;
 }
@@ -98,7 +102,7 @@ export class LocalCache {
   #access = 0;
   #counters: CounterValues = { hits: 0, misses: 0, evictions: 0, expired: 0 };
   #timer: ReturnType<Clock["setInterval"]> | undefined;
-  readonly #writable: () => boolean;
+  readonly #writable: (bytes: number) => boolean;
   readonly #onDiskFull: ((err: unknown) => void) | undefined;
 
   constructor(opts: LocalCacheOptions) {
@@ -207,7 +211,7 @@ export class LocalCache {
     }
     const now = this.#clock.now();
     const bytes = keyBytes + valueBytes;
-    if (!this.#writable()) return { stored: false, reason: "disk_full" };
+    if (!this.#writable(bytes)) return { stored: false, reason: "disk_full" };
     const full: PutResult = { stored: false, reason: "disk_full" };
     return this.#db((): PutResult => {
       let old = this.#index.get(key);
@@ -345,7 +349,7 @@ export class LocalCache {
   /** Writes access order, access counts and counters to SQLite. */
   flush(): void {
     // On a full disk the access order waits in memory; a refused flush would cost a reload.
-    if (!this.#writable()) return;
+    if (!this.#writable(0)) return;
     this.#db(() => {
       for (const key of this.#dirty) {
         const m = this.#index.get(key);

@@ -13,8 +13,11 @@ export interface NamedCachesDeps {
   specs: Record<string, CacheSpec>;
   /** Puts a write in the outbox (in the caller's transaction); returns its row id. Throws on a full disk. */
   enqueue(body: Body<"cache_write">): number;
-  /** False while the disk is full: writes are refused (507), reads go on. */
-  writable(): boolean;
+  /**
+   * Whether a write of about this many bytes has room: false while the disk is full or when it would
+   * take free space below the reserve. Such writes are refused (507); reads go on.
+   */
+  writable(bytes: number): boolean;
   /** True (and the store enters its full state) when `err` is a full disk. */
   diskFull(err: unknown): boolean;
   /** Whether the outbox still holds a row (the hub has not acknowledged it). */

@@ -212,7 +212,12 @@ export class NamedCaches {
     const hlc = this.#hlc.tick();
     const goesToHub = through || spec.strategy === "write-behind";
     let id: number | undefined;
-    if (!this.#d.writable()) throw new DiskFullError("not stored: the agent's disk is full");
+    // The value is written to the cache and, when it goes to the hub, to the outbox as well.
+    const size =
+      key.length +
+      (value === undefined ? 0 : typeof value === "string" ? Buffer.byteLength(value) : value.byteLength);
+    if (!this.#d.writable(goesToHub ? 2 * size : size))
+      throw new DiskFullError("not stored: the agent's disk is full");
     try {
       this.#store.transaction(() => {
         this.#store.apply(

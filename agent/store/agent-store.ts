@@ -205,6 +205,17 @@ export class AgentStore {
   }
 
   /**
+   * Whether one write the caller may refuse on its own (a cache put) fits: twice its expected WAL
+   * above the reserve, as `admit` asks. A write that does not fit is refused alone: one large value
+   * does not make the store full for the ticks and pushes that still fit.
+   */
+  roomFor(walBytes: number): boolean {
+    // Two pages besides the payload: the row's and an index's.
+    walBytes += 2 * 4096;
+    return !this.disk.full && this.disk.roomFor(2 * walBytes);
+  }
+
+  /**
    * Runs a write; a full disk turns into the full state and `fallback` instead of an exception.
    * Any other error is thrown as before.
    */

@@ -181,6 +181,13 @@ export class DiskGuard {
     return true;
   }
 
+  /** Whether a write of about `bytes` leaves free space above the reserve (the state is left as it is). */
+  roomFor(bytes: number): boolean {
+    if (this.#full) return false;
+    const free = this.freeBytes();
+    return free === undefined || free - bytes >= this.reserveBytes();
+  }
+
   /**
    * Whether a write of about `bytes` would take free space below the reserve; if so the store
    * becomes full now, before the write, instead of after it.

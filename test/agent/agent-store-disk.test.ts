@@ -3,8 +3,10 @@ import { afterAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { type AgentStatus, createLocalApi } from "../../agent/api/index.ts";
+import { LocalCache } from "../../agent/cache/index.ts";
 import { AgentStore, MetricBuffer } from "../../agent/store/index.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
+import { FakeClock } from "../support/fake-clock.ts";
 import { mountTmpfs, type Tmpfs } from "../support/tmpfs.ts";
 
 const KiB = 1024;
@@ -242,4 +244,25 @@ test("store: below its reserve (not out of space) the held counts are written ev
   expect(seen).toBeLessThanOrEqual(counted);
   expect(after.produced()).toBe(seen);
   after.close();
+});
+
+test("cache: a put too large for the room above the reserve is refused alone (disk_full); the store is not made full, and smaller puts and ticks go on", () => {
+  const { fs, store, buffer, now } = smallDisk();
+  const cache = new LocalCache({
+    db: store.db,
+    clock: new FakeClock(now),
+    budgetBytes: 8 << 20,
+    policy: "lru",
+    writable: (bytes) => store.roomFor(bytes),
+  });
+  // About 700 KiB left: a 1 MiB value (twice its WAL counted) cannot fit, a 4 KiB one can.
+  fs.fill("other-program", Math.max(0, fs.free() - 700 * KiB));
+  const before = fs.free();
+  expect(cache.put("big", new Uint8Array(1 << 20).fill(7))).toEqual({ stored: false, reason: "disk_full" });
+  expect(fs.free()).toBeGreaterThanOrEqual(before - 64 * KiB);
+  expect(store.full).toBe(false);
+  expect(cache.put("small", new Uint8Array(4096).fill(1))).toEqual({ stored: true });
+  expect(cache.get("small")?.value).toEqual(new Uint8Array(4096).fill(1));
+  expect(buffer.add(now, { "cpu.util": 1 })).toBe(1);
+  store.close();
 });
