@@ -75,7 +75,10 @@ export class Agent {
     });
     const named = () => this.#cache.named;
     this.#stream = new StreamModule(ctx, {
-      stagePoints: (points, now) => (this.#store.buffer?.addPoints(points, now) ?? null) !== null,
+      stagePoints: (points, now) => {
+        const buffer = this.#store.buffer;
+        return buffer ? buffer.addPoints(points, now) !== null : undefined;
+      },
       invalid: (points) => this.#store.store?.countDropped("invalid", points, true),
     });
     this.#rules = new RulesModule(ctx, {

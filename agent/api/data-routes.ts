@@ -6,8 +6,11 @@ import type { LocalCache } from "../cache/index.ts";
 import { type IngestPoint, MAX_INGEST_BYTES, parseIngestBody } from "../stream/index.ts";
 
 export interface DataDeps {
-  /** False when the points could not be stored (a full disk): they are counted as dropped. */
-  ingest: (points: IngestPoint[]) => boolean;
+  /**
+   * False when the points could not be stored (a full disk): they are counted as dropped. Undefined
+   * when the store is not open: nothing was taken.
+   */
+  ingest: (points: IngestPoint[]) => boolean | undefined;
   /** Points refused as invalid (counted as produced and dropped, reason invalid). */
   invalid?: (points: number) => void;
   /** The agent's clock: points without a time get this one, and others must lie near it. */
@@ -51,7 +54,13 @@ export function dataRoutes(deps: DataDeps): Hono {
       deps.invalid?.(pointsOffered(body));
       throw err;
     }
-    if (!deps.ingest(points))
+    const stored = deps.ingest(points);
+    if (stored === undefined)
+      return c.json(
+        { error: { code: "unavailable", message: "the agent's store is not open: nothing was stored" } },
+        503,
+      );
+    if (!stored)
       return c.json(
         {
           error: {

@@ -7,8 +7,11 @@ import { StreamRunner } from "./stream-runner.ts";
 
 export interface StreamModuleDeps {
   /** Stores pushed points (and what the pipelines made of them), each at its own time, durably. */
-  /** False when the points could not be stored (a full disk): they are counted as dropped. */
-  stagePoints: (points: readonly IngestPoint[], now: number) => boolean;
+  /**
+   * False when the points could not be stored (a full disk): they are counted as dropped. Undefined
+   * when the store is not open: nothing was taken.
+   */
+  stagePoints: (points: readonly IngestPoint[], now: number) => boolean | undefined;
   /** Points refused as invalid: counted as produced and dropped (reason invalid). */
   invalid: (points: number) => void;
 }
@@ -67,9 +70,10 @@ export class StreamModule implements Module {
   /**
    * Points a local application pushed: alerts go out at once; the points and what the pipelines make
    * of them are stored durably at their own times before the caller hears `accepted`. False when
-   * they could not be stored (a full disk; counted as dropped, reason disk).
+   * they could not be stored (a full disk; counted as dropped, reason disk); undefined when the store
+   * is not open (nothing taken).
    */
-  ingest(points: readonly IngestPoint[]): boolean {
+  ingest(points: readonly IngestPoint[]): boolean | undefined {
     const timed = this.#runner ? this.#runner.ingest(points) : points;
     return this.#d.stagePoints(timed, this.#ctx.clock.now());
   }

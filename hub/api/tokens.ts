@@ -64,7 +64,13 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
     }),
     async (c) => {
       const b = await parseBody(c, MintToken);
-      if (await deps.tokens.activeNamed(b.name))
+      const lifetime = b.expires_in === undefined ? undefined : tokenLifetime(b.expires_in);
+      const t = await deps.tokens.mintUnique(
+        b.name,
+        b.role,
+        lifetime === undefined ? null : deps.now() + lifetime,
+      );
+      if ("taken" in t)
         return c.json(
           {
             error: {
@@ -75,8 +81,6 @@ export function tokensApi(deps: { tokens: OperatorTokens; now: () => number }): 
           },
           409,
         );
-      const lifetime = b.expires_in === undefined ? undefined : tokenLifetime(b.expires_in);
-      const t = await deps.tokens.mint(b.name, b.role, lifetime === undefined ? null : deps.now() + lifetime);
       return c.json(
         {
           id: t.id,

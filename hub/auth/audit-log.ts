@@ -151,10 +151,16 @@ export class AuditLog {
       entries: count,
       first_bad: { seq, reason },
     });
+    // The head first, and the walk up to it: an entry appended meanwhile (here or on another
+    // replica) is after it, not a gap. The head and its entry are written in one transaction.
+    const head = await this.#sql.get<{ seq: number; hash: string }>(
+      "SELECT seq, hash FROM audit_head WHERE id = 1",
+    );
+    const upto = head?.seq ?? Number.MAX_SAFE_INTEGER;
     for (let after = 0; ; ) {
       const page = await this.#sql.all<AuditEntry>(
-        "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-        [after, VERIFY_PAGE],
+        "SELECT * FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        [after, upto, VERIFY_PAGE],
       );
       for (const row of page) {
         count++;
@@ -170,9 +176,6 @@ export class AuditLog {
       if (page.length < VERIFY_PAGE) break;
       after = page.at(-1)!.seq;
     }
-    const head = await this.#sql.get<{ seq: number; hash: string }>(
-      "SELECT seq, hash FROM audit_head WHERE id = 1",
-    );
     if (head && head.seq >= expected)
       return bad(expected, `entry ${expected} is missing (${head.seq} entries were written)`);
     if (head && head.seq === expected - 1 && head.hash !== prev)

@@ -1,6 +1,6 @@
 // Operator tokens: minted with a role and an optional expiry, stored only as a SHA-256 digest, revoked at once.
 import { createHash, randomBytes } from "node:crypto";
-import type { HubSql } from "../store/sql/index.ts";
+import { type HubSql, keyLock } from "../store/sql/index.ts";
 import type { Role } from "./roles.ts";
 
 /** A token as listed (never its secret). */
@@ -40,28 +40,58 @@ export class OperatorTokens {
 
   /** Mints a token; its secret is returned here only. */
   async mint(name: string, role: Role, expiresAt: number | null): Promise<OperatorToken & { token: string }> {
+    // Without the name check nothing refuses it.
+    return (await this.#mint(name, role, expiresAt, false)) as OperatorToken & { token: string };
+  }
+
+  /**
+   * Mints a token unless an active one has the name (the check and the insert in one transaction, on
+   * one hub or across replicas); the answer is then that token.
+   */
+  mintUnique(
+    name: string,
+    role: Role,
+    expiresAt: number | null,
+  ): Promise<(OperatorToken & { token: string }) | { taken: OperatorToken }> {
+    return this.#mint(name, role, expiresAt, true);
+  }
+
+  #mint(
+    name: string,
+    role: Role,
+    expiresAt: number | null,
+    unique: boolean,
+  ): Promise<(OperatorToken & { token: string }) | { taken: OperatorToken }> {
     const id = randomBytes(8).toString("hex");
     const token = `${PREFIX}${randomBytes(24).toString("base64url")}`;
     const created = this.#now();
-    await this.#sql.run(
-      "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-      [id, name, role, digest(token), created, expiresAt],
-    );
-    return {
-      id,
-      name,
-      role,
-      created_at: created,
-      expires_at: expiresAt,
-      revoked_at: null,
-      last_used_at: null,
-      token,
-    };
+    return this.#sql.tx(async (tx) => {
+      if (unique) {
+        const lock = keyLock(tx.dialect);
+        if (lock) await tx.get(lock, [`operator_tokens:${name}`]);
+        const taken = await this.activeNamed(name, tx);
+        if (taken) return { taken };
+      }
+      await tx.run(
+        "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [id, name, role, digest(token), created, expiresAt],
+      );
+      return {
+        id,
+        name,
+        role,
+        created_at: created,
+        expires_at: expiresAt,
+        revoked_at: null,
+        last_used_at: null,
+        token,
+      };
+    });
   }
 
   /** An active (not revoked, not expired) token of this name, if any. */
-  activeNamed(name: string): Promise<OperatorToken | undefined> {
-    return this.#sql.get<OperatorToken>(
+  activeNamed(name: string, on: HubSql = this.#sql): Promise<OperatorToken | undefined> {
+    return on.get<OperatorToken>(
       `SELECT ${COLUMNS} FROM operator_tokens
        WHERE name = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
        ORDER BY created_at, id LIMIT 1`,

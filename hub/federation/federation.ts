@@ -386,11 +386,15 @@ export class Federation {
           continue;
         }
         // The intent on disk: the move's stale copy is dealt with.
-        const fresh = (await this.placer.intents()).find((i) => i.name === stale.intent.name);
-        if (fresh?.moves?.[stale.move]) {
-          fresh.moves[stale.move]!.stopped = this.#o.now();
-          await this.placer.record(fresh);
-        }
+        const stoppedAt = this.#o.now();
+        await this.placer.update(stale.intent.name, (current) =>
+          current.moves?.[stale.move]
+            ? {
+                ...current,
+                moves: current.moves.map((m, i) => (i === stale.move ? { ...m, stopped: stoppedAt } : m)),
+              }
+            : current,
+        );
         record({
           workload: stale.intent.name,
           hub: stale.hub,

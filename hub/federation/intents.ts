@@ -1,6 +1,6 @@
 // What a parent hub holds of a workload it placed into a child's domain: the hub, the route, how many, why.
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
-import type { HubSql } from "../store/sql/index.ts";
+import { forUpdate, type HubSql } from "../store/sql/index.ts";
 import type { SubtreePlan } from "./subtree-placement.ts";
 
 /** The parent's intent: which subtree and how many; the hub there binds nodes and owns failover. */
@@ -44,6 +44,27 @@ export class Intents {
       "INSERT INTO fed_workloads (name, hub, body, created) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET hub = excluded.hub, body = excluded.body",
       [i.name, i.hub, JSON.stringify(i), i.created],
     );
+  }
+
+  /**
+   * Changes a stored intent in one transaction holding its row: what another writer stored meanwhile
+   * (a move, on this hub or another replica) is what `change` is given. Undefined when there is none.
+   */
+  update(name: string, change: (current: Intent) => Intent): Promise<Intent | undefined> {
+    return this.#sql.tx(async (tx) => {
+      const row = await tx.get<{ body: string }>(
+        `SELECT body FROM fed_workloads WHERE name = ?${forUpdate(tx.dialect)}`,
+        [name],
+      );
+      if (!row) return undefined;
+      const next = change(JSON.parse(row.body) as Intent);
+      await tx.run("UPDATE fed_workloads SET hub = ?, body = ? WHERE name = ?", [
+        next.hub,
+        JSON.stringify(next),
+        name,
+      ]);
+      return next;
+    });
   }
 
   async list(): Promise<Intent[]> {

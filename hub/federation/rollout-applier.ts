@@ -2,7 +2,7 @@
 import { ConflictError, RequestError } from "../../shared/errors.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
-import type { HubSql } from "../store/sql/index.ts";
+import { forUpdate, type HubSql } from "../store/sql/index.ts";
 import {
   type DomainReport,
   type DomainState,
@@ -47,8 +47,10 @@ export class RolloutApplier {
     this.#o = o;
   }
 
-  async get(name: string, on: HubSql = this.#o.sql): Promise<StagedRollout | undefined> {
-    const row = await on.get<{ body: string }>("SELECT body FROM fed_rollouts WHERE name = ?", [name]);
+  async get(name: string): Promise<StagedRollout | undefined> {
+    const row = await this.#o.sql.get<{ body: string }>("SELECT body FROM fed_rollouts WHERE name = ?", [
+      name,
+    ]);
     return row ? (JSON.parse(row.body) as StagedRollout) : undefined;
   }
 
@@ -74,17 +76,27 @@ export class RolloutApplier {
     const { spec } = req;
     if (await this.#o.placedSingly(spec.name))
       throw new ConflictError(`workload ${spec.name} is placed into one domain below; it cannot be staged`);
-    // One transaction: two starts at once (on two replicas) cannot both find none in progress.
-    return this.#o.sql.tx(async (tx) => {
-      const before = await this.get(spec.name, tx);
+    const known = new Map(this.#o.hubs().map((h) => [h.id, h]));
+    const domains: DomainState[] = req.hubs.map((id, i) => {
+      const h = known.get(id);
+      if (!h) throw new RequestError(`hubs[${i}]: ${id} is not a hub below this one`, `hubs[${i}]`);
+      return { hub: id, route: h.route, phase: "pending" };
+    });
+    // One transaction holding the workload's row: two starts at once (on two replicas) cannot both
+    // find none in progress. A row is made first (empty, never committed so) when there is none yet,
+    // so that there is one to lock. The refusal is returned, not thrown, so that the transaction
+    // commits: on SQLite, synchronous writes of other callers may have joined it meanwhile.
+    const started = await this.#o.sql.tx(async (tx): Promise<StagedRollout | { busy: string }> => {
+      await tx.run("INSERT INTO fed_rollouts (name, body) VALUES (?, '') ON CONFLICT (name) DO NOTHING", [
+        spec.name,
+      ]);
+      const row = await tx.get<{ body: string }>(
+        `SELECT body FROM fed_rollouts WHERE name = ?${forUpdate(tx.dialect)}`,
+        [spec.name],
+      );
+      const before = row?.body ? (JSON.parse(row.body) as StagedRollout) : undefined;
       if (before && (before.state === "rolling" || before.state === "reverting"))
-        throw new ConflictError(`a staged rollout of ${spec.name} is in progress (${before.state})`);
-      const known = new Map(this.#o.hubs().map((h) => [h.id, h]));
-      const domains: DomainState[] = req.hubs.map((id, i) => {
-        const h = known.get(id);
-        if (!h) throw new RequestError(`hubs[${i}]: ${id} is not a hub below this one`, `hubs[${i}]`);
-        return { hub: id, route: h.route, phase: "pending" };
-      });
+        return { busy: before.state };
       const now = this.#o.now();
       // A spec that last failed is not "previous": the last one that rolled out is.
       const previous = before ? (before.state === "done" ? before.spec : before.previous) : null;
@@ -106,6 +118,9 @@ export class RolloutApplier {
       await this.#save(r, tx);
       return r;
     });
+    if ("busy" in started)
+      throw new ConflictError(`a staged rollout of ${spec.name} is in progress (${started.busy})`);
+    return started;
   }
 
   /** One round for every rollout in progress: ask, decide, apply (until a step waits). */

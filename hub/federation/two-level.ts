@@ -39,9 +39,9 @@ export class TwoLevelPlacer {
     return this.#o.intents.list();
   }
 
-  /** Stores an intent as it now stands (a move's stale copy dealt with, say). */
-  record(intent: Intent): Promise<void> {
-    return this.#o.intents.put(intent);
+  /** Changes a stored intent as it now stands (a move's stale copy dealt with, say). */
+  update(name: string, change: (current: Intent) => Intent): Promise<Intent | undefined> {
+    return this.#o.intents.update(name, change);
   }
 
   /** The hubs below, ranked for a workload by their summaries (dry run of the parent's half). */
@@ -149,13 +149,13 @@ export class TwoLevelPlacer {
         continue;
       }
       const now = this.#o.now();
-      await this.#o.intents.put({
-        ...intent,
+      await this.#o.intents.update(intent.name, (current) => ({
+        ...current,
         hub: chosen.hub,
         route: chosen.route,
         explanation: plan,
-        moves: [...(intent.moves ?? []), { from: intent.hub, to: chosen.hub, at: now, evidence }],
-      });
+        moves: [...(current.moves ?? []), { from: current.hub, to: chosen.hub, at: now, evidence }],
+      }));
       moved.push(intent.name);
     }
     return moved;

@@ -11,6 +11,15 @@ export function forUpdate(dialect: Dialect): string {
   return dialect === "postgres" ? " FOR UPDATE" : "";
 }
 
+/**
+ * A statement that locks `key` until the transaction ends, for a check-then-insert with no row to lock
+ * yet (a name that must stay unique among the active ones). SQLite's write transaction (BEGIN
+ * IMMEDIATE) already excludes others: undefined there.
+ */
+export function keyLock(dialect: Dialect): string | undefined {
+  return dialect === "postgres" ? "SELECT pg_advisory_xact_lock(hashtext(?))" : undefined;
+}
+
 const SPELLINGS: Record<string, Record<Dialect, string>> = {
   // Times, sequence numbers and counters are 64-bit.
   "{big}": { sqlite: "INTEGER", postgres: "BIGINT" },

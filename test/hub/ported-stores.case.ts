@@ -1,0 +1,199 @@
+// The hub stores already on HubSql, as one contract run on every back end (ported-stores.test.ts):
+// what each promises on one hub, and what must hold when two replicas write at once.
+import { describe, expect, test } from "bun:test";
+import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
+import { type Intent, Intents } from "../../hub/federation/intents.ts";
+import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
+import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
+import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
+
+/** A fresh, migrated store, and a second connection to it (another replica). */
+export interface OpenMigrated {
+  sql: HubSql;
+  again(): HubSql;
+}
+
+const T0 = 1_800_000_000_000;
+
+function specOf(body: unknown): WorkloadSpec {
+  const r = parseWorkloadSpec(body);
+  if (!r.ok) throw new Error(`${r.field}: ${r.message}`);
+  return r.spec;
+}
+
+export function runPortedStores(name: string, open: () => Promise<OpenMigrated>): void {
+  // Each case opens its own store and closes what it opened.
+  const withStores = async (fn: (a: HubSql, b: HubSql) => Promise<void>) => {
+    const { sql, again } = await open();
+    await migrate(sql);
+    const other = again();
+    try {
+      await fn(sql, other);
+    } finally {
+      await other.close();
+      await sql.close();
+    }
+  };
+
+  describe(`${name}: stores on HubSql`, () => {
+    test(`${name}: operator tokens: minted, checked, expired, revoked once (the first time stands), listed without secrets`, async () =>
+      withStores(async (sql, replica) => {
+        let now = T0;
+        const tokens = new OperatorTokens(sql, () => now);
+        const minted = await tokens.mint("ops", "operator", T0 + 60_000);
+        expect(minted.token).toMatch(/^nco_/);
+        expect(await tokens.check(minted.token)).toEqual({ id: minted.id, name: "ops", role: "operator" });
+        expect((await tokens.get(minted.id))?.last_used_at).toBe(T0);
+        expect(await tokens.check("nco_not-a-token")).toEqual({ refused: "unknown token" });
+        expect((await tokens.activeNamed("ops"))?.id).toBe(minted.id);
+        // Another replica sees the same tokens.
+        const there = new OperatorTokens(replica, () => now);
+        expect(await there.check(minted.token)).toMatchObject({ id: minted.id });
+        now = T0 + 60_000;
+        expect(await tokens.check(minted.token)).toEqual({ refused: "the token expired" });
+        expect(await tokens.activeNamed("ops")).toBeUndefined();
+        const second = await tokens.mint("ci", "viewer", null);
+        now = T0 + 70_000;
+        const [a, b] = await Promise.all([tokens.revoke(second.id), there.revoke(second.id)]);
+        expect(a).toBe(T0 + 70_000);
+        expect(b).toBe(T0 + 70_000);
+        now = T0 + 80_000;
+        expect(await there.revoke(second.id)).toBe(T0 + 70_000);
+        expect(await tokens.revoke("no-such-id")).toBeUndefined();
+        expect(await tokens.check(second.token)).toEqual({ refused: "the token was revoked" });
+        const listed = await tokens.list();
+        expect(listed.map((t) => t.name)).toEqual(["ops", "ci"]);
+        for (const t of listed) expect(Object.keys(t)).not.toContain("token");
+      }));
+
+    test(`${name}: operator tokens: one name minted at once on two replicas gives one active token`, async () =>
+      withStores(async (sql, replica) => {
+        const now = () => T0;
+        const answers = await Promise.all([
+          new OperatorTokens(sql, now).mintUnique("deploy", "operator", null),
+          new OperatorTokens(replica, now).mintUnique("deploy", "operator", null),
+        ]);
+        const minted = answers.filter((a) => "token" in a);
+        const taken = answers.filter((a) => "taken" in a) as { taken: { id: string } }[];
+        expect([minted.length, taken.length]).toEqual([1, 1]);
+        expect(taken[0]!.taken.id).toBe((minted[0] as { id: string }).id);
+        expect((await new OperatorTokens(sql, now).list()).map((t) => t.name)).toEqual(["deploy"]);
+      }));
+
+    test(`${name}: intents: put replaces by name, listed by name, the body kept whole`, async () =>
+      withStores(async (sql, replica) => {
+        const intents = new Intents(sql);
+        const spec = specOf({ name: "cam", driver: "exec", command: "/bin/true" });
+        const base = {
+          hub: "metro-1",
+          route: ["region-1", "metro-1"],
+          replicas: 1,
+          explanation: { candidates: [] } as never,
+          created: T0,
+          spec,
+        };
+        await intents.put({ name: "web", ...base });
+        await intents.put({ name: "cam", ...base });
+        await new Intents(replica).put({
+          name: "cam",
+          ...base,
+          hub: "metro-2",
+          moves: [{ from: "metro-1", to: "metro-2", at: T0 + 1, evidence: "lost" }],
+        });
+        expect((await intents.list()).map((i) => [i.name, i.hub])).toEqual([
+          ["cam", "metro-2"],
+          ["web", "metro-1"],
+        ]);
+        expect((await intents.get("cam"))?.moves?.[0]?.evidence).toBe("lost");
+        expect((await intents.get("cam"))?.spec).toEqual(spec);
+        expect(await intents.get("none")).toBeUndefined();
+        // Two changes at once on two replicas both stand: each is given what the other stored.
+        const move = (to: string) => (i: Intent) => ({
+          ...i,
+          moves: [...(i.moves ?? []), { from: i.hub, to, at: T0 + 2, evidence: `to ${to}` }],
+        });
+        await Promise.all([
+          intents.update("web", move("metro-3")),
+          new Intents(replica).update("web", move("metro-4")),
+        ]);
+        expect(((await intents.get("web"))?.moves ?? []).map((m) => m.to).sort()).toEqual([
+          "metro-3",
+          "metro-4",
+        ]);
+        expect(await intents.update("none", move("x"))).toBeUndefined();
+      }));
+
+    test(`${name}: staged rollouts: two starts of one workload at once on two replicas, one wins and the other is refused`, async () =>
+      withStores(async (sql, replica) => {
+        const applier = (on: HubSql) =>
+          new RolloutApplier({
+            sql: on,
+            hubs: () => [
+              { id: "metro-1", route: ["metro-1"], connected: true, groups: [] },
+              { id: "metro-2", route: ["metro-2"], connected: true, groups: [] },
+            ],
+            placedSingly: async () => false,
+            request: () => Promise.reject(new Error("no child hubs in this test")),
+            now: () => T0,
+          });
+        const spec = specOf({ name: "web", driver: "exec", command: "/bin/true" });
+        const req = { spec, hubs: ["metro-1", "metro-2"], max_parallel: 1, deadline_ms: 60_000 };
+        const results = await Promise.allSettled([applier(sql).start(req), applier(replica).start(req)]);
+        expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+        const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+        expect(refused.reason.message).toBe("a staged rollout of web is in progress (rolling)");
+        const stored = await applier(replica).list();
+        expect(stored.map((r) => [r.name, r.state, r.domains.map((d) => d.hub)])).toEqual([
+          ["web", "rolling", ["metro-1", "metro-2"]],
+        ]);
+        await expect(applier(sql).start(req)).rejects.toThrow("a staged rollout of web is in progress");
+        await expect(
+          applier(sql).start({ ...req, spec: { ...spec, name: "db" }, hubs: ["metro-9"] }),
+        ).rejects.toThrow("hubs[0]: metro-9 is not a hub below this one");
+        expect((await applier(sql).list()).map((r) => r.name)).toEqual(["web"]);
+      }));
+
+    test(`${name}: the audit log: appends from two replicas at once form one unbroken chain`, async () =>
+      withStores(async (sql, replica) => {
+        let now = T0;
+        const logs = [new AuditLog(sql, () => now++), new AuditLog(replica, () => now++)];
+        expect(await logs[0]!.verify()).toEqual({ ok: true, entries: 0 });
+        const appended = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            logs[i % 2]!.append({
+              actor: `replica-${i % 2}`,
+              action: "test.append",
+              object: `things/${i}`,
+              before: null,
+              after: null,
+            }),
+          ),
+        );
+        expect(appended.map((e) => e.seq).sort((a, b) => a - b)).toEqual(
+          Array.from({ length: 40 }, (_, i) => i + 1),
+        );
+        expect(await logs[1]!.verify()).toEqual({ ok: true, entries: 40 });
+        // Verified while appends go on (here and on the other replica): what it walks is whole.
+        const during = await Promise.all([
+          logs[0]!.verify(),
+          ...Array.from({ length: 10 }, (_, i) =>
+            logs[i % 2]!.append({
+              actor: "later",
+              action: "test.append",
+              object: `more/${i}`,
+              before: null,
+              after: null,
+            }),
+          ),
+          logs[1]!.verify(),
+        ]);
+        for (const v of [during[0], during.at(-1)]) expect(v).toMatchObject({ ok: true });
+        expect(await logs[0]!.verify()).toEqual({ ok: true, entries: 50 });
+        const newest = await logs[0]!.query({ limit: 2 });
+        expect(newest.map((e) => e.seq)).toEqual([50, 49]);
+        expect(newest[0]!.prev_hash).toBe(newest[1]!.hash);
+        expect(await logs[0]!.query({ actor: "replica-1", object: "things/1" })).toHaveLength(1);
+        expect(await logs[0]!.query({ object: "things" })).toHaveLength(40);
+      }));
+  });
+}
