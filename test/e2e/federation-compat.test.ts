@@ -7,8 +7,8 @@ import { Proc, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
-/** The last commit before federation: the previous version of hub and agent. */
-const PREVIOUS = "5876f12";
+/** The last commit on main before federation (and issues 11-16): the previous version of hub and agent. */
+const PREVIOUS = "2ffe77b";
 // A checkout without that history (a shallow clone) cannot run the previous version: said, not hidden.
 const hasPrevious = (() => {
   try {
