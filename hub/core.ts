@@ -39,8 +39,6 @@ export interface HubCoreOptions {
   /** The default join token (the hub's flag or DIR/join.token); minted ones live in the database. */
   joinToken: string;
   adminToken: string;
-  /** Entries kept of each replicated named cache per partition (default 100,000). */
-  cacheMaxEntries?: number;
   /** Largest API request body (default 2 MiB). */
   maxBodyBytes?: number;
   /** /metrics needs a token (any role). */
@@ -164,27 +162,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     connected: () => registry.list().filter((n) => registry.isConnected(n.id)),
     log: o.log.child("caches"),
     now,
-    ...(o.cacheMaxEntries ? { maxEntries: o.cacheMaxEntries } : {}),
   });
-  // The hub's copy of the named caches stays bounded (expired, old deletions, past the cap).
-  const countPruned = metrics.counter(
-    "novacron_hub_cache_pruned_total",
-    "Entries of the hub's copy of named caches removed, by reason (expired, tombstones, evicted)",
-  );
-  const pruneCaches = () => {
-    const p = caches.prune();
-    for (const reason of ["expired", "tombstones", "evicted"] as const)
-      if (p[reason] > 0) countPruned(p[reason], { reason });
-  };
-  const cachePruneTimer = clock.setInterval(() => {
-    try {
-      pruneCaches();
-    } catch (err) {
-      o.log.warn("pruning the hub's cache copy failed; tried again in a minute", {
-        error: (err as Error).message,
-      });
-    }
-  }, 60_000);
   const controller = new WorkloadController({
     store: workloads,
     log: o.log.child("workloads"),
@@ -572,7 +550,6 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     close(): void {
       void federation.stop();
       live.stop();
-      clock.clearInterval(cachePruneTimer);
       failover.stop();
       alerter.stop();
       notifier.stop();

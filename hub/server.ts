@@ -93,7 +93,6 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     metricsAuth: cfg.metrics_auth,
     maxBodyBytes: cfg.api_body_limit,
     maxSeriesPerNode: cfg.max_series_per_node,
-    cacheMaxEntries: cfg.cache_max_entries,
     heartbeatMs: cfg.heartbeat_interval,
     maxFrameBytes: cfg.max_frame_bytes,
     statusPolicy: {

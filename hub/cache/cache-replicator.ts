@@ -38,23 +38,6 @@ export interface ReplicatorDeps {
   connected: () => NodeRecord[];
   log?: Logger;
   now: () => number;
-  /** Entries kept of each cache in each partition; past it the least recently written go (default 100,000). */
-  maxEntries?: number;
-}
-
-/** How long a deletion is remembered: an older write that arrives later (a node back from a long cut) loses to it. */
-export const TOMBSTONE_KEEP_MS = 7 * 86_400_000;
-
-/** What one prune removed, by reason. */
-export interface Pruned {
-  /** Entries whose time to live had passed since they were written. */
-  expired: number;
-  /** Deletions older than TOMBSTONE_KEEP_MS. */
-  tombstones: number;
-  /** The least recently written entries of a cache and partition over maxEntries. */
-  evicted: number;
-  /** Writers' last stamps for keys the hub no longer holds. */
-  stamps: number;
 }
 
 export interface CacheFigures {
@@ -168,44 +151,6 @@ export class CacheReplicator {
     if (w.replicate === "none") return;
     if (this.#pending.length === 0) afterTx(() => this.#relay());
     this.#pending.push({ cache: w.cache, part, scope: w.replicate, origin: node, args: replicaArgs(w) });
-  }
-
-  /**
-   * Keeps the hub's copy bounded: entries whose time to live has passed, deletions older than a week,
-   * and in each cache and partition the least recently written entries past `maxEntries` go; then the
-   * writers' stamps for keys no partition holds. In one transaction.
-   */
-  prune(): Pruned {
-    const db = this.#d.db;
-    const now = this.#d.now();
-    const max = this.#d.maxEntries ?? 100_000;
-    return db.transaction((): Pruned => {
-      const expired = db
-        .query("DELETE FROM cache_data WHERE ttl_ms IS NOT NULL AND updated + ttl_ms <= ?")
-        .run(now).changes;
-      const tombstones = db
-        .query("DELETE FROM cache_data WHERE value IS NULL AND updated <= ?")
-        .run(now - TOMBSTONE_KEEP_MS).changes;
-      let evicted = 0;
-      const over = db
-        .query("SELECT cache, part, count(*) AS n FROM cache_data GROUP BY cache, part HAVING count(*) > ?")
-        .all(max) as { cache: string; part: string; n: number }[];
-      for (const o of over) {
-        evicted += db
-          .query(
-            `DELETE FROM cache_data WHERE cache = ? AND part = ? AND key IN (
-               SELECT key FROM cache_data WHERE cache = ? AND part = ? ORDER BY updated, key LIMIT ?)`,
-          )
-          .run(o.cache, o.part, o.cache, o.part, o.n - max).changes;
-      }
-      const stamps = db
-        .query(
-          `DELETE FROM cache_seen WHERE NOT EXISTS (
-             SELECT 1 FROM cache_data d WHERE d.cache = cache_seen.cache AND d.key = cache_seen.key)`,
-        )
-        .run().changes;
-      return { expired, tombstones, evicted, stamps };
-    })();
   }
 
   /** A strong read: the hub's value of a key in the reading node's partition (null: none). */

@@ -265,16 +265,6 @@ export const hubFields = defineFields([
     help: "series of one node re-exported in /metrics; the rest are stored but counted in novacron_hub_node_series_over_limit",
   },
   {
-    key: "cache_max_entries",
-    flag: "--cache-max-entries",
-    env: "NOVACRON_CACHE_MAX_ENTRIES",
-    kind: "int",
-    min: 1,
-    max: 100_000_000,
-    default: 100_000,
-    help: "entries the hub keeps of each replicated named cache, per partition; past it the least recently written go (expired entries and week-old deletions go anyway)",
-  },
-  {
     key: "alert_interval",
     flag: "--alert-interval",
     env: "NOVACRON_ALERT_INTERVAL",

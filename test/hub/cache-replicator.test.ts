@@ -2,7 +2,6 @@
 import { expect, test } from "bun:test";
 import { formatStamp } from "../../shared/cache/index.ts";
 import { type Body, envelope } from "../../shared/protocol/index.ts";
-import { FakeClock } from "../support/fake-clock.ts";
 import { joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
@@ -120,65 +119,4 @@ test("replication scopes: a region write reaches the region's other sites, a lev
     ];
     expect({ scope, reached }).toEqual({ scope, reached: want });
   }
-});
-
-test("the hub's copy of named caches is bounded: expired entries, week-old deletions and the least recently written past --cache-max-entries go, each counted", async () => {
-  using dir = tempDir();
-  const clock = new FakeClock();
-  const core = await openHubCore(dir.path, { clock, cacheMaxEntries: 3 });
-  const nodes = {
-    a: joinNode(core, "a", { labels: { site: "s1" }, caches }),
-    b: joinNode(core, "b", { labels: { site: "s2" }, caches }),
-  };
-  const seqs = { a: 0, b: 0 };
-  const write = (id: "a" | "b", key: string, value: string | undefined, ttl_ms?: number) => {
-    const body: Body<"cache_write"> = {
-      cache: "q",
-      key,
-      hlc: formatStamp({ wall: clock.now(), counter: 0, node: id }),
-      replicate: "site",
-      ...(value !== undefined ? { value } : {}),
-      ...(ttl_ms !== undefined ? { ttl_ms } : {}),
-    };
-    nodes[id].send(envelope("cache_write", id, body, { q: ++seqs[id] }));
-    core.ingest.flush();
-  };
-  const held = (on = core) =>
-    (
-      on.db.query("SELECT part, key, value IS NULL AS gone FROM cache_data ORDER BY part, key").all() as {
-        part: string;
-        key: string;
-        gone: number;
-      }[]
-    ).map((r) => `${r.part}/${r.key}${r.gone ? " (deleted)" : ""}`);
-  const pruned = (reason: string, on = core) =>
-    Number(
-      on.metrics
-        .render()
-        .match(new RegExp(`novacron_hub_cache_pruned_total\\{reason="${reason}"\\} (\\d+)`))?.[1] ?? 0,
-    );
-  write("a", "short", "v", 10_000);
-  for (const k of ["k1", "k2", "k3", "k4"]) {
-    await clock.advance(1000);
-    write("a", k, "v");
-  }
-  write("a", "gone", undefined);
-  write("b", "x", "v");
-  write("b", "y", "v");
-  expect(held()).toHaveLength(8);
-  // A minute on: the expired entry goes, then s1 keeps its 3 most recently written; s2 is under the cap.
-  await clock.advance(60_000);
-  expect(held()).toEqual(["site=s1/gone (deleted)", "site=s1/k3", "site=s1/k4", "site=s2/x", "site=s2/y"]);
-  expect([pruned("expired"), pruned("evicted"), pruned("tombstones")]).toEqual([1, 2, 0]);
-  // The writers' stamps go with the keys no partition holds any more.
-  const stamps = core.db.query("SELECT key FROM cache_seen ORDER BY key").all() as { key: string }[];
-  expect(stamps.map((s) => s.key)).toEqual(["gone", "k3", "k4", "x", "y"]);
-  // A week on (the hub started again then), the deletion is forgotten too.
-  const weekOn = clock.now() + 7 * 86_400_000;
-  core[Symbol.dispose]();
-  const laterClock = new FakeClock(weekOn);
-  using later = await openHubCore(dir.path, { clock: laterClock, cacheMaxEntries: 3 });
-  await laterClock.advance(60_000);
-  expect(held(later)).toEqual(["site=s1/k3", "site=s1/k4", "site=s2/x", "site=s2/y"]);
-  expect(pruned("tombstones", later)).toBe(1);
 });
