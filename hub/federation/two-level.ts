@@ -140,22 +140,42 @@ export class TwoLevelPlacer {
       const chosen = plan.chosen;
       if (!chosen) continue;
       const [first, ...rest] = chosen.route;
+      let status: unknown;
       try {
         const reply = await this.#o.request(first!, "fed_place", { spec: intent.spec, route: rest }, 15_000);
-        const answer = (reply.body ?? {}) as { status?: unknown };
+        status = ((reply.body ?? {}) as { status?: unknown }).status;
         // 409: the hub there holds it already (a move begun before a restart of this hub).
-        if (!reply.ok || (answer.status !== 201 && answer.status !== 409)) continue;
+        if (!reply.ok || (status !== 201 && status !== 409)) continue;
       } catch {
         continue;
       }
       const now = this.#o.now();
-      await this.#o.intents.update(intent.name, (current) => ({
-        ...current,
-        hub: chosen.hub,
-        route: chosen.route,
-        explanation: plan,
-        moves: [...(current.moves ?? []), { from: current.hub, to: chosen.hub, at: now, evidence }],
-      }));
+      // Recorded only if the intent still stands where this pass found it: another pass (a replica,
+      // or this hub before a restart) may have moved or removed it meanwhile.
+      let recorded = false;
+      let holder: string | undefined;
+      const after = await this.#o.intents.update(intent.name, (current) => {
+        // Decided on every call: on PostgreSQL a retried transaction calls it again.
+        recorded = current.hub === intent.hub && current.route.includes(child);
+        holder = current.hub;
+        if (!recorded) return current;
+        return {
+          ...current,
+          hub: chosen.hub,
+          route: chosen.route,
+          explanation: plan,
+          moves: [...(current.moves ?? []), { from: current.hub, to: chosen.hub, at: now, evidence }],
+        };
+      });
+      if (!after || !recorded) {
+        // The copy this pass made stands for nothing: removed again, unless the intent now names that
+        // very hub (another pass moved it there: the copy is its).
+        if (status === 201 && holder !== chosen.hub)
+          await this.#o
+            .request(first!, "fed_apply", { method: "DELETE", name: intent.name, route: rest }, 15_000)
+            .catch(() => undefined);
+        continue;
+      }
       moved.push(intent.name);
     }
     return moved;
