@@ -28,7 +28,7 @@ interface Ack {
 }
 
 /** A hub store with one registered node, an Ingest whose acks are recorded; closes on dispose. */
-async function openHub(dir: string) {
+async function openHub(dir: string, apply?: (node: string, msg: Message) => void) {
   const db = await openHubDb(dir);
   const metrics = new MetricsRegistry();
   const registry = new Registry(db, {
@@ -55,6 +55,7 @@ async function openHub(dir: string) {
     log: quiet,
     metrics,
     acks: (node, upto) => acks.push({ node, upto, ...stored(db, node) }),
+    ...(apply ? { apply } : {}),
   });
   return { db, metrics, registry, ingest, acks, [Symbol.dispose]: () => db.close() };
 }
@@ -542,60 +543,36 @@ describe("ingest: each sample once by node, series and time", () => {
 describe("ingest: work started by stored messages", () => {
   test("runs once the group's transaction has ended, in order, also for a message refused by its savepoint", async () => {
     using dir = tempDir();
-    const db = await openHubDb(dir.path);
-    try {
-      const registry = new Registry(db, {
-        suspectAfterMs: 15_000,
-        downAfterMs: 60_000,
-        restartGraceMs: 30_000,
-        keyLifetimeMs: 86_400_000,
-      });
-      admitDirect(registry, {
-        node_id: NODE,
-        level: 1,
-        labels: {},
-        capabilities: [],
-        resources: {},
-        version: "test",
-        boot_id: "b",
-        last_acked: 0,
-      });
-      const ran: { message: string; inTransaction: boolean; stored: number }[] = [];
-      const storedEvents = () => (db.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
-      const ingest = new Ingest(db, {
-        log: quiet,
-        metrics: new MetricsRegistry(),
-        acks: () => {},
-        apply: (_node, msg) => {
-          if (msg.t !== "event") return;
-          afterTx(() =>
-            ran.push({ message: msg.b.message, inTransaction: db.inTransaction, stored: storedEvents() }),
-          );
-          // A message whose effects cannot be applied is refused alone (its savepoint rolls back).
-          if (msg.b.message === "bad") throw new Error("cannot apply");
-        },
-      });
-      for (const [q, m] of [
-        [1, "one"],
-        [2, "bad"],
-        [3, "three"],
-      ] as const)
-        ingest.receive(NODE, event(q, m));
-      ingest.flush();
-      // After the commit, not inside it: the two good messages were stored when each ran.
-      expect(ran).toEqual([
-        { message: "one", inTransaction: false, stored: 2 },
-        { message: "bad", inTransaction: false, stored: 2 },
-        { message: "three", inTransaction: false, stored: 2 },
-      ]);
-      // Outside an ingest transaction it is soon, not at once.
-      const outside: string[] = [];
-      afterTx(() => outside.push("later"));
-      expect(outside).toEqual([]);
-      await Promise.resolve();
-      expect(outside).toEqual(["later"]);
-    } finally {
-      db.close();
-    }
+    const ran: { message: string; inTransaction: boolean; stored: number }[] = [];
+    // Called only from flush, after `hub` is assigned.
+    const storedEvents = () => (hub.db.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+    using hub = await openHub(dir.path, (_node, msg) => {
+      if (msg.t !== "event") return;
+      afterTx(() =>
+        ran.push({ message: msg.b.message, inTransaction: hub.db.inTransaction, stored: storedEvents() }),
+      );
+      // A message whose effects cannot be applied is refused alone (its savepoint rolls back).
+      if (msg.b.message === "bad") throw new Error("cannot apply");
+    });
+    const ingest = hub.ingest;
+    for (const [q, m] of [
+      [1, "one"],
+      [2, "bad"],
+      [3, "three"],
+    ] as const)
+      ingest.receive(NODE, event(q, m));
+    ingest.flush();
+    // After the commit, not inside it: the two good messages were stored when each ran.
+    expect(ran).toEqual([
+      { message: "one", inTransaction: false, stored: 2 },
+      { message: "bad", inTransaction: false, stored: 2 },
+      { message: "three", inTransaction: false, stored: 2 },
+    ]);
+    // Outside an ingest transaction it is soon, not at once.
+    const outside: string[] = [];
+    afterTx(() => outside.push("later"));
+    expect(outside).toEqual([]);
+    await Promise.resolve();
+    expect(outside).toEqual(["later"]);
   });
 });
