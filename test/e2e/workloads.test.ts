@@ -233,8 +233,8 @@ describe("workloads end to end", () => {
     using dir = tempDir();
     await using hub = await startHub({ data: join(dir.path, "hub") });
     const nodes = await agents(hub, dir.path, ["r1", "r2", "r3"]);
+    const mark = marker("roll");
     try {
-      const mark = marker("roll");
       const base = {
         name: "svc",
         driver: "exec",
@@ -302,6 +302,12 @@ describe("workloads end to end", () => {
       );
     } finally {
       for (const n of nodes) await n[Symbol.asyncDispose]();
+      // The copies outlive their agents (an agent's stop leaves its workloads running): v1's and v2's.
+      for (const p of await pids(mark)) {
+        try {
+          process.kill(-p, "SIGKILL");
+        } catch {} // gone already
+      }
     }
   }, 90_000);
 
