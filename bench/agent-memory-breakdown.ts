@@ -23,6 +23,7 @@ import { startMosquitto } from "../test/support/mosquitto.ts";
 import { freePort } from "../test/support/ports.ts";
 import { type HubHandle, Proc, startHub, tempDir } from "../test/support/processes.ts";
 import { waitFor } from "../test/support/wait.ts";
+import { assignTasks } from "./_assign-tasks.ts";
 import { EXAMPLE } from "./_example-pipeline.ts";
 import { residentSections, sectionsOf } from "./_exe-pages.ts";
 import { type HeapReading, PROBE_PREFIX } from "./_heap-probe.ts";
@@ -314,35 +315,6 @@ function moduleVariants(
       agent(`compiled, ws, without ${m}`, M, [bins.without], { hub: ws, env: { AGENT_WITHOUT: m } }),
     ),
   ];
-}
-
-/** Pins `count` sleeping `exec` workloads to the node and waits until all run. */
-async function assignTasks(hub: HubHandle, api: string, nodeId: string, count: number): Promise<void> {
-  await waitFor(
-    async () => ((await (await fetch(`${api}/v1/status`)).json()) as { connected: boolean }).connected,
-    { what: `${nodeId} connected`, timeoutMs: 60_000 },
-  );
-  for (let i = 0; i < count; i++) {
-    const res = await hub.api("/api/v1/workloads", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        name: `${nodeId}-t${i}`,
-        driver: "exec",
-        command: "/bin/sleep",
-        args: ["3600"],
-        nodes: [nodeId],
-      }),
-    });
-    if (res.status !== 201) throw new Error(`POST workload ${i}: ${res.status}`);
-  }
-  await waitFor(
-    async () => {
-      const r = (await (await fetch(`${api}/v1/tasks`)).json()) as { tasks: { status: string }[] };
-      return r.tasks.filter((t) => t.status === "running").length === count;
-    },
-    { what: `${count} running tasks on ${nodeId}`, timeoutMs: 120_000 },
-  );
 }
 
 async function runAll(variants: Variant[], parallel: number): Promise<Result[]> {

@@ -16,8 +16,9 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startMosquitto } from "../test/support/mosquitto.ts";
 import { freePort } from "../test/support/ports.ts";
-import { type HubHandle, Proc, startHub, tempDir } from "../test/support/processes.ts";
+import { Proc, startHub, tempDir } from "../test/support/processes.ts";
 import { waitFor } from "../test/support/wait.ts";
+import { assignTasks } from "./_assign-tasks.ts";
 import { COLLECTD, collectdConfig } from "./_collectd.ts";
 import { machineInfo, printMachine, table } from "./_machine.ts";
 import { CLK_TCK, descendantsOf, median, mib, sampleTree } from "./_proc-stats.ts";
@@ -49,30 +50,6 @@ function peakOf(pid: number): number {
   } catch {
     return Number.NaN;
   }
-}
-
-async function assignTasks(hub: HubHandle, api: string, nodeId: string, count: number): Promise<void> {
-  for (let i = 0; i < count; i++) {
-    const res = await hub.api("/api/v1/workloads", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        name: `${nodeId}-t${i}`,
-        driver: "exec",
-        command: "/bin/sleep",
-        args: ["3600"],
-        nodes: [nodeId],
-      }),
-    });
-    if (res.status !== 201) throw new Error(`POST workload ${i}: ${res.status}`);
-  }
-  await waitFor(
-    async () => {
-      const r = (await (await fetch(`${api}/v1/tasks`)).json()) as { tasks: { status: string }[] };
-      return r.tasks.filter((t) => t.status === "running").length === count;
-    },
-    { what: `${count} running tasks`, timeoutMs: 120_000 },
-  );
 }
 
 async function main() {

@@ -329,23 +329,24 @@ describe("ingest: queries", () => {
   });
 });
 
-describe("ingest: rollups", () => {
-  /** A rollup batch built the way an agent folds fine batches. */
-  function rollupBatch(q: number, frames: MetricsFrame[]): Message {
-    const frame = rollUp(frames);
-    const enc = encodeMetrics(frame);
-    const body = {
-      start: frame.start,
-      interval: frame.interval,
-      ticks: frame.ticks,
-      samples: rolledUpSamples(frame),
-      data: new Uint8Array(enc.data),
-      z: enc.z,
-      rollup: 1 as const,
-    };
-    return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
-  }
+/** A rollup batch built the way an agent folds fine batches (`fold`: the fold's id on the agent). */
+function rollupBatch(q: number, frames: MetricsFrame[], fold?: number): Message {
+  const frame = rollUp(frames);
+  const enc = encodeMetrics(frame);
+  const body = {
+    start: frame.start,
+    interval: frame.interval,
+    ticks: frame.ticks,
+    samples: rolledUpSamples(frame),
+    data: new Uint8Array(enc.data),
+    z: enc.z,
+    rollup: 1 as const,
+    ...(fold !== undefined ? { fold } : {}),
+  };
+  return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
+}
 
+describe("ingest: rollups", () => {
   test("a rollup counts the fine samples it stands for; queries return its minutes, split ones merged", async () => {
     using dir = tempDir();
     using hub = await openHub(dir.path);
@@ -399,28 +400,13 @@ describe("ingest: rollups sent again", () => {
       ticks: values.length,
       series: [{ name: "cpu.util", values }],
     });
-    const fold = (q: number, frames: MetricsFrame[], id: number) => {
-      const frame = rollUp(frames);
-      const enc = encodeMetrics(frame);
-      const body = {
-        start: frame.start,
-        interval: frame.interval,
-        ticks: frame.ticks,
-        samples: rolledUpSamples(frame),
-        data: new Uint8Array(enc.data),
-        z: enc.z,
-        rollup: 1 as const,
-        fold: id,
-      };
-      return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q, ts: frame.start })));
-    };
-    hub.ingest.receive(NODE, fold(1, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
-    hub.ingest.receive(NODE, fold(2, [fine(m0 + 30 * SEC, [9, 9])], 12));
+    hub.ingest.receive(NODE, rollupBatch(1, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
+    hub.ingest.receive(NODE, rollupBatch(2, [fine(m0 + 30 * SEC, [9, 9])], 12));
     // A copy of the store sends its fold 11 again.
-    hub.ingest.receive(NODE, fold(3, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
+    hub.ingest.receive(NODE, rollupBatch(3, [fine(m0, [1, 2, 3]), fine(m0 + 60 * SEC, [5])], 11));
     // Minute m0+2 split in two halves that fold to the very same batch (a constant series).
-    hub.ingest.receive(NODE, fold(4, [fine(m0 + 120 * SEC, [7])], 13));
-    hub.ingest.receive(NODE, fold(5, [fine(m0 + 150 * SEC, [7])], 14));
+    hub.ingest.receive(NODE, rollupBatch(4, [fine(m0 + 120 * SEC, [7])], 13));
+    hub.ingest.receive(NODE, rollupBatch(5, [fine(m0 + 150 * SEC, [7])], 14));
     hub.ingest.flush();
     const row = hub.db.query("SELECT samples, duplicate_samples FROM nodes WHERE id = ?").get(NODE);
     expect(row).toEqual({ samples: 8, duplicate_samples: 4 });
