@@ -39,9 +39,8 @@ export class OperatorTokens {
   }
 
   /** Mints a token; its secret is returned here only. */
-  async mint(name: string, role: Role, expiresAt: number | null): Promise<OperatorToken & { token: string }> {
-    // Without the name check nothing refuses it.
-    return (await this.#mint(name, role, expiresAt, false)) as OperatorToken & { token: string };
+  mint(name: string, role: Role, expiresAt: number | null): Promise<OperatorToken & { token: string }> {
+    return this.#insert(this.#sql, name, role, expiresAt);
   }
 
   /**
@@ -53,40 +52,37 @@ export class OperatorTokens {
     role: Role,
     expiresAt: number | null,
   ): Promise<(OperatorToken & { token: string }) | { taken: OperatorToken }> {
-    return this.#mint(name, role, expiresAt, true);
+    return this.#sql.tx(async (tx) => {
+      const lock = keyLock(tx.dialect);
+      if (lock) await tx.get(lock, [`operator_tokens:${name}`]);
+      const taken = await this.activeNamed(name, tx);
+      return taken ? { taken } : this.#insert(tx, name, role, expiresAt);
+    });
   }
 
-  #mint(
+  async #insert(
+    on: HubSql,
     name: string,
     role: Role,
     expiresAt: number | null,
-    unique: boolean,
-  ): Promise<(OperatorToken & { token: string }) | { taken: OperatorToken }> {
+  ): Promise<OperatorToken & { token: string }> {
     const id = randomBytes(8).toString("hex");
     const token = `${PREFIX}${randomBytes(24).toString("base64url")}`;
     const created = this.#now();
-    return this.#sql.tx(async (tx) => {
-      if (unique) {
-        const lock = keyLock(tx.dialect);
-        if (lock) await tx.get(lock, [`operator_tokens:${name}`]);
-        const taken = await this.activeNamed(name, tx);
-        if (taken) return { taken };
-      }
-      await tx.run(
-        "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [id, name, role, digest(token), created, expiresAt],
-      );
-      return {
-        id,
-        name,
-        role,
-        created_at: created,
-        expires_at: expiresAt,
-        revoked_at: null,
-        last_used_at: null,
-        token,
-      };
-    });
+    await on.run(
+      "INSERT INTO operator_tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+      [id, name, role, digest(token), created, expiresAt],
+    );
+    return {
+      id,
+      name,
+      role,
+      created_at: created,
+      expires_at: expiresAt,
+      revoked_at: null,
+      last_used_at: null,
+      token,
+    };
   }
 
   /** An active (not revoked, not expired) token of this name, if any. */
