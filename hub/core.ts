@@ -134,7 +134,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   registry.joinTokens.ensureDefault(o.joinToken, Date.now());
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(db, now);
-  const events = new EventStore(db);
+  const events = new EventStore(sql);
   const cache = new CacheDistributor(
     db,
     {
@@ -279,18 +279,21 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }
     verdicts.clear();
   };
-  const ingest = new Ingest(db, {
+  const ingest = new Ingest({
+    sql,
+    db,
     log: o.log.child("ingest"),
     metrics,
     epochOf: (node) => registry.epochs.current(node),
     ...(o.maxSeriesPerNode ? { maxSeriesPerNode: o.maxSeriesPerNode } : {}),
     acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
-    apply: (node, msg) => {
+    // On SQLite the synchronous stores below write on the same connection, inside the group's transaction.
+    apply: async (tx, node, msg) => {
       if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
       else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
       else if (msg.t === "cache_write") caches.onWrite(node, msg.b);
       else if (msg.t === "event") {
-        events.onEvent(node, msg.b);
+        await events.onEvent(tx, node, msg.b);
         alerter.onAgentEvent(node, msg.b);
         if (msg.b.kind === "rules_applied") ruleSets.onApplied(node, msg.b.fields ?? {}, msg.b.at);
         if (msg.b.kind === "cache_hot_keys") caches.onHotKeys(node, msg.b.fields ?? {}, msg.b.at);
@@ -300,7 +303,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
         if (msg.b.kind === "fenced" && typeof msg.b.fields?.alloc === "string")
           failover.onFenced(node, msg.b.fields.alloc, msg.b.at, msg.b.message);
       } else if (msg.t === "decision_validation") {
-        const v = events.onDecision(node, msg.b, checkDecision);
+        const v = await events.onDecision(tx, node, msg.b, checkDecision);
         if (v.id !== undefined) {
           if (verdicts.size === 0) afterTx(sendVerdicts);
           const list = verdicts.get(node) ?? [];
@@ -335,14 +338,21 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       if (record) caches.onSession(record, hello.caches);
       if (record) ruleSets.onSession(record);
       // Verdicts that may not have reached the node before its last session ended.
-      const recent = events.recentVerdicts(node);
-      if (recent.length > 0) {
-        gateway?.sendTo(node, "command", {
-          id: "verdicts:session",
-          kind: "decision_verdicts",
-          args: { verdicts: recent },
-        });
-      }
+      void events.recentVerdicts(node).then(
+        (recent) => {
+          if (recent.length === 0) return;
+          gateway?.sendTo(node, "command", {
+            id: "verdicts:session",
+            kind: "decision_verdicts",
+            args: { verdicts: recent },
+          });
+        },
+        (err: unknown) =>
+          o.log.error("verdicts for a new session could not be read", {
+            node,
+            error: (err as Error).message,
+          }),
+      );
     },
   });
   const hubKey = o.hubKey ?? generateKeyPair();
@@ -542,9 +552,13 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     federation,
     app,
     live,
-    /** Resolves when the hub's decisions made so far are in the audit log (before the database closes). */
-    settled(): Promise<void> {
-      return decisions;
+    /**
+     * Resolves when what was received is stored and the hub's decisions made so far are in the audit
+     * log (before the database closes).
+     */
+    async settled(): Promise<void> {
+      await ingest.flush();
+      await decisions;
     },
     /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */
     close(): void {
@@ -555,7 +569,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       notifier.stop();
       controller.stop();
       gateway?.drainBulk();
-      ingest.flush();
+      void ingest.flush();
       registry.flushSeen();
     },
   };

@@ -71,13 +71,13 @@ export function alertsApi(deps: AlertsApiDeps): Hono {
         "alerts: with ?state= the lifecycle (open, acknowledged, resolved, all), and subtree_alerts from child hubs; without it, the agents' raise and clear events, newest first",
       query: v.object({ ...LIMIT, node: v.optional(v.string()), state: v.optional(v.string()) }),
     }),
-    (c) => {
+    async (c) => {
       const limit = limitOf(c);
       const node = c.req.query("node");
       const state = c.req.query("state");
       // Without `state`: the agents' raise and clear events, one row each, as before the alert lifecycle.
       if (state === undefined) {
-        return c.json({ alerts: deps.events.alerts({ limit, ...(node ? { node } : {}) }) });
+        return c.json({ alerts: await deps.events.alerts({ limit, ...(node ? { node } : {}) }) });
       }
       if (!(STATES as readonly string[]).includes(state))
         throw new RequestError(`query parameter state must be one of ${STATES.join(", ")}`, "state");

@@ -155,21 +155,21 @@ export function nodesApi(deps: {
   app.get(
     "/:id/decisions",
     describeRoute({ summary: "a node's offline decisions with the hub's verdicts" }),
-    (c) => {
+    async (c) => {
       const id = c.req.param("id");
       node(id);
-      return c.json({ decisions: events.decisions(id) });
+      return c.json({ decisions: await events.decisions(id) });
     },
   );
-  app.get("/:id/series", describeRoute({ summary: "names of the series a node has sent" }), (c) => {
+  app.get("/:id/series", describeRoute({ summary: "names of the series a node has sent" }), async (c) => {
     const id = c.req.param("id");
     node(id);
-    return c.json({ series: ingest.series(id) });
+    return c.json({ series: await ingest.series(id) });
   });
   app.get(
     "/:id/metrics",
     describeRoute({ summary: "points of one series in a time range", query: MetricsQuery }),
-    (c) => {
+    async (c) => {
       const id = c.req.param("id");
       node(id);
       const series = c.req.query("series");
@@ -178,7 +178,7 @@ export function nodesApi(deps: {
       const to = parseMs(c.req.query("to"), "to", now);
       const from = parseMs(c.req.query("from"), "from", to - 3_600_000);
       if (from > to) throw new RequestError("from must not be after to", "from");
-      const { points, rollups } = ingest.query(id, series, from, to);
+      const { points, rollups } = await ingest.query(id, series, from, to);
       // Minutes the agent had to downsample: the average is among the points, the rest is here.
       return c.json(rollups.length > 0 ? { series, points, rollups } : { series, points });
     },

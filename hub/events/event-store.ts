@@ -1,6 +1,6 @@
 // Alerts and offline decisions reported by nodes, stored once (inside the ingest transaction) and listed.
-import type { Database } from "bun:sqlite";
 import type { Body } from "../../shared/protocol/index.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 export interface AlertRecord {
   id: number;
@@ -48,25 +48,26 @@ export type DecisionCheck = (
 
 type VerdictRow = { id: number; rule: string; at: number; verdict: string; reason: string };
 
-/** Persistence of alerts and decisions. */
+/**
+ * Persistence of alerts and decisions: written through the handle of the ingest transaction that
+ * stores the message (so each is stored exactly once), read through the hub's HubSql.
+ */
 export class EventStore {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #now: () => number;
 
-  constructor(db: Database, now: () => number = Date.now) {
-    this.#db = db;
+  constructor(sql: HubSql, now: () => number = Date.now) {
+    this.#sql = sql;
     this.#now = now;
   }
 
   /** An `event` of kind `alert` or `alert_clear` becomes an alert row; other kinds are kept as messages only. */
-  onEvent(node: string, e: Body<"event">): void {
+  async onEvent(tx: HubSql, node: string, e: Body<"event">): Promise<void> {
     if (e.kind !== "alert" && e.kind !== "alert_clear") return;
     const f = e.fields ?? {};
-    this.#db
-      .query(
-        "INSERT INTO alerts (node, at, state, severity, source, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
+    await tx.run(
+      "INSERT INTO alerts (node, at, state, severity, source, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      [
         node,
         e.at,
         e.kind === "alert" ? "raised" : "cleared",
@@ -74,20 +75,24 @@ export class EventStore {
         typeof f.source === "string" ? f.source : "",
         e.message,
         JSON.stringify(f),
-      );
+      ],
+    );
   }
 
   /**
    * Stores a node's decision with the hub's verdict on it; with the decision's id in the node's log, also
    * where its rule came from, so the verdict can go back to the node (now, and again on its next session).
    */
-  onDecision(node: string, d: Body<"decision_validation">, check: DecisionCheck): DecisionVerdictOut {
+  async onDecision(
+    tx: HubSql,
+    node: string,
+    d: Body<"decision_validation">,
+    check: DecisionCheck,
+  ): Promise<DecisionVerdictOut> {
     const { verdict, reason } = check(node, d);
-    const row = this.#db
-      .query(
-        "INSERT INTO decisions (node, rule, at, kind, action, inputs, verdict, reason, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-      )
-      .get(
+    const row = await tx.get<{ id: number }>(
+      "INSERT INTO decisions (node, rule, at, kind, action, inputs, verdict, reason, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+      [
         node,
         d.rule,
         d.at,
@@ -97,13 +102,13 @@ export class EventStore {
         verdict,
         reason,
         this.#now(),
-      ) as { id: number };
+      ],
+    );
     if (d.id !== undefined) {
-      this.#db
-        .query(
-          "INSERT INTO decision_origins (decision, node, agent_id, rule_set, rule_set_rev, condition) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .run(row.id, node, d.id, d.rule_set ?? null, d.rule_set_rev ?? null, d.condition ?? null);
+      await tx.run(
+        "INSERT INTO decision_origins (decision, node, agent_id, rule_set, rule_set_rev, condition) VALUES (?, ?, ?, ?, ?, ?)",
+        [row!.id, node, d.id, d.rule_set ?? null, d.rule_set_rev ?? null, d.condition ?? null],
+      );
     }
     return { id: d.id, rule: d.rule, at: d.at, verdict, reason };
   }
@@ -112,34 +117,34 @@ export class EventStore {
    * The verdicts on a node's latest decisions that carried an id, received within `withinMs` (at most
    * `limit`), to send again at its next session: the first send may have been lost with the connection.
    */
-  recentVerdicts(node: string, limit = 100, withinMs = 86_400_000): VerdictRow[] {
-    return this.#db
-      .query(
-        `SELECT o.agent_id AS id, d.rule, d.at, d.verdict, d.reason FROM decision_origins o
-         JOIN decisions d ON d.id = o.decision WHERE o.node = ? AND d.received >= ?
-         ORDER BY o.decision DESC LIMIT ?`,
-      )
-      .all(node, this.#now() - withinMs, limit) as VerdictRow[];
+  recentVerdicts(node: string, limit = 100, withinMs = 86_400_000): Promise<VerdictRow[]> {
+    return this.#sql.all<VerdictRow>(
+      `SELECT o.agent_id AS id, d.rule, d.at, d.verdict, d.reason FROM decision_origins o
+       JOIN decisions d ON d.id = o.decision WHERE o.node = ? AND d.received >= ?
+       ORDER BY o.decision DESC LIMIT ?`,
+      [node, this.#now() - withinMs, limit],
+    );
   }
 
-  alerts(opts: { node?: string; limit?: number } = {}): AlertRecord[] {
-    const rows = (
-      opts.node
-        ? this.#db
-            .query("SELECT * FROM alerts WHERE node = ? ORDER BY id DESC LIMIT ?")
-            .all(opts.node, opts.limit ?? 500)
-        : this.#db.query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?").all(opts.limit ?? 500)
-    ) as (Omit<AlertRecord, "fields"> & { fields: string })[];
+  async alerts(opts: { node?: string; limit?: number } = {}): Promise<AlertRecord[]> {
+    const rows = await (opts.node
+      ? this.#sql.all<Omit<AlertRecord, "fields"> & { fields: string }>(
+          "SELECT * FROM alerts WHERE node = ? ORDER BY id DESC LIMIT ?",
+          [opts.node, opts.limit ?? 500],
+        )
+      : this.#sql.all<Omit<AlertRecord, "fields"> & { fields: string }>(
+          "SELECT * FROM alerts ORDER BY id DESC LIMIT ?",
+          [opts.limit ?? 500],
+        ));
     return rows.map((r) => ({ ...r, fields: JSON.parse(r.fields) }));
   }
 
-  decisions(node: string, limit = 500): DecisionRecord[] {
-    const rows = this.#db
-      .query(
-        `SELECT d.*, o.rule_set, o.rule_set_rev, o.condition FROM decisions d
-         LEFT JOIN decision_origins o ON o.decision = d.id WHERE d.node = ? ORDER BY d.id DESC LIMIT ?`,
-      )
-      .all(node, limit) as (Omit<DecisionRecord, "inputs"> & { inputs: string })[];
+  async decisions(node: string, limit = 500): Promise<DecisionRecord[]> {
+    const rows = await this.#sql.all<Omit<DecisionRecord, "inputs"> & { inputs: string }>(
+      `SELECT d.*, o.rule_set, o.rule_set_rev, o.condition FROM decisions d
+       LEFT JOIN decision_origins o ON o.decision = d.id WHERE d.node = ? ORDER BY d.id DESC LIMIT ?`,
+      [node, limit],
+    );
     return rows.map((r) => ({ ...r, inputs: JSON.parse(r.inputs) }));
   }
 }

@@ -1,5 +1,5 @@
 // Idempotent ingest: reliable messages are deduplicated by sequence, stored in grouped commits, then acked.
-import type { Database, Statement } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { NovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -19,8 +19,9 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
-import { StoredSamples } from "./sample-dedupe.ts";
 import { TxEffects } from "../store/after-tx.ts";
+import { forUpdate, greatest, type HubSql } from "../store/sql/index.ts";
+import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
 
@@ -44,9 +45,23 @@ const jsonSafe = (_key: string, value: unknown) => (typeof value === "bigint" ? 
 
 export type AckSender = (node: string, upto: number) => void;
 
+/** What one group stores for one node. */
+interface NodeAgg {
+  seq: number;
+  samples: number;
+  rolledUp: number;
+  batches: number;
+  duplicates: number;
+  end: number;
+}
+
+const emptyAgg = (): NodeAgg => ({ seq: 0, samples: 0, rolledUp: 0, batches: 0, duplicates: 0, end: 0 });
+
 /** Receives reliable messages for every node and stores each exactly once. */
 export class Ingest {
-  readonly #db: Database;
+  /** For reading a node's sequence synchronously on first sight (SQLite); without it, `open` first. */
+  readonly #db: Database | undefined;
+  readonly #sql: HubSql;
   readonly #log: Logger;
   readonly #seqs = new Map<string, NodeSeq>();
   readonly #known = new Map<string, Set<string>>();
@@ -54,15 +69,12 @@ export class Ingest {
   /** Each sample once by series and time. */
   readonly #samples: StoredSamples;
   #queue: Pending[] = [];
+  /** Duplicates and gaps counted per node since the last group; written with the next one. */
+  #counts = new Map<string, { duplicates: number; gaps: number }>();
   #scheduled = false;
+  /** The groups being committed, one transaction at a time. */
+  #running: Promise<void> | undefined;
   readonly #acks: AckSender;
-  readonly #insertBatch: Statement;
-  readonly #insertSeries: Statement;
-  readonly #insertMessage: Statement;
-  readonly #advance: Statement;
-  readonly #dup: Statement;
-  readonly #gap: Statement;
-  readonly #epochSeq: Statement;
   readonly #epochOf: ((node: string) => string | undefined) | undefined;
   readonly #countSamples: (by?: number) => void;
   readonly #countRefused: (by?: number, labels?: Record<string, string>) => void;
@@ -71,50 +83,40 @@ export class Ingest {
   readonly #countGaps: (by?: number) => void;
   readonly #countCommits: (by?: number) => void;
 
-  readonly #apply: ((node: string, msg: Message) => void) | undefined;
+  readonly #apply: ((tx: HubSql, node: string, msg: Message) => void | Promise<void>) | undefined;
   readonly #maxSeries: number;
   /** Per node: series it sent past the bound, not re-exported. */
   readonly #overflow = new Map<string, Set<string>>();
 
-  constructor(
-    db: Database,
-    opts: {
-      log: Logger;
-      metrics: MetricsRegistry;
-      acks: AckSender;
-      /** Applies a non-metrics message's effects inside the transaction that stores it (exactly once). */
-      apply?: (node: string, msg: Message) => void;
-      /** The epoch of the node's store now speaking (its stored numbers are recorded against it). */
-      epochOf?: (node: string) => string | undefined;
-      /** Series per node kept for /metrics; a node's series past it are stored but not re-exported (default 1000). */
-      maxSeriesPerNode?: number;
-    },
-  ) {
-    this.#db = db;
+  constructor(opts: {
+    /** The hub's one HubSql (on SQLite, over `db`): groups are stored and queries read through it. */
+    sql: HubSql;
+    /**
+     * The hub's SQLite connection, when it has one: a node first heard of is looked up on it at once.
+     * Without it (PostgreSQL) a node's sequence is read by `open`, which must be awaited first.
+     */
+    db?: Database;
+    log: Logger;
+    metrics: MetricsRegistry;
+    acks: AckSender;
+    /**
+     * Applies a non-metrics message's effects inside the transaction that stores it (exactly once),
+     * through `tx` (on SQLite, synchronous writes on the hub's Database join that transaction too).
+     */
+    apply?: (tx: HubSql, node: string, msg: Message) => void | Promise<void>;
+    /** The epoch of the node's store now speaking (its stored numbers are recorded against it). */
+    epochOf?: (node: string) => string | undefined;
+    /** Series per node kept for /metrics; a node's series past it are stored but not re-exported (default 1000). */
+    maxSeriesPerNode?: number;
+  }) {
+    this.#db = opts.db;
     this.#maxSeries = opts.maxSeriesPerNode ?? 1000;
     this.#epochOf = opts.epochOf;
     this.#apply = opts.apply;
     this.#log = opts.log;
     this.#acks = opts.acks;
-    this.#insertBatch = db.query(
-      `INSERT OR IGNORE INTO batches (node, seq, start, end, interval, ticks, samples, z, data, rollup, fold)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.#insertSeries = db.query("INSERT OR IGNORE INTO series (node, name) VALUES (?, ?)");
-    this.#insertMessage = db.query(
-      "INSERT OR IGNORE INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.#advance = db.query(
-      `UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, rolled_up = rolled_up + ?,
-       batches = batches + ?, duplicate_samples = duplicate_samples + ?, sample_end = max(sample_end, ?)
-       WHERE id = ?`,
-    );
-    this.#samples = new StoredSamples(db);
-    this.#epochSeq = db.query(
-      "UPDATE node_epochs SET seq_high = max(seq_high, ?) WHERE node = ? AND epoch = ?",
-    );
-    this.#dup = db.query("UPDATE nodes SET duplicates = duplicates + 1 WHERE id = ?");
-    this.#gap = db.query("UPDATE nodes SET gaps = gaps + 1 WHERE id = ?");
+    this.#sql = opts.sql;
+    this.#samples = new StoredSamples();
     const m = opts.metrics;
     this.#countSamples = m.counter("novacron_hub_samples_ingested_total", "Samples stored durably");
     this.#countRefused = m.counter(
@@ -153,6 +155,7 @@ export class Ingest {
   #state(node: string): NodeSeq {
     let s = this.#seqs.get(node);
     if (!s) {
+      if (!this.#db) throw new Error(`node ${node}'s stored sequence was not read: await open() first`);
       const row = this.#db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as {
         last_seq: number;
       } | null;
@@ -161,6 +164,20 @@ export class Ingest {
       this.#seqs.set(node, s);
     }
     return s;
+  }
+
+  /**
+   * Reads `node`'s stored sequence again (a session for it begins here): what another replica stored
+   * for it since is then known, and nothing this hub accepted for it and has not stored is kept.
+   */
+  async open(node: string): Promise<void> {
+    const row = await this.#sql.get<{ last_seq: number }>("SELECT last_seq FROM nodes WHERE id = ?", [node]);
+    const last = row?.last_seq ?? 0;
+    const s = this.#seqs.get(node);
+    // A group in flight for the node commits or fails on its own; its outcome then decides.
+    if (s && s.accepted !== s.committed) return;
+    this.#seqs.set(node, { accepted: last, committed: last });
+    this.#samples.forget(node);
   }
 
   /** Highest sequence number stored for a node. */
@@ -194,7 +211,7 @@ export class Ingest {
     }
     s.accepted = seq;
     this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
-    if (this.#queue.length >= 2000) this.flush();
+    if (this.#queue.length >= 2000) void this.flush();
     else this.#schedule();
     return "accepted";
   }
@@ -218,162 +235,143 @@ export class Ingest {
   #order(node: string, seq: number, base: number | undefined): Verdict {
     const s = this.#state(node);
     if (seq <= s.accepted) {
-      this.#dup.run(node);
+      this.#count(node, 1, 0);
       this.#countDuplicates();
       // The sender resent what we hold; tell it again how far we are.
       if (s.committed === s.accepted) this.#acks(node, s.committed);
       return "duplicate";
     }
     if (seq !== s.accepted + 1 && !(base !== undefined && seq === base)) {
-      this.#gap.run(node);
+      this.#count(node, 0, 1);
       this.#countGaps();
       return "gap";
     }
     return "accepted";
   }
 
+  // Counts duplicates and gaps of a node in memory; the next group writes them (receive writes nothing).
+  #count(node: string, duplicates: number, gaps: number): void {
+    const c = this.#counts.get(node);
+    if (c) {
+      c.duplicates += duplicates;
+      c.gaps += gaps;
+    } else this.#counts.set(node, { duplicates, gaps });
+    this.#schedule();
+  }
+
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(() => void this.flush());
   }
 
-  /** Commits everything queued in one transaction, then acks each node's new high-water mark. */
-  flush(): void {
+  /**
+   * Commits everything queued, a group per transaction and one transaction at a time, then acks each
+   * node's new high-water mark. Resolves once what was queued when it was called is committed (or has
+   * failed, and its senders will resend).
+   */
+  flush(): Promise<void> {
     this.#scheduled = false;
-    const queue = this.#queue;
-    if (queue.length === 0) return;
-    this.#queue = [];
-    const perNode = new Map<
-      string,
-      { seq: number; samples: number; rolledUp: number; batches: number; duplicates: number; end: number }
-    >();
-    const newSeries: [string, string][] = [];
+    this.#running ??= this.#drain().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0 || this.#counts.size > 0) {
+      const queue = this.#queue;
+      this.#queue = [];
+      // After a failure the next message tries again (the senders resend), not a loop here.
+      if (!(await this.#commit(queue))) return;
+    }
+  }
+
+  // One group in one transaction: node rows locked in id order, each node's part stored only when its
+  // row still holds what this hub committed last (another replica may have stored for it since).
+  async #commit(queue: Pending[]): Promise<boolean> {
+    const counts = this.#counts;
+    this.#counts = new Map();
+    const committedAt = new Map<string, number>();
+    for (const p of queue)
+      if (!committedAt.has(p.node)) committedAt.set(p.node, this.#state(p.node).committed);
+    let perNode = new Map<string, NodeAgg>();
+    let newSeries: [string, string][] = [];
+    // Each batch as stored: without the samples the hub held already.
+    let kept = new Map<Pending, MetricsFrame>();
+    let moved = new Map<string, number>();
+    // The body runs again after a deadlock on PostgreSQL: what an attempt kept in memory goes first.
+    const forgetAttempt = () => {
+      for (const [node, name] of newSeries) this.#known.get(node)?.delete(name);
+      for (const node of committedAt.keys()) this.#samples.forget(node);
+    };
     // What applying the messages starts beyond the database runs once the transaction has ended.
     const effects = new TxEffects();
     try {
-      const tx = this.#db.transaction(() => {
-        for (const p of queue) {
-          const agg = perNode.get(p.node) ?? {
-            seq: 0,
-            samples: 0,
-            rolledUp: 0,
-            batches: 0,
-            duplicates: 0,
-            end: 0,
-          };
-          agg.seq = Math.max(agg.seq, p.seq);
-          if (!p.msg) {
-            // refused: advance past it, store nothing
-          } else if (p.msg.t === "metrics_batch" && p.frame) {
-            const b = p.msg.b;
-            // What the data holds, not what the sender declares; a rollup stands for its counts.
-            const rollup = b.rollup === 1;
-            // Points at their own times may lie past the grid's last tick (never before its start).
-            const gridEnd = b.start + (b.ticks - 1) * b.interval;
-            const end = Math.max(gridEnd, frameSpan(p.frame)?.last ?? gridEnd);
-            let data = b.data;
-            let z = b.z ?? 0;
-            // It may hold samples stored before (a restored store sends its backlog again): each is kept once.
-            const kept = this.#samples.withoutStored(
-              p.node,
-              { frame: p.frame, rollup, fold: b.fold },
-              b.start,
-              end,
-            );
-            if (kept.duplicates > 0) {
-              agg.duplicates += kept.duplicates;
-              p.frame = kept.frame;
-              if (kept.frame.series.length > 0) ({ data, z } = encodeMetrics(kept.frame));
-            }
-            const f = p.frame;
-            agg.end = Math.max(agg.end, end);
-            this.#samples.stored(p.node, end);
-            if (f.series.length === 0) {
-              perNode.set(p.node, agg);
-              continue;
-            }
-            const samples = rollup ? rolledUpSamples(f) : countSamples(f);
-            this.#insertBatch.run(
-              p.node,
-              p.seq,
-              b.start,
-              end,
-              b.interval,
-              b.ticks,
-              samples,
-              z,
-              data,
-              rollup ? 1 : 0,
-              rollup ? (b.fold ?? null) : null,
-            );
-            agg.samples += samples;
-            if (rollup) agg.rolledUp += samples;
-            agg.batches += 1;
-            let known = this.#known.get(p.node);
-            if (!known) {
-              known = new Set(
-                (
-                  this.#db.query("SELECT name FROM series WHERE node = ?").all(p.node) as { name: string }[]
-                ).map((r) => r.name),
-              );
-              this.#known.set(p.node, known);
-            }
-            for (const col of f.series) {
-              const name = rollup ? rollupBase(col.name) : col.name;
-              if (!known.has(name)) {
-                this.#insertSeries.run(p.node, name);
-                known.add(name);
-                newSeries.push([p.node, name]);
-              }
-            }
-          } else {
-            // Each message in its own savepoint: one that cannot be stored or applied is recorded as
-            // refused (and acked past) instead of rolling back everyone else's messages in the group.
-            this.#db.run("SAVEPOINT one_message");
-            try {
-              this.#insertMessage.run(p.node, p.seq, p.msg.t, p.msg.ts, JSON.stringify(p.msg.b, jsonSafe));
-              this.#apply?.(p.node, p.msg);
-              this.#db.run("RELEASE one_message");
-            } catch (err) {
-              this.#db.run("ROLLBACK TO one_message");
-              this.#db.run("RELEASE one_message");
-              this.#countRefused(1, { reason: "cannot_store" });
-              this.#log.warn("reliable message could not be stored; refused", {
-                node: p.node,
-                seq: p.seq,
-                type: p.msg.t,
-                error: (err as Error).message,
-              });
-            }
+      await effects.collect(() =>
+        this.#sql.tx(async (tx) => {
+          forgetAttempt();
+          perNode = new Map();
+          newSeries = [];
+          kept = new Map();
+          moved = await this.#lockNodes(tx, committedAt);
+          for (const p of queue) {
+            if (moved.has(p.node)) continue;
+            const agg = perNode.get(p.node) ?? emptyAgg();
+            perNode.set(p.node, agg);
+            agg.seq = Math.max(agg.seq, p.seq);
+            if (!p.msg) continue; // refused: advance past it, store nothing
+            if (p.msg.t === "metrics_batch" && p.frame) await this.#storeBatch(tx, p, agg, newSeries, kept);
+            else await this.#storeMessage(tx, p, p.msg);
           }
-          perNode.set(p.node, agg);
-        }
-        for (const [node, agg] of perNode) {
-          this.#advance.run(agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node);
-          const epoch = this.#epochOf?.(node);
-          if (epoch !== undefined) this.#epochSeq.run(agg.seq, node, epoch);
-        }
-      });
-      effects.collect(() => tx());
+          for (const [node, agg] of perNode) {
+            await tx.run(
+              `UPDATE nodes SET last_seq = ${greatest(tx.dialect, "last_seq", "?")}, samples = samples + ?,
+               rolled_up = rolled_up + ?, batches = batches + ?, duplicate_samples = duplicate_samples + ?,
+               sample_end = ${greatest(tx.dialect, "sample_end", "?")} WHERE id = ?`,
+              [agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node],
+            );
+            const epoch = this.#epochOf?.(node);
+            if (epoch !== undefined)
+              await tx.run(
+                `UPDATE node_epochs SET seq_high = ${greatest(tx.dialect, "seq_high", "?")} WHERE node = ? AND epoch = ?`,
+                [agg.seq, node, epoch],
+              );
+          }
+          for (const [node, c] of counts)
+            await tx.run("UPDATE nodes SET duplicates = duplicates + ?, gaps = gaps + ? WHERE id = ?", [
+              c.duplicates,
+              c.gaps,
+              node,
+            ]);
+        }),
+      );
     } catch (err) {
       // Nothing was stored: forget what we accepted so the senders' resends are taken again.
       this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
       // Names first seen in the rolled-back group were not stored either.
-      for (const [node, name] of newSeries) this.#known.get(node)?.delete(name);
-      for (const node of perNode.keys()) {
-        const s = this.#seqs.get(node);
-        if (s) s.accepted = s.committed;
-        // Read again from the store: the times raised in the rolled-back group were not stored.
-        this.#samples.forget(node);
-      }
+      forgetAttempt();
+      for (const node of committedAt.keys()) this.#rewind(node);
+      // The counts go with the next group.
+      for (const [node, c] of counts) this.#count(node, c.duplicates, c.gaps);
       this.#runEffects(effects);
-      return;
+      return false;
     }
     this.#countCommits();
+    for (const [p, frame] of kept) p.frame = frame;
+    for (const [node, last] of moved) {
+      this.#log.warn("a node's stored sequence moved on elsewhere; its messages are left for a resend", {
+        node,
+        stored: last,
+      });
+      this.#rewind(node);
+      // What is stored now: the resend is taken from there (each message once, by whoever stored it).
+      this.#seqs.set(node, { accepted: last, committed: last });
+    }
     // Rollups are old data: the latest values come from fine batches.
     for (const p of queue)
-      if (p.frame && !(p.msg?.t === "metrics_batch" && p.msg.b.rollup === 1)) this.#remember(p.node, p.frame);
+      if (p.frame && !moved.has(p.node) && !(p.msg?.t === "metrics_batch" && p.msg.b.rollup === 1))
+        this.#remember(p.node, p.frame);
     for (const [node, agg] of perNode) {
       const s = this.#state(node);
       s.committed = Math.max(s.committed, agg.seq);
@@ -382,6 +380,125 @@ export class Ingest {
       this.#acks(node, s.committed);
     }
     this.#runEffects(effects);
+    return true;
+  }
+
+  // Locks the group's node rows (id order, so two replicas never deadlock) and names the nodes whose
+  // stored sequence is no longer the one this hub committed: their part of the group is left out.
+  async #lockNodes(tx: HubSql, committedAt: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+    const ids = [...committedAt.keys()].sort();
+    const moved = new Map<string, number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = await tx.all<{ id: string; last_seq: number }>(
+        `SELECT id, last_seq FROM nodes WHERE id IN (${part.map(() => "?").join(", ")}) ORDER BY id${forUpdate(tx.dialect)}`,
+        part,
+      );
+      for (const r of rows) if (r.last_seq !== committedAt.get(r.id)) moved.set(r.id, r.last_seq);
+    }
+    return moved;
+  }
+
+  // Forgets what was accepted but not stored for `node`, with what waits for the next group: its
+  // sender resends from its last ack, and each message is taken again in order.
+  #rewind(node: string): void {
+    const s = this.#seqs.get(node);
+    if (s) s.accepted = s.committed;
+    if (this.#queue.some((p) => p.node === node)) this.#queue = this.#queue.filter((p) => p.node !== node);
+    // Read again from the store: the times raised in the rolled-back group were not stored.
+    this.#samples.forget(node);
+  }
+
+  async #storeBatch(
+    tx: HubSql,
+    p: Pending,
+    agg: NodeAgg,
+    newSeries: [string, string][],
+    keptFrames: Map<Pending, MetricsFrame>,
+  ): Promise<void> {
+    const msg = p.msg as Extract<Message, { t: "metrics_batch" }>;
+    const b = msg.b;
+    // What the data holds, not what the sender declares; a rollup stands for its counts.
+    const rollup = b.rollup === 1;
+    // Points at their own times may lie past the grid's last tick (never before its start).
+    const gridEnd = b.start + (b.ticks - 1) * b.interval;
+    const end = Math.max(gridEnd, frameSpan(p.frame!)?.last ?? gridEnd);
+    let data = b.data;
+    let z = b.z ?? 0;
+    // It may hold samples stored before (a restored store sends its backlog again): each is kept once.
+    const kept = await this.#samples.withoutStored(
+      tx,
+      p.node,
+      { frame: p.frame!, rollup, fold: b.fold },
+      b.start,
+      end,
+    );
+    if (kept.duplicates > 0) {
+      agg.duplicates += kept.duplicates;
+      keptFrames.set(p, kept.frame);
+      if (kept.frame.series.length > 0) ({ data, z } = encodeMetrics(kept.frame));
+    }
+    const f = kept.frame;
+    agg.end = Math.max(agg.end, end);
+    this.#samples.stored(p.node, end);
+    if (f.series.length === 0) return;
+    const samples = rollup ? rolledUpSamples(f) : countSamples(f);
+    await tx.run(
+      `INSERT INTO batches (node, seq, start, "end", "interval", ticks, samples, z, data, rollup, fold)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [
+        p.node,
+        p.seq,
+        b.start,
+        end,
+        b.interval,
+        b.ticks,
+        samples,
+        z,
+        data,
+        rollup ? 1 : 0,
+        rollup ? (b.fold ?? null) : null,
+      ],
+    );
+    agg.samples += samples;
+    if (rollup) agg.rolledUp += samples;
+    agg.batches += 1;
+    let known = this.#known.get(p.node);
+    if (!known) {
+      const rows = await tx.all<{ name: string }>("SELECT name FROM series WHERE node = ?", [p.node]);
+      known = new Set(rows.map((r) => r.name));
+      this.#known.set(p.node, known);
+    }
+    for (const col of f.series) {
+      const name = rollup ? rollupBase(col.name) : col.name;
+      if (!known.has(name)) {
+        await tx.run("INSERT INTO series (node, name) VALUES (?, ?) ON CONFLICT DO NOTHING", [p.node, name]);
+        known.add(name);
+        newSeries.push([p.node, name]);
+      }
+    }
+  }
+
+  // Each message in its own savepoint: one that cannot be stored or applied is recorded as refused
+  // (and acked past) instead of rolling back everyone else's messages in the group.
+  async #storeMessage(tx: HubSql, p: Pending, msg: Message): Promise<void> {
+    try {
+      await tx.tx(async (one) => {
+        await one.run(
+          "INSERT INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+          [p.node, p.seq, msg.t, msg.ts, JSON.stringify(msg.b, jsonSafe)],
+        );
+        await this.#apply?.(one, p.node, msg);
+      });
+    } catch (err) {
+      this.#countRefused(1, { reason: "cannot_store" });
+      this.#log.warn("reliable message could not be stored; refused", {
+        node: p.node,
+        seq: p.seq,
+        type: msg.t,
+        error: (err as Error).message,
+      });
+    }
   }
 
   #runEffects(effects: TxEffects): void {
@@ -430,35 +547,36 @@ export class Ingest {
   }
 
   /** Names of the series a node has sent. */
-  series(node: string): string[] {
-    return (
-      this.#db.query("SELECT name FROM series WHERE node = ? ORDER BY name").all(node) as { name: string }[]
-    ).map((r) => r.name);
+  async series(node: string): Promise<string[]> {
+    const rows = await this.#sql.all<{ name: string }>(
+      "SELECT name FROM series WHERE node = ? ORDER BY name",
+      [node],
+    );
+    return rows.map((r) => r.name);
   }
 
   /**
    * Points of one series of one node within [from, to], oldest first, and the minutes that arrived as
    * rollups (their averages are among the points).
    */
-  query(
+  async query(
     node: string,
     series: string,
     from: number,
     to: number,
-  ): { points: [number, number][]; rollups: RollupPoint[] } {
-    const rows = this.#db
-      .query(
-        `SELECT start, interval, ticks, z, data, rollup FROM batches
-         WHERE node = ? AND start <= ? AND start >= ? AND end >= ? ORDER BY start, seq`,
-      )
-      .all(node, to, from - 86_400_000, from) as {
+  ): Promise<{ points: [number, number][]; rollups: RollupPoint[] }> {
+    const rows = await this.#sql.all<{
       start: number;
       interval: number;
       ticks: number;
       z: 0 | 1;
       data: Uint8Array;
       rollup: number;
-    }[];
+    }>(
+      `SELECT start, "interval", ticks, z, data, rollup FROM batches
+       WHERE node = ? AND start <= ? AND start >= ? AND "end" >= ? ORDER BY start, seq`,
+      [node, to, from - 86_400_000, from],
+    );
     const points: [number, number][] = [];
     const minutes = new Map<number, RollupPoint>();
     // Points at their own times may interleave with other batches' ticks.

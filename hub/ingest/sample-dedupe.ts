@@ -1,7 +1,7 @@
 // Samples stored once per (node, series, timestamp): what an arriving batch holds that the hub already has.
-import type { Database, Statement } from "bun:sqlite";
 import { decodeMetrics, type MetricsFrame, sampleTime } from "../../shared/protocol/metrics-codec.ts";
 import { rolledUpSamples } from "../../shared/protocol/rollup.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** A batch, decoded: one the hub holds, or one arriving. */
 export interface StoredFrame {
@@ -13,39 +13,31 @@ export interface StoredFrame {
 
 /**
  * The hub's stored batches as far as duplicates go: the latest sample time per node (in memory, so
- * that a batch after it, the common case, costs nothing) and the stored batches a batch overlaps.
+ * that a batch after it, the common case, costs nothing) and the stored batches a batch overlaps, read
+ * through the handle of the transaction that stores the batch.
  */
 export class StoredSamples {
-  readonly #db: Database;
-  readonly #overlapping: Statement;
   /** Latest sample time stored per node: a batch starting after it cannot hold a sample stored before. */
   readonly #end = new Map<string, number>();
-
-  constructor(db: Database) {
-    this.#db = db;
-    this.#overlapping = db.query(
-      `SELECT start, interval, ticks, z, data, rollup, fold FROM batches
-       WHERE node = ? AND start <= ? AND start >= ? AND end >= ?`,
-    );
-  }
 
   /**
    * The part of `incoming` (a batch of `node` from `start` to `end`) the hub does not hold yet, and how
    * many samples it held already. Call inside the transaction that stores it, then `stored`.
    */
-  withoutStored(
+  async withoutStored(
+    tx: HubSql,
     node: string,
     incoming: StoredFrame,
     start: number,
     end: number,
-  ): { frame: MetricsFrame; duplicates: number } {
-    if (start > this.#latest(node)) return { frame: incoming.frame, duplicates: 0 };
-    return withoutStored(incoming, this.#stored(node, start, end));
+  ): Promise<{ frame: MetricsFrame; duplicates: number }> {
+    if (start > (await this.#latest(tx, node))) return { frame: incoming.frame, duplicates: 0 };
+    return withoutStored(incoming, await this.#stored(tx, node, start, end));
   }
 
   /** A batch of `node` reaching to `end` was stored (or found held). */
   stored(node: string, end: number): void {
-    this.#end.set(node, Math.max(this.#latest(node), end));
+    this.#end.set(node, Math.max(this.#end.get(node) ?? 0, end));
   }
 
   /** Forgets what is kept in memory of `node` (its transaction rolled back): read again from the store. */
@@ -54,28 +46,27 @@ export class StoredSamples {
   }
 
   // The latest sample time stored for a node (read once from the store, then kept in memory).
-  #latest(node: string): number {
+  async #latest(tx: HubSql, node: string): Promise<number> {
     let end = this.#end.get(node);
     if (end === undefined) {
-      const row = this.#db.query("SELECT sample_end FROM nodes WHERE id = ?").get(node) as {
-        sample_end: number;
-      } | null;
+      const row = await tx.get<{ sample_end: number }>("SELECT sample_end FROM nodes WHERE id = ?", [node]);
       end = row?.sample_end ?? 0;
       // A hub database from before the column: the batches themselves say.
-      if (end === 0)
-        end = (
-          this.#db.query("SELECT coalesce(max(end), 0) AS e FROM batches WHERE node = ?").get(node) as {
-            e: number;
-          }
-        ).e;
+      if (end === 0) {
+        const held = await tx.get<{ e: number }>(
+          'SELECT coalesce(max("end"), 0) AS e FROM batches WHERE node = ?',
+          [node],
+        );
+        end = held?.e ?? 0;
+      }
       this.#end.set(node, end);
     }
     return end;
   }
 
   // Stored batches of a node that overlap [from, to], decoded (batches span at most a day).
-  #stored(node: string, from: number, to: number): StoredFrame[] {
-    const rows = this.#overlapping.all(node, to, from - 86_400_000, from) as {
+  async #stored(tx: HubSql, node: string, from: number, to: number): Promise<StoredFrame[]> {
+    const rows = await tx.all<{
       start: number;
       interval: number;
       ticks: number;
@@ -83,7 +74,11 @@ export class StoredSamples {
       data: Uint8Array;
       rollup: number;
       fold: number | null;
-    }[];
+    }>(
+      `SELECT start, "interval", ticks, z, data, rollup, fold FROM batches
+       WHERE node = ? AND start <= ? AND start >= ? AND "end" >= ?`,
+      [node, to, from - 86_400_000, from],
+    );
     return rows.map((r) => ({ frame: decodeMetrics(r), rollup: r.rollup === 1, fold: r.fold ?? undefined }));
   }
 }

@@ -115,7 +115,7 @@ describe("alerting in one hub", () => {
         { q: 1, ts: start },
       ),
     );
-    core.ingest.flush();
+    await core.ingest.flush();
     core.controller.create(spec({ name: "web", nodes: ["n1"] }));
     core.workloads.setRollout("web", {
       state: "failed",
@@ -178,7 +178,7 @@ describe("alerting in one hub", () => {
       created_at: clock.now(),
     });
     const n = joinNode(core, "n1");
-    const raise = (q: number, severity: string, source: string) => {
+    const raise = async (q: number, severity: string, source: string) => {
       n.send(
         envelope(
           "event",
@@ -187,11 +187,11 @@ describe("alerting in one hub", () => {
           { q },
         ),
       );
-      core.ingest.flush();
+      await core.ingest.flush();
     };
-    raise(1, "warning", "rule:a");
-    raise(2, "critical", "rule:b");
-    raise(3, "critical", "rule:b"); // the same alert again: nothing new to queue
+    await raise(1, "warning", "rule:a");
+    await raise(2, "critical", "rule:b");
+    await raise(3, "critical", "rule:b"); // the same alert again: nothing new to queue
     const b = (await alerts(core, "open")).find((x) => x.rule === "rule:b")!;
     core.alerts.ack(b.id, "admin", undefined);
     expect([core.webhooks.pending(loud.id), core.webhooks.pending(critical.id)]).toEqual([3, 1]);
@@ -232,7 +232,7 @@ describe("webhook delivery in one hub", () => {
       [2, "rule:b"],
     ] as const)
       n.send(envelope("event", "n1", { kind: "alert", at: t0, message: source, fields: { source } }, { q }));
-    core.ingest.flush();
+    await core.ingest.flush();
     const attempts = async (count: number) =>
       waitFor(() => (core.webhooks.deliveries(hook.id, 100).length >= count ? true : undefined), {
         what: `${count} delivery attempts`,

@@ -43,7 +43,7 @@ test("an agent's alert opens one hub alert (raised again, it opens nothing new),
   using _core = core;
   const n = joinNode(core, "n1");
   let q = 0;
-  const event = (kind: "alert" | "alert_clear", message: string) => {
+  const event = async (kind: "alert" | "alert_clear", message: string) => {
     n.send(
       envelope(
         "event",
@@ -52,15 +52,15 @@ test("an agent's alert opens one hub alert (raised again, it opens nothing new),
         { q: ++q },
       ),
     );
-    core.ingest.flush();
+    await core.ingest.flush();
   };
-  event("alert", "CPU above 80%");
-  event("alert", "CPU above 80% still");
+  await event("alert", "CPU above 80%");
+  await event("alert", "CPU above 80% still");
   const open = (await call("GET", "/api/v1/alerts?state=open")).body.alerts as AlertJson[];
   expect(open.map((a) => [a.source, a.rule, a.node, a.severity, a.state, a.message])).toEqual([
     ["agent", "rule:cpu-hot", "n1", "critical", "open", "CPU above 80%"],
   ]);
-  event("alert_clear", "CPU back under 70%");
+  await event("alert_clear", "CPU back under 70%");
   expect((await call("GET", "/api/v1/alerts?state=open")).body.alerts).toEqual([]);
   const all = (await call("GET", "/api/v1/alerts?state=all&node=n1")).body.alerts as AlertJson[];
   expect(all.map((a) => [a.state, a.resolved_at !== null])).toEqual([["resolved", true]]);
@@ -93,7 +93,7 @@ test("ack: an open alert becomes acknowledged by the request's actor with its co
       { q: 1 },
     ),
   );
-  core.ingest.flush();
+  await core.ingest.flush();
   const [alert] = (await call("GET", "/api/v1/alerts?state=open")).body.alerts as AlertJson[];
   const acked = await call("POST", `/api/v1/alerts/${alert!.id}/ack`, { comment: "cleaning up /var/log" });
   expect(acked.status).toBe(200);

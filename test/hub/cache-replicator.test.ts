@@ -14,14 +14,14 @@ test("cache writes at the hub: last writer wins by stamp, each sequence number i
   const a = joinNode(core, "a", { labels: { site: "s1" }, caches });
   const b = joinNode(core, "b", { labels: { site: "s1" }, caches });
   const c = joinNode(core, "c", { labels: { site: "s2" }, caches });
-  const write = (q: number, body: Body<"cache_write">) => {
+  const write = async (q: number, body: Body<"cache_write">) => {
     a.send(envelope("cache_write", "a", body, { q }));
-    core.ingest.flush();
+    await core.ingest.flush();
   };
   const stamp = (wall: number, node = "a") => formatStamp({ wall, counter: 0, node });
-  write(1, { cache: "q", key: "k", value: "v2", hlc: stamp(now), replicate: "site" });
-  write(1, { cache: "q", key: "k", value: "v2", hlc: stamp(now), replicate: "site" }); // a resend
-  write(2, { cache: "q", key: "k", value: "v1", hlc: stamp(now - 10), replicate: "site" }); // out of order
+  await write(1, { cache: "q", key: "k", value: "v2", hlc: stamp(now), replicate: "site" });
+  await write(1, { cache: "q", key: "k", value: "v2", hlc: stamp(now), replicate: "site" }); // a resend
+  await write(2, { cache: "q", key: "k", value: "v1", hlc: stamp(now - 10), replicate: "site" }); // out of order
   await Bun.sleep(0);
   const figures = core.app.request("/api/v1/caches/q", { headers: { authorization: "Bearer admin" } });
   const f = (await (await figures).json()) as Record<string, unknown>;
@@ -65,10 +65,10 @@ test("forged cache writes are refused and stored nowhere: an invalid key, a bad 
       replicate: "site",
     },
   ];
-  forged.forEach((body, i) => {
+  for (const [i, body] of forged.entries()) {
     a.send(envelope("cache_write", "a", body, { q: i + 1 }));
-    core.ingest.flush();
-  });
+    await core.ingest.flush();
+  }
   await Bun.sleep(0);
   // Each was acked past (the node's outbox is not blocked) and counted as refused.
   expect(core.ingest.committed("a")).toBe(4);
@@ -111,7 +111,7 @@ test("replication scopes: a region write reaches the region's other sites, a lev
       caches: scopes(scope),
     });
     w.send(envelope("cache_write", `w-${scope}`, writer(scope, 1), { q: 1 }));
-    core.ingest.flush();
+    await core.ingest.flush();
     await Bun.sleep(0);
     const reached = [got(sameRegionOtherSite, `k-${scope}`), got(otherRegionSameLevel, `k-${scope}`)];
     const want = { region: [true, false], level: [false, true], fleet: [true, true], none: [false, false] }[

@@ -14,9 +14,9 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
   });
   {
     const { peer } = joinNode(core, "n1");
-    const send = (q: number, f: Uint8Array) => {
+    const send = async (q: number, f: Uint8Array) => {
       core.gateway.onFrame(peer, f);
-      core.ingest.flush();
+      await core.ingest.flush();
       return q;
     };
     const alert = envelope(
@@ -30,9 +30,9 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
       },
       { q: 1 },
     );
-    send(1, encodeFrame(alert));
-    send(1, encodeFrame(alert)); // a resend: must not be stored twice
-    send(
+    await send(1, encodeFrame(alert));
+    await send(1, encodeFrame(alert)); // a resend: must not be stored twice
+    await send(
       2,
       encodeFrame(
         envelope(
@@ -49,7 +49,7 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
         ),
       ),
     );
-    send(
+    await send(
       3,
       encodeFrame(
         envelope(
@@ -66,7 +66,7 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
         ),
       ),
     );
-    send(
+    await send(
       4,
       encodeFrame(
         envelope(

@@ -5,6 +5,7 @@ import { Ingest } from "../../hub/ingest/index.ts";
 import { Registry } from "../../hub/registry/index.ts";
 import { afterTx } from "../../hub/store/after-tx.ts";
 import { openHubDb } from "../../hub/store/db.ts";
+import { type HubSql, wrapSqlite } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
@@ -12,6 +13,7 @@ import { encodeMetrics, type MetricsFrame } from "../../shared/protocol/metrics-
 import { rolledUpSamples, rollUp } from "../../shared/protocol/rollup.ts";
 import { settleUntil } from "../support/fake-clock.ts";
 import { admitDirect } from "../support/hub-core.ts";
+import { metricsBatch } from "../support/metrics-batch.ts";
 import { tempDir } from "../support/processes.ts";
 
 const NODE = "edge-1";
@@ -51,11 +53,13 @@ async function openHub(dir: string, apply?: (node: string, msg: Message) => void
     expect(admitted.ok).toBe(true);
   }
   const acks: Ack[] = [];
-  const ingest = new Ingest(db, {
+  const ingest = new Ingest({
+    sql: wrapSqlite(db),
+    db,
     log: quiet,
     metrics,
     acks: (node, upto) => acks.push({ node, upto, ...stored(db, node) }),
-    ...(apply ? { apply } : {}),
+    ...(apply ? { apply: (_tx: HubSql, node: string, msg: Message) => apply(node, msg) } : {}),
   });
   return { db, metrics, registry, ingest, acks, [Symbol.dispose]: () => db.close() };
 }
@@ -66,28 +70,12 @@ function stored(db: Database, node: string): { storedSeq: number; storedBatches:
   return { storedSeq: row.last_seq, storedBatches: n.n };
 }
 
-/** A metrics_batch as it arrives off the wire: one column per series, `null` where a tick has no value. */
-function batch(
+/** A metrics_batch of NODE as it arrives off the wire (test/support/metrics-batch.ts). */
+const batch = (
   q: number,
-  series: Record<string, (number | null)[]> = { "cpu.util": [1, 2, 3] },
-  opts: { start?: number; base?: number; data?: Uint8Array<ArrayBuffer>; samples?: number } = {},
-): Message {
-  const start = opts.start ?? T0 + (q - 1) * 10 * SEC;
-  const cols = Object.entries(series).map(([name, values]) => ({ name, values }));
-  const ticks = cols[0]!.values.length;
-  const enc = encodeMetrics({ start, interval: SEC, ticks, series: cols });
-  const body = {
-    start,
-    interval: SEC,
-    ticks,
-    samples: opts.samples ?? enc.samples,
-    data: opts.data ?? new Uint8Array(enc.data),
-    z: opts.data ? (0 as const) : enc.z,
-  };
-  const extra: { q: number; base?: number; ts: number } = { q, ts: start };
-  if (opts.base !== undefined) extra.base = opts.base;
-  return decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, extra)));
-}
+  series?: Record<string, (number | null)[]>,
+  opts?: Parameters<typeof metricsBatch>[4],
+): Message => metricsBatch(NODE, T0, q, series, opts);
 
 function event(q: number, message: string): Message {
   return decodeFrame(
@@ -109,7 +97,7 @@ describe("ingest: sequence numbers", () => {
       "accepted",
       "accepted",
     ]);
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 2, 3]);
     expect(hub.ingest.committed(NODE)).toBe(3);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 3, samples: 9, duplicates: 0 });
@@ -134,10 +122,10 @@ describe("ingest: sequence numbers", () => {
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     hub.ingest.receive(NODE, batch(2));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(hub.ingest.receive(NODE, batch(2))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 2]);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 2, batches: 2, samples: 6, duplicates: 2 });
     expect(hub.metrics.value("novacron_hub_duplicates_total")).toBe(2);
@@ -150,7 +138,7 @@ describe("ingest: sequence numbers", () => {
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
     expect(hub.acks).toEqual([]);
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1]);
     expect(hub.acks.map((a) => a.upto)).toEqual([1]);
   });
@@ -160,13 +148,13 @@ describe("ingest: sequence numbers", () => {
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(3))).toBe("gap");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1]);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 1, gaps: 1 });
     expect(hub.metrics.value("novacron_hub_sequence_gaps_total")).toBe(1);
     expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 2, 3]);
   });
 
@@ -177,7 +165,7 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 4 }))).toBe("gap");
     expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 5 }))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(6, undefined, { base: 5 }))).toBe("accepted");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 5, 6]);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 6, batches: 3 });
     expect(hub.acks.at(-1)!.upto).toBe(6);
@@ -191,11 +179,11 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, broken)).toBe("refused");
     expect(hub.metrics.value("novacron_hub_messages_refused_total", { reason: "bad_body" })).toBe(1);
     expect(hub.metrics.render()).toContain('novacron_hub_messages_refused_total{reason="bad_body"} 1');
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(hub.acks.at(-1)!.upto).toBe(2);
     expect(hub.ingest.receive(NODE, broken)).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 3]);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 2, samples: 6 });
   });
@@ -208,7 +196,7 @@ describe("ingest: sequence numbers", () => {
     using dir = tempDir();
     using hub = await openHub(dir.path);
     const verdict = hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { samples: 999 }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     const samples = hub.registry.get(NODE)!.samples;
     expect(verdict === "refused" ? samples === 0 : samples === 3).toBe(true);
   });
@@ -219,7 +207,7 @@ describe("ingest: sequence numbers", () => {
     hub.ingest.receive(NODE, event(1, "disk full"));
     hub.ingest.receive(NODE, batch(2));
     hub.ingest.receive(NODE, event(1, "disk full"));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     const rows = hub.db.query("SELECT seq, type, at, body FROM messages WHERE node = ?").all(NODE);
     expect(rows).toEqual([
       {
@@ -237,17 +225,65 @@ describe("ingest: sequence numbers", () => {
     {
       using hub = await openHub(dir.path);
       for (const q of [1, 2, 3]) hub.ingest.receive(NODE, batch(q));
-      hub.ingest.flush();
+      await hub.ingest.flush();
     }
     using hub = await openHub(dir.path);
     expect(hub.ingest.committed(NODE)).toBe(3);
     expect(hub.ingest.receive(NODE, batch(3))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(5))).toBe("gap");
     expect(hub.ingest.receive(NODE, batch(4))).toBe("accepted");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(batchRows(hub.db)).toEqual([1, 2, 3, 4]);
     expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 4, batches: 4, samples: 12, duplicates: 1 });
-    expect(hub.ingest.series(NODE)).toEqual(["cpu.util"]);
+    expect(await hub.ingest.series(NODE)).toEqual(["cpu.util"]);
+  });
+});
+
+describe("ingest: a group's transaction", () => {
+  test("a node whose stored sequence moved on elsewhere has its part left out, unacked; its resend is taken from what is stored", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    await hub.ingest.flush();
+    // Another replica holding the node's session stored 2 and 3 meanwhile.
+    hub.db.run("UPDATE nodes SET last_seq = 3 WHERE id = ?", [NODE]);
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
+    await hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1]);
+    expect(hub.acks.map((a) => a.upto)).toEqual([1]);
+    expect(hub.ingest.committed(NODE)).toBe(3);
+    // The agent resends from its last ack (1): held ones answer duplicate with the stored mark.
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(4))).toBe("accepted");
+    await hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 4]);
+    expect(hub.acks.map((a) => a.upto)).toEqual([1, 3, 3, 4]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 4, batches: 2, samples: 6, duplicates: 2 });
+  });
+
+  test("a commit that fails stores and acks nothing, keeps its counts for the next group, and the resends are taken", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1));
+    await hub.ingest.flush();
+    hub.db.run("CREATE TRIGGER no_room BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'no room'); END");
+    expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
+    await hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1]);
+    expect(hub.ingest.committed(NODE)).toBe(1);
+    expect(hub.acks.map((a) => a.upto)).toEqual([1, 1]);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 1, duplicates: 0 });
+    hub.db.run("DROP TRIGGER no_room");
+    // The resends are taken again, in order, from the last stored one.
+    expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
+    expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
+    await hub.ingest.flush();
+    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+    expect(hub.acks.at(-1)!.upto).toBe(3);
+    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 3, samples: 9, duplicates: 1 });
   });
 });
 
@@ -274,8 +310,8 @@ describe("ingest: queries", () => {
     };
     const timed = decodeFrame(encodeFrame(envelope("metrics_batch", NODE, body, { q: 2, ts: T0 })));
     expect(hub.ingest.receive(NODE, timed)).toBe("accepted");
-    hub.ingest.flush();
-    expect(hub.ingest.query(NODE, "app.x", T0, T0 + 60_000).points).toEqual([
+    await hub.ingest.flush();
+    expect((await hub.ingest.query(NODE, "app.x", T0, T0 + 60_000)).points).toEqual([
       [T0, 1],
       [T0 + 250, 10],
       [T0 + SEC, 2],
@@ -284,7 +320,9 @@ describe("ingest: queries", () => {
       [T0 + 40_000, 12],
       [T0 + 40_100, 13],
     ]);
-    expect(hub.ingest.query(NODE, "app.x", T0 + 30_000, T0 + 40_050).points).toEqual([[T0 + 40_000, 12]]);
+    expect((await hub.ingest.query(NODE, "app.x", T0 + 30_000, T0 + 40_050)).points).toEqual([
+      [T0 + 40_000, 12],
+    ]);
     expect(stored(hub.db, NODE).storedBatches).toBe(2);
     expect(
       (hub.db.query("SELECT samples FROM nodes WHERE id = ?").get(NODE) as { samples: number }).samples,
@@ -300,19 +338,19 @@ describe("ingest: queries", () => {
     first[4] = null;
     hub.ingest.receive(NODE, batch(1, { "cpu.util": first, "mem.used_pct": ten(5) }, { start: T0 }));
     hub.ingest.receive(NODE, batch(2, { "cpu.util": ten(1) }, { start: T0 + 10 * SEC }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
 
-    const points = hub.ingest.query(NODE, "cpu.util", T0 + 2 * SEC, T0 + 12 * SEC).points;
+    const points = (await hub.ingest.query(NODE, "cpu.util", T0 + 2 * SEC, T0 + 12 * SEC)).points;
     const expected: [number, number][] = [2, 3, 5, 6, 7, 8, 9, 10, 11, 12].map((i) => [
       T0 + i * SEC,
       i + 0.5,
     ]);
     expect(points).toEqual(expected);
-    expect(hub.ingest.query(NODE, "mem.used_pct", T0, T0).points).toEqual([[T0, 50.5]]);
-    expect(hub.ingest.query(NODE, "cpu.util", T0 + 20 * SEC, T0 + 30 * SEC).points).toEqual([]);
-    expect(hub.ingest.query(NODE, "no.such", T0, T0 + 30 * SEC).points).toEqual([]);
-    expect(hub.ingest.query("ghost", "cpu.util", T0, T0 + 30 * SEC).points).toEqual([]);
-    expect(hub.ingest.series(NODE)).toEqual(["cpu.util", "mem.used_pct"]);
+    expect((await hub.ingest.query(NODE, "mem.used_pct", T0, T0)).points).toEqual([[T0, 50.5]]);
+    expect((await hub.ingest.query(NODE, "cpu.util", T0 + 20 * SEC, T0 + 30 * SEC)).points).toEqual([]);
+    expect((await hub.ingest.query(NODE, "no.such", T0, T0 + 30 * SEC)).points).toEqual([]);
+    expect((await hub.ingest.query("ghost", "cpu.util", T0, T0 + 30 * SEC)).points).toEqual([]);
+    expect(await hub.ingest.series(NODE)).toEqual(["cpu.util", "mem.used_pct"]);
   });
 
   test("latest() holds the newest value of every series", async () => {
@@ -322,7 +360,7 @@ describe("ingest: queries", () => {
       NODE,
       batch(1, { "cpu.util": [1, 2, null], "mem.used_pct": [7, 8, 9] }, { start: T0 }),
     );
-    hub.ingest.flush();
+    await hub.ingest.flush();
     const latest = hub.ingest.latest().get(NODE)!;
     expect(latest.get("cpu.util")).toEqual([T0 + SEC, 2]);
     expect(latest.get("mem.used_pct")).toEqual([T0 + 2 * SEC, 9]);
@@ -365,15 +403,15 @@ describe("ingest: rollups", () => {
     expect(hub.ingest.receive(NODE, batch(3, { "cpu.util": [7] }, { start: m0 + 120 * SEC }))).toBe(
       "accepted",
     );
-    hub.ingest.flush();
+    await hub.ingest.flush();
 
     const row = hub.db.query("SELECT samples, rolled_up FROM nodes WHERE id = ?").get(NODE) as {
       samples: number;
       rolled_up: number;
     };
     expect(row).toEqual({ samples: 7, rolled_up: 6 });
-    expect(hub.ingest.series(NODE)).toEqual(["cpu.util"]);
-    const q = hub.ingest.query(NODE, "cpu.util", m0, m0 + 10 * 60_000);
+    expect(await hub.ingest.series(NODE)).toEqual(["cpu.util"]);
+    const q = await hub.ingest.query(NODE, "cpu.util", m0, m0 + 10 * 60_000);
     expect(q.rollups).toEqual([
       [m0, 1, 10, 4, 4],
       [m0 + 60_000, 4, 6, 5, 2],
@@ -407,10 +445,10 @@ describe("ingest: rollups sent again", () => {
     // Minute m0+2 split in two halves that fold to the very same batch (a constant series).
     hub.ingest.receive(NODE, rollupBatch(4, [fine(m0 + 120 * SEC, [7])], 13));
     hub.ingest.receive(NODE, rollupBatch(5, [fine(m0 + 150 * SEC, [7])], 14));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     const row = hub.db.query("SELECT samples, duplicate_samples FROM nodes WHERE id = ?").get(NODE);
     expect(row).toEqual({ samples: 8, duplicate_samples: 4 });
-    expect(hub.ingest.query(NODE, "cpu.util", m0, m0 + 180 * SEC).rollups.map((m) => m[4])).toEqual([
+    expect((await hub.ingest.query(NODE, "cpu.util", m0, m0 + 180 * SEC)).rollups.map((m) => m[4])).toEqual([
       5, 1, 2,
     ]);
   });
@@ -428,7 +466,7 @@ describe("ingest: each sample once by node, series and time", () => {
     using dir = tempDir();
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3], "mem.used_pct": [5, 6, 7] }, { start: T0 }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     // The copy packed the same ticks with one more, and a series the original did not have at that time.
     const again = batch(
       2,
@@ -436,15 +474,15 @@ describe("ingest: each sample once by node, series and time", () => {
       { start: T0 },
     );
     expect(hub.ingest.receive(NODE, again)).toBe("accepted");
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(counts(hub.db)).toEqual({ samples: 6 + 5, duplicate_samples: 6, last_seq: 2 });
-    expect(hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC).points).toEqual([
+    expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points).toEqual([
       [T0, 1],
       [T0 + SEC, 2],
       [T0 + 2 * SEC, 3],
       [T0 + 3 * SEC, 4],
     ]);
-    expect(hub.ingest.query(NODE, "temp.cpu_c", T0, T0 + 10 * SEC).points).toHaveLength(4);
+    expect((await hub.ingest.query(NODE, "temp.cpu_c", T0, T0 + 10 * SEC)).points).toHaveLength(4);
     expect(hub.metrics.render()).toMatch(/novacron_hub_duplicate_samples_total 6\b/);
   });
 
@@ -470,14 +508,14 @@ describe("ingest: each sample once by node, series and time", () => {
     };
     hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2] }, { start: T0 }));
     hub.ingest.receive(NODE, timedBatch(2, [T0 + 100, T0 + 200, T0 + 300]));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     // A restored store sends the same points again, with one the hub has not seen, under a new number.
     expect(hub.ingest.receive(NODE, timedBatch(3, [T0 + 100, T0 + 200, T0 + 300, T0 + 400]))).toBe(
       "accepted",
     );
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(counts(hub.db)).toEqual({ samples: 2 + 3 + 1, duplicate_samples: 3, last_seq: 3 });
-    expect(hub.ingest.query(NODE, "app.x", T0, T0 + 10 * SEC).points).toEqual([
+    expect((await hub.ingest.query(NODE, "app.x", T0, T0 + 10 * SEC)).points).toEqual([
       [T0 + 100, 100],
       [T0 + 200, 200],
       [T0 + 300, 300],
@@ -490,7 +528,7 @@ describe("ingest: each sample once by node, series and time", () => {
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
     hub.ingest.receive(NODE, batch(2, { "cpu.util": [1, 2, 3] }, { start: T0 }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(counts(hub.db)).toEqual({ samples: 3, duplicate_samples: 3, last_seq: 2 });
     expect(stored(hub.db, NODE).storedBatches).toBe(1);
     expect(hub.acks.at(-1)).toMatchObject({ upto: 2 });
@@ -501,15 +539,15 @@ describe("ingest: each sample once by node, series and time", () => {
     {
       using hub = await openHub(dir.path);
       hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
-      hub.ingest.flush();
+      await hub.ingest.flush();
       // A database from before the column: the stored batches themselves say how far samples go.
       hub.db.run("UPDATE nodes SET sample_end = 0");
     }
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(2, { "cpu.util": [2, 3, 4] }, { start: T0 + SEC }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(counts(hub.db)).toMatchObject({ samples: 4, duplicate_samples: 2 });
-    expect(hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC).points.map((p) => p[0])).toEqual([
+    expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points.map((p) => p[0])).toEqual([
       T0,
       T0 + SEC,
       T0 + 2 * SEC,
@@ -521,7 +559,7 @@ describe("ingest: each sample once by node, series and time", () => {
     using dir = tempDir();
     using hub = await openHub(dir.path);
     for (let q = 1; q <= 50; q++) hub.ingest.receive(NODE, batch(q, { "cpu.util": [q, q, q] }));
-    hub.ingest.flush();
+    await hub.ingest.flush();
     expect(counts(hub.db)).toEqual({ samples: 150, duplicate_samples: 0, last_seq: 50 });
   });
 });
@@ -547,18 +585,23 @@ describe("ingest: work started by stored messages", () => {
       [3, "three"],
     ] as const)
       ingest.receive(NODE, event(q, m));
-    ingest.flush();
+    await ingest.flush();
     // After the commit, not inside it: the two good messages were stored when each ran.
     expect(ran).toEqual([
       { message: "one", inTransaction: false, stored: 2 },
       { message: "bad", inTransaction: false, stored: 2 },
       { message: "three", inTransaction: false, stored: 2 },
     ]);
-    // Outside an ingest transaction it is soon, not at once.
-    const outside: string[] = [];
-    afterTx(() => outside.push("later"));
+    // Outside an ingest transaction it is soon, not at once, and on a turn of its own: never inside
+    // the body of an async transaction on the same connection, which spans microtasks only.
+    const outside: { inTransaction: boolean }[] = [];
+    afterTx(() => outside.push({ inTransaction: hub.db.inTransaction }));
     expect(outside).toEqual([]);
-    await Promise.resolve();
-    expect(outside).toEqual(["later"]);
+    await wrapSqlite(hub.db).tx(async (tx) => {
+      for (let i = 0; i < 20; i++) await tx.get("SELECT 1");
+    });
+    expect(outside).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(outside).toEqual([{ inTransaction: false }]);
   });
 });

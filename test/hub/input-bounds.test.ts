@@ -119,10 +119,10 @@ test("bounds: the series kept per node for /metrics are bounded and the rest cou
     "n1",
     decodeFrame(encodeFrame(envelope("metrics_batch", "n1", body, { q: 1, ts: start }))),
   );
-  core.ingest.flush();
+  await core.ingest.flush();
   expect(core.ingest.latest().get("n1")?.size).toBe(3);
   expect(core.metrics.value("novacron_hub_node_series_over_limit", { node: "n1" })).toBe(7);
   expect(core.metrics.value("novacron_hub_node_series", { node: "n1" })).toBe(3);
   // Every sample is still stored; only the re-export is bounded.
-  expect(core.ingest.series("n1")).toHaveLength(10);
+  expect(await core.ingest.series("n1")).toHaveLength(10);
 });

@@ -3,9 +3,15 @@
 import { describe, expect, test } from "bun:test";
 import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
 import { type Intent, Intents } from "../../hub/federation/intents.ts";
+import { type DecisionCheck, EventStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
+import { Ingest } from "../../hub/ingest/index.ts";
 import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
+import { createLogger } from "../../shared/log.ts";
+import { MetricsRegistry } from "../../shared/metrics.ts";
+import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
+import { metricsBatch } from "../support/metrics-batch.ts";
 
 /** A fresh, migrated store, and a second connection to it (another replica). */
 export interface OpenMigrated {
@@ -194,6 +200,147 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         expect(newest[0]!.prev_hash).toBe(newest[1]!.hash);
         expect(await logs[0]!.query({ actor: "replica-1", object: "things/1" })).toHaveLength(1);
         expect(await logs[0]!.query({ object: "things" })).toHaveLength(40);
+      }));
+
+    test(`${name}: ingest: two replicas offered the same messages store each once; a stale one stores and acks nothing`, async () =>
+      withStores(async (sql, replica) => {
+        await sql.run(
+          "INSERT INTO nodes (id, level, first_seen, last_seen) VALUES ('n1', 1, ?, ?), ('n2', 1, ?, ?)",
+          [T0, T0, T0, T0],
+        );
+        const acks: string[] = [];
+        const applied: string[] = [];
+        const hubs = [sql, replica].map(
+          (store, i) =>
+            new Ingest({
+              sql: store,
+              log: createLogger("test", { write: () => {} }),
+              metrics: new MetricsRegistry(),
+              acks: (node, upto) => acks.push(`${i}:${node}:${upto}`),
+              // Through the group's handle, as the hub's apply targets will write.
+              apply: async (tx, node, msg) => {
+                if (msg.t !== "event") return;
+                await tx.run("UPDATE nodes SET labels = ? WHERE id = ?", [msg.b.message, node]);
+                applied.push(`${i}:${node}:${msg.b.message}`);
+              },
+            }),
+        );
+        const [a, b] = hubs as [Ingest, Ingest];
+        const event = (node: string, q: number, message: string): Message =>
+          decodeFrame(encodeFrame(envelope("event", node, { kind: "test", at: T0, message }, { q, ts: T0 })));
+        for (const h of hubs) {
+          await h.open("n1");
+          await h.open("n2");
+        }
+        // Both replicas take batches 1-5 of n1 (a resend that reached both) and commit at once; n2 speaks to A only.
+        for (const h of hubs)
+          for (let q = 1; q <= 5; q++) expect(h.receive("n1", metricsBatch("n1", T0, q))).toBe("accepted");
+        expect(a.receive("n2", event("n2", 1, "hello"))).toBe("accepted");
+        await Promise.all([a.flush(), b.flush()]);
+        const n1 = await sql.get<Record<string, number>>(
+          "SELECT last_seq, samples, batches FROM nodes WHERE id = 'n1'",
+        );
+        expect(n1).toEqual({ last_seq: 5, samples: 15, batches: 5 });
+        expect((await sql.get<{ n: number }>("SELECT count(*) AS n FROM batches"))?.n).toBe(5);
+        // One replica stored and acked n1's five; the other found the row moved on and acked nothing.
+        const n1Acks = acks.filter((x) => x.includes(":n1:"));
+        expect(n1Acks).toHaveLength(1);
+        expect(n1Acks[0]).toMatch(/^[01]:n1:5$/);
+        expect(acks).toContain("0:n2:1");
+        expect(applied).toEqual(["0:n2:hello"]);
+        expect((await sql.get<{ labels: string }>("SELECT labels FROM nodes WHERE id = 'n2'"))?.labels).toBe(
+          "hello",
+        );
+        // The agent now talks to the one that did not store: its resends are duplicates, acked at 5.
+        const idle = n1Acks[0]!.startsWith("0") ? b : a;
+        const busy = idle === a ? b : a;
+        expect(idle.receive("n1", metricsBatch("n1", T0, 5))).toBe("duplicate");
+        expect(idle.receive("n1", metricsBatch("n1", T0, 6))).toBe("accepted");
+        await idle.flush();
+        // The other, stale, is offered 6 too (a frame in flight on the old session): stored once.
+        expect(busy.receive("n1", metricsBatch("n1", T0, 6))).toBe("accepted");
+        await busy.flush();
+        expect(await sql.get("SELECT last_seq, samples, batches FROM nodes WHERE id = 'n1'")).toEqual({
+          last_seq: 6,
+          samples: 18,
+          batches: 6,
+        });
+        expect(busy.committed("n1")).toBe(6);
+        // Points read back through either replica.
+        expect((await busy.query("n1", "cpu.util", T0, T0 + 60_000)).points).toHaveLength(18);
+        expect(await idle.series("n1")).toEqual(["cpu.util"]);
+      }));
+
+    test(`${name}: events: alerts and decisions written in a transaction are stored with it or not at all, and read on another replica`, async () =>
+      withStores(async (sql, replica) => {
+        const events = new EventStore(sql, () => T0);
+        const check: DecisionCheck = (_node, d) => ({
+          verdict: d.action === "ok" ? "agree" : "disagree",
+          reason: `action ${d.action}`,
+        });
+        const decision = (id: number | undefined, action: string) => ({
+          rule: "hot",
+          at: T0 - (id ?? 0),
+          action,
+          inputs: { "cpu.util": 90 },
+          ...(id === undefined ? {} : { id, rule_set: "plant", rule_set_rev: 2, condition: "cpu.util > 80" }),
+        });
+        const verdicts = await sql.tx(async (tx) => {
+          await events.onEvent(tx, "n1", {
+            kind: "alert",
+            at: T0,
+            message: "hot",
+            fields: { severity: "critical" },
+          });
+          await events.onEvent(tx, "n1", { kind: "started", at: T0, message: "not an alert" });
+          await events.onEvent(tx, "n1", { kind: "alert_clear", at: T0 + 1, message: "cool" });
+          return [
+            await events.onDecision(tx, "n1", decision(7, "ok"), check),
+            await events.onDecision(tx, "n1", decision(8, "bad"), check),
+          ];
+        });
+        expect(verdicts).toEqual([
+          { id: 7, rule: "hot", at: T0 - 7, verdict: "agree", reason: "action ok" },
+          { id: 8, rule: "hot", at: T0 - 8, verdict: "disagree", reason: "action bad" },
+        ]);
+        // Rolled back with its transaction: nothing of it stays.
+        await expect(
+          sql.tx(async (tx) => {
+            await events.onEvent(tx, "n1", { kind: "alert", at: T0 + 2, message: "lost" });
+            await events.onDecision(tx, "n1", decision(9, "ok"), check);
+            throw new Error("the group failed");
+          }),
+        ).rejects.toThrow("the group failed");
+        await sql.tx(async (tx) => {
+          await events.onDecision(tx, "n2", decision(undefined, "ok"), check);
+        });
+        const there = new EventStore(replica, () => T0 + 1000);
+        expect(
+          (await there.alerts({ node: "n1" })).map((a) => [a.state, a.severity, a.message, a.fields]),
+        ).toEqual([
+          ["cleared", "warning", "cool", {}],
+          ["raised", "critical", "hot", { severity: "critical" }],
+        ]);
+        expect(await there.alerts({ node: "n2" })).toEqual([]);
+        expect(
+          (await there.decisions("n1")).map((d) => [
+            d.action,
+            d.verdict,
+            d.rule_set,
+            d.rule_set_rev,
+            d.inputs,
+          ]),
+        ).toEqual([
+          ["bad", "disagree", "plant", 2, { "cpu.util": 90 }],
+          ["ok", "agree", "plant", 2, { "cpu.util": 90 }],
+        ]);
+        // Only decisions that carried the node's id go back to it; newest first.
+        expect((await there.recentVerdicts("n1")).map((v) => [v.id, v.verdict])).toEqual([
+          [8, "disagree"],
+          [7, "agree"],
+        ]);
+        expect(await there.recentVerdicts("n2")).toEqual([]);
+        expect(await new EventStore(replica, () => T0 + 86_400_001).recentVerdicts("n1")).toEqual([]);
       }));
   });
 }

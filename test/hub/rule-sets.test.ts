@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { type Body, envelope, type Message } from "../../shared/protocol/index.ts";
 import { joinNode, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
+import { waitFor } from "../support/wait.ts";
 
 const AUTH = { authorization: "Bearer admin", "content-type": "application/json" };
 
@@ -151,7 +152,7 @@ describe("rule sets: distribution and verdicts", () => {
       rules: [{ ...HOT.rules[0], when: "sensor.vibration_g > 50" }],
     });
     let q = 0;
-    const decide = (body: Partial<Body<"decision_validation">>) => {
+    const decide = async (body: Partial<Body<"decision_validation">>) => {
       node.send(
         envelope(
           "decision_validation",
@@ -167,15 +168,15 @@ describe("rule sets: distribution and verdicts", () => {
           { q: ++q },
         ),
       );
-      core.ingest.flush();
+      await core.ingest.flush();
     };
     // Revision 1 said > 5: 7 holds there, although revision 2 says > 50.
-    decide({ id: 11, rule_set: "plant", rule_set_rev: 1, condition: "sensor.vibration_g > 5" });
-    decide({ id: 12, rule_set: "plant", rule_set_rev: 2, condition: "sensor.vibration_g > 50" });
-    decide({ id: 13, rule_set: "plant", rule_set_rev: 1, condition: "sensor.vibration_g > 1" });
-    decide({ id: 14, rule_set: "plant", rule_set_rev: 1, rule: "no-such-rule" });
+    await decide({ id: 11, rule_set: "plant", rule_set_rev: 1, condition: "sensor.vibration_g > 5" });
+    await decide({ id: 12, rule_set: "plant", rule_set_rev: 2, condition: "sensor.vibration_g > 50" });
+    await decide({ id: 13, rule_set: "plant", rule_set_rev: 1, condition: "sensor.vibration_g > 1" });
+    await decide({ id: 14, rule_set: "plant", rule_set_rev: 1, rule: "no-such-rule" });
     // The node's own rule, which the hub does not hold: honestly unknown.
-    decide({ id: 15, rule: "my-own-rule" });
+    await decide({ id: 15, rule: "my-own-rule" });
     await Bun.sleep(0);
     const got = await call(core, "GET", "/api/v1/nodes/gw-1/decisions");
     const byId = (at: number) => got.json.decisions.find((d: { at: number }) => d.at === at);
@@ -199,8 +200,11 @@ describe("rule sets: distribution and verdicts", () => {
     ]);
     // And again at the node's next session, in case the first send was lost with the connection.
     const back = joinNode(core, "gw-1", { labels: { site: "plant-7" } }, { key: node.key, join: false });
-    const resent = back.received.find((m) => m.t === "command" && m.b.kind === "decision_verdicts");
-    expect(resent?.t).toBe("command");
+    const resent = await waitFor(
+      () => back.received.find((m) => m.t === "command" && m.b.kind === "decision_verdicts"),
+      { what: "the verdicts sent again at the next session" },
+    );
+    expect(resent.t).toBe("command");
     expect((resent!.b as Body<"command">).args.verdicts).toHaveLength(5);
   });
 });

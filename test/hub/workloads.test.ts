@@ -24,14 +24,17 @@ async function setup(dir: string) {
       .at(-1);
     return m?.t === "allocs" ? m.b : undefined;
   };
-  const report = (node: string, body: Omit<Body<"alloc_status">, "generation"> & { generation?: number }) => {
+  const report = async (
+    node: string,
+    body: Omit<Body<"alloc_status">, "generation"> & { generation?: number },
+  ) => {
     const a = agent(node);
     a.seq += 1;
     core.gateway.onFrame(
       a.peer,
       encodeFrame(envelope("alloc_status", node, { generation: 0, ...body }, { q: a.seq })),
     );
-    core.ingest.flush();
+    await core.ingest.flush();
   };
   const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown) => {
     const res = await core.app.request(path, {
@@ -42,10 +45,10 @@ async function setup(dir: string) {
     return { status: res.status, body: (await res.json()) as T };
   };
   /** Every agent reports every allocation it was given as running and healthy. */
-  const allHealthy = () => {
+  const allHealthy = async () => {
     for (const node of agents.keys()) {
       for (const alloc of lastAllocs(node)?.allocs ?? []) {
-        report(node, {
+        await report(node, {
           alloc: alloc.id,
           workload: alloc.workload,
           version: alloc.version,
@@ -125,7 +128,7 @@ describe("workloads API", () => {
     expect(h.lastAllocs("n2")?.allocs).toHaveLength(1);
     expect((await h.api("POST", "/api/v1/workloads", spec())).status).toBe(400);
     const id = h.lastAllocs("n1")!.allocs[0]!.id;
-    h.report("n1", { alloc: id, workload: "web", status: "running", pid: 1234 });
+    await h.report("n1", { alloc: id, workload: "web", status: "running", pid: 1234 });
     const got = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(got.body.allocs.find((a) => a.node === "n1")?.status).toBe("running");
     expect((await h.api<{ allocs: unknown[] }>("GET", "/api/v1/nodes/n3/allocs")).body.allocs).toHaveLength(
@@ -144,7 +147,7 @@ describe("rollouts", () => {
     using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
-    h.allHealthy();
+    await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));
     const versions = () =>
       ["n1", "n2", "n3"].map((n) =>
@@ -156,12 +159,12 @@ describe("rollouts", () => {
     expect(versions()).toEqual(["2", "1", "1"]);
     h.core.controller.tick();
     expect(versions()).toEqual(["2", "1", "1"]);
-    h.allHealthy();
+    await h.allHealthy();
     h.core.controller.tick();
     expect(versions()).toEqual(["2", "2", "1"]);
-    h.allHealthy();
+    await h.allHealthy();
     h.core.controller.tick();
-    h.allHealthy();
+    await h.allHealthy();
     h.core.controller.tick();
     expect(versions()).toEqual(["2", "2", "2"]);
     const w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
@@ -174,11 +177,11 @@ describe("rollouts", () => {
     using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
-    h.allHealthy();
+    await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["broken"] }));
     const fresh = h.lastAllocs("n1")!.allocs[0]!;
     expect(fresh.version).toBe(2);
-    h.report("n1", {
+    await h.report("n1", {
       alloc: fresh.id,
       workload: "web",
       status: "running",
@@ -203,20 +206,20 @@ describe("rollouts", () => {
       "/api/v1/workloads",
       spec({ rollout: { strategy: "canary", canary: 1, min_healthy_ms: 0 } }),
     );
-    h.allHealthy();
+    await h.allHealthy();
     await h.api(
       "PUT",
       "/api/v1/workloads/web",
       spec({ args: ["v2"], rollout: { strategy: "canary", canary: 1, min_healthy_ms: 0 } }),
     );
-    h.allHealthy();
+    await h.allHealthy();
     h.core.controller.tick();
     let w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(w.body.rollout_status.state).toBe("awaiting-promotion");
     expect(w.body.allocs.map((a) => a.version).sort()).toEqual([1, 1, 2]);
     expect((await h.api("POST", "/api/v1/workloads/web/promote")).status).toBe(200);
     for (let i = 0; i < 4; i++) {
-      h.allHealthy();
+      await h.allHealthy();
       h.core.controller.tick();
     }
     w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
@@ -231,12 +234,12 @@ describe("rollouts", () => {
     for (const n of ["n1", "n2"]) h.agent(n);
     const bg = { strategy: "blue-green", min_healthy_ms: 0 };
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["n1", "n2"], rollout: bg }));
-    h.allHealthy();
+    await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ nodes: ["n1", "n2"], args: ["v2"], rollout: bg }));
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([1, 2]);
     h.core.controller.tick();
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([1, 2]);
-    h.allHealthy();
+    await h.allHealthy();
     h.core.controller.tick();
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([2]);
     expect(h.lastAllocs("n2")!.allocs.map((a) => a.version)).toEqual([2]);
@@ -298,10 +301,10 @@ describe("rollback", () => {
     using h = await setup(dir.path);
     for (const n of ["n1", "n2", "n3"]) h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
-    h.allHealthy();
+    await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));
     for (let i = 0; i < 4; i++) {
-      h.allHealthy();
+      await h.allHealthy();
       h.core.controller.tick();
     }
     const done = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
@@ -311,7 +314,7 @@ describe("rollback", () => {
     expect(r.body.version).toBe(3);
     expect(r.body.args).toEqual(["3600"]);
     for (let i = 0; i < 4; i++) {
-      h.allHealthy();
+      await h.allHealthy();
       h.core.controller.tick();
     }
     const specs = ["n1", "n2", "n3"].map((n) =>
