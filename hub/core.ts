@@ -258,10 +258,10 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ...(o.parent ? { parent: o.parent } : {}),
     ...o.federation,
   });
-  const ruleSets = new RuleSets(db, (node, body) => gateway?.sendTo(node, "config", body) ?? false);
+  const ruleSets = new RuleSets(sql, (node, body) => gateway?.sendTo(node, "config", body) ?? false);
   // Decisions from a distributed rule are judged by that rule set at the node's revision.
   const checkDecision = ruleSetPolicy(
-    (name, rev) => ruleSets.compiled(name, rev),
+    (name, rev, via) => ruleSets.compiled(name, rev, via),
     o.checkDecision ?? noPolicy,
   );
   // Verdicts go back to each node once the ingest transaction that stored its decisions has run.
@@ -295,7 +295,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       else if (msg.t === "event") {
         await events.onEvent(tx, node, msg.b);
         alerter.onAgentEvent(node, msg.b);
-        if (msg.b.kind === "rules_applied") ruleSets.onApplied(node, msg.b.fields ?? {}, msg.b.at);
+        if (msg.b.kind === "rules_applied") await ruleSets.onApplied(tx, node, msg.b.fields ?? {}, msg.b.at);
         if (msg.b.kind === "cache_hot_keys") caches.onHotKeys(node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
         if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
@@ -336,7 +336,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       const record = registry.get(node);
       if (record) cache.onSession(record);
       if (record) caches.onSession(record, hello.caches);
-      if (record) ruleSets.onSession(record);
+      if (record)
+        void ruleSets
+          .onSession(record)
+          .catch((err: unknown) =>
+            o.log.error("a node's rule sets could not be sent", { node, error: (err as Error).message }),
+          );
       // Verdicts that may not have reached the node before its last session ended.
       void events.recentVerdicts(node).then(
         (recent) => {

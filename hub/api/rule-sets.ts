@@ -13,25 +13,24 @@ import { describeRoute } from "./openapi.ts";
 export function ruleSetsApi(deps: { ruleSets: RuleSets; registry: Registry; log?: Logger }): Hono {
   const app = new Hono();
   const connected = (id: string) => deps.registry.isConnected(id);
-  const appliedBy = (name: string) =>
-    deps.ruleSets
-      .applied()
-      .flatMap((a) =>
-        a.rule_sets.filter((s) => s.name === name).map((s) => ({ node: a.node, rev: s.rev, at: a.at })),
-      );
+  const appliedBy = async (name: string) =>
+    (await deps.ruleSets.applied()).flatMap((a) =>
+      a.rule_sets.filter((s) => s.name === name).map((s) => ({ node: a.node, rev: s.rev, at: a.at })),
+    );
 
-  app.get("/", describeRoute({ summary: "rule sets with their revisions and targets" }), (c) =>
-    c.json({
-      config_rev: deps.ruleSets.configRev(),
-      rule_sets: deps.ruleSets.list().map((r) => ({
+  app.get("/", describeRoute({ summary: "rule sets with their revisions and targets" }), async (c) => {
+    const { rev, sets } = await deps.ruleSets.current();
+    return c.json({
+      config_rev: rev,
+      rule_sets: sets.map((r) => ({
         name: r.name,
         rev: r.rev,
         target: r.target,
         rules: r.rules.length,
         updated: r.updated,
       })),
-    }),
-  );
+    });
+  });
 
   app.get(
     "/:name",
@@ -39,7 +38,7 @@ export function ruleSetsApi(deps: { ruleSets: RuleSets; registry: Registry; log?
       summary: "one rule set (or one revision), the nodes it targets and what they run",
       query: v.object({ rev: v.optional(v.string()) }),
     }),
-    (c) => {
+    async (c) => {
       const name = c.req.param("name");
       checkRuleSetName(name);
       const revText = c.req.query("rev");
@@ -47,7 +46,7 @@ export function ruleSetsApi(deps: { ruleSets: RuleSets; registry: Registry; log?
       if (rev !== undefined && (!Number.isInteger(rev) || rev < 1)) {
         throw new RequestError("rev must be a revision number (1, 2, ...)", "rev");
       }
-      const record = deps.ruleSets.get(name, rev);
+      const record = await deps.ruleSets.get(name, rev);
       if (!record) {
         throw new NotFoundError(
           rev === undefined ? `no rule set named ${name}` : `no revision ${rev} of rule set ${name}`,
@@ -56,10 +55,10 @@ export function ruleSetsApi(deps: { ruleSets: RuleSets; registry: Registry; log?
       const fleet = deps.registry.list();
       return c.json({
         ...record,
-        revisions: deps.ruleSets.revisions(name),
+        revisions: await deps.ruleSets.revisions(name),
         // The nodes it is for now (for the current revision), and what each node last reported it runs.
         targets: rev === undefined ? fleet.filter((n) => targets(record.target, n)).map((n) => n.id) : [],
-        applied: appliedBy(name),
+        applied: await appliedBy(name),
       });
     },
   );
@@ -71,17 +70,22 @@ export function ruleSetsApi(deps: { ruleSets: RuleSets; registry: Registry; log?
       const name = c.req.param("name");
       checkRuleSetName(name);
       const body = parseRuleSetPut(await jsonBody(c));
-      const { record, created, delivered } = deps.ruleSets.put(name, body, deps.registry.list(), connected);
+      const { record, created, delivered } = await deps.ruleSets.put(
+        name,
+        body,
+        deps.registry.list(),
+        connected,
+      );
       for (const w of body.warnings) deps.log?.warn(`retired expression spelling: rule set ${name}: ${w}`);
       deps.log?.info("rule set stored", { name, rev: record.rev, delivered_now: delivered.length });
       return c.json({ ...record, warnings: body.warnings, delivered_now: delivered }, created ? 201 : 200);
     },
   );
 
-  app.delete("/:name", describeRoute({ summary: "delete a rule set (nodes drop it)" }), (c) => {
+  app.delete("/:name", describeRoute({ summary: "delete a rule set (nodes drop it)" }), async (c) => {
     const name = c.req.param("name");
     checkRuleSetName(name);
-    const { rev, delivered } = deps.ruleSets.remove(name, deps.registry.list(), connected);
+    const { rev, delivered } = await deps.ruleSets.remove(name, deps.registry.list(), connected);
     deps.log?.info("rule set deleted", { name, rev });
     return c.json({ name, deleted: true, rev, delivered_now: delivered });
   });

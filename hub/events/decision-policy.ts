@@ -8,9 +8,8 @@ import {
   DEFAULT_RULES,
   STATE_VARS,
 } from "../../shared/rules/index.ts";
-import type { DecisionCheck } from "./event-store.ts";
-
-type Verdict = ReturnType<DecisionCheck>;
+import type { HubSql } from "../store/sql/index.ts";
+import type { DecisionCheck, Verdict } from "./event-store.ts";
 
 /** Whether `rule`'s fire (or clear) condition holds for the inputs the node reported. */
 function judge(rule: CompiledRule, d: Body<"decision_validation">, where: string): Verdict {
@@ -48,7 +47,9 @@ function judge(rule: CompiledRule, d: Body<"decision_validation">, where: string
  * configured otherwise): the rule of the same name must exist, and its fire (or clear) condition must
  * hold for the inputs the node reported. Durations are the node's to judge; the hub checks the values.
  */
-export function decisionPolicy(rules: unknown = DEFAULT_RULES): DecisionCheck {
+export function decisionPolicy(
+  rules: unknown = DEFAULT_RULES,
+): (node: string, d: Body<"decision_validation">) => Verdict {
   const set: CompiledRuleSet = compileRules(rules);
   return (_node: string, d: Body<"decision_validation">) => {
     const rule = set.rules.find((r) => r.name === d.rule);
@@ -62,14 +63,14 @@ export function decisionPolicy(rules: unknown = DEFAULT_RULES): DecisionCheck {
  * (`compiled(name, rev)`); decisions from the node's own rules go to `fallback`.
  */
 export function ruleSetPolicy(
-  compiled: (name: string, rev: number) => CompiledRuleSet | undefined,
+  compiled: (name: string, rev: number, via: HubSql) => Promise<CompiledRuleSet | undefined>,
   fallback: DecisionCheck,
 ): DecisionCheck {
-  return (node, d) => {
-    if (d.rule_set === undefined) return fallback(node, d);
+  return async (node, d, via) => {
+    if (d.rule_set === undefined) return fallback(node, d, via);
     const rev = d.rule_set_rev ?? 0;
     const where = `rule set ${d.rule_set} revision ${rev}`;
-    const set = compiled(d.rule_set, rev);
+    const set = await compiled(d.rule_set, rev, via);
     if (!set) return { verdict: "unknown", reason: `the hub holds no ${where}` };
     const rule = set.rules.find((r) => r.name === d.rule);
     if (!rule) return { verdict: "disagree", reason: `${where} has no enabled rule named ${d.rule}` };

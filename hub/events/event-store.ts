@@ -40,11 +40,21 @@ export interface DecisionVerdictOut {
   reason: string;
 }
 
-/** The hub's verdict on a node's decision: does its own policy for that node say the same? */
+/** The hub's verdict on one decision, and why. */
+export interface Verdict {
+  verdict: "agree" | "disagree" | "unknown";
+  reason: string;
+}
+
+/**
+ * The hub's verdict on a node's decision: does its own policy for that node say the same? `via`: the
+ * handle of the transaction storing the decision, for what the check reads.
+ */
 export type DecisionCheck = (
   node: string,
   d: Body<"decision_validation">,
-) => { verdict: "agree" | "disagree" | "unknown"; reason: string };
+  via: HubSql,
+) => Verdict | Promise<Verdict>;
 
 type VerdictRow = { id: number; rule: string; at: number; verdict: string; reason: string };
 
@@ -89,7 +99,7 @@ export class EventStore {
     d: Body<"decision_validation">,
     check: DecisionCheck,
   ): Promise<DecisionVerdictOut> {
-    const { verdict, reason } = check(node, d);
+    const { verdict, reason } = await check(node, d, tx);
     const row = await tx.get<{ id: number }>(
       "INSERT INTO decisions (node, rule, at, kind, action, inputs, verdict, reason, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
       [

@@ -1,5 +1,4 @@
 // Rule sets the hub holds for its nodes: stored with revisions, sent to the nodes they target, kept for judging decisions.
-import type { Database } from "bun:sqlite";
 import * as v from "valibot";
 import { ConfigError, NotFoundError, RequestError } from "../../shared/errors.ts";
 import type { Body } from "../../shared/protocol/index.ts";
@@ -11,6 +10,7 @@ import {
 } from "../../shared/rules/index.ts";
 import { CacheTarget, targets } from "../cache/index.ts";
 import type { NodeRecord } from "../registry/index.ts";
+import { forUpdate, type HubSql } from "../store/sql/index.ts";
 
 /** Which nodes a rule set is for: node ids, a level range `[min, max]` and labels, all that are given must match. */
 export type RuleSetTarget = v.InferOutput<typeof CacheTarget>;
@@ -99,129 +99,147 @@ export function checkRuleSetName(name: string): void {
   }
 }
 
-/** The hub's rule sets: their revisions in SQLite, and the `config` each targeted node is sent. */
+/** The hub's rule sets: their revisions in the hub's store, and the `config` each targeted node is sent. */
 export class RuleSets {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #send: (node: string, body: Body<"config">) => boolean;
   readonly #now: () => number;
   readonly #compiled = new Map<string, CompiledRuleSet | Error>();
-  // The current sets, read once per change rather than at every node's session.
-  #current: RuleSetRecord[] | undefined;
+  // The current sets at a config revision, read again only when the revision moved (on any replica).
+  #current: { rev: number; sets: RuleSetRecord[] } | undefined;
 
   constructor(
-    db: Database,
+    sql: HubSql,
     send: (node: string, body: Body<"config">) => boolean,
     now: () => number = Date.now,
   ) {
-    this.#db = db;
+    this.#sql = sql;
     this.#send = send;
     this.#now = now;
   }
 
   /** The revision of the hub's rule-set config: rises with every change to any rule set. */
-  configRev(): number {
-    const row = this.#db.query("SELECT value FROM hub_counters WHERE name = 'config_rev'").get() as {
-      value: number;
-    } | null;
+  async configRev(via: HubSql = this.#sql): Promise<number> {
+    const row = await via.get<{ value: number }>("SELECT value FROM hub_counters WHERE name = 'config_rev'");
     return row?.value ?? 0;
   }
 
   /**
    * Stores a new revision of rule set `name` (validated by parseRuleSetPut) and sends the new config to
    * every connected node it targets now or targeted before. Returns the record and the nodes sent to.
+   * Changes are serialized on the config revision's row, so two replicas never hand out one revision twice.
    */
-  put(
+  async put(
     name: string,
     body: { rules: unknown[]; target: RuleSetTarget },
     fleet: readonly NodeRecord[],
     connected: (id: string) => boolean,
-  ): { record: RuleSetRecord; created: boolean; delivered: string[] } {
+  ): Promise<{ record: RuleSetRecord; created: boolean; delivered: string[] }> {
     const now = this.#now();
-    const { before, record } = this.#db.transaction(() => {
-      const before = this.#row(name);
+    const { before, record } = await this.#sql.tx(async (tx) => {
+      await this.#lockConfigRev(tx);
+      const before = await this.#row(tx, name, true);
       const rev = (before?.rev ?? 0) + 1;
       const target = JSON.stringify(body.target);
       const rules = JSON.stringify(body.rules);
-      this.#db
-        .query(
-          `INSERT INTO rule_sets (name, rev, target, rules, deleted, updated) VALUES (?, ?, ?, ?, 0, ?)
-           ON CONFLICT(name) DO UPDATE SET rev = excluded.rev, target = excluded.target, rules = excluded.rules,
-             deleted = 0, updated = excluded.updated`,
-        )
-        .run(name, rev, target, rules, now);
-      this.#db
-        .query("INSERT INTO rule_set_revisions (name, rev, target, rules, created) VALUES (?, ?, ?, ?, ?)")
-        .run(name, rev, target, rules, now);
-      this.#bumpConfigRev();
-      this.#current = undefined;
+      await tx.run(
+        `INSERT INTO rule_sets (name, rev, target, rules, deleted, updated) VALUES (?, ?, ?, ?, 0, ?)
+         ON CONFLICT(name) DO UPDATE SET rev = excluded.rev, target = excluded.target, rules = excluded.rules,
+           deleted = 0, updated = excluded.updated`,
+        [name, rev, target, rules, now],
+      );
+      await tx.run(
+        "INSERT INTO rule_set_revisions (name, rev, target, rules, created) VALUES (?, ?, ?, ?, ?)",
+        [name, rev, target, rules, now],
+      );
+      await this.#bumpConfigRev(tx);
       const record = { name, rev, target: body.target, rules: body.rules, updated: now };
       return { before, record };
-    })();
+    });
     const old = before && !before.deleted ? (JSON.parse(before.target) as RuleSetTarget) : undefined;
     const touched = fleet.filter((n) => targets(record.target, n) || (old !== undefined && targets(old, n)));
-    return { record, created: !before || before.deleted === 1, delivered: this.#deliver(touched, connected) };
+    return {
+      record,
+      created: !before || before.deleted === 1,
+      delivered: await this.#deliver(touched, connected),
+    };
   }
 
   /** Deletes rule set `name` (its revisions stay, for judging decisions made under them); its nodes are told. */
-  remove(
+  async remove(
     name: string,
     fleet: readonly NodeRecord[],
     connected: (id: string) => boolean,
-  ): { rev: number; delivered: string[] } {
-    const row = this.#row(name);
-    if (!row || row.deleted) throw new NotFoundError(`no rule set named ${name}`);
-    this.#db.transaction(() => {
-      this.#db.query("UPDATE rule_sets SET deleted = 1, updated = ? WHERE name = ?").run(this.#now(), name);
-      this.#bumpConfigRev();
-      this.#current = undefined;
-    })();
+  ): Promise<{ rev: number; delivered: string[] }> {
+    const row = await this.#sql.tx(async (tx) => {
+      await this.#lockConfigRev(tx);
+      const row = await this.#row(tx, name, true);
+      // Refused after the commit, not by a rollback (docs/hub-replicas.md, "What steps 0-2 showed").
+      if (!row || row.deleted) return undefined;
+      await tx.run("UPDATE rule_sets SET deleted = 1, updated = ? WHERE name = ?", [this.#now(), name]);
+      await this.#bumpConfigRev(tx);
+      return row;
+    });
+    if (!row) throw new NotFoundError(`no rule set named ${name}`);
     const target = JSON.parse(row.target) as RuleSetTarget;
     return {
       rev: row.rev,
-      delivered: this.#deliver(
+      delivered: await this.#deliver(
         fleet.filter((n) => targets(target, n)),
         connected,
       ),
     };
   }
 
-  /** The current rule sets, by name. */
-  list(): RuleSetRecord[] {
-    this.#current ??= (
-      this.#db.query("SELECT * FROM rule_sets WHERE deleted = 0 ORDER BY name").all() as Row[]
-    ).map(recordOf);
+  /** The current rule sets, by name, and the config revision they are at. */
+  async current(): Promise<{ rev: number; sets: RuleSetRecord[] }> {
+    const rev = await this.configRev();
+    if (this.#current?.rev !== rev) {
+      // Read in one transaction with the revision, so the sets are the ones that revision names.
+      this.#current = await this.#sql.tx(async (tx) => ({
+        rev: await this.configRev(tx),
+        sets: (await tx.all<Row>("SELECT * FROM rule_sets WHERE deleted = 0 ORDER BY name")).map(recordOf),
+      }));
+    }
     return this.#current;
   }
 
+  /** The current rule sets, by name. */
+  async list(): Promise<RuleSetRecord[]> {
+    return (await this.current()).sets;
+  }
+
   /** One rule set now, or at revision `rev` (deleted sets included then). */
-  get(name: string, rev?: number): RuleSetRecord | undefined {
+  async get(name: string, rev?: number, via: HubSql = this.#sql): Promise<RuleSetRecord | undefined> {
     if (rev === undefined) {
-      const row = this.#row(name);
+      const row = await this.#row(via, name);
       return row && !row.deleted ? recordOf(row) : undefined;
     }
-    const row = this.#db
-      .query(
-        "SELECT name, rev, target, rules, created AS updated FROM rule_set_revisions WHERE name = ? AND rev = ?",
-      )
-      .get(name, rev) as Omit<Row, "deleted"> | null;
+    const row = await via.get<Omit<Row, "deleted">>(
+      "SELECT name, rev, target, rules, created AS updated FROM rule_set_revisions WHERE name = ? AND rev = ?",
+      [name, rev],
+    );
     return row ? recordOf({ ...row, deleted: 0 }) : undefined;
   }
 
   /** The revisions of rule set `name` that the hub holds, oldest first. */
-  revisions(name: string): number[] {
-    return (
-      this.#db.query("SELECT rev FROM rule_set_revisions WHERE name = ? ORDER BY rev").all(name) as {
-        rev: number;
-      }[]
-    ).map((r) => r.rev);
+  async revisions(name: string): Promise<number[]> {
+    const rows = await this.#sql.all<{ rev: number }>(
+      "SELECT rev FROM rule_set_revisions WHERE name = ? ORDER BY rev",
+      [name],
+    );
+    return rows.map((r) => r.rev);
   }
 
-  /** The compiled rules of one revision, for the verdict on a decision made under it (cached). */
-  compiled(name: string, rev: number): CompiledRuleSet | undefined {
+  /**
+   * The compiled rules of one revision, for the verdict on a decision made under it (cached: a revision
+   * never changes). `via`: the handle of the transaction the caller is in, if any.
+   */
+  async compiled(name: string, rev: number, via: HubSql = this.#sql): Promise<CompiledRuleSet | undefined> {
     const key = `${name}@${rev}`;
     let c = this.#compiled.get(key);
     if (c === undefined) {
-      const rec = this.get(name, rev);
+      const rec = await this.get(name, rev, via);
       if (!rec) return undefined;
       try {
         c = compileRules(rec.rules, `rule_sets.${key}`);
@@ -235,21 +253,22 @@ export class RuleSets {
   }
 
   /** The rule sets that target `node`, by name: what its `config` carries. */
-  forNode(node: Pick<NodeRecord, "id" | "level" | "labels">, sets = this.list()): RuleSetBody[] {
+  forNode(node: Pick<NodeRecord, "id" | "level" | "labels">, sets: readonly RuleSetRecord[]): RuleSetBody[] {
     return sets
       .filter((r) => targets(r.target, node))
       .map((r) => ({ name: r.name, rev: r.rev, rules: r.rules }));
   }
 
   /** A node's session began: it gets its rule sets (none, if every set it had was deleted meanwhile). */
-  onSession(node: NodeRecord): void {
+  async onSession(node: NodeRecord): Promise<void> {
+    const { rev, sets } = await this.current();
     // A hub that never held a rule set has nothing to say, and a node keeps what it holds.
-    if (this.configRev() === 0) return;
-    this.#send(node.id, this.#configFor(node));
+    if (rev === 0) return;
+    this.#send(node.id, this.#configFor(node, sets, rev));
   }
 
-  /** Records what a node reports it runs (its `rules_applied` event). */
-  onApplied(node: string, fields: Record<string, unknown>, at: number): void {
+  /** Records what a node reports it runs (its `rules_applied` event), in the transaction `tx` that stores it. */
+  async onApplied(tx: HubSql, node: string, fields: Record<string, unknown>, at: number): Promise<void> {
     const sets = Array.isArray(fields.rule_sets) ? fields.rule_sets : [];
     const clean = sets
       .filter((s): s is { name: string; rev: number } => {
@@ -257,51 +276,54 @@ export class RuleSets {
         return !!x && typeof x.name === "string" && typeof x.rev === "number";
       })
       .map((s) => ({ name: s.name, rev: s.rev }));
-    this.#db
-      .query(
-        `INSERT INTO node_rule_sets (node, config_rev, rule_sets, at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(node) DO UPDATE SET config_rev = excluded.config_rev, rule_sets = excluded.rule_sets, at = excluded.at`,
-      )
-      .run(node, Number(fields.config_rev) || 0, JSON.stringify(clean), at);
+    await tx.run(
+      `INSERT INTO node_rule_sets (node, config_rev, rule_sets, at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(node) DO UPDATE SET config_rev = excluded.config_rev, rule_sets = excluded.rule_sets, at = excluded.at`,
+      [node, Number(fields.config_rev) || 0, JSON.stringify(clean), at],
+    );
   }
 
   /** What every node last reported it runs. */
-  applied(): AppliedRuleSets[] {
-    const rows = this.#db.query("SELECT * FROM node_rule_sets ORDER BY node").all() as (Omit<
-      AppliedRuleSets,
-      "rule_sets"
-    > & { rule_sets: string })[];
+  async applied(): Promise<AppliedRuleSets[]> {
+    const rows = await this.#sql.all<Omit<AppliedRuleSets, "rule_sets"> & { rule_sets: string }>(
+      "SELECT * FROM node_rule_sets ORDER BY node",
+    );
     return rows.map((r) => ({ ...r, rule_sets: JSON.parse(r.rule_sets) }));
   }
 
   #configFor(
     node: Pick<NodeRecord, "id" | "level" | "labels">,
-    sets = this.list(),
-    rev = this.configRev(),
+    sets: readonly RuleSetRecord[],
+    rev: number,
   ): Body<"config"> {
     return { rev, config: { rule_sets: this.forNode(node, sets) } };
   }
 
-  #deliver(nodes: readonly NodeRecord[], connected: (id: string) => boolean): string[] {
-    const sets = this.list();
-    const rev = this.configRev();
+  async #deliver(nodes: readonly NodeRecord[], connected: (id: string) => boolean): Promise<string[]> {
+    const { rev, sets } = await this.current();
     const out: string[] = [];
     for (const n of nodes)
       if (connected(n.id) && this.#send(n.id, this.#configFor(n, sets, rev))) out.push(n.id);
     return out;
   }
 
-  #row(name: string): Row | undefined {
-    return (this.#db.query("SELECT * FROM rule_sets WHERE name = ?").get(name) as Row | null) ?? undefined;
+  // `lock`: inside a transaction that changes the row.
+  async #row(via: HubSql, name: string, lock = false): Promise<Row | undefined> {
+    return via.get<Row>(`SELECT * FROM rule_sets WHERE name = ?${lock ? forUpdate(via.dialect) : ""}`, [
+      name,
+    ]);
   }
 
-  #bumpConfigRev(): void {
-    this.#db
-      .query(
-        `INSERT INTO hub_counters (name, value) VALUES ('config_rev', 1)
-         ON CONFLICT(name) DO UPDATE SET value = value + 1`,
-      )
-      .run();
+  // Every change to any rule set takes this row first: changes on all replicas happen one at a time.
+  async #lockConfigRev(tx: HubSql): Promise<void> {
+    await tx.run(
+      "INSERT INTO hub_counters (name, value) VALUES ('config_rev', 0) ON CONFLICT(name) DO NOTHING",
+    );
+    await tx.get(`SELECT value FROM hub_counters WHERE name = 'config_rev'${forUpdate(tx.dialect)}`);
+  }
+
+  async #bumpConfigRev(tx: HubSql): Promise<void> {
+    await tx.run("UPDATE hub_counters SET value = value + 1 WHERE name = 'config_rev'");
   }
 }
 

@@ -5,6 +5,8 @@ import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
 import { type Intent, Intents } from "../../hub/federation/intents.ts";
 import { type DecisionCheck, EventStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
+import type { NodeRecord } from "../../hub/registry/index.ts";
+import { RuleSets } from "../../hub/rule-sets/index.ts";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -341,6 +343,82 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         ]);
         expect(await there.recentVerdicts("n2")).toEqual([]);
         expect(await new EventStore(replica, () => T0 + 86_400_001).recentVerdicts("n1")).toEqual([]);
+      }));
+
+    test(`${name}: rule sets: puts on two replicas at once each get their own revision; a change on one is seen on the other; what nodes run is stored in a transaction`, async () =>
+      withStores(async (sql, replica) => {
+        const sent: string[] = [];
+        const sets = [sql, replica].map(
+          (store, i) =>
+            new RuleSets(
+              store,
+              (node, body) => sent.push(`${i}:${node}:${body.rev}`) > 0,
+              () => T0,
+            ),
+        ) as [RuleSets, RuleSets];
+        const rule = (n: number) => ({ name: `r${n}`, when: `cpu.util > ${n}`, actions: [{ alert: "hot" }] });
+        const node = { id: "n1", level: 1, labels: { site: "a" } } as unknown as NodeRecord;
+        expect(await sets[1].list()).toEqual([]);
+        const puts = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            sets[i % 2]!.put(
+              i < 6 ? "plant" : `other${i}`,
+              { rules: [rule(i)], target: {} },
+              [node],
+              () => true,
+            ),
+          ),
+        );
+        expect(
+          puts
+            .filter((p) => p.record.name === "plant")
+            .map((p) => p.record.rev)
+            .sort(),
+        ).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(puts.filter((p) => p.created)).toHaveLength(5);
+        expect(await sets[0].configRev()).toBe(10);
+        // Each replica's cached list follows the other's changes.
+        expect((await sets[0].list()).map((r) => [r.name, r.rev])).toEqual([
+          ["other6", 1],
+          ["other7", 1],
+          ["other8", 1],
+          ["other9", 1],
+          ["plant", 6],
+        ]);
+        await sets[0].remove("other6", [node], () => true);
+        expect((await sets[1].current()).rev).toBe(11);
+        expect((await sets[1].list()).map((r) => r.name)).not.toContain("other6");
+        await expect(sets[1].remove("other6", [node], () => true)).rejects.toThrow(
+          "no rule set named other6",
+        );
+        expect(await sets[0].configRev()).toBe(11);
+        expect(await sets[1].revisions("plant")).toEqual([1, 2, 3, 4, 5, 6]);
+        expect((await sets[1].get("other6", 1))?.rules).toHaveLength(1);
+        expect(await sets[1].get("other6")).toBeUndefined();
+        // Compiled through the handle of the transaction the caller is in.
+        const compiled = await replica.tx((tx) => sets[1].compiled("plant", 3, tx));
+        expect(compiled?.rules.map((r) => r.name)).toHaveLength(1);
+        expect(await sets[1].compiled("plant", 99)).toBeUndefined();
+        await expect(
+          sql.tx(async (tx) => {
+            await sets[0].onApplied(tx, "n1", { config_rev: 9, rule_sets: [{ name: "plant", rev: 5 }] }, T0);
+            throw new Error("the group failed");
+          }),
+        ).rejects.toThrow("the group failed");
+        expect(await sets[1].applied()).toEqual([]);
+        await sql.tx((tx) =>
+          sets[0].onApplied(
+            tx,
+            "n1",
+            { config_rev: 11, rule_sets: [{ name: "plant", rev: 6 }, { bad: 1 }] },
+            T0,
+          ),
+        );
+        expect(await sets[1].applied()).toEqual([
+          { node: "n1", config_rev: 11, rule_sets: [{ name: "plant", rev: 6 }], at: T0 },
+        ]);
+        // Every put and remove reached the targeted node.
+        expect(sent).toHaveLength(11);
       }));
   });
 }

@@ -113,7 +113,8 @@ describe("rule sets: distribution and verdicts", () => {
     using core = await openHubCore(dir.path);
     const inPlant = joinNode(core, "gw-1", { labels: { site: "plant-7" } });
     const elsewhere = joinNode(core, "gw-2", { labels: { site: "plant-9" } });
-    // A hub that never held a rule set sends no config at all.
+    // A hub that never held a rule set sends no config at all (the sessions' own sends have run by now).
+    await Bun.sleep(20);
     expect(configs(inPlant.received)).toEqual([]);
     const put = await call(core, "PUT", "/api/v1/rule-sets/plant", HOT);
     expect(put.json.delivered_now).toEqual(["gw-1"]);
@@ -133,6 +134,7 @@ describe("rule sets: distribution and verdicts", () => {
     ]);
     // The next session of a node starts with its sets.
     const back = joinNode(core, "gw-2", { labels: { site: "plant-9" } }, { key: elsewhere.key, join: false });
+    await waitFor(() => configs(back.received).length > 0, { what: "the config sent at the next session" });
     expect(configs(back.received)).toEqual([
       { rev: 2, config: { rule_sets: [{ name: "all-l4", rev: 1, rules: [] }] } },
     ]);
