@@ -8,7 +8,7 @@ import { fleetApi } from "./api/fleet.ts";
 import { streamApi } from "./api/stream.ts";
 import { createApi } from "./api/index.ts";
 import { AuditLog, OperatorTokens, stateDigest } from "./auth/index.ts";
-import { CacheDistributor, CacheReplicator } from "./cache/index.ts";
+import { CacheDistributor, type CacheFigures, CacheReplicator } from "./cache/index.ts";
 import {
   Alerter,
   AlertStore,
@@ -154,7 +154,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     o.log.child("cache"),
   );
   const caches = new CacheReplicator({
-    db,
+    sql,
     send: (node, kind, args) =>
       gateway?.sendTo(node, "command", { id: `${kind}:${String(args.hlc ?? args.name)}`, kind, args }) ??
       false,
@@ -291,12 +291,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     apply: async (tx, node, msg) => {
       if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
       else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
-      else if (msg.t === "cache_write") caches.onWrite(node, msg.b);
+      else if (msg.t === "cache_write") await caches.onWrite(tx, node, msg.b);
       else if (msg.t === "event") {
         await events.onEvent(tx, node, msg.b);
         alerter.onAgentEvent(node, msg.b);
         if (msg.b.kind === "rules_applied") await ruleSets.onApplied(tx, node, msg.b.fields ?? {}, msg.b.at);
-        if (msg.b.kind === "cache_hot_keys") caches.onHotKeys(node, msg.b.fields ?? {}, msg.b.at);
+        if (msg.b.kind === "cache_hot_keys") await caches.onHotKeys(tx, node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
         if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
           afterTx(() => failover.onMigrationRequest(node, msg.b.message));
@@ -324,7 +324,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     fleetSize: () => registry.count(),
     ...(o.bulk ? { bulk: o.bulk } : {}),
     // A node refused a pushed cache entry: the hub lists it (GET /api/v1/cache) and logs it.
-    onCacheRead: (node, read) => ({ id: read.id, ok: true, body: caches.read(node, read) }),
+    onCacheRead: async (node, read) => ({ id: read.id, ok: true, body: await caches.read(node, read) }),
     onReply: (node, reply) => {
       const m = /^cache:(\d+):(.*)$/s.exec(reply.id);
       if (m && !reply.ok) cache.onRefused(node, m[2]!, Number(m[1]), String(reply.body), clock.now());
@@ -335,7 +335,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       controller.onSession(node, hello.alloc_generation);
       const record = registry.get(node);
       if (record) cache.onSession(record);
-      if (record) caches.onSession(record, hello.caches);
+      if (record)
+        void caches
+          .onSession(record, hello.caches)
+          .catch((err: unknown) =>
+            o.log.error("a node's caches could not be caught up", { node, error: (err as Error).message }),
+          );
       if (record)
         void ruleSets
           .onSession(record)
@@ -424,8 +429,10 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   );
   alerter.start();
   notifier.start();
-  const perCache = (pick: (f: ReturnType<CacheReplicator["list"]>[number]) => number) => () =>
-    caches.list().map((f) => [{ cache: f.name }, pick(f)] as [Record<string, string>, number]);
+  // Served from the figures read before each scrape (metrics.beforeScrape).
+  metrics.beforeScrape(() => caches.refreshFigures());
+  const perCache = (pick: (f: CacheFigures) => number) => () =>
+    caches.figures().map((f) => [{ cache: f.name }, pick(f)] as [Record<string, string>, number]);
   metrics.counterOf(
     "novacron_hub_cache_writes_total",
     "Named-cache writes received from nodes (each once)",

@@ -43,6 +43,7 @@ const labelKey = (labels: Labels) =>
 /** Holds metric families; each process has one. */
 export class MetricsRegistry {
   readonly #families = new Map<string, Family>();
+  readonly #loads: (() => Promise<void>)[] = [];
 
   #family(name: string, type: Family["type"], help: string): Family {
     let f = this.#families.get(name);
@@ -88,7 +89,21 @@ export class MetricsRegistry {
     return f.values.get(labelKey(labels))?.value ?? 0;
   }
 
-  /** Prometheus text exposition format 0.0.4. */
+  /**
+   * Runs `load` before each `scrape`: an asynchronous read (a store's figures) whose result collectors
+   * then serve from memory.
+   */
+  beforeScrape(load: () => Promise<void>): void {
+    this.#loads.push(load);
+  }
+
+  /** Runs every `beforeScrape` load, then renders; a load that fails leaves its figures as last read. */
+  async scrape(onError?: (err: unknown) => void): Promise<string> {
+    await Promise.all(this.#loads.map((load) => load().catch((err: unknown) => onError?.(err))));
+    return this.render();
+  }
+
+  /** Prometheus text exposition format 0.0.4 (without running the `beforeScrape` loads). */
   render(): string {
     const out: string[] = [];
     for (const [name, f] of this.#families) {

@@ -19,17 +19,19 @@ function nameOf(raw: string): string {
 /** Routes for named caches. */
 export function cachesApi(deps: { caches: CacheReplicator }): Hono {
   const app = new Hono();
-  app.get("/", describeRoute({ summary: "named caches across the fleet: writes, holders, replicas" }), (c) =>
-    c.json({ caches: deps.caches.list() }),
+  app.get(
+    "/",
+    describeRoute({ summary: "named caches across the fleet: writes, holders, replicas" }),
+    async (c) => c.json({ caches: await deps.caches.list() }),
   );
   app.get(
     "/:name",
     describeRoute({ summary: "one named cache, with its hot keys across the fleet" }),
-    (c) => {
+    async (c) => {
       const name = nameOf(c.req.param("name"));
-      const found = deps.caches.list().find((x) => x.name === name);
+      const found = (await deps.caches.list()).find((x) => x.name === name);
       if (!found) throw new NotFoundError(`no cache ${name}`);
-      return c.json({ ...found, hot_keys: deps.caches.hotKeys(name) });
+      return c.json({ ...found, hot_keys: await deps.caches.hotKeys(name) });
     },
   );
   // Body: the cache's settings (strategy, consistency, replicate, ...) and an optional `target`.
@@ -55,16 +57,16 @@ export function cachesApi(deps: { caches: CacheReplicator }): Hono {
           throw new RequestError(err.message.slice(5), err.field.slice(5));
         throw err;
       }
-      const { delivered } = deps.caches.define(name, spec, target);
+      const { delivered } = await deps.caches.define(name, spec, target);
       return c.json({ name, spec, target, delivered_now: delivered });
     },
   );
   app.get(
     "/:name/entries/:key{.+}",
     describeRoute({ summary: "a key of a named cache as the hub holds it, per partition" }),
-    (c) => {
+    async (c) => {
       const name = nameOf(c.req.param("name"));
-      const entries = deps.caches.entry(name, c.req.param("key"));
+      const entries = await deps.caches.entry(name, c.req.param("key"));
       if (entries.length === 0) throw new NotFoundError(`no entry ${c.req.param("key")} in cache ${name}`);
       return c.json({ entries });
     },

@@ -137,7 +137,12 @@ export function createApi(deps: ApiDeps): Hono {
       }
       const fleet = fleetMetrics(deps.ingest.latest());
       skipped += fleet.skipped;
-      return c.text(deps.metrics.render() + fleet.text, 200, {
+      const own = await deps.metrics.scrape((err) =>
+        deps.log?.warn("a metric's figures could not be read; the last ones are shown", {
+          error: (err as Error).message,
+        }),
+      );
+      return c.text(own + fleet.text, 200, {
         "content-type": "text/plain; version=0.0.4",
       });
     },

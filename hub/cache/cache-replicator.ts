@@ -12,7 +12,6 @@
 // Replication is live: once a write is stored and wins, it goes as a `cache_replica` command to every
 // connected node that said in its hello it holds the cache with the same scope and partition. A node
 // that was away gets the partition's current entries at its next hello (a catch-up), hottest first.
-import type { Database, Statement } from "bun:sqlite";
 import {
   CACHE_NAME,
   type CacheSpec,
@@ -29,9 +28,10 @@ import type { Body } from "../../shared/protocol/index.ts";
 import type { NodeRecord } from "../registry/index.ts";
 import { type CacheTarget, targets } from "./cache-entry.ts";
 import { afterTx } from "../store/after-tx.ts";
+import { type Dialect, groupConcat, type HubSql, textOrder } from "../store/sql/index.ts";
 
 export interface ReplicatorDeps {
-  db: Database;
+  sql: HubSql;
   /** Sends a command to a node; false when it is not connected. */
   send: (node: string, kind: "cache_replica" | "cache_define", args: Record<string, unknown>) => boolean;
   node: (id: string) => NodeRecord | undefined;
@@ -78,49 +78,11 @@ export class CacheReplicator {
   readonly #holders = new Map<string, Map<string, Scope>>();
   #pending: Pending[] = [];
   readonly #sent = new Map<string, number>();
-  readonly #getData: Statement;
-  readonly #putData: Statement;
-  readonly #getSeen: Statement;
-  readonly #putSeen: Statement;
-  readonly #bump: Statement;
+  /** Each cache's figures as last read (the metrics collectors read them; `refreshFigures` reads them again). */
+  #figures: CacheFigures[] = [];
 
   constructor(d: ReplicatorDeps) {
     this.#d = d;
-    const db = d.db;
-    db.run(`CREATE TABLE IF NOT EXISTS cache_data (
-      cache TEXT NOT NULL, part TEXT NOT NULL, key TEXT NOT NULL, value BLOB, hlc TEXT NOT NULL,
-      origin TEXT NOT NULL, ttl_ms INTEGER, updated INTEGER NOT NULL,
-      PRIMARY KEY (cache, part, key))`);
-    db.run(`CREATE TABLE IF NOT EXISTS cache_seen (
-      cache TEXT NOT NULL, key TEXT NOT NULL, origin TEXT NOT NULL, hlc TEXT NOT NULL,
-      PRIMARY KEY (cache, key, origin))`);
-    db.run(`CREATE TABLE IF NOT EXISTS cache_figures (
-      cache TEXT PRIMARY KEY, writes INTEGER NOT NULL DEFAULT 0, applied INTEGER NOT NULL DEFAULT 0,
-      superseded INTEGER NOT NULL DEFAULT 0, repeated INTEGER NOT NULL DEFAULT 0,
-      out_of_order INTEGER NOT NULL DEFAULT 0)`);
-    // Each node's latest hot-key report: the fleet's hot keys are the sums per key.
-    db.run(`CREATE TABLE IF NOT EXISTS cache_hot (
-      cache TEXT NOT NULL, key TEXT NOT NULL, node TEXT NOT NULL, count INTEGER NOT NULL, at INTEGER NOT NULL,
-      PRIMARY KEY (cache, key, node))`);
-    db.run(`CREATE TABLE IF NOT EXISTS cache_defs (
-      name TEXT PRIMARY KEY, spec TEXT NOT NULL, target TEXT NOT NULL, updated INTEGER NOT NULL)`);
-    this.#getData = db.query("SELECT hlc FROM cache_data WHERE cache = ? AND part = ? AND key = ?");
-    this.#putData = db.query(
-      `INSERT INTO cache_data (cache, part, key, value, hlc, origin, ttl_ms, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(cache, part, key) DO UPDATE SET value = excluded.value, hlc = excluded.hlc,
-         origin = excluded.origin, ttl_ms = excluded.ttl_ms, updated = excluded.updated`,
-    );
-    this.#getSeen = db.query("SELECT hlc FROM cache_seen WHERE cache = ? AND key = ? AND origin = ?");
-    this.#putSeen = db.query(
-      `INSERT INTO cache_seen (cache, key, origin, hlc) VALUES (?, ?, ?, ?)
-       ON CONFLICT(cache, key, origin) DO UPDATE SET hlc = max(hlc, excluded.hlc)`,
-    );
-    this.#bump = db.query(
-      `INSERT INTO cache_figures (cache, writes, applied, superseded, repeated, out_of_order) VALUES (?, 1, ?, ?, ?, ?)
-       ON CONFLICT(cache) DO UPDATE SET writes = writes + 1, applied = applied + excluded.applied,
-         superseded = superseded + excluded.superseded, repeated = repeated + excluded.repeated,
-         out_of_order = out_of_order + excluded.out_of_order`,
-    );
   }
 
   /**
@@ -129,7 +91,7 @@ export class CacheReplicator {
    * more than a minute in the future, which would win every later write) throws: ingest records the
    * message as refused and acks past it, and nothing is stored or relayed.
    */
-  onWrite(node: string, w: Body<"cache_write">): void {
+  async onWrite(tx: HubSql, node: string, w: Body<"cache_write">): Promise<void> {
     if (!CACHE_NAME.test(w.cache)) throw new RequestError("is not a cache name", "cache");
     checkKey(w.key);
     if (w.value !== undefined) checkValue(w.value);
@@ -139,36 +101,73 @@ export class CacheReplicator {
     const rec = this.#d.node(node);
     const part = partitionOf(w.replicate, rec ?? { id: node, level: 0, labels: {} });
     this.#hold(node, w.cache, w.replicate);
-    const seen = (this.#getSeen.get(w.cache, w.key, node) as { hlc: string } | null)?.hlc;
+    const seen = (
+      await tx.get<{ hlc: string }>("SELECT hlc FROM cache_seen WHERE cache = ? AND key = ? AND origin = ?", [
+        w.cache,
+        w.key,
+        node,
+      ])
+    )?.hlc;
     const repeated = seen !== undefined && seen === w.hlc ? 1 : 0;
     const outOfOrder = seen !== undefined && seen > w.hlc ? 1 : 0;
-    this.#putSeen.run(w.cache, w.key, node, w.hlc);
-    const held = (this.#getData.get(w.cache, part, w.key) as { hlc: string } | null)?.hlc;
-    const wins = held === undefined || held < w.hlc;
-    this.#bump.run(w.cache, wins ? 1 : 0, wins ? 0 : 1, repeated, outOfOrder);
+    await tx.run(
+      `INSERT INTO cache_seen (cache, key, origin, hlc) VALUES (?, ?, ?, ?)
+       ON CONFLICT(cache, key, origin) DO UPDATE SET hlc = ${laterStamp(tx.dialect, "cache_seen.hlc", "excluded.hlc")}`,
+      [w.cache, w.key, node, w.hlc],
+    );
+    // Stored only over a lower stamp, compared by the store in one statement: a write of the same key on
+    // another replica at the same moment waits for this one's row and then compares with it.
+    const put = await tx.run(
+      `INSERT INTO cache_data (cache, part, key, value, text, hlc, origin, ttl_ms, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(cache, part, key) DO UPDATE SET value = excluded.value, text = excluded.text, hlc = excluded.hlc,
+         origin = excluded.origin, ttl_ms = excluded.ttl_ms, updated = excluded.updated
+       WHERE ${textOrder(tx.dialect, "cache_data.hlc")} < ${textOrder(tx.dialect, "excluded.hlc")}`,
+      [
+        w.cache,
+        part,
+        w.key,
+        w.value === undefined ? null : stored(w.value),
+        typeof w.value === "string" ? 1 : 0,
+        w.hlc,
+        node,
+        w.ttl_ms ?? null,
+        this.#d.now(),
+      ],
+    );
+    const wins = put.changes === 1;
+    await tx.run(
+      `INSERT INTO cache_figures (cache, writes, applied, superseded, repeated, out_of_order) VALUES (?, 1, ?, ?, ?, ?)
+       ON CONFLICT(cache) DO UPDATE SET writes = cache_figures.writes + 1,
+         applied = cache_figures.applied + excluded.applied, superseded = cache_figures.superseded + excluded.superseded,
+         repeated = cache_figures.repeated + excluded.repeated, out_of_order = cache_figures.out_of_order + excluded.out_of_order`,
+      [w.cache, wins ? 1 : 0, wins ? 0 : 1, repeated, outOfOrder],
+    );
     if (!wins) return;
-    this.#putData.run(w.cache, part, w.key, w.value ?? null, w.hlc, node, w.ttl_ms ?? null, this.#d.now());
     if (w.replicate === "none") return;
     if (this.#pending.length === 0) afterTx(() => this.#relay());
     this.#pending.push({ cache: w.cache, part, scope: w.replicate, origin: node, args: replicaArgs(w) });
   }
 
   /** A strong read: the hub's value of a key in the reading node's partition (null: none). */
-  read(node: string, r: Body<"cache_read">): { value?: Uint8Array | string; hlc?: string } | null {
+  async read(
+    node: string,
+    r: Body<"cache_read">,
+  ): Promise<{ value?: Uint8Array | string; hlc?: string } | null> {
     const rec = this.#d.node(node);
     const part = partitionOf(r.replicate, rec ?? { id: node, level: 0, labels: {} });
-    const row = this.#d.db
-      .query("SELECT value, hlc FROM cache_data WHERE cache = ? AND part = ? AND key = ?")
-      .get(r.cache, part, r.key) as { value: Uint8Array | string | null; hlc: string } | null;
+    const row = await this.#d.sql.get<{ value: Uint8Array | string | null; text: number; hlc: string }>(
+      "SELECT value, text, hlc FROM cache_data WHERE cache = ? AND part = ? AND key = ?",
+      [r.cache, part, r.key],
+    );
     if (!row) return null;
-    return row.value === null ? { hlc: row.hlc } : { value: row.value, hlc: row.hlc };
+    return row.value === null ? { hlc: row.hlc } : { value: asWritten(row.value, row.text), hlc: row.hlc };
   }
 
   /** A node said hello: its caches are noted, its declarations sent, and its partitions caught up. */
-  onSession(
+  async onSession(
     rec: NodeRecord,
     caches: readonly { name: string; replicate: Scope; prefetch?: number }[] | undefined,
-  ): void {
+  ): Promise<void> {
     const held = new Map<string, Scope>();
     const prefetch = new Map<string, number>();
     for (const c of caches ?? []) {
@@ -176,7 +175,7 @@ export class CacheReplicator {
       prefetch.set(c.name, Math.min(c.prefetch ?? DEFAULT_PREFETCH, CATCH_UP_LIMIT));
     }
     this.#holders.set(rec.id, held);
-    for (const def of this.definitions()) {
+    for (const def of await this.definitions()) {
       if (!targets(def.target, rec)) continue;
       this.#d.send(rec.id, "cache_define", { name: def.name, spec: def.spec });
       if (!held.has(def.name)) {
@@ -188,25 +187,25 @@ export class CacheReplicator {
       const limit = prefetch.get(cache) ?? DEFAULT_PREFETCH;
       if (scope === "none" || limit === 0) continue;
       // Prefetch: the partition's entries the fleet reads most first (its hot keys), then the newest.
-      const rows = this.#d.db
-        .query(
-          `SELECT d.key, d.value, d.hlc, d.ttl_ms,
-             (SELECT coalesce(sum(h.count), 0) FROM cache_hot h WHERE h.cache = d.cache AND h.key = d.key) AS heat
-           FROM cache_data d WHERE d.cache = ? AND d.part = ? AND d.origin != ?
-           ORDER BY heat DESC, d.updated DESC LIMIT ?`,
-        )
-        .all(cache, partitionOf(scope, rec), rec.id, limit) as {
+      const rows = await this.#d.sql.all<{
         key: string;
         value: Uint8Array | string | null;
+        text: number;
         hlc: string;
         ttl_ms: number | null;
-      }[];
+      }>(
+        `SELECT d.key, d.value, d.text, d.hlc, d.ttl_ms,
+           (SELECT coalesce(sum(h.count), 0) FROM cache_hot h WHERE h.cache = d.cache AND h.key = d.key) AS heat
+         FROM cache_data d WHERE d.cache = ? AND d.part = ? AND d.origin != ?
+         ORDER BY heat DESC, d.updated DESC LIMIT ?`,
+        [cache, partitionOf(scope, rec), rec.id, limit],
+      );
       for (const r of rows) {
         this.#d.send(rec.id, "cache_replica", {
           cache,
           key: r.key,
           hlc: r.hlc,
-          ...(r.value !== null ? { value: r.value } : {}),
+          ...(r.value !== null ? { value: asWritten(r.value, r.text) } : {}),
           ...(r.ttl_ms !== null ? { ttl_ms: r.ttl_ms } : {}),
         });
         this.#sent.set(cache, (this.#sent.get(cache) ?? 0) + 1);
@@ -215,13 +214,12 @@ export class CacheReplicator {
   }
 
   /** Stores a declaration and sends it to the targeted nodes now connected (others get it at hello). */
-  define(name: string, spec: CacheSpec, target: CacheTarget): { delivered: string[] } {
-    this.#d.db
-      .query(
-        `INSERT INTO cache_defs (name, spec, target, updated) VALUES (?, ?, ?, ?)
-         ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, target = excluded.target, updated = excluded.updated`,
-      )
-      .run(name, JSON.stringify(spec), JSON.stringify(target), this.#d.now());
+  async define(name: string, spec: CacheSpec, target: CacheTarget): Promise<{ delivered: string[] }> {
+    await this.#d.sql.run(
+      `INSERT INTO cache_defs (name, spec, target, updated) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, target = excluded.target, updated = excluded.updated`,
+      [name, JSON.stringify(spec), JSON.stringify(target), this.#d.now()],
+    );
     const delivered = this.#d
       .connected()
       .filter((n) => targets(target, n) && this.#d.send(n.id, "cache_define", { name, spec }))
@@ -231,64 +229,71 @@ export class CacheReplicator {
   }
 
   /** A node's hot-key report (an event: `fields.cache`, `fields.keys` as [key, count] pairs); bad ones are ignored. */
-  onHotKeys(node: string, fields: Record<string, unknown>, at: number): void {
+  async onHotKeys(tx: HubSql, node: string, fields: Record<string, unknown>, at: number): Promise<void> {
     const cache = fields.cache;
     const keys = fields.keys;
     if (typeof cache !== "string" || !Array.isArray(keys)) return;
-    this.#d.db.query("DELETE FROM cache_hot WHERE cache = ? AND node = ?").run(cache, node);
-    const put = this.#d.db.query(
-      "INSERT OR REPLACE INTO cache_hot (cache, key, node, count, at) VALUES (?, ?, ?, ?, ?)",
-    );
+    await tx.run("DELETE FROM cache_hot WHERE cache = ? AND node = ?", [cache, node]);
     for (const pair of keys.slice(0, MAX_HOT_KEYS)) {
       if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "number") continue;
-      put.run(cache, pair[0], node, Math.max(0, Math.floor(pair[1])), at);
+      await tx.run(
+        `INSERT INTO cache_hot (cache, key, node, count, at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(cache, key, node) DO UPDATE SET count = excluded.count, at = excluded.at`,
+        [cache, pair[0], node, Math.max(0, Math.floor(pair[1])), at],
+      );
     }
   }
 
   /** A cache's hot keys across the fleet: reads summed over the nodes' latest reports, hottest first. */
-  hotKeys(cache: string, limit = 20): { key: string; count: number; nodes: string[] }[] {
-    return (
-      this.#d.db
-        .query(
-          `SELECT key, sum(count) AS count, group_concat(node) AS nodes FROM cache_hot WHERE cache = ?
-           GROUP BY key ORDER BY count DESC, key LIMIT ?`,
-        )
-        .all(cache, limit) as { key: string; count: number; nodes: string }[]
-    ).map((r) => ({ key: r.key, count: r.count, nodes: r.nodes.split(",").sort() }));
+  async hotKeys(cache: string, limit = 20): Promise<{ key: string; count: number; nodes: string[] }[]> {
+    const sql = this.#d.sql;
+    const rows = await sql.all<{ key: string; count: number; nodes: string }>(
+      `SELECT key, sum(count) AS count, ${groupConcat(sql.dialect, "node")} AS nodes FROM cache_hot WHERE cache = ?
+       GROUP BY key ORDER BY count DESC, key LIMIT ?`,
+      [cache, limit],
+    );
+    return rows.map((r) => ({ key: r.key, count: Number(r.count), nodes: r.nodes.split(",").sort() }));
   }
 
-  definitions(): { name: string; spec: CacheSpec; target: CacheTarget }[] {
-    return (
-      this.#d.db.query("SELECT name, spec, target FROM cache_defs ORDER BY name").all() as {
-        name: string;
-        spec: string;
-        target: string;
-      }[]
-    ).map((r) => ({ name: r.name, spec: JSON.parse(r.spec), target: JSON.parse(r.target) }));
+  async definitions(): Promise<{ name: string; spec: CacheSpec; target: CacheTarget }[]> {
+    const rows = await this.#d.sql.all<{ name: string; spec: string; target: string }>(
+      "SELECT name, spec, target FROM cache_defs ORDER BY name",
+    );
+    return rows.map((r) => ({ name: r.name, spec: JSON.parse(r.spec), target: JSON.parse(r.target) }));
+  }
+
+  /** Each cache's figures as last read by `list` or `refreshFigures` (for the metrics collectors). */
+  figures(): readonly CacheFigures[] {
+    return this.#figures;
+  }
+
+  /** Reads every cache's figures again (before a metrics scrape). */
+  async refreshFigures(): Promise<void> {
+    await this.list();
   }
 
   /** Every cache the hub knows of (declared, held or written), with its figures. */
-  list(): CacheFigures[] {
+  async list(): Promise<CacheFigures[]> {
     const names = new Set<string>();
+    const sql = this.#d.sql;
     const figures = new Map(
       (
-        this.#d.db.query("SELECT * FROM cache_figures").all() as (Omit<
-          CacheFigures,
-          "name" | "keys" | "holders" | "replicas_sent"
-        > & { cache: string })[]
+        await sql.all<Omit<CacheFigures, "name" | "keys" | "holders" | "replicas_sent"> & { cache: string }>(
+          "SELECT * FROM cache_figures",
+        )
       ).map((r) => [r.cache, r]),
     );
     const keys = new Map(
       (
-        this.#d.db
-          .query("SELECT cache, count(*) AS n FROM cache_data WHERE value IS NOT NULL GROUP BY cache")
-          .all() as { cache: string; n: number }[]
-      ).map((r) => [r.cache, r.n]),
+        await sql.all<{ cache: string; n: number }>(
+          "SELECT cache, count(*) AS n FROM cache_data WHERE value IS NOT NULL GROUP BY cache",
+        )
+      ).map((r) => [r.cache, Number(r.n)]),
     );
-    const defs = new Map(this.definitions().map((d) => [d.name, d]));
+    const defs = new Map((await this.definitions()).map((d) => [d.name, d]));
     for (const n of [...figures.keys(), ...defs.keys()]) names.add(n);
     for (const held of this.#holders.values()) for (const n of held.keys()) names.add(n);
-    return [...names].sort().map((name) => {
+    this.#figures = [...names].sort().map((name) => {
       const f = figures.get(name);
       const def = defs.get(name);
       return {
@@ -304,21 +309,27 @@ export class CacheReplicator {
         ...(def ? { spec: def.spec, target: def.target } : {}),
       };
     });
+    return this.#figures;
   }
 
   /** The hub's value of one key (each partition's), for GET /api/v1/caches/{name}/entries/{key}. */
-  entry(cache: string, key: string): { part: string; value: string | null; hlc: string; origin: string }[] {
-    const rows = this.#d.db
-      .query("SELECT part, value, hlc, origin FROM cache_data WHERE cache = ? AND key = ? ORDER BY part")
-      .all(cache, key) as { part: string; value: Uint8Array | string | null; hlc: string; origin: string }[];
+  async entry(
+    cache: string,
+    key: string,
+  ): Promise<{ part: string; value: string | null; hlc: string; origin: string }[]> {
+    const rows = await this.#d.sql.all<{
+      part: string;
+      value: Uint8Array | string | null;
+      text: number;
+      hlc: string;
+      origin: string;
+    }>("SELECT part, value, text, hlc, origin FROM cache_data WHERE cache = ? AND key = ? ORDER BY part", [
+      cache,
+      key,
+    ]);
     return rows.map((r) => ({
       part: r.part,
-      value:
-        r.value === null
-          ? null
-          : typeof r.value === "string"
-            ? r.value
-            : Buffer.from(r.value).toString("base64"),
+      value: r.value === null ? null : shown(asWritten(r.value, r.text)),
       hlc: r.hlc,
       origin: r.origin,
     }));
@@ -357,4 +368,25 @@ function replicaArgs(w: Body<"cache_write">): Record<string, unknown> {
     ...(w.value !== undefined ? { value: w.value } : {}),
     ...(w.ttl_ms !== undefined ? { ttl_ms: w.ttl_ms } : {}),
   };
+}
+
+// The later of two stamps: their text order is their time order, byte by byte (never a locale's).
+function laterStamp(dialect: Dialect, a: string, b: string): string {
+  return `CASE WHEN ${textOrder(dialect, a)} < ${textOrder(dialect, b)} THEN ${b} ELSE ${a} END`;
+}
+
+// A value as stored: bytes (a string as its UTF-8, with `text` set), since PostgreSQL's column is BYTEA.
+function stored(value: Uint8Array | string): Uint8Array {
+  return typeof value === "string" ? new TextEncoder().encode(value) : value;
+}
+
+// A value as written: a string again when it was one (a hub.db from before `text` holds strings as text).
+function asWritten(value: Uint8Array | string, text: number): Uint8Array | string {
+  if (typeof value === "string") return value;
+  return text === 1 ? new TextDecoder().decode(value) : value;
+}
+
+// As the API shows a value: text as it is, bytes in base64.
+function shown(value: Uint8Array | string): string {
+  return typeof value === "string" ? value : Buffer.from(value).toString("base64");
 }

@@ -52,7 +52,7 @@ export interface GatewayOptions {
   /** Nodes the hub knows (its fleet, connected or not): the in-flight budget is shared over them. */
   fleetSize?: () => number;
   /** A node reads a key of a strong cache: the answer goes back as a `reply`. */
-  onCacheRead?: (node: string, read: Body<"cache_read">) => Body<"reply">;
+  onCacheRead?: (node: string, read: Body<"cache_read">) => Body<"reply"> | Promise<Body<"reply">>;
   /** A node answered a command nobody waits for (a refusal of a pushed cache entry, say). */
   onReply?: (node: string, reply: Body<"reply">) => void;
 }
@@ -237,12 +237,22 @@ export class Gateway {
         else this.#o.ingest.receive(node, msg);
         return;
       case "cache_read": {
-        const answer = this.#o.onCacheRead?.(node, msg.b) ?? {
-          id: msg.b.id,
-          ok: false,
-          body: "this hub does not serve cache reads",
-        };
-        this.#send(peer, "reply", answer);
+        const id = msg.b.id;
+        if (!this.#o.onCacheRead) {
+          this.#send(peer, "reply", { id, ok: false, body: "this hub does not serve cache reads" });
+          return;
+        }
+        // Read from the store, then answered on the session that asked (if it is still open).
+        void Promise.resolve(this.#o.onCacheRead(node, msg.b)).then(
+          (answer) => this.#send(peer, "reply", answer),
+          (err: unknown) => {
+            this.#o.log.warn("a strong cache read could not be answered", {
+              node,
+              error: (err as Error).message,
+            });
+            this.#send(peer, "reply", { id, ok: false, body: "the hub could not read its store" });
+          },
+        );
         return;
       }
       case "rekey": {

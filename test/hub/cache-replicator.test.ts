@@ -14,6 +14,8 @@ test("cache writes at the hub: last writer wins by stamp, each sequence number i
   const a = joinNode(core, "a", { labels: { site: "s1" }, caches });
   const b = joinNode(core, "b", { labels: { site: "s1" }, caches });
   const c = joinNode(core, "c", { labels: { site: "s2" }, caches });
+  // Their sessions' catch-ups (read from the store) are done before the first write: b hears it live.
+  await Bun.sleep(20);
   const write = async (q: number, body: Body<"cache_write">) => {
     a.send(envelope("cache_write", "a", body, { q }));
     await core.ingest.flush();

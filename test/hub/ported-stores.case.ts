@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
 import { type Intent, Intents } from "../../hub/federation/intents.ts";
+import { CacheReplicator } from "../../hub/cache/index.ts";
 import { type DecisionCheck, EventStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
 import type { NodeRecord } from "../../hub/registry/index.ts";
@@ -11,7 +12,8 @@ import { Ingest } from "../../hub/ingest/index.ts";
 import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
-import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
+import { formatStamp } from "../../shared/cache/index.ts";
+import { type Body, decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
 import { metricsBatch } from "../support/metrics-batch.ts";
 
@@ -419,6 +421,94 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         ]);
         // Every put and remove reached the targeted node.
         expect(sent).toHaveLength(11);
+      }));
+
+    test(`${name}: named caches: the highest stamp wins whichever replica stores last; strings and bytes come back as written; a rolled-back write leaves nothing`, async () =>
+      withStores(async (sql, replica) => {
+        const sent: string[] = [];
+        const nodes: NodeRecord[] = ["a", "b", "c"].map(
+          (id) => ({ id, level: 1, labels: { site: "s1" } }) as unknown as NodeRecord,
+        );
+        const replicator = (store: HubSql, i: number) =>
+          new CacheReplicator({
+            sql: store,
+            send: (node, kind, args) => sent.push(`${i}:${node}:${kind}:${String(args.value)}`) > 0,
+            node: (id) => nodes.find((n) => n.id === id),
+            connected: () => nodes,
+            now: () => T0,
+          });
+        const caches = [replicator(sql, 0), replicator(replica, 1)] as const;
+        const stamp = (wall: number, node: string) => formatStamp({ wall, counter: 0, node });
+        const write = (i: 0 | 1, node: string, value: string | Uint8Array<ArrayBuffer>, wall: number) =>
+          (i === 0 ? sql : replica).tx((tx) =>
+            caches[i].onWrite(tx, node, {
+              cache: "q",
+              key: "k",
+              value,
+              hlc: stamp(wall, node),
+              replicate: "site",
+            }),
+          );
+        // Twenty writes of one key from two nodes through two replicas at once, stamps interleaved.
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            write((i % 2) as 0 | 1, i % 2 ? "b" : "a", `v${i}`, T0 - 1000 + ((i * 7) % 20)),
+          ),
+        );
+        const read = (i: 0 | 1, node: string) =>
+          caches[i].read(node, { id: "r", cache: "q", key: "k", replicate: "site" } as Body<"cache_read">);
+        // (i * 7) % 20 is highest (19) at i = 17: node b's v17.
+        expect(await read(0, "c")).toEqual({ value: "v17", hlc: stamp(T0 - 981, "b") });
+        expect(await read(1, "a")).toEqual({ value: "v17", hlc: stamp(T0 - 981, "b") });
+        const fig = (await caches[1].list()).find((f) => f.name === "q")!;
+        expect(fig.writes).toBe(20);
+        expect(fig.applied + fig.superseded).toBe(20);
+        expect(fig.keys).toBe(1);
+        // Bytes stay bytes; a later string is a string again.
+        await write(0, "a", Uint8Array.from([0, 255, 7]), T0);
+        expect(await read(1, "b")).toEqual({ value: Uint8Array.from([0, 255, 7]), hlc: stamp(T0, "a") });
+        expect((await caches[1].entry("q", "k"))[0]?.value).toBe(Buffer.from([0, 255, 7]).toString("base64"));
+        await write(1, "b", "text again", T0 + 1);
+        expect(await read(0, "a")).toEqual({ value: "text again", hlc: stamp(T0 + 1, "b") });
+        // Rolled back with the group that carried it: not stored, counted nowhere.
+        await expect(
+          sql.tx(async (tx) => {
+            await caches[0].onWrite(tx, "a", {
+              cache: "q",
+              key: "k",
+              value: "lost",
+              hlc: stamp(T0 + 2, "a"),
+              replicate: "site",
+            });
+            throw new Error("the group failed");
+          }),
+        ).rejects.toThrow("the group failed");
+        expect(await read(1, "c")).toEqual({ value: "text again", hlc: stamp(T0 + 1, "b") });
+        expect((await caches[0].list()).find((f) => f.name === "q")?.writes).toBe(22);
+        // Hot keys summed over the nodes' latest reports, nodes listed.
+        await sql.tx((tx) =>
+          caches[0].onHotKeys(
+            tx,
+            "a",
+            {
+              cache: "q",
+              keys: [
+                ["k", 3],
+                ["j", 1],
+              ],
+            },
+            T0,
+          ),
+        );
+        await replica.tx((tx) => caches[1].onHotKeys(tx, "b", { cache: "q", keys: [["k", 2]] }, T0));
+        expect(await caches[0].hotKeys("q")).toEqual([
+          { key: "k", count: 5, nodes: ["a", "b"] },
+          { key: "j", count: 1, nodes: ["a"] },
+        ]);
+        // A node that says hello holding the cache is caught up from the store.
+        sent.length = 0;
+        await caches[1].onSession(nodes[2]!, [{ name: "q", replicate: "site" }]);
+        expect(sent).toEqual(["1:c:cache_replica:text again"]);
       }));
   });
 }

@@ -20,6 +20,16 @@ export function keyLock(dialect: Dialect): string | undefined {
   return dialect === "postgres" ? "SELECT pg_advisory_xact_lock(hashtext(?))" : undefined;
 }
 
+/** Text compared byte by byte (PostgreSQL would use the database's locale; SQLite's default is binary). */
+export function textOrder(dialect: Dialect, expr: string): string {
+  return dialect === "postgres" ? `${expr} COLLATE "C"` : expr;
+}
+
+/** The values of a group joined with commas: SQLite's group_concat, PostgreSQL's string_agg. */
+export function groupConcat(dialect: Dialect, expr: string): string {
+  return dialect === "postgres" ? `string_agg(${expr}, ',')` : `group_concat(${expr})`;
+}
+
 const SPELLINGS: Record<string, Record<Dialect, string>> = {
   // Times, sequence numbers and counters are 64-bit.
   "{big}": { sqlite: "INTEGER", postgres: "BIGINT" },

@@ -37,7 +37,7 @@ export async function migrate(sql: HubSql, migrations: readonly Migration[] = MI
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       const text = typeof m.sql === "string" ? m.sql : m.sql[tx.dialect];
-      await tx.exec(text);
+      if (text.trim() !== "") await tx.exec(text);
       await addColumns(tx, m.columns ?? []);
       await tx.run("INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)", [
         m.version,

@@ -112,4 +112,12 @@ CREATE INDEX{ine} node_sessions_by_replica ON node_sessions (replica);
 `),
   },
   HUB_TABLES,
+  {
+    version: 5,
+    // A named cache's value is bytes on PostgreSQL (BYTEA), where SQLite kept a string as text: `text`
+    // says the bytes are a string's UTF-8, so a string comes back a string on either store.
+    name: "cache value kind",
+    sql: "",
+    columns: [["cache_data", "text", "INTEGER NOT NULL DEFAULT 0"]],
+  },
 ];
