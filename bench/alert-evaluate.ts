@@ -82,11 +82,11 @@ for (const n of sizes) {
   for (let i = 0; i < n; i++)
     core.registry.epochs.report(`node-${i}`, { pending: 0, epoch: "s1", produced: 1000, dropped: i });
   core.registry.flushSeen();
-  core.alerter.evaluate();
+  await core.alerter.evaluate();
   const pass: number[] = [];
   for (let r = 0; r < runs; r++) {
     const t = performance.now();
-    core.alerter.evaluate();
+    await core.alerter.evaluate();
     pass.push(performance.now() - t);
   }
   console.log(

@@ -10,6 +10,7 @@ import { createApi } from "./api/index.ts";
 import { AuditLog, OperatorTokens, stateDigest } from "./auth/index.ts";
 import { CacheDistributor, type CacheFigures, CacheReplicator } from "./cache/index.ts";
 import {
+  type Alert,
   Alerter,
   AlertStore,
   type DecisionCheck,
@@ -213,6 +214,31 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   failover.start();
   // The app answers queries a parent forwards; it is built below, after everything it serves.
   let api: { fetch: (req: Request) => Response | Promise<Response> } | undefined;
+  // Own open and acknowledged alerts as last read (the federation summary reads them synchronously):
+  // read again after each change and each evaluation; one read at a time, the last asked for always runs.
+  const liveAlerts: Record<"open" | "acknowledged", Alert[]> = { open: [], acknowledged: [] };
+  let alertsRead: "idle" | "reading" | "again" = "idle";
+  const refreshLiveAlerts = (): void => {
+    if (alertsRead !== "idle") {
+      alertsRead = "again";
+      return;
+    }
+    alertsRead = "reading";
+    void Promise.all([
+      alerts.list({ state: "open", limit: 200 }),
+      alerts.list({ state: "acknowledged", limit: 200 }),
+    ])
+      .then(([open, acknowledged]) => {
+        liveAlerts.open = open;
+        liveAlerts.acknowledged = acknowledged;
+      })
+      .catch((err: unknown) => o.log.warn("open alerts could not be read", { error: (err as Error).message }))
+      .finally(() => {
+        const again = alertsRead === "again";
+        alertsRead = "idle";
+        if (again) refreshLiveAlerts();
+      });
+  };
   const federation = new Federation({
     sql,
     hubId: o.hubId,
@@ -241,10 +267,10 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       } catch {}
       return { status: res.status, body };
     },
-    // Own open and acknowledged alerts, for the summary (the store is built below; read only once running).
+    // Own open and acknowledged alerts, for the summary (as last read: after each change and evaluation).
     alerts: () =>
       (["open", "acknowledged"] as const).flatMap((state) =>
-        alerts.list({ state, limit: 200 }).map((a) => ({
+        liveAlerts[state].map((a) => ({
           hub: o.hubId,
           id: a.id,
           rule: a.rule.slice(0, 64),
@@ -294,7 +320,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       else if (msg.t === "cache_write") await caches.onWrite(tx, node, msg.b);
       else if (msg.t === "event") {
         await events.onEvent(tx, node, msg.b);
-        alerter.onAgentEvent(node, msg.b);
+        await alerter.onAgentEvent(tx, node, msg.b);
         if (msg.b.kind === "rules_applied") await ruleSets.onApplied(tx, node, msg.b.fields ?? {}, msg.b.at);
         if (msg.b.kind === "cache_hot_keys") await caches.onHotKeys(tx, node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
@@ -384,8 +410,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     return [...by].map(([status, n]) => [{ status }, n]);
   });
   // Alerting: rules over the fleet evaluated on a timer and on every node transition; webhooks notified.
-  const alerts = new AlertStore(db, now);
-  const webhooks = new WebhookStore(db);
+  const alerts = new AlertStore(sql, now);
+  const webhooks = new WebhookStore(sql);
   const notifier = new WebhookNotifier({
     store: webhooks,
     clock,
@@ -395,9 +421,13 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ...(o.alerting?.retryBaseMs ? { retryBaseMs: o.alerting.retryBaseMs } : {}),
     ...(o.alerting?.retryMaxMs ? { retryMaxMs: o.alerting.retryMaxMs } : {}),
   });
-  alerts.subscribe((change) => notifier.onChange(change));
+  alerts.subscribe(async (tx, change) => {
+    await notifier.onChange(tx, change);
+    afterTx(refreshLiveAlerts);
+  });
   const alerter = new Alerter({
     store: alerts,
+    onEvaluated: refreshLiveAlerts,
     clock,
     log: o.log.child("alerts"),
     ...(o.alerting?.intervalMs ? { intervalMs: o.alerting.intervalMs } : {}),
@@ -424,6 +454,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   failover.store.subscribe((e) => {
     if (e.kind === "node" || e.kind === "place") alerter.kick();
   });
+  metrics.beforeScrape(() => alerts.refreshCounts());
   metrics.gauge("novacron_hub_alerts_open", "Alerts open or acknowledged, by severity and state", () =>
     alerts.liveCounts(),
   );
@@ -545,6 +576,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }),
   );
   return {
+    /** The hub's store through its async interface (on SQLite, over `db`). */
+    sql,
     metrics,
     registry,
     ingest,

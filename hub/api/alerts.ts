@@ -26,7 +26,7 @@ export interface AlertsApiDeps {
   alerts: AlertStore;
   webhooks: WebhookStore;
   /** Evaluate the rules now (after a rule changed). */
-  evaluate: () => void;
+  evaluate: () => Promise<unknown>;
   now: () => number;
   /** Open alerts of the subtrees below (federation): each with the hub it came from and its age. */
   subtreeAlerts?: (state: "open" | "acknowledged" | "all", limit: number, node?: string) => unknown[];
@@ -81,7 +81,7 @@ export function alertsApi(deps: AlertsApiDeps): Hono {
       }
       if (!(STATES as readonly string[]).includes(state))
         throw new RequestError(`query parameter state must be one of ${STATES.join(", ")}`, "state");
-      const list = deps.alerts.list({
+      const list = await deps.alerts.list({
         state: state as (typeof STATES)[number],
         limit,
         ...(node ? { node } : {}),
@@ -94,11 +94,11 @@ export function alertsApi(deps: AlertsApiDeps): Hono {
       return c.json({ alerts: list.map(publicAlert), ...(below ? { subtree_alerts: below } : {}) });
     },
   );
-  app.get("/:id", describeRoute({ summary: "one alert with its history" }), (c) => {
+  app.get("/:id", describeRoute({ summary: "one alert with its history" }), async (c) => {
     const id = alertId(c);
-    const a = deps.alerts.get(id);
+    const a = await deps.alerts.get(id);
     if (!a) throw new NotFoundError(`no alert ${id}`);
-    return c.json({ alert: publicAlert(a), history: deps.alerts.history(id) });
+    return c.json({ alert: publicAlert(a), history: await deps.alerts.history(id) });
   });
   app.post(
     "/:id/ack",
@@ -115,7 +115,7 @@ export function alertsApi(deps: AlertsApiDeps): Hono {
         }
       }
       const { comment } = checkBody(AckBody, body);
-      return c.json({ alert: publicAlert(deps.alerts.ack(id, actorOf(c), comment)) });
+      return c.json({ alert: publicAlert(await deps.alerts.ack(id, actorOf(c), comment)) });
     },
   );
   return app;
@@ -124,8 +124,10 @@ export function alertsApi(deps: AlertsApiDeps): Hono {
 /** Routes for alert rules: the built-ins and the operator's, which replace built-ins of the same name. */
 export function alertRulesApi(deps: AlertsApiDeps): Hono {
   const app = new Hono();
-  app.get("/", describeRoute({ summary: "the alert rules in force: built-in and the operator's" }), (c) =>
-    c.json({ rules: effectiveRules(deps.alerts.rules()).map(ruleView) }),
+  app.get(
+    "/",
+    describeRoute({ summary: "the alert rules in force: built-in and the operator's" }),
+    async (c) => c.json({ rules: effectiveRules(await deps.alerts.rules()).map(ruleView) }),
   );
   app.post(
     "/",
@@ -135,9 +137,8 @@ export function alertRulesApi(deps: AlertsApiDeps): Hono {
     }),
     async (c) => {
       const rule = parseRule(await jsonBody(c));
-      const existed = deps.alerts.rules().some((r) => r.name === rule.name);
-      deps.alerts.putRule(rule);
-      deps.evaluate();
+      const existed = await deps.alerts.putRule(rule);
+      await deps.evaluate();
       return c.json({ rule: ruleView(rule) }, existed ? 200 : 201);
     },
   );
@@ -147,16 +148,16 @@ export function alertRulesApi(deps: AlertsApiDeps): Hono {
       summary: "delete an operator's alert rule (a built-in it replaced comes back)",
       errors: [409],
     }),
-    (c) => {
+    async (c) => {
       const name = checkRuleName(c.req.param("name"));
-      if (!deps.alerts.deleteRule(name)) {
+      if (!(await deps.alerts.deleteRule(name))) {
         if (BUILTIN_RULES.some((r) => r.name === name))
           throw new ConflictError(
             `${name} is a built-in rule: post a rule of that name with "enabled": false to turn it off`,
           );
         throw new NotFoundError(`no alert rule named ${name}`);
       }
-      deps.evaluate();
+      await deps.evaluate();
       const builtin = BUILTIN_RULES.find((r) => r.name === name);
       return c.json({ deleted: name, ...(builtin ? { restored: ruleView(builtin) } : {}) });
     },
@@ -172,9 +173,11 @@ const hookView = (w: Webhook, pending: number) => {
 /** Routes for webhooks and their delivery logs. */
 export function webhooksApi(deps: AlertsApiDeps): Hono {
   const app = new Hono();
-  app.get("/", describeRoute({ summary: "webhooks, with their pending notifications" }), (c) =>
-    c.json({ webhooks: deps.webhooks.list().map((w) => hookView(w, deps.webhooks.pending(w.id))) }),
-  );
+  app.get("/", describeRoute({ summary: "webhooks, with their pending notifications" }), async (c) => {
+    const hooks = await deps.webhooks.list();
+    const pending = await Promise.all(hooks.map((w) => deps.webhooks.pending(w.id)));
+    return c.json({ webhooks: hooks.map((w, i) => hookView(w, pending[i]!)) });
+  });
   app.post(
     "/",
     describeRoute({
@@ -184,7 +187,7 @@ export function webhooksApi(deps: AlertsApiDeps): Hono {
     }),
     async (c) => {
       const b = checkBody(WebhookBody, await jsonBody(c));
-      const hook = deps.webhooks.create({
+      const hook = await deps.webhooks.create({
         name: b.name ?? new URL(b.url).host,
         url: b.url,
         events: b.events ? [...new Set(b.events)] : ["opened", "resolved"],
@@ -196,20 +199,20 @@ export function webhooksApi(deps: AlertsApiDeps): Hono {
       return c.json({ ...hookView(hook, 0), secret: hook.secret }, 201);
     },
   );
-  app.delete("/:id", describeRoute({ summary: "delete a webhook" }), (c) => {
+  app.delete("/:id", describeRoute({ summary: "delete a webhook" }), async (c) => {
     const id = c.req.param("id");
-    if (!deps.webhooks.delete(id)) throw new NotFoundError(`no webhook ${id}`);
+    if (!(await deps.webhooks.delete(id))) throw new NotFoundError(`no webhook ${id}`);
     return c.json({ deleted: id });
   });
   app.get(
     "/:id/deliveries",
     describeRoute({ summary: "a webhook's delivery log, newest first", query: v.object(LIMIT) }),
-    (c) => {
+    async (c) => {
       const id = c.req.param("id");
-      if (!deps.webhooks.get(id)) throw new NotFoundError(`no webhook ${id}`);
+      if (!(await deps.webhooks.get(id))) throw new NotFoundError(`no webhook ${id}`);
       return c.json({
-        pending: deps.webhooks.pending(id),
-        deliveries: deps.webhooks.deliveries(id, limitOf(c, 100)),
+        pending: await deps.webhooks.pending(id),
+        deliveries: await deps.webhooks.deliveries(id, limitOf(c, 100)),
       });
     },
   );

@@ -60,7 +60,7 @@ export interface ApiDeps {
   /** The alert lifecycle and its rules, webhooks, and an evaluation on demand. */
   alerts: AlertStore;
   webhooks: WebhookStore;
-  evaluateAlerts: () => void;
+  evaluateAlerts: () => Promise<unknown>;
   now: () => number;
   log?: Logger;
   /** Nodes below child hubs (federation). */

@@ -13,6 +13,7 @@ import {
 import { effectiveRules } from "./alert-rules.ts";
 import { agentSeverity, type AlertStore } from "./alert-store.ts";
 import { afterTx } from "../store/after-tx.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 export interface AlerterOptions {
   store: AlertStore;
@@ -26,6 +27,8 @@ export interface AlerterOptions {
   failoverAfter: (after: number) => FailoverFact[];
   /** The failover log's newest id. */
   failoverLast: () => number;
+  /** Told after each evaluation has committed. */
+  onEvaluated?: () => void;
 }
 
 const CURSOR = "failover_cursor";
@@ -34,17 +37,29 @@ const CURSOR = "failover_cursor";
 export class Alerter {
   readonly #o: AlerterOptions;
   readonly #memory: AlertMemory = emptyMemory();
+  /** The cursor set, on a fresh database, to where the failover log stands now. */
+  readonly #ready: Promise<void>;
   #timer: TimerHandle | undefined;
   #queued = false;
+  /** The evaluation running, if one is: another asked meanwhile runs after it, once. */
+  #running: Promise<AlertDecisions> | undefined;
 
   constructor(o: AlerterOptions) {
     this.#o = o;
     // A fresh database starts reading the failover log where it stands (old failovers are history).
-    if (o.store.meta(CURSOR) === undefined) o.store.setMeta(CURSOR, o.failoverLast());
+    const last = o.failoverLast();
+    this.#ready = o.store.sql
+      .run("INSERT INTO alert_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", [CURSOR, last])
+      .then(
+        () => {},
+        // A hub closed at once, or a store away: the first evaluation starts from the log's start.
+        (err: unknown) =>
+          o.log.warn("the alerts' failover cursor could not be set", { error: (err as Error).message }),
+      );
   }
 
   start(): void {
-    this.#timer ??= this.#o.clock.setInterval(() => this.evaluate(), this.#o.intervalMs ?? 5000);
+    this.#timer ??= this.#o.clock.setInterval(() => this.#evaluateNow(), this.#o.intervalMs ?? 5000);
   }
 
   stop(): void {
@@ -58,51 +73,76 @@ export class Alerter {
     this.#queued = true;
     // Not after stop(): the database may be closed by then.
     afterTx(() => {
-      if (this.#timer !== undefined) this.evaluate();
+      if (this.#timer !== undefined) this.#evaluateNow();
       else this.#queued = false;
     });
   }
 
+  // A tick of the timer or a kick: skipped while an evaluation runs (the next tick comes soon).
+  #evaluateNow(): void {
+    if (this.#running) return;
+    void this.evaluate().catch((err: unknown) =>
+      this.#o.log.error("alert evaluation failed", { error: (err as Error).message }),
+    );
+  }
+
   /** One evaluation, applied in one transaction; returns what was decided. */
-  evaluate(): AlertDecisions {
+  async evaluate(): Promise<AlertDecisions> {
+    while (this.#running) await this.#running.catch(() => {});
     this.#queued = false;
+    this.#running = this.#evaluate();
+    try {
+      return await this.#running;
+    } finally {
+      this.#running = undefined;
+      this.#o.onEvaluated?.();
+    }
+  }
+
+  async #evaluate(): Promise<AlertDecisions> {
+    await this.#ready;
     const o = this.#o;
     const store = o.store;
-    return store.db.transaction(() => {
-      const cursor = store.meta(CURSOR) ?? 0;
+    return store.sql.tx(async (tx) => {
+      const cursor = (await store.meta(tx, CURSOR)) ?? 0;
       const entries = o.failoverAfter(cursor);
       const last = entries.at(-1)?.id ?? cursor;
       const facts: AlertFacts = { ...o.facts(), now: o.clock.now(), failover: entries };
-      const d = evaluateAlerts(effectiveRules(store.rules()), facts, store.live(), this.#memory);
+      const rules = effectiveRules(await store.rules(tx));
+      const d = evaluateAlerts(rules, facts, await store.live(tx), this.#memory);
       for (const a of d.open) {
-        const opened = store.open(a, "hub");
+        const opened = await store.open(tx, a, "hub");
         if (opened) o.log.warn("alert opened", { alert: opened.id, rule: a.rule, message: a.message });
       }
-      for (const u of d.update) store.update(u.id, u.message);
+      for (const u of d.update) await store.update(tx, u.id, u.message);
       for (const r of d.resolve) {
-        const resolved = store.resolve(r.id, r.reason);
+        const resolved = await store.resolve(tx, r.id, r.reason);
         if (resolved) o.log.info("alert resolved", { alert: r.id, rule: resolved.rule, reason: r.reason });
       }
-      if (last !== cursor) store.setMeta(CURSOR, last);
+      if (last !== cursor) await store.setMeta(tx, CURSOR, last);
       return d;
-    })();
+    });
   }
 
-  /** An agent's `alert` opens (once per node and source) and its `alert_clear` resolves an alert. */
-  onAgentEvent(node: string, e: Body<"event">): void {
+  /**
+   * An agent's `alert` opens (once per node and source) and its `alert_clear` resolves an alert, through
+   * the ingest transaction `tx` that stores the event.
+   */
+  async onAgentEvent(tx: HubSql, node: string, e: Body<"event">): Promise<void> {
     if (e.kind !== "alert" && e.kind !== "alert_clear") return;
     const f = e.fields ?? {};
     const source = typeof f.source === "string" && f.source !== "" ? f.source : "";
     const key = `agent:${node}:${source || e.message}`;
     if (e.kind === "alert") {
-      this.#o.store.open(
+      await this.#o.store.open(
+        tx,
         { key, rule: source || "agent", node, severity: agentSeverity(f.severity), message: e.message },
         "agent",
         Math.min(e.at, this.#o.clock.now()),
       );
       return;
     }
-    const live = this.#o.store.liveByKey(key);
-    if (live) this.#o.store.resolve(live.id, e.message, `node:${node}`);
+    const live = await this.#o.store.liveByKey(tx, key);
+    if (live) await this.#o.store.resolve(tx, live.id, e.message, `node:${node}`);
   }
 }

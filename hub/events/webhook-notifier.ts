@@ -6,6 +6,7 @@ import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
 import { afterTx } from "../store/after-tx.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** The header that carries `sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`. */
 export const SIGNATURE_HEADER = "x-novacron-signature";
@@ -90,6 +91,9 @@ export class WebhookNotifier {
   #timer: TimerHandle | undefined;
   #running = false;
   #lastPrune = 0;
+  /** The round of `tick` running, if one is; a tick asked meanwhile runs after it, once. */
+  #ticking = false;
+  #tickAgain = false;
 
   constructor(o: NotifierOptions) {
     this.#o = {
@@ -104,19 +108,23 @@ export class WebhookNotifier {
       "novacron_hub_webhook_deliveries_total",
       "Webhook POSTs made, by result (ok, failed)",
     );
+    o.metrics.beforeScrape(() => o.store.refreshPending());
     o.metrics.gauge(
       "novacron_hub_webhook_queue_pending",
       "Alert notifications queued and not yet delivered",
-      () => o.store.pending(),
+      () => o.store.pendingNow(),
     );
   }
 
-  /** Queues a change for every webhook that hears it, then tries to send at once. */
-  onChange(change: AlertChange): void {
+  /**
+   * Queues a change for every webhook that hears it, in the transaction `tx` that made the change (the
+   * queue is the alerts' outbox), then tries to send once that transaction has ended.
+   */
+  async onChange(tx: HubSql, change: AlertChange): Promise<void> {
     const now = this.#o.clock.now();
     let queued = false;
-    for (const hook of this.#o.store.list()) {
-      if (hears(hook, change) && this.#o.store.enqueue(hook.id, change, now)) queued = true;
+    for (const hook of await this.#o.store.list(tx)) {
+      if (hears(hook, change) && (await this.#o.store.enqueue(tx, hook.id, change, now))) queued = true;
     }
     if (queued && this.#running) afterTx(() => this.tick());
   }
@@ -125,7 +133,7 @@ export class WebhookNotifier {
     this.#running = true;
     const every = Math.max(50, Math.min(1000, Math.floor(this.#o.retryBaseMs / 2)));
     this.#timer ??= this.#o.clock.setInterval(() => this.tick(), every);
-    queueMicrotask(() => this.tick());
+    setImmediate(() => this.tick());
   }
 
   stop(): void {
@@ -137,26 +145,53 @@ export class WebhookNotifier {
   /** Sends one group to every webhook with something due and nothing in flight. */
   tick(): void {
     if (!this.#running) return;
+    if (this.#ticking) {
+      this.#tickAgain = true;
+      return;
+    }
+    this.#ticking = true;
+    void this.#tick()
+      .catch((err: unknown) => this.#o.log.error("webhook round failed", { error: (err as Error).message }))
+      .finally(() => {
+        this.#ticking = false;
+        if (this.#tickAgain) {
+          this.#tickAgain = false;
+          this.tick();
+        }
+      });
+  }
+
+  async #tick(): Promise<void> {
     const now = this.#o.clock.now();
     if (now - this.#lastPrune >= 3_600_000) {
       // A settled notification is kept a week (a queued one is never dropped: it is due or given up);
       // the delivery log a month.
       this.#lastPrune = now;
-      this.#o.store.prune(now - 7 * 86_400_000, now - 30 * 86_400_000);
+      await this.#o.store.prune(now - 7 * 86_400_000, now - 30 * 86_400_000);
     }
-    for (const id of this.#o.store.dueHooks(now)) {
-      if (this.#inFlight.has(id)) continue;
-      const hook = this.#o.store.get(id);
+    for (const id of await this.#o.store.dueHooks(now)) {
+      if (this.#inFlight.has(id) || !this.#running) continue;
+      const hook = await this.#o.store.get(id);
       if (!hook) continue;
-      const group = this.#o.store.due(id, now, this.#o.groupMax);
-      if (group.length === 0) continue;
+      const group = await this.#o.store.due(id, now, this.#o.groupMax);
+      if (group.length === 0 || this.#inFlight.has(id)) continue;
       this.#inFlight.add(id);
-      void this.#send(hook.id, hook.url, hook.secret, group).finally(() => {
-        this.#inFlight.delete(id);
-        // More may be due already (a group larger than groupMax, or a retry that came due).
-        if (this.#running && (this.#o.store.nextDue() ?? Infinity) <= this.#o.clock.now())
-          queueMicrotask(() => this.tick());
-      });
+      void this.#send(hook.id, hook.url, hook.secret, group)
+        .catch((err: unknown) =>
+          this.#o.log.error("a webhook delivery could not be recorded", {
+            webhook: id,
+            error: (err as Error).message,
+          }),
+        )
+        .finally(async () => {
+          this.#inFlight.delete(id);
+          // More may be due already (a group larger than groupMax, or a retry that came due).
+          if (
+            this.#running &&
+            ((await this.#o.store.nextDue().catch(() => undefined)) ?? Infinity) <= this.#o.clock.now()
+          )
+            this.tick();
+        });
     }
   }
 
@@ -199,8 +234,8 @@ export class WebhookNotifier {
     const ok = error === null;
     // Stopped meanwhile (the database may be closed): the rows stay due, and the next start sends them
     // again with the same delivery id, by which a receiver can tell. A deleted webhook has nothing to settle.
-    if (!this.#running || !o.store.get(hook)) return;
-    o.store.settle(
+    if (!this.#running || !(await o.store.get(hook))) return;
+    await o.store.settle(
       group,
       { webhook: hook, at, status, ok, error, duration_ms: Math.max(0, at - started) },
       (attempts) => {

@@ -1,6 +1,6 @@
-// Webhooks in SQLite: their settings, the durable queue of notifications to send, and the delivery log.
-import type { Database } from "bun:sqlite";
+// Webhooks in the hub's store: their settings, the durable queue of notifications to send, and the delivery log.
 import { randomBytes } from "node:crypto";
+import type { HubSql } from "../store/sql/index.ts";
 import type { AlertChange } from "./alert-store.ts";
 
 export interface Webhook {
@@ -43,47 +43,6 @@ export interface Delivery {
   duration_ms: number;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS webhooks (
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  url TEXT NOT NULL,
-  secret TEXT NOT NULL,
-  events TEXT NOT NULL,
-  min_severity TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
--- One row per (webhook, alert, change): a change is queued once however often it is seen.
-CREATE TABLE IF NOT EXISTS webhook_queue (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  webhook TEXT NOT NULL,
-  alert INTEGER NOT NULL,
-  event TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  next_at INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  delivered_at INTEGER,
-  gave_up_at INTEGER,
-  last_error TEXT,
-  UNIQUE (webhook, alert, event)
-);
-CREATE INDEX IF NOT EXISTS webhook_queue_due ON webhook_queue (webhook, next_at) WHERE delivered_at IS NULL AND gave_up_at IS NULL;
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  webhook TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  attempt INTEGER NOT NULL,
-  notifications TEXT NOT NULL,
-  alerts TEXT NOT NULL,
-  status INTEGER,
-  ok INTEGER NOT NULL,
-  error TEXT,
-  duration_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_by_hook ON webhook_deliveries (webhook, id);
-`;
-
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 } as const;
 
 /** Whether `hook` hears a change of this severity and kind. */
@@ -92,26 +51,25 @@ export function hears(hook: Webhook, change: AlertChange): boolean {
   return hook.events.includes(change.event) && rank >= SEVERITY_RANK[hook.min_severity];
 }
 
-/** Persistence of webhooks, their queue and their deliveries. */
+/** Persistence of webhooks, their queue and their deliveries, on the hub's HubSql. */
 export class WebhookStore {
-  readonly #db: Database;
+  readonly #sql: HubSql;
+  /** Notifications pending as last read (the metrics collector's; `refreshPending` reads it). */
+  #pending = 0;
 
-  constructor(db: Database) {
-    this.#db = db;
-    db.run(SCHEMA);
+  constructor(sql: HubSql) {
+    this.#sql = sql;
   }
 
-  create(w: Omit<Webhook, "id" | "secret"> & { secret?: string }): Webhook {
+  async create(w: Omit<Webhook, "id" | "secret"> & { secret?: string }): Promise<Webhook> {
     const hook: Webhook = {
       ...w,
       id: `wh_${randomBytes(6).toString("hex")}`,
       secret: w.secret ?? randomBytes(24).toString("base64url"),
     };
-    this.#db
-      .query(
-        "INSERT INTO webhooks (id, name, url, secret, events, min_severity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
+    await this.#sql.run(
+      "INSERT INTO webhooks (id, name, url, secret, events, min_severity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      [
         hook.id,
         hook.name,
         hook.url,
@@ -119,113 +77,123 @@ export class WebhookStore {
         JSON.stringify(hook.events),
         hook.min_severity,
         hook.created_at,
-      );
+      ],
+    );
     return hook;
   }
 
-  list(): Webhook[] {
-    return (
-      this.#db.query("SELECT * FROM webhooks ORDER BY created_at, id").all() as Record<string, unknown>[]
-    ).map((r) => ({ ...(r as unknown as Webhook), events: JSON.parse(r.events as string) }));
+  async list(via: HubSql = this.#sql): Promise<Webhook[]> {
+    const rows = await via.all<Record<string, unknown>>("SELECT * FROM webhooks ORDER BY created_at, id");
+    return rows.map((r) => ({ ...(r as unknown as Webhook), events: JSON.parse(r.events as string) }));
   }
 
-  get(id: string): Webhook | undefined {
-    return this.list().find((w) => w.id === id);
+  async get(id: string): Promise<Webhook | undefined> {
+    const r = await this.#sql.get<Record<string, unknown>>("SELECT * FROM webhooks WHERE id = ?", [id]);
+    return r ? { ...(r as unknown as Webhook), events: JSON.parse(r.events as string) } : undefined;
   }
 
   /** Removes a webhook and what it still had queued; its delivery log stays. */
-  delete(id: string): boolean {
-    return this.#db.transaction(() => {
-      this.#db.query("DELETE FROM webhook_queue WHERE webhook = ? AND delivered_at IS NULL").run(id);
-      return this.#db.query("DELETE FROM webhooks WHERE id = ?").run(id).changes > 0;
-    })();
+  delete(id: string): Promise<boolean> {
+    return this.#sql.tx(async (tx) => {
+      await tx.run("DELETE FROM webhook_queue WHERE webhook = ? AND delivered_at IS NULL", [id]);
+      return (await tx.run("DELETE FROM webhooks WHERE id = ?", [id])).changes > 0;
+    });
   }
 
-  /** Queues a change for a webhook; false if that change was queued for it before (deduplicated). */
-  enqueue(hook: string, change: AlertChange, at: number): boolean {
-    return (
-      this.#db
-        .query(
-          `INSERT INTO webhook_queue (webhook, alert, event, payload, created_at, next_at)
-           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-        )
-        .run(hook, change.alert.id, change.event, JSON.stringify(change.alert), at, at).changes > 0
+  /**
+   * Queues a change for a webhook, through the transaction that made the change; false if that change
+   * was queued for it before (deduplicated).
+   */
+  async enqueue(tx: HubSql, hook: string, change: AlertChange, at: number): Promise<boolean> {
+    const r = await tx.run(
+      `INSERT INTO webhook_queue (webhook, alert, event, payload, created_at, next_at)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [hook, change.alert.id, change.event, JSON.stringify(change.alert), at, at],
     );
+    return r.changes > 0;
   }
 
   /** Webhooks with something due by `now`. */
-  dueHooks(now: number): string[] {
-    return (
-      this.#db
-        .query(
-          "SELECT DISTINCT webhook FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_at <= ?",
-        )
-        .all(now) as { webhook: string }[]
-    ).map((r) => r.webhook);
+  async dueHooks(now: number): Promise<string[]> {
+    const rows = await this.#sql.all<{ webhook: string }>(
+      "SELECT DISTINCT webhook FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_at <= ?",
+      [now],
+    );
+    return rows.map((r) => r.webhook);
   }
 
   /** The earliest time anything is due (undefined: nothing queued). */
-  nextDue(): number | undefined {
-    return (
-      (
-        this.#db
-          .query(
-            "SELECT min(next_at) AS t FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL",
-          )
-          .get() as { t: number | null }
-      ).t ?? undefined
+  async nextDue(): Promise<number | undefined> {
+    const row = await this.#sql.get<{ t: number | null }>(
+      "SELECT min(next_at) AS t FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL",
     );
+    return row?.t ?? undefined;
   }
 
   /** A webhook's due notifications, oldest first (one group: one POST). */
-  due(hook: string, now: number, limit: number): QueuedNotification[] {
-    return this.#db
-      .query(
-        `SELECT id, webhook, alert, event, payload, created_at, next_at, attempts FROM webhook_queue
-         WHERE webhook = ? AND delivered_at IS NULL AND gave_up_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?`,
-      )
-      .all(hook, now, limit) as QueuedNotification[];
+  due(hook: string, now: number, limit: number): Promise<QueuedNotification[]> {
+    return this.#sql.all<QueuedNotification>(
+      `SELECT id, webhook, alert, event, payload, created_at, next_at, attempts FROM webhook_queue
+       WHERE webhook = ? AND delivered_at IS NULL AND gave_up_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?`,
+      [hook, now, limit],
+    );
   }
 
-  /** Notifications not yet delivered nor given up (for /metrics and the API). */
-  pending(hook?: string): number {
+  /** Notifications not yet delivered nor given up (the API). */
+  async pending(hook?: string): Promise<number> {
     const sql = "SELECT count(*) AS n FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL";
-    return (
-      (hook ? this.#db.query(`${sql} AND webhook = ?`).get(hook) : this.#db.query(sql).get()) as { n: number }
-    ).n;
+    const row = await (hook
+      ? this.#sql.get<{ n: number }>(`${sql} AND webhook = ?`, [hook])
+      : this.#sql.get<{ n: number }>(sql));
+    return Number(row?.n ?? 0);
+  }
+
+  /** All notifications pending, as last read by `refreshPending` (for /metrics). */
+  pendingNow(): number {
+    return this.#pending;
+  }
+
+  /** Reads the pending count again (before a metrics scrape). */
+  async refreshPending(): Promise<void> {
+    this.#pending = await this.pending();
   }
 
   /** Records one attempt and its outcome for the whole group, in one transaction. */
-  settle(
+  async settle(
     group: QueuedNotification[],
     d: Omit<Delivery, "id" | "notifications" | "alerts" | "attempt">,
     retry: (attempts: number) => number | undefined,
-  ): void {
-    this.#db.transaction(() => {
+  ): Promise<void> {
+    await this.#sql.tx(async (tx) => {
       for (const n of group) {
         const attempts = n.attempts + 1;
         if (d.ok) {
-          this.#db
-            .query("UPDATE webhook_queue SET delivered_at = ?, attempts = ?, last_error = NULL WHERE id = ?")
-            .run(d.at, attempts, n.id);
+          await tx.run(
+            "UPDATE webhook_queue SET delivered_at = ?, attempts = ?, last_error = NULL WHERE id = ?",
+            [d.at, attempts, n.id],
+          );
           continue;
         }
         const next = retry(attempts);
         if (next === undefined)
-          this.#db
-            .query("UPDATE webhook_queue SET gave_up_at = ?, attempts = ?, last_error = ? WHERE id = ?")
-            .run(d.at, attempts, d.error, n.id);
+          await tx.run("UPDATE webhook_queue SET gave_up_at = ?, attempts = ?, last_error = ? WHERE id = ?", [
+            d.at,
+            attempts,
+            d.error,
+            n.id,
+          ]);
         else
-          this.#db
-            .query("UPDATE webhook_queue SET next_at = ?, attempts = ?, last_error = ? WHERE id = ?")
-            .run(next, attempts, d.error, n.id);
+          await tx.run("UPDATE webhook_queue SET next_at = ?, attempts = ?, last_error = ? WHERE id = ?", [
+            next,
+            attempts,
+            d.error,
+            n.id,
+          ]);
       }
-      this.#db
-        .query(
-          `INSERT INTO webhook_deliveries (webhook, at, attempt, notifications, alerts, status, ok, error, duration_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
+      await tx.run(
+        `INSERT INTO webhook_deliveries (webhook, at, attempt, notifications, alerts, status, ok, error, duration_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
           d.webhook,
           d.at,
           Math.max(...group.map((n) => n.attempts + 1)),
@@ -235,33 +203,33 @@ export class WebhookStore {
           d.ok ? 1 : 0,
           d.error,
           d.duration_ms,
-        );
-    })();
+        ],
+      );
+    });
   }
 
   /**
    * Forgets what is settled: queue rows delivered or given up before `before`, and delivery log
    * entries older than `logBefore`. Returns how many rows went.
    */
-  prune(before: number, logBefore: number): number {
-    return this.#db.transaction(() => {
-      const q = this.#db
-        .query(
-          "DELETE FROM webhook_queue WHERE (delivered_at IS NOT NULL AND delivered_at < ?) OR (gave_up_at IS NOT NULL AND gave_up_at < ?)",
-        )
-        .run(before, before).changes;
-      const d = this.#db.query("DELETE FROM webhook_deliveries WHERE at < ?").run(logBefore).changes;
-      return q + d;
-    })();
+  prune(before: number, logBefore: number): Promise<number> {
+    return this.#sql.tx(async (tx) => {
+      const q = await tx.run(
+        "DELETE FROM webhook_queue WHERE (delivered_at IS NOT NULL AND delivered_at < ?) OR (gave_up_at IS NOT NULL AND gave_up_at < ?)",
+        [before, before],
+      );
+      const d = await tx.run("DELETE FROM webhook_deliveries WHERE at < ?", [logBefore]);
+      return q.changes + d.changes;
+    });
   }
 
   /** A webhook's delivery log, newest first. */
-  deliveries(hook: string, limit: number): Delivery[] {
-    return (
-      this.#db
-        .query("SELECT * FROM webhook_deliveries WHERE webhook = ? ORDER BY id DESC LIMIT ?")
-        .all(hook, limit) as Record<string, unknown>[]
-    ).map((r) => ({
+  async deliveries(hook: string, limit: number): Promise<Delivery[]> {
+    const rows = await this.#sql.all<Record<string, unknown>>(
+      "SELECT * FROM webhook_deliveries WHERE webhook = ? ORDER BY id DESC LIMIT ?",
+      [hook, limit],
+    );
+    return rows.map((r) => ({
       ...(r as unknown as Delivery),
       notifications: JSON.parse(r.notifications as string),
       alerts: JSON.parse(r.alerts as string),

@@ -17,7 +17,7 @@ export interface LiveSources {
   /** Newest first, at most `limit`. */
   failoverEvents(limit: number): ({ id: number } & Record<string, unknown>)[];
   /** Newest first, at most `limit`. */
-  alerts(limit: number): Record<string, unknown>[];
+  alerts(limit: number): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
 }
 
 export type Listener = (e: StreamEvent) => void;
@@ -36,6 +36,8 @@ export class LiveFeed {
   readonly #tickMs: number;
   readonly #listeners = new Set<Listener>();
   #last: Snapshot = emptySnapshot();
+  /** The look in progress (the first one of a subscription sets the baseline). */
+  #looking: Promise<void> | undefined;
   #timer: TimerHandle | undefined;
 
   constructor(o: { sources: LiveSources; clock: Clock; tickMs?: number }) {
@@ -51,8 +53,11 @@ export class LiveFeed {
   /** Adds a listener; returns the function that removes it. */
   subscribe(fn: Listener): () => void {
     if (this.#listeners.size === 0) {
-      this.#last = this.#look().snapshot;
-      this.#timer = this.#clock.setInterval(() => this.tick(), this.#tickMs);
+      // What is there now is the baseline: only changes after it are sent.
+      this.#looking = this.#look().then(({ snapshot }) => {
+        this.#last = snapshot;
+      });
+      this.#timer = this.#clock.setInterval(() => void this.tick(), this.#tickMs);
     }
     this.#listeners.add(fn);
     return () => {
@@ -61,9 +66,21 @@ export class LiveFeed {
     };
   }
 
-  /** One look: sends what changed since the last one. */
-  tick(): void {
-    const { snapshot, fresh } = this.#look();
+  /** One look: sends what changed since the last one (a look still running is waited for, not doubled). */
+  async tick(): Promise<void> {
+    const before = this.#looking;
+    if (before) await before.catch(() => {});
+    if (this.#looking !== before) return this.#looking;
+    this.#looking = this.#look().then(
+      ({ snapshot, fresh }) => this.#send(snapshot, fresh),
+      () => {},
+    );
+    const mine = this.#looking;
+    await mine;
+    if (this.#looking === mine) this.#looking = undefined;
+  }
+
+  #send(snapshot: Snapshot, fresh: Parameters<typeof diffSnapshots>[2]): void {
     const events = diffSnapshots(this.#last, snapshot, fresh);
     this.#last = snapshot;
     for (const e of events) {
@@ -82,13 +99,13 @@ export class LiveFeed {
     this.#timer = undefined;
   }
 
-  #look(): { snapshot: Snapshot; fresh: Parameters<typeof diffSnapshots>[2] } {
+  async #look(): Promise<{ snapshot: Snapshot; fresh: Parameters<typeof diffSnapshots>[2] }> {
     const nodes = new Map<string, NodeView>();
     for (const n of this.#src.nodes()) nodes.set(n.id, n);
     const allocs = new Map<string, AllocView>();
     for (const a of this.#src.allocs()) allocs.set(a.id, a);
     const failover = this.#src.failoverEvents(RECENT);
-    const alertList = this.#src.alerts(RECENT);
+    const alertList = await this.#src.alerts(RECENT);
     const alerts = new Map<string, string>();
     for (const a of alertList) alerts.set(String(a.id), alertKey(a));
     return {

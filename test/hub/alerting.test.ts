@@ -163,14 +163,14 @@ describe("alerting in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const loud = core.webhooks.create({
+    const loud = await core.webhooks.create({
       name: "all",
       url: "http://127.0.0.1:9/all",
       events: ["opened", "acknowledged", "resolved"],
       min_severity: "info",
       created_at: clock.now(),
     });
-    const critical = core.webhooks.create({
+    const critical = await core.webhooks.create({
       name: "pager",
       url: "http://127.0.0.1:9/pager",
       events: ["opened"],
@@ -193,8 +193,8 @@ describe("alerting in one hub", () => {
     await raise(2, "critical", "rule:b");
     await raise(3, "critical", "rule:b"); // the same alert again: nothing new to queue
     const b = (await alerts(core, "open")).find((x) => x.rule === "rule:b")!;
-    core.alerts.ack(b.id, "admin", undefined);
-    expect([core.webhooks.pending(loud.id), core.webhooks.pending(critical.id)]).toEqual([3, 1]);
+    await core.alerts.ack(b.id, "admin", undefined);
+    expect([await core.webhooks.pending(loud.id), await core.webhooks.pending(critical.id)]).toEqual([3, 1]);
   });
 });
 
@@ -218,7 +218,7 @@ describe("webhook delivery in one hub", () => {
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
     using rx = receiver([500, 503, 500]);
-    const hook = core.webhooks.create({
+    const hook = await core.webhooks.create({
       name: "rx",
       url: rx.url,
       events: ["opened", "resolved"],
@@ -234,9 +234,12 @@ describe("webhook delivery in one hub", () => {
       n.send(envelope("event", "n1", { kind: "alert", at: t0, message: source, fields: { source } }, { q }));
     await core.ingest.flush();
     const attempts = async (count: number) =>
-      waitFor(() => (core.webhooks.deliveries(hook.id, 100).length >= count ? true : undefined), {
-        what: `${count} delivery attempts`,
-      });
+      waitFor(
+        async () => ((await core.webhooks.deliveries(hook.id, 100)).length >= count ? true : undefined),
+        {
+          what: `${count} delivery attempts`,
+        },
+      );
     await attempts(1);
     expect(rx.bodies).toHaveLength(1);
     expect(rx.bodies[0]!.alerts.map((a) => [a.event, a.rule])).toEqual([
@@ -257,7 +260,7 @@ describe("webhook delivery in one hub", () => {
     await attempts(3);
     await clock.advance(4000);
     await attempts(4);
-    const log = core.webhooks.deliveries(hook.id, 100).reverse();
+    const log = (await core.webhooks.deliveries(hook.id, 100)).reverse();
     expect(log.map((d) => [d.at - t0, d.attempt, d.status, d.ok])).toEqual([
       [0, 1, 500, false],
       [1000, 2, 503, false],
@@ -265,7 +268,7 @@ describe("webhook delivery in one hub", () => {
       [7000, 4, 200, true],
     ]);
     expect(log.every((d) => d.notifications.length === 2)).toBe(true);
-    expect(core.webhooks.pending(hook.id)).toBe(0);
+    expect(await core.webhooks.pending(hook.id)).toBe(0);
     // Those two are not sent again however long the clock runs (the silent node's own alerts are).
     await clock.advance(600_000);
     await waitFor(() => rx.bodies.length > 4, { what: "the silent node's node-down" });
@@ -280,7 +283,7 @@ test("webhook store: settled notifications go after a week and the delivery log 
   const clock = new FakeClock();
   using core = await hub(dir.path, clock);
   const t0 = clock.now();
-  const hook = core.webhooks.create({
+  const hook = await core.webhooks.create({
     name: "x",
     url: "http://127.0.0.1:9/",
     events: ["opened"],
@@ -291,25 +294,25 @@ test("webhook store: settled notifications go after a week and the delivery log 
     event: "opened" as const,
     alert: { id, severity: "warning" } as never,
   });
-  for (const id of [1, 2, 3]) core.webhooks.enqueue(hook.id, change(id), t0);
-  const [one, two] = core.webhooks.due(hook.id, t0, 10);
-  core.webhooks.settle(
+  for (const id of [1, 2, 3]) await core.webhooks.enqueue(core.sql, hook.id, change(id), t0);
+  const [one, two] = await core.webhooks.due(hook.id, t0, 10);
+  await core.webhooks.settle(
     [one!],
     { webhook: hook.id, at: t0, status: 200, ok: true, error: null, duration_ms: 1 },
     () => 0,
   );
-  core.webhooks.settle(
+  await core.webhooks.settle(
     [two!],
     { webhook: hook.id, at: t0, status: 500, ok: false, error: "HTTP 500", duration_ms: 1 },
     () => undefined,
   );
   const day = 86_400_000;
-  expect(core.webhooks.prune(t0 - 1, t0 - 1)).toBe(0);
+  expect(await core.webhooks.prune(t0 - 1, t0 - 1)).toBe(0);
   // A week on: the delivered and the given-up rows go, the queued one stays; the log is younger than a month.
-  expect(core.webhooks.prune(t0 + 7 * day, t0 - 23 * day)).toBe(2);
-  expect(core.webhooks.pending(hook.id)).toBe(1);
-  expect(core.webhooks.deliveries(hook.id, 10)).toHaveLength(2);
-  expect(core.webhooks.prune(t0 + 30 * day, t0 + 30 * day)).toBe(2);
-  expect(core.webhooks.deliveries(hook.id, 10)).toHaveLength(0);
-  expect(core.webhooks.pending(hook.id)).toBe(1);
+  expect(await core.webhooks.prune(t0 + 7 * day, t0 - 23 * day)).toBe(2);
+  expect(await core.webhooks.pending(hook.id)).toBe(1);
+  expect(await core.webhooks.deliveries(hook.id, 10)).toHaveLength(2);
+  expect(await core.webhooks.prune(t0 + 30 * day, t0 + 30 * day)).toBe(2);
+  expect(await core.webhooks.deliveries(hook.id, 10)).toHaveLength(0);
+  expect(await core.webhooks.pending(hook.id)).toBe(1);
 });

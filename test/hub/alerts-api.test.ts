@@ -265,6 +265,6 @@ test("the alert, rule and webhook routes refuse a request without the admin toke
       expect([method, path, res.status]).toEqual([method, path, 401]);
     }
   }
-  expect(core.webhooks.list()).toEqual([]);
-  expect(core.alerts.rules()).toEqual([]);
+  expect(await core.webhooks.list()).toEqual([]);
+  expect(await core.alerts.rules()).toEqual([]);
 });

@@ -100,14 +100,14 @@ test("live feed: looks at the hub only while someone listens, and tells a listen
   const stop = core.live.subscribe((e) => heard.push(e as never));
   expect(clock.pending).toBe(before + 1);
   joinNode(core, "edge-1");
-  core.live.tick();
+  await core.live.tick();
   expect(heard).toContainEqual({
     event: "node",
     data: expect.objectContaining({ id: "edge-1", health: "ready" }),
   });
   heard.length = 0;
   core.gateway.endSession("edge-1", "test ends it");
-  core.live.tick();
+  await core.live.tick();
   expect(heard.filter((e) => e.event === "node")).toEqual([
     { event: "node", data: expect.objectContaining({ id: "edge-1", health: "suspect", status: "suspect" }) },
   ]);
@@ -138,7 +138,7 @@ test("GET /api/v1/stream: refused without the token; with it, server-sent events
   expect((await reader.read()).value).toStartWith(": ");
   expect(core.live.listeners).toBe(1);
   joinNode(core, "edge-2");
-  core.live.tick();
+  await core.live.tick();
   let text = "";
   while (!text.includes("\n\n")) text += (await reader.read()).value ?? "";
   const [eventLine, dataLine] = text.split("\n");

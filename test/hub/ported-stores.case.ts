@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
 import { type Intent, Intents } from "../../hub/federation/intents.ts";
 import { CacheReplicator } from "../../hub/cache/index.ts";
-import { type DecisionCheck, EventStore } from "../../hub/events/index.ts";
+import { AlertStore, type DecisionCheck, EventStore, WebhookStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
 import type { NodeRecord } from "../../hub/registry/index.ts";
 import { RuleSets } from "../../hub/rule-sets/index.ts";
@@ -509,6 +509,89 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         sent.length = 0;
         await caches[1].onSession(nodes[2]!, [{ name: "q", replicate: "site" }]);
         expect(sent).toEqual(["1:c:cache_replica:text again"]);
+      }));
+
+    test(`${name}: alerts: one live alert per key whichever replica opens it; a change queues its webhooks in its own transaction; a refused ack changes nothing`, async () =>
+      withStores(async (sql, replica) => {
+        const stores = [new AlertStore(sql, () => T0), new AlertStore(replica, () => T0)] as const;
+        const hooks = [new WebhookStore(sql), new WebhookStore(replica)] as const;
+        for (const [i, store] of stores.entries())
+          store.subscribe(async (tx, change) => {
+            for (const hook of await hooks[i]!.list(tx)) await hooks[i]!.enqueue(tx, hook.id, change, T0);
+          });
+        const hook = await hooks[0].create({
+          name: "rx",
+          url: "http://127.0.0.1:9/",
+          events: ["opened", "acknowledged", "resolved"],
+          min_severity: "info",
+          created_at: T0,
+        });
+        const opening = {
+          key: "node-down:n1",
+          rule: "node-down",
+          node: "n1",
+          severity: "critical" as const,
+          message: "n1 is down",
+        };
+        // Both replicas see the node go down at once: one alert opens, one notification is queued.
+        const opened = await Promise.all(
+          Array.from({ length: 6 }, (_, i) =>
+            (i % 2 ? replica : sql).tx((tx) => stores[i % 2]!.open(tx, opening, "hub")),
+          ),
+        );
+        expect(opened.filter((a) => a !== undefined)).toHaveLength(1);
+        const alert = opened.find((a) => a !== undefined)!;
+        expect(await hooks[1].pending(hook.id)).toBe(1);
+        // Rolled back: neither the change nor its notification stays.
+        await expect(
+          sql.tx(async (tx) => {
+            await stores[0].update(tx, alert.id, "still down");
+            await stores[0].resolve(tx, alert.id, "back");
+            throw new Error("the evaluation failed");
+          }),
+        ).rejects.toThrow("the evaluation failed");
+        expect((await stores[1].get(alert.id))?.state).toBe("open");
+        expect(await hooks[1].pending(hook.id)).toBe(1);
+        // Acked on one replica; the second ack, on the other, is refused and changes nothing.
+        expect((await stores[1].ack(alert.id, "ops", "looking")).state).toBe("acknowledged");
+        await expect(stores[0].ack(alert.id, "dev", undefined)).rejects.toThrow(
+          "acknowledged by ops already",
+        );
+        await expect(stores[0].ack(9999, "dev", undefined)).rejects.toThrow("no alert 9999");
+        await replica.tx(async (tx) => {
+          await stores[1].update(tx, alert.id, "still down");
+          await stores[1].resolve(tx, alert.id, "back");
+        });
+        expect((await stores[0].history(alert.id)).map((h) => [h.event, h.actor])).toEqual([
+          ["opened", "hub"],
+          ["acknowledged", "ops"],
+          ["updated", "hub"],
+          ["resolved", "hub"],
+        ]);
+        expect(await hooks[0].pending(hook.id)).toBe(3);
+        // Resolved, the key is free: the next outage opens a new alert.
+        const again = await sql.tx((tx) => stores[0].open(tx, opening, "hub"));
+        expect(again?.id).not.toBe(alert.id);
+        await stores[0].refreshCounts();
+        expect(stores[0].liveCounts()).toEqual([[{ severity: "critical", state: "open" }, 1]]);
+        // Due notifications, settled on the other replica.
+        const due = await hooks[1].due(hook.id, T0, 10);
+        expect(due.map((n) => n.event)).toEqual(["opened", "acknowledged", "resolved", "opened"]);
+        await hooks[1].settle(
+          due,
+          { webhook: hook.id, at: T0, status: 200, ok: true, error: null, duration_ms: 3 },
+          () => 0,
+        );
+        expect(await hooks[0].pending(hook.id)).toBe(0);
+        expect((await hooks[0].deliveries(hook.id, 10))[0]).toMatchObject({
+          ok: true,
+          notifications: due.map((n) => n.id),
+        });
+        // Operator rules, replaced by name.
+        expect(await stores[0].putRule({ name: "r", kind: "node_down" } as never)).toBe(false);
+        expect(await stores[1].putRule({ name: "r", kind: "node_down", for_ms: 5000 } as never)).toBe(true);
+        expect(await stores[0].rules()).toEqual([{ name: "r", kind: "node_down", for_ms: 5000 } as never]);
+        expect(await stores[1].deleteRule("r")).toBe(true);
       }));
   });
 }

@@ -103,7 +103,11 @@ async function todaysHub(
 const MIGRATION_ONLY = ["leases", "node_sessions", "schema_migrations"];
 const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 /** Columns migrations after 4 add to tables a hub.db already has, with the value an existing row gets. */
-const LATER_COLUMNS: Record<string, Record<string, unknown>> = { cache_data: { text: 0 } };
+const LATER_COLUMNS: Record<string, Record<string, unknown>> = {
+  cache_data: { text: 0 },
+  // Steps recorded before migration 6 keep their order: seq is their rowid (the one row here: 1).
+  hub_alert_events: { seq: 1 },
+};
 /** A table's columns once the later migrations ran. */
 const withLaterColumns = (table: string, cols: readonly string[]) =>
   [...cols, ...Object.keys(LATER_COLUMNS[table] ?? {})].sort();

@@ -39,6 +39,8 @@ export async function migrate(sql: HubSql, migrations: readonly Migration[] = MI
       const text = typeof m.sql === "string" ? m.sql : m.sql[tx.dialect];
       if (text.trim() !== "") await tx.exec(text);
       await addColumns(tx, m.columns ?? []);
+      const fill = typeof m.fill === "string" ? m.fill : m.fill?.[tx.dialect];
+      if (fill) await tx.exec(fill);
       await tx.run("INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)", [
         m.version,
         m.name,

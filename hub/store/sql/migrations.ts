@@ -13,6 +13,8 @@ export interface Migration {
   sql: string | Record<Dialect, string>;
   /** Columns added after the text ran, each only where missing (tables older than their definition). */
   columns?: readonly AddedColumn[];
+  /** Statements run after the columns were added (filling a new column in rows that exist). */
+  fill?: string | Partial<Record<Dialect, string>>;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -119,5 +121,14 @@ CREATE INDEX{ine} node_sessions_by_replica ON node_sessions (replica);
     name: "cache value kind",
     sql: "",
     columns: [["cache_data", "text", "INTEGER NOT NULL DEFAULT 0"]],
+  },
+  {
+    version: 6,
+    // An alert's history in order on either store: SQLite read it by rowid, which PostgreSQL lacks.
+    // Steps recorded before keep their order (their rowid); `seq` counts on from there per alert.
+    name: "alert history order",
+    sql: "",
+    columns: [["hub_alert_events", "seq", "{big}"]],
+    fill: { sqlite: "UPDATE hub_alert_events SET seq = rowid WHERE seq IS NULL;" },
   },
 ];
