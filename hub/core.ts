@@ -137,7 +137,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   const workloads = new WorkloadStore(db, now);
   const events = new EventStore(sql);
   const cache = new CacheDistributor(
-    db,
+    sql,
     {
       put: (node, e) =>
         gateway?.sendTo(node, "command", {
@@ -360,7 +360,15 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       federation.onSession(node, hello);
       controller.onSession(node, hello.alloc_generation);
       const record = registry.get(node);
-      if (record) cache.onSession(record);
+      if (record)
+        void cache
+          .onSession(record)
+          .catch((err: unknown) =>
+            o.log.error("a node's hub cache entries could not be sent", {
+              node,
+              error: (err as Error).message,
+            }),
+          );
       if (record)
         void caches
           .onSession(record, hello.caches)

@@ -15,23 +15,23 @@ export function cacheApi(deps: { cache: CacheDistributor; registry: Registry }):
     async (c) => {
       const body = await jsonBody(c);
       const entry = parseCachePut(body);
-      const { delivered } = deps.cache.put(entry, connected());
+      const { delivered } = await deps.cache.put(entry, connected());
       return c.json({ key: entry.key, version: entry.version, delivered_now: delivered });
     },
   );
   app.get(
     "/",
     describeRoute({ summary: "entries pushed to node caches, deletions, and entries nodes refused" }),
-    (c) =>
+    async (c) =>
       c.json({
-        entries: deps.cache.list(),
-        deleted: deps.cache.deletions(),
+        entries: await deps.cache.list(),
+        deleted: await deps.cache.deletions(),
         refused: deps.cache.refusals(),
       }),
   );
   // The key is the rest of the path, percent-decoded: any key the hub holds, an invalid one included.
-  app.delete("/:key{.+}", describeRoute({ summary: "delete a pushed entry; nodes drop it" }), (c) => {
-    const { key, version, delivered } = deps.cache.delete(c.req.param("key"), connected());
+  app.delete("/:key{.+}", describeRoute({ summary: "delete a pushed entry; nodes drop it" }), async (c) => {
+    const { key, version, delivered } = await deps.cache.delete(c.req.param("key"), connected());
     return c.json({ key, version, deleted: true, delivered_now: delivered });
   });
   return app;

@@ -6,11 +6,11 @@
 // An entry stored before keys were checked in bytes (or written to the database by hand) that the
 // shared key definition refuses is never sent: it is counted, logged once and listed as invalid,
 // and DELETE removes it.
-import type { Database } from "bun:sqlite";
 import { keyProblem, valueProblem } from "../../shared/cache/index.ts";
 import { NotFoundError, RequestError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { NodeRecord } from "../registry/index.ts";
+import { forUpdate, type HubSql, keyLock } from "../store/sql/index.ts";
 import { type CachePut, type CacheTarget, targets } from "./cache-entry.ts";
 
 interface EntryRow {
@@ -46,7 +46,7 @@ const MAX_REFUSALS = 100;
 
 /** Keeps the entries and hands each to the nodes it targets. */
 export class CacheDistributor {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #send: CacheSender;
   readonly #log: Logger | undefined;
   readonly #refusals: CacheRefusal[] = [];
@@ -54,51 +54,48 @@ export class CacheDistributor {
   /** Entries the hub would not send because the shared key/value definition refuses them. */
   invalidSkipped = 0;
 
-  constructor(db: Database, send: CacheSender, log?: Logger) {
-    this.#db = db;
+  constructor(sql: HubSql, send: CacheSender, log?: Logger) {
+    this.#sql = sql;
     this.#send = send;
     this.#log = log;
-    db.run(`CREATE TABLE IF NOT EXISTS cache_deletions (
-      key TEXT PRIMARY KEY, version INTEGER NOT NULL, target TEXT NOT NULL, at INTEGER NOT NULL)`);
   }
 
   /** Stores an entry (an older version than the stored or deleted one is refused) and sends it to targeted nodes now connected. */
-  put(entry: CachePut, connected: readonly NodeRecord[]): { delivered: string[] } {
-    const current = this.#db.query("SELECT version FROM cache_entries WHERE key = ?").get(entry.key) as {
-      version: number;
-    } | null;
-    if (current && current.version > entry.version) {
-      throw new RequestError(
-        `version ${entry.version} is older than the stored version ${current.version}`,
-        "version",
+  async put(entry: CachePut, connected: readonly NodeRecord[]): Promise<{ delivered: string[] }> {
+    // Checked and stored in one transaction under the key's lock: of two puts on two replicas, the
+    // older version is refused whichever arrives first.
+    const refused = await this.#sql.tx(async (tx) => {
+      await this.#lockKey(tx, entry.key);
+      const current = await tx.get<{ version: number }>(
+        `SELECT version FROM cache_entries WHERE key = ?${forUpdate(tx.dialect)}`,
+        [entry.key],
       );
-    }
-    const deleted = this.#db.query("SELECT version FROM cache_deletions WHERE key = ?").get(entry.key) as {
-      version: number;
-    } | null;
-    if (deleted && deleted.version >= entry.version) {
-      throw new RequestError(
-        `version ${entry.version} is not above the deleted version ${deleted.version}`,
-        "version",
+      if (current && current.version > entry.version)
+        return `version ${entry.version} is older than the stored version ${current.version}`;
+      const deleted = await tx.get<{ version: number }>(
+        `SELECT version FROM cache_deletions WHERE key = ?${forUpdate(tx.dialect)}`,
+        [entry.key],
       );
-    }
-    this.#db.transaction(() => {
-      this.#db.query("DELETE FROM cache_deletions WHERE key = ?").run(entry.key);
-      this.#db
-        .query(
-          `INSERT INTO cache_entries (key, value, version, ttl_ms, target, updated) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, ttl_ms = excluded.ttl_ms,
-             target = excluded.target, updated = excluded.updated`,
-        )
-        .run(
+      if (deleted && deleted.version >= entry.version)
+        return `version ${entry.version} is not above the deleted version ${deleted.version}`;
+      await tx.run("DELETE FROM cache_deletions WHERE key = ?", [entry.key]);
+      await tx.run(
+        `INSERT INTO cache_entries (key, value, version, ttl_ms, target, updated) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, ttl_ms = excluded.ttl_ms,
+           target = excluded.target, updated = excluded.updated`,
+        [
           entry.key,
           entry.value,
           entry.version,
           entry.ttl_ms ?? null,
           JSON.stringify(entry.target),
           Date.now(),
-        );
-    })();
+        ],
+      );
+      return undefined;
+    });
+    // Refused after the transaction, which wrote nothing.
+    if (refused) throw new RequestError(refused, "version");
     const delivered = connected
       .filter((n) => targets(entry.target, n) && this.#send.put(n.id, entry))
       .map((n) => n.id);
@@ -109,22 +106,26 @@ export class CacheDistributor {
    * Deletes an entry: the nodes it targets drop it now (those connected) or at their next hello.
    * Any key the hub holds can be deleted, also one the shared definition refuses.
    */
-  delete(
+  async delete(
     key: string,
     connected: readonly NodeRecord[],
-  ): { key: string; version: number; delivered: string[] } {
-    const row = this.#db.query("SELECT * FROM cache_entries WHERE key = ?").get(key) as EntryRow | null;
-    if (!row) throw new NotFoundError(`no hub cache entry ${JSON.stringify(key)}`);
-    const d: CacheDeletion = { key, version: row.version, target: JSON.parse(row.target) };
-    this.#db.transaction(() => {
-      this.#db.query("DELETE FROM cache_entries WHERE key = ?").run(key);
-      this.#db
-        .query(
-          `INSERT INTO cache_deletions (key, version, target, at) VALUES (?, ?, ?, ?)
-           ON CONFLICT(key) DO UPDATE SET version = excluded.version, target = excluded.target, at = excluded.at`,
-        )
-        .run(key, d.version, row.target, Date.now());
-    })();
+  ): Promise<{ key: string; version: number; delivered: string[] }> {
+    const d = await this.#sql.tx(async (tx) => {
+      await this.#lockKey(tx, key);
+      const row = await tx.get<EntryRow>(
+        `SELECT * FROM cache_entries WHERE key = ?${forUpdate(tx.dialect)}`,
+        [key],
+      );
+      if (!row) return undefined;
+      await tx.run("DELETE FROM cache_entries WHERE key = ?", [key]);
+      await tx.run(
+        `INSERT INTO cache_deletions (key, version, target, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET version = excluded.version, target = excluded.target, at = excluded.at`,
+        [key, row.version, row.target, Date.now()],
+      );
+      return { key, version: row.version, target: JSON.parse(row.target) as CacheTarget };
+    });
+    if (!d) throw new NotFoundError(`no hub cache entry ${JSON.stringify(key)}`);
     const delivered =
       keyProblem(key) === undefined
         ? connected.filter((n) => targets(d.target, n) && this.#send.delete(n.id, d)).map((n) => n.id)
@@ -132,9 +133,15 @@ export class CacheDistributor {
     return { key, version: d.version, delivered };
   }
 
+  // A key with no row yet has nothing to lock: on PostgreSQL the key's name is locked instead.
+  async #lockKey(tx: HubSql, key: string): Promise<void> {
+    const lock = keyLock(tx.dialect);
+    if (lock) await tx.get(lock, [`cache_entries:${key}`]);
+  }
+
   /** Every stored entry, with `invalid` naming what the shared definition refuses in it. */
-  list(): (CachePut & { invalid?: string })[] {
-    return (this.#db.query("SELECT * FROM cache_entries ORDER BY key").all() as EntryRow[]).map((r) => {
+  async list(): Promise<(CachePut & { invalid?: string })[]> {
+    return (await this.#sql.all<EntryRow>("SELECT * FROM cache_entries ORDER BY key")).map((r) => {
       const problem = entryProblem(r);
       return {
         key: r.key,
@@ -147,14 +154,11 @@ export class CacheDistributor {
     });
   }
 
-  deletions(): CacheDeletion[] {
-    return (
-      this.#db.query("SELECT key, version, target FROM cache_deletions ORDER BY key").all() as {
-        key: string;
-        version: number;
-        target: string;
-      }[]
-    ).map((r) => ({ key: r.key, version: r.version, target: JSON.parse(r.target) }));
+  async deletions(): Promise<CacheDeletion[]> {
+    const rows = await this.#sql.all<{ key: string; version: number; target: string }>(
+      "SELECT key, version, target FROM cache_deletions ORDER BY key",
+    );
+    return rows.map((r) => ({ key: r.key, version: r.version, target: JSON.parse(r.target) }));
   }
 
   /** Recent refusals reported by nodes, newest last. */
@@ -170,9 +174,9 @@ export class CacheDistributor {
   }
 
   /** A node said hello: it gets every deletion and every valid entry that targets it. */
-  onSession(node: NodeRecord): void {
-    for (const d of this.deletions()) if (targets(d.target, node)) this.#send.delete(node.id, d);
-    for (const e of this.list()) {
+  async onSession(node: NodeRecord): Promise<void> {
+    for (const d of await this.deletions()) if (targets(d.target, node)) this.#send.delete(node.id, d);
+    for (const e of await this.list()) {
       if (!targets(e.target, node)) continue;
       if (e.invalid) {
         this.invalidSkipped++;

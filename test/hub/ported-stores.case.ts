@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { AuditLog, OperatorTokens } from "../../hub/auth/index.ts";
 import { type Intent, Intents } from "../../hub/federation/intents.ts";
-import { CacheReplicator } from "../../hub/cache/index.ts";
+import { CacheDistributor, CacheReplicator } from "../../hub/cache/index.ts";
 import { AlertStore, type DecisionCheck, EventStore, WebhookStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
 import type { NodeRecord } from "../../hub/registry/index.ts";
@@ -592,6 +592,43 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         expect(await stores[1].putRule({ name: "r", kind: "node_down", for_ms: 5000 } as never)).toBe(true);
         expect(await stores[0].rules()).toEqual([{ name: "r", kind: "node_down", for_ms: 5000 } as never]);
         expect(await stores[1].deleteRule("r")).toBe(true);
+      }));
+
+    test(`${name}: pushed cache entries: of versions put on two replicas at once the highest stays; a version at or below a deletion is refused`, async () =>
+      withStores(async (sql, replica) => {
+        const sent: string[] = [];
+        const sender = (i: number) => ({
+          put: (node: string, e: { key: string; version: number }) =>
+            sent.push(`${i}:${node}:put:${e.version}`) > 0,
+          delete: (node: string, d: { key: string; version: number }) =>
+            sent.push(`${i}:${node}:del:${d.version}`) > 0,
+        });
+        const hubs = [
+          new CacheDistributor(sql, sender(0)),
+          new CacheDistributor(replica, sender(1)),
+        ] as const;
+        const node = { id: "n1", level: 1, labels: {} } as unknown as NodeRecord;
+        const put = (i: number, version: number) =>
+          hubs[i % 2]!.put({ key: "geo", value: `v${version}`, version, target: {} }, [node]).then(
+            () => "stored",
+            (err: Error) => err.message,
+          );
+        // A fresh key: nothing to lock yet but its name.
+        const outcomes = await Promise.all([3, 9, 1, 7, 5, 8].map((v, i) => put(i, v)));
+        expect(outcomes.filter((o) => o === "stored").length).toBeGreaterThanOrEqual(1);
+        for (const o of outcomes) if (o !== "stored") expect(o).toMatch(/is older than the stored version/);
+        expect((await hubs[1].list()).map((e) => [e.key, e.version])).toEqual([["geo", 9]]);
+        expect(await put(0, 4)).toBe("version 4 is older than the stored version 9");
+        expect((await hubs[1].delete("geo", [node])).version).toBe(9);
+        await expect(hubs[0].delete("geo", [node])).rejects.toThrow('no hub cache entry "geo"');
+        expect(await put(1, 9)).toBe("version 9 is not above the deleted version 9");
+        expect(await hubs[0].deletions()).toEqual([{ key: "geo", version: 9, target: {} }]);
+        expect(await put(0, 10)).toBe("stored");
+        expect(await hubs[1].deletions()).toEqual([]);
+        // A node's session gets what targets it, as stored now.
+        sent.length = 0;
+        await hubs[1].onSession(node);
+        expect(sent).toEqual(["1:n1:put:10"]);
       }));
   });
 }
