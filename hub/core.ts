@@ -361,14 +361,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       controller.onSession(node, hello.alloc_generation);
       const record = registry.get(node);
       if (record)
-        void cache
-          .onSession(record)
-          .catch((err: unknown) =>
-            o.log.error("a node's hub cache entries could not be sent", {
-              node,
-              error: (err as Error).message,
-            }),
-          );
+        void cache.onSession(record).catch((err: unknown) =>
+          o.log.error("a node's hub cache entries could not be sent", {
+            node,
+            error: (err as Error).message,
+          }),
+        );
       if (record)
         void caches
           .onSession(record, hello.caches)
