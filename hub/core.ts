@@ -32,6 +32,7 @@ import { RuleSets } from "./rule-sets/index.ts";
 import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 import { afterTx } from "./store/after-tx.ts";
+import { StoreReadiness } from "./store/readiness.ts";
 
 export interface HubCoreOptions {
   /** The store ported stores use (default: HubSql over `db` itself). */
@@ -305,9 +306,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }
     verdicts.clear();
   };
+  // Whether the store takes writes (GET /readyz): every ingest commit, and a write of its own every 2 s.
+  const readiness = new StoreReadiness({ sql, clock, log: o.log.child("store") });
   const ingest = new Ingest({
     sql,
     db,
+    onCommit: (ok, err) => readiness.report(ok, err),
     log: o.log.child("ingest"),
     metrics,
     epochOf: (node) => registry.epochs.current(node),
@@ -466,6 +470,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   );
   alerter.start();
   notifier.start();
+  readiness.start();
   // Served from the figures read before each scrape (metrics.beforeScrape).
   metrics.beforeScrape(() => caches.refreshFigures());
   const perCache = (pick: (f: CacheFigures) => number) => () =>
@@ -491,6 +496,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     () => cache.invalidSkipped,
   );
   const app = createApi({
+    readiness: () => readiness.state,
     hubId: o.hubId,
     hubKey: encodeKey(hubKey.publicKey),
     registry,
@@ -584,6 +590,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   return {
     /** The hub's store through its async interface (on SQLite, over `db`). */
     sql,
+    readiness,
     metrics,
     registry,
     ingest,
@@ -618,6 +625,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       failover.stop();
       alerter.stop();
       notifier.stop();
+      readiness.stop();
       controller.stop();
       gateway?.drainBulk();
       void ingest.flush();

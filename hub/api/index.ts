@@ -30,8 +30,11 @@ import { tokensApi, whoamiApi } from "./tokens.ts";
 import { bundleUi, embeddedUi, type UiAssets, uiAssetSource } from "../ui/index.ts";
 import { mountUi, wantsHtml } from "./ui.ts";
 import { workloadsApi } from "./workloads.ts";
+import type { Readiness } from "../store/readiness.ts";
 
 export interface ApiDeps {
+  /** Whether the hub's store takes writes now (GET /readyz). */
+  readiness?: () => Readiness;
   registry: Registry;
   ingest: Ingest;
   metrics: MetricsRegistry;
@@ -100,6 +103,25 @@ export function createApi(deps: ApiDeps): Hono {
     }),
   );
   app.get("/healthz", describeRoute({ summary: "liveness", public: true }), (c) => c.json({ status: "ok" }));
+  // Readiness: 503 while the store does not take writes (a full disk, a database away), so a load
+  // balancer sends new connections elsewhere; the process stays up and says why.
+  app.get(
+    "/readyz",
+    describeRoute({
+      summary: "readiness: whether the hub's store takes writes now",
+      public: true,
+      errors: [503],
+    }),
+    (c) => {
+      const r = deps.readiness?.() ?? { ready: true, since: 0, reason: null };
+      return r.ready
+        ? c.json({ status: "ready", since: r.since })
+        : c.json(
+            { status: "not_ready", since: r.since, reason: `the store does not take writes: ${r.reason}` },
+            503,
+          );
+    },
+  );
   // Browsers get the dashboard; every other client keeps getting this JSON.
   app.get(
     "/",
@@ -114,6 +136,7 @@ export function createApi(deps: ApiDeps): Hono {
             name: "novacron-hub",
             endpoints: {
               health: "/healthz",
+              ready: "/readyz",
               metrics: "/metrics",
               openapi: "/api/v1/openapi.json",
               nodes: "/api/v1/nodes (Authorization: Bearer <token>)",

@@ -55,7 +55,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: "no such object or route",
   409: "conflicts with an existing object",
   413: "the body (or what it would send an agent) is over a limit, which is named",
-  503: "the node could not be reached",
+  503: "the node or the hub's store could not be reached",
 };
 
 /** A route as the app serves it. */

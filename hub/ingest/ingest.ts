@@ -85,6 +85,7 @@ export class Ingest {
 
   readonly #apply: ((tx: HubSql, node: string, msg: Message) => void | Promise<void>) | undefined;
   readonly #maxSeries: number;
+  readonly #onCommit: ((ok: boolean, err?: unknown) => void) | undefined;
   /** Per node: series it sent past the bound, not re-exported. */
   readonly #overflow = new Map<string, Set<string>>();
 
@@ -108,6 +109,8 @@ export class Ingest {
     epochOf?: (node: string) => string | undefined;
     /** Series per node kept for /metrics; a node's series past it are stored but not re-exported (default 1000). */
     maxSeriesPerNode?: number;
+    /** Told the outcome of every group's commit (the store's readiness). */
+    onCommit?: (ok: boolean, err?: unknown) => void;
   }) {
     this.#db = opts.db;
     this.#maxSeries = opts.maxSeriesPerNode ?? 1000;
@@ -116,6 +119,7 @@ export class Ingest {
     this.#log = opts.log;
     this.#acks = opts.acks;
     this.#sql = opts.sql;
+    this.#onCommit = opts.onCommit;
     this.#samples = new StoredSamples();
     const m = opts.metrics;
     this.#countSamples = m.counter("novacron_hub_samples_ingested_total", "Samples stored durably");
@@ -349,6 +353,7 @@ export class Ingest {
     } catch (err) {
       // Nothing was stored: forget what we accepted so the senders' resends are taken again.
       this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
+      this.#onCommit?.(false, err);
       // Names first seen in the rolled-back group were not stored either.
       forgetAttempt();
       for (const node of committedAt.keys()) this.#rewind(node);
@@ -358,6 +363,7 @@ export class Ingest {
       return false;
     }
     this.#countCommits();
+    this.#onCommit?.(true);
     for (const [p, frame] of kept) p.frame = frame;
     for (const [node, last] of moved) {
       this.#log.warn("a node's stored sequence moved on elsewhere; its messages are left for a resend", {
