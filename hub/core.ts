@@ -31,7 +31,7 @@ import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { RuleSets } from "./rule-sets/index.ts";
 import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
-import { afterTx } from "./store/after-tx.ts";
+import { afterCommit, afterTx } from "./store/after-tx.ts";
 import { StoreReadiness } from "./store/readiness.ts";
 
 export interface HubCoreOptions {
@@ -291,7 +291,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     (name, rev, via) => ruleSets.compiled(name, rev, via),
     o.checkDecision ?? noPolicy,
   );
-  // Verdicts go back to each node once the ingest transaction that stored its decisions has run.
+  // Verdicts go back to each node once the ingest transaction that stored its decisions has committed.
   const verdicts = new Map<
     string,
     { id: number; rule: string; at: number; verdict: string; reason: string }[]
@@ -310,7 +310,9 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   const readiness = new StoreReadiness({ sql, clock, log: o.log.child("store") });
   const ingest = new Ingest({
     sql,
-    db,
+    // Sequences read on first sight from the same SQLite file the groups are stored in; another store
+    // (PostgreSQL) has them read by Ingest.open.
+    ...(o.sql ? {} : { db }),
     onCommit: (ok, err) => readiness.report(ok, err),
     log: o.log.child("ingest"),
     metrics,
@@ -329,16 +331,21 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
         if (msg.b.kind === "cache_hot_keys") await caches.onHotKeys(tx, node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
         if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
-          afterTx(() => failover.onMigrationRequest(node, msg.b.message));
+          afterCommit(() => failover.onMigrationRequest(node, msg.b.message));
         if (msg.b.kind === "fenced" && typeof msg.b.fields?.alloc === "string")
           failover.onFenced(node, msg.b.fields.alloc, msg.b.at, msg.b.message);
       } else if (msg.t === "decision_validation") {
         const v = await events.onDecision(tx, node, msg.b, checkDecision);
         if (v.id !== undefined) {
-          if (verdicts.size === 0) afterTx(sendVerdicts);
-          const list = verdicts.get(node) ?? [];
-          list.push({ ...v, id: v.id });
-          verdicts.set(node, list);
+          // Sent once the decision is stored (never for one a rolled-back group held); a commit's
+          // verdicts go to each node in one command.
+          const verdict = { ...v, id: v.id };
+          afterCommit(() => {
+            if (verdicts.size === 0) queueMicrotask(sendVerdicts);
+            const list = verdicts.get(node) ?? [];
+            list.push(verdict);
+            verdicts.set(node, list);
+          });
         }
       }
     },
@@ -471,6 +478,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   alerter.start();
   notifier.start();
   readiness.start();
+  // The summary's own alerts from the start, not only after the first evaluation.
+  refreshLiveAlerts();
   // Served from the figures read before each scrape (metrics.beforeScrape).
   metrics.beforeScrape(() => caches.refreshFigures());
   const perCache = (pick: (f: CacheFigures) => number) => () =>
@@ -519,7 +528,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ruleSets,
     alerts,
     webhooks,
-    evaluateAlerts: () => alerter.evaluate(),
+    // After a rule changed: at once, and a failure is the evaluation's (logged), not the request's.
+    evaluateAlerts: () =>
+      alerter
+        .evaluate()
+        .catch((err: unknown) => o.log.error("alert evaluation failed", { error: (err as Error).message })),
     log: o.log.child("api"),
     remote: federation,
     subtreeAlerts: (state, limit, node) => federation.subtreeAlerts(state, limit, node),

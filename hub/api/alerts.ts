@@ -26,6 +26,7 @@ export interface AlertsApiDeps {
   alerts: AlertStore;
   webhooks: WebhookStore;
   /** Evaluate the rules now (after a rule changed). */
+  /** Evaluates the rules now; a failure is logged, never the request's (its change is stored). */
   evaluate: () => Promise<unknown>;
   now: () => number;
   /** Open alerts of the subtrees below (federation): each with the hub it came from and its age. */

@@ -140,8 +140,8 @@ export class CacheDistributor {
   }
 
   /** Every stored entry, with `invalid` naming what the shared definition refuses in it. */
-  async list(): Promise<(CachePut & { invalid?: string })[]> {
-    return (await this.#sql.all<EntryRow>("SELECT * FROM cache_entries ORDER BY key")).map((r) => {
+  async list(via: HubSql = this.#sql): Promise<(CachePut & { invalid?: string })[]> {
+    return (await via.all<EntryRow>("SELECT * FROM cache_entries ORDER BY key")).map((r) => {
       const problem = entryProblem(r);
       return {
         key: r.key,
@@ -154,8 +154,8 @@ export class CacheDistributor {
     });
   }
 
-  async deletions(): Promise<CacheDeletion[]> {
-    const rows = await this.#sql.all<{ key: string; version: number; target: string }>(
+  async deletions(via: HubSql = this.#sql): Promise<CacheDeletion[]> {
+    const rows = await via.all<{ key: string; version: number; target: string }>(
       "SELECT key, version, target FROM cache_deletions ORDER BY key",
     );
     return rows.map((r) => ({ key: r.key, version: r.version, target: JSON.parse(r.target) }));
@@ -175,8 +175,13 @@ export class CacheDistributor {
 
   /** A node said hello: it gets every deletion and every valid entry that targets it. */
   async onSession(node: NodeRecord): Promise<void> {
-    for (const d of await this.deletions()) if (targets(d.target, node)) this.#send.delete(node.id, d);
-    for (const e of await this.list()) {
+    // Deletions and entries read together, as one state of the store.
+    const { deletions, entries } = await this.#sql.tx(async (tx) => ({
+      deletions: await this.deletions(tx),
+      entries: await this.list(tx),
+    }));
+    for (const d of deletions) if (targets(d.target, node)) this.#send.delete(node.id, d);
+    for (const e of entries) {
       if (!targets(e.target, node)) continue;
       if (e.invalid) {
         this.invalidSkipped++;

@@ -27,7 +27,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { NodeRecord } from "../registry/index.ts";
 import { type CacheTarget, targets } from "./cache-entry.ts";
-import { afterTx } from "../store/after-tx.ts";
+import { afterCommit } from "../store/after-tx.ts";
 import { type Dialect, groupConcat, type HubSql, textOrder } from "../store/sql/index.ts";
 
 export interface ReplicatorDeps {
@@ -144,8 +144,13 @@ export class CacheReplicator {
     );
     if (!wins) return;
     if (w.replicate === "none") return;
-    if (this.#pending.length === 0) afterTx(() => this.#relay());
-    this.#pending.push({ cache: w.cache, part, scope: w.replicate, origin: node, args: replicaArgs(w) });
+    // Relayed once stored: never a value a rolled-back group (or message) wrote. The writes of one
+    // commit go out together, in one pass over the connected nodes.
+    const relay: Pending = { cache: w.cache, part, scope: w.replicate, origin: node, args: replicaArgs(w) };
+    afterCommit(() => {
+      if (this.#pending.length === 0) queueMicrotask(() => this.#relay());
+      this.#pending.push(relay);
+    });
   }
 
   /** A strong read: the hub's value of a key in the reading node's partition (null: none). */
@@ -235,11 +240,11 @@ export class CacheReplicator {
     if (typeof cache !== "string" || !Array.isArray(keys)) return;
     await tx.run("DELETE FROM cache_hot WHERE cache = ? AND node = ?", [cache, node]);
     for (const pair of keys.slice(0, MAX_HOT_KEYS)) {
-      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "number") continue;
+      if (!Array.isArray(pair) || typeof pair[0] !== "string" || !Number.isFinite(pair[1])) continue;
       await tx.run(
         `INSERT INTO cache_hot (cache, key, node, count, at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(cache, key, node) DO UPDATE SET count = excluded.count, at = excluded.at`,
-        [cache, pair[0], node, Math.max(0, Math.floor(pair[1])), at],
+        [cache, pair[0], node, Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(pair[1]))), at],
       );
     }
   }

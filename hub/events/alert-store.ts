@@ -1,7 +1,7 @@
 // The alert lifecycle in the hub's store: open → acknowledged → resolved, each step kept as history; and operator rules.
 import { ConflictError, NotFoundError } from "../../shared/errors.ts";
 import type { AlertRule, Severity } from "./alert-rules.ts";
-import { forUpdate, type HubSql } from "../store/sql/index.ts";
+import { forUpdate, type HubSql, keyLock } from "../store/sql/index.ts";
 import type { LiveAlert, Opening } from "./alert-evaluate.ts";
 
 export type AlertState = "open" | "acknowledged" | "resolved";
@@ -198,6 +198,9 @@ export class AlertStore {
   /** Stores a rule; true when it replaced one of the same name. */
   async putRule(rule: AlertRule): Promise<boolean> {
     return this.#sql.tx(async (tx) => {
+      // The name locked, also when no rule has it yet: of two creates on two replicas one is a replace.
+      const lock = keyLock(tx.dialect);
+      if (lock) await tx.get(lock, [`alert_rules:${rule.name}`]);
       const had = await tx.get(`SELECT name FROM alert_rules WHERE name = ?${forUpdate(tx.dialect)}`, [
         rule.name,
       ]);

@@ -36,7 +36,7 @@ const CURSOR = "failover_cursor";
 /** Evaluates alert rules on a timer and on demand; agent alerts go through it into the same lifecycle. */
 export class Alerter {
   readonly #o: AlerterOptions;
-  readonly #memory: AlertMemory = emptyMemory();
+  #memory: AlertMemory = emptyMemory();
   /** The cursor set, on a fresh database, to where the failover log stands now. */
   readonly #ready: Promise<void>;
   #timer: TimerHandle | undefined;
@@ -103,13 +103,17 @@ export class Alerter {
     await this.#ready;
     const o = this.#o;
     const store = o.store;
-    return store.sql.tx(async (tx) => {
+    // Each attempt works on a copy of the memory (a `for` begun, a counter seen); the copy of the
+    // attempt that committed becomes the memory, so a rolled-back or repeated one leaves no trace.
+    let memory = this.#memory;
+    const d = await store.sql.tx(async (tx) => {
+      memory = structuredClone(this.#memory);
       const cursor = (await store.meta(tx, CURSOR)) ?? 0;
       const entries = o.failoverAfter(cursor);
       const last = entries.at(-1)?.id ?? cursor;
       const facts: AlertFacts = { ...o.facts(), now: o.clock.now(), failover: entries };
       const rules = effectiveRules(await store.rules(tx));
-      const d = evaluateAlerts(rules, facts, await store.live(tx), this.#memory);
+      const d = evaluateAlerts(rules, facts, await store.live(tx), memory);
       for (const a of d.open) {
         const opened = await store.open(tx, a, "hub");
         if (opened) o.log.warn("alert opened", { alert: opened.id, rule: a.rule, message: a.message });
@@ -122,6 +126,8 @@ export class Alerter {
       if (last !== cursor) await store.setMeta(tx, CURSOR, last);
       return d;
     });
+    this.#memory = memory;
+    return d;
   }
 
   /**

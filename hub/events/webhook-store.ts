@@ -141,7 +141,9 @@ export class WebhookStore {
 
   /** Notifications not yet delivered nor given up (the API). */
   async pending(hook?: string): Promise<number> {
-    const sql = "SELECT count(*) AS n FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL";
+    // A row queued for a webhook deleted meanwhile (on another replica) is nobody's: not pending.
+    const sql = `SELECT count(*) AS n FROM webhook_queue WHERE delivered_at IS NULL AND gave_up_at IS NULL
+      AND webhook IN (SELECT id FROM webhooks)`;
     const row = await (hook
       ? this.#sql.get<{ n: number }>(`${sql} AND webhook = ?`, [hook])
       : this.#sql.get<{ n: number }>(sql));
@@ -219,7 +221,11 @@ export class WebhookStore {
         [before, before],
       );
       const d = await tx.run("DELETE FROM webhook_deliveries WHERE at < ?", [logBefore]);
-      return q.changes + d.changes;
+      // Rows queued for a webhook that was deleted while they were being queued.
+      const orphans = await tx.run(
+        "DELETE FROM webhook_queue WHERE delivered_at IS NULL AND webhook NOT IN (SELECT id FROM webhooks)",
+      );
+      return q.changes + d.changes + orphans.changes;
     });
   }
 

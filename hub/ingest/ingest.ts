@@ -19,8 +19,7 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
-import { TxEffects } from "../store/after-tx.ts";
-import { forUpdate, greatest, type HubSql } from "../store/sql/index.ts";
+import { forUpdate, greatest, type HubSql, isRetryable } from "../store/sql/index.ts";
 import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
@@ -309,47 +308,49 @@ export class Ingest {
       for (const [node, name] of newSeries) this.#known.get(node)?.delete(name);
       for (const node of committedAt.keys()) this.#samples.forget(node);
     };
-    // What applying the messages starts beyond the database runs once the transaction has ended.
-    const effects = new TxEffects();
+    // Every node row the group writes, locked first in id order (no deadlock between two replicas).
+    const locked = [...new Set([...committedAt.keys(), ...counts.keys()])].sort();
+    let attempts = 0;
     try {
-      await effects.collect(() =>
-        this.#sql.tx(async (tx) => {
-          forgetAttempt();
-          perNode = new Map();
-          newSeries = [];
-          kept = new Map();
-          moved = await this.#lockNodes(tx, committedAt);
-          for (const p of queue) {
-            if (moved.has(p.node)) continue;
-            const agg = perNode.get(p.node) ?? emptyAgg();
-            perNode.set(p.node, agg);
-            agg.seq = Math.max(agg.seq, p.seq);
-            if (!p.msg) continue; // refused: advance past it, store nothing
-            if (p.msg.t === "metrics_batch" && p.frame) await this.#storeBatch(tx, p, agg, newSeries, kept);
-            else await this.#storeMessage(tx, p, p.msg);
-          }
-          for (const [node, agg] of perNode) {
-            await tx.run(
-              `UPDATE nodes SET last_seq = ${greatest(tx.dialect, "last_seq", "?")}, samples = samples + ?,
+      // What applying the messages starts beyond the database runs once the transaction has ended
+      // (afterTx, afterCommit: the store's tx collects it).
+      await this.#sql.tx(async (tx) => {
+        if (attempts++ > 0) forgetAttempt();
+        perNode = new Map();
+        newSeries = [];
+        kept = new Map();
+        moved = await this.#lockNodes(tx, locked, committedAt);
+        for (const p of queue) {
+          if (moved.has(p.node)) continue;
+          const agg = perNode.get(p.node) ?? emptyAgg();
+          perNode.set(p.node, agg);
+          agg.seq = Math.max(agg.seq, p.seq);
+          if (!p.msg) continue; // refused: advance past it, store nothing
+          if (p.msg.t === "metrics_batch" && p.frame) await this.#storeBatch(tx, p, agg, newSeries, kept);
+          else await this.#storeMessage(tx, p, p.msg);
+        }
+        for (const node of [...perNode.keys()].sort()) {
+          const agg = perNode.get(node)!;
+          await tx.run(
+            `UPDATE nodes SET last_seq = ${greatest(tx.dialect, "last_seq", "?")}, samples = samples + ?,
                rolled_up = rolled_up + ?, batches = batches + ?, duplicate_samples = duplicate_samples + ?,
                sample_end = ${greatest(tx.dialect, "sample_end", "?")} WHERE id = ?`,
-              [agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node],
+            [agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node],
+          );
+          const epoch = this.#epochOf?.(node);
+          if (epoch !== undefined)
+            await tx.run(
+              `UPDATE node_epochs SET seq_high = ${greatest(tx.dialect, "seq_high", "?")} WHERE node = ? AND epoch = ?`,
+              [agg.seq, node, epoch],
             );
-            const epoch = this.#epochOf?.(node);
-            if (epoch !== undefined)
-              await tx.run(
-                `UPDATE node_epochs SET seq_high = ${greatest(tx.dialect, "seq_high", "?")} WHERE node = ? AND epoch = ?`,
-                [agg.seq, node, epoch],
-              );
-          }
-          for (const [node, c] of counts)
-            await tx.run("UPDATE nodes SET duplicates = duplicates + ?, gaps = gaps + ? WHERE id = ?", [
-              c.duplicates,
-              c.gaps,
-              node,
-            ]);
-        }),
-      );
+        }
+        for (const [node, c] of counts)
+          await tx.run("UPDATE nodes SET duplicates = duplicates + ?, gaps = gaps + ? WHERE id = ?", [
+            c.duplicates,
+            c.gaps,
+            node,
+          ]);
+      });
     } catch (err) {
       // Nothing was stored: forget what we accepted so the senders' resends are taken again.
       this.#log.error("ingest commit failed; senders will resend", { error: (err as Error).message });
@@ -357,9 +358,15 @@ export class Ingest {
       // Names first seen in the rolled-back group were not stored either.
       forgetAttempt();
       for (const node of committedAt.keys()) this.#rewind(node);
-      // The counts go with the next group.
-      for (const [node, c] of counts) this.#count(node, c.duplicates, c.gaps);
-      this.#runEffects(effects);
+      // The counts go with the next group, which the next message (a resend) starts: no loop here
+      // while the store fails.
+      for (const [node, c] of counts) {
+        const now = this.#counts.get(node);
+        if (now) {
+          now.duplicates += c.duplicates;
+          now.gaps += c.gaps;
+        } else this.#counts.set(node, c);
+      }
       return false;
     }
     this.#countCommits();
@@ -385,14 +392,16 @@ export class Ingest {
       if (agg.duplicates > 0) this.#countDuplicateSamples(agg.duplicates);
       this.#acks(node, s.committed);
     }
-    this.#runEffects(effects);
     return true;
   }
 
   // Locks the group's node rows (id order, so two replicas never deadlock) and names the nodes whose
   // stored sequence is no longer the one this hub committed: their part of the group is left out.
-  async #lockNodes(tx: HubSql, committedAt: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-    const ids = [...committedAt.keys()].sort();
+  async #lockNodes(
+    tx: HubSql,
+    ids: readonly string[],
+    committedAt: ReadonlyMap<string, number>,
+  ): Promise<Map<string, number>> {
     const moved = new Map<string, number>();
     for (let i = 0; i < ids.length; i += 500) {
       const part = ids.slice(i, i + 500);
@@ -400,7 +409,10 @@ export class Ingest {
         `SELECT id, last_seq FROM nodes WHERE id IN (${part.map(() => "?").join(", ")}) ORDER BY id${forUpdate(tx.dialect)}`,
         part,
       );
-      for (const r of rows) if (r.last_seq !== committedAt.get(r.id)) moved.set(r.id, r.last_seq);
+      for (const r of rows) {
+        const committed = committedAt.get(r.id);
+        if (committed !== undefined && r.last_seq !== committed) moved.set(r.id, r.last_seq);
+      }
     }
     return moved;
   }
@@ -497,6 +509,8 @@ export class Ingest {
         await this.#apply?.(one, p.node, msg);
       });
     } catch (err) {
+      // A deadlock or serialization failure is the whole group's: it runs again (PostgreSQL).
+      if (isRetryable(err)) throw err;
       this.#countRefused(1, { reason: "cannot_store" });
       this.#log.warn("reliable message could not be stored; refused", {
         node: p.node,
@@ -505,12 +519,6 @@ export class Ingest {
         error: (err as Error).message,
       });
     }
-  }
-
-  #runEffects(effects: TxEffects): void {
-    effects.run((err) =>
-      this.#log.error("work started by stored messages failed", { error: (err as Error).message }),
-    );
   }
 
   // Keeps the newest value of each series in memory for /metrics re-export.

@@ -54,9 +54,13 @@ export class LiveFeed {
   subscribe(fn: Listener): () => void {
     if (this.#listeners.size === 0) {
       // What is there now is the baseline: only changes after it are sent.
-      this.#looking = this.#look().then(({ snapshot }) => {
-        this.#last = snapshot;
-      });
+      // A look that fails leaves the baseline empty: the first tick then sends what is there.
+      this.#looking = this.#look().then(
+        ({ snapshot }) => {
+          this.#last = snapshot;
+        },
+        () => {},
+      );
       this.#timer = this.#clock.setInterval(() => void this.tick(), this.#tickMs);
     }
     this.#listeners.add(fn);

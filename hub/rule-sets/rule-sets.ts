@@ -273,13 +273,13 @@ export class RuleSets {
     const clean = sets
       .filter((s): s is { name: string; rev: number } => {
         const x = s as Record<string, unknown> | null;
-        return !!x && typeof x.name === "string" && typeof x.rev === "number";
+        return !!x && typeof x.name === "string" && Number.isSafeInteger(x.rev);
       })
       .map((s) => ({ name: s.name, rev: s.rev }));
     await tx.run(
       `INSERT INTO node_rule_sets (node, config_rev, rule_sets, at) VALUES (?, ?, ?, ?)
        ON CONFLICT(node) DO UPDATE SET config_rev = excluded.config_rev, rule_sets = excluded.rule_sets, at = excluded.at`,
-      [node, Number(fields.config_rev) || 0, JSON.stringify(clean), at],
+      [node, safeInt(fields.config_rev), JSON.stringify(clean), at],
     );
   }
 
@@ -335,4 +335,10 @@ function recordOf(r: Row): RuleSetRecord {
     rules: JSON.parse(r.rules) as unknown[],
     updated: r.updated,
   };
+}
+
+// A count an agent reported, as a whole number the store's 64-bit columns take (0 when it is not one).
+function safeInt(v: unknown): number {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : 0;
 }

@@ -3,7 +3,7 @@ import type { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { Registry } from "../../hub/registry/index.ts";
-import { afterTx } from "../../hub/store/after-tx.ts";
+import { afterCommit, afterTx } from "../../hub/store/after-tx.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import { type HubSql, wrapSqlite } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -565,6 +565,33 @@ describe("ingest: each sample once by node, series and time", () => {
 });
 
 describe("ingest: work started by stored messages", () => {
+  test("work bound to the commit runs only for what was stored: not for a message its savepoint rolled back, not for a group that failed", async () => {
+    using dir = tempDir();
+    const ran: string[] = [];
+    using hub = await openHub(dir.path, (_node, msg) => {
+      if (msg.t !== "event") return;
+      afterCommit(() => ran.push(`sent ${msg.b.message}`));
+      afterTx(() => ran.push(`kick ${msg.b.message}`));
+      if (msg.b.message === "bad") throw new Error("cannot apply");
+    });
+    for (const [q, m] of [
+      [1, "one"],
+      [2, "bad"],
+      [3, "three"],
+    ] as const)
+      hub.ingest.receive(NODE, event(q, m));
+    await hub.ingest.flush();
+    expect(ran).toEqual(["sent one", "kick one", "kick bad", "sent three", "kick three"]);
+    // A group that cannot be stored at all: nothing of it is sent, its kicks still run.
+    ran.length = 0;
+    hub.db.run("CREATE TRIGGER no_room BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'no room'); END");
+    hub.ingest.receive(NODE, event(4, "four"));
+    hub.ingest.receive(NODE, batch(5));
+    await hub.ingest.flush();
+    expect(hub.ingest.committed(NODE)).toBe(3);
+    expect(ran).toEqual(["kick four"]);
+  });
+
   test("runs once the group's transaction has ended, in order, also for a message refused by its savepoint", async () => {
     using dir = tempDir();
     const ran: { message: string; inTransaction: boolean; stored: number }[] = [];

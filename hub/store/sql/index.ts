@@ -14,7 +14,7 @@ export {
   type Subscription,
 } from "./notify.ts";
 export { toNumbered } from "./placeholders.ts";
-export { openPostgres, type PostgresOptions } from "./postgres.ts";
+export { isRetryable, openPostgres, type PostgresOptions } from "./postgres.ts";
 export { type Claimed, SessionDirectory, type SessionHolder } from "./sessions.ts";
 export {
   fairShare,

@@ -129,6 +129,12 @@ CREATE INDEX{ine} node_sessions_by_replica ON node_sessions (replica);
     name: "alert history order",
     sql: "",
     columns: [["hub_alert_events", "seq", "{big}"]],
-    fill: { sqlite: "UPDATE hub_alert_events SET seq = rowid WHERE seq IS NULL;" },
+    fill: {
+      sqlite: "UPDATE hub_alert_events SET seq = rowid WHERE seq IS NULL;",
+      // No rowid: steps already there are numbered per alert by time, then by their place on disk.
+      postgres: `WITH n AS (SELECT ctid, row_number() OVER (PARTITION BY alert ORDER BY at, ctid) AS r
+        FROM hub_alert_events WHERE seq IS NULL)
+        UPDATE hub_alert_events h SET seq = n.r FROM n WHERE h.ctid = n.ctid;`,
+    },
   },
 ];

@@ -1,6 +1,7 @@
 // HubSql on PostgreSQL through Bun's built-in client: a pool, real transactions, retried serialization failures.
 import { SQL, type TransactionSQL } from "bun";
 import { StoreError } from "../../../shared/errors.ts";
+import { openEffects, withEffects } from "../after-tx.ts";
 import { toNumbered } from "./placeholders.ts";
 import { type HubSql, insideTx, inOwnTx, type SqlValue } from "./types.ts";
 
@@ -37,6 +38,14 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): HubSql {
 
 // SQLSTATEs after which the whole transaction may simply run again.
 const RETRYABLE = new Set(["40001", "40P01"]);
+
+/**
+ * Whether `err` is a serialization failure or a deadlock, after which the whole transaction runs again
+ * (a savepoint that catches errors must let these through, or the retry never happens).
+ */
+export function isRetryable(err: unknown): boolean {
+  return RETRYABLE.has(sqlState(err) ?? "");
+}
 
 const sqlState = (err: unknown): string | undefined => {
   const e = err instanceof StoreError ? err.cause : err;
@@ -149,11 +158,18 @@ class PostgresSql implements HubSql {
       );
   }
 
-  async tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
+  tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
     this.#outside();
+    // What the body starts beyond the database (afterTx, afterCommit) runs once it has ended.
+    return withEffects(() => this.#tx(fn));
+  }
+
+  async #tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       let handle: PostgresTx | undefined;
       const scope = { store: this as HubSql, open: true };
+      const effects = openEffects();
+      const mark = effects?.mark() ?? 0;
       try {
         return (await this.#sql.begin(async (t) => {
           handle = new PostgresTx(t, this.store);
@@ -161,6 +177,8 @@ class PostgresSql implements HubSql {
           return insideTx.run(scope, () => fn(h));
         })) as T;
       } catch (err) {
+        // The attempt rolled back: what it would have sent after a commit is not sent.
+        effects?.rollbackTo(mark);
         if (!RETRYABLE.has(sqlState(err) ?? "") || attempt >= this.#retries) {
           // The function's own errors come out unchanged; the client's (BEGIN, COMMIT, a lost connection) are named.
           throw err instanceof SQL.SQLError ? wrap(this.store, "BEGIN / COMMIT", err) : err;
@@ -245,11 +263,16 @@ class PostgresTx implements HubSql {
   async tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
     this.#open("SAVEPOINT");
     let inner: PostgresTx | undefined;
+    const effects = openEffects();
+    const mark = effects?.mark() ?? 0;
     try {
       return (await this.#t.savepoint(async (sp) => {
         inner = new PostgresTx(sp, this.store);
         return fn(inner);
       })) as T;
+    } catch (err) {
+      effects?.rollbackTo(mark);
+      throw err;
     } finally {
       inner?.finish();
     }

@@ -1,6 +1,7 @@
 // HubSql on bun:sqlite: one connection, transactions taken one at a time by an async mutex.
 import { Database } from "bun:sqlite";
 import { StoreError } from "../../../shared/errors.ts";
+import { openEffects, withEffects } from "../after-tx.ts";
 import { type HubSql, insideTx, inOwnTx, type SqlValue } from "./types.ts";
 
 /** Hands the one connection to one caller at a time, in arrival order. */
@@ -125,6 +126,11 @@ class SqliteSql implements HubSql {
   }
 
   tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
+    // What the body starts beyond the database (afterTx, afterCommit) runs once it has ended.
+    return withEffects(() => this.#tx(fn));
+  }
+
+  #tx<T>(fn: (tx: HubSql) => Promise<T>): Promise<T> {
     return this.#alone(async () => {
       // IMMEDIATE takes the write lock now: a transaction that reads, then writes, cannot fail halfway.
       await this.#whenFree("BEGIN IMMEDIATE", () => this.#r.exec("BEGIN IMMEDIATE"));
@@ -226,12 +232,15 @@ class SqliteTx implements HubSql {
     this.#open(`SAVEPOINT ${name}`);
     this.#r.exec(`SAVEPOINT ${name}`);
     const inner = new SqliteTx(this.#r, this.#depth + 1);
+    const effects = openEffects();
+    const mark = effects?.mark() ?? 0;
     try {
       const out = await fn(inner);
       this.#r.exec(`RELEASE ${name}`);
       return out;
     } catch (err) {
       this.#r.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      effects?.rollbackTo(mark);
       throw err;
     } finally {
       inner.finish();
