@@ -105,6 +105,8 @@ export class RuleSets {
   readonly #send: (node: string, body: Body<"config">) => boolean;
   readonly #now: () => number;
   readonly #compiled = new Map<string, CompiledRuleSet | Error>();
+  /** The newest config revision sent to each node: an older one read before it is not sent after it. */
+  readonly #sentRev = new Map<string, number>();
   // The current sets at a config revision, read again only when the revision moved (on any replica).
   #current: { rev: number; sets: RuleSetRecord[] } | undefined;
 
@@ -264,7 +266,7 @@ export class RuleSets {
     const { rev, sets } = await this.current();
     // A hub that never held a rule set has nothing to say, and a node keeps what it holds.
     if (rev === 0) return;
-    this.#send(node.id, this.#configFor(node, sets, rev));
+    this.#sendConfig(node.id, this.#configFor(node, sets, rev));
   }
 
   /** Records what a node reports it runs (its `rules_applied` event), in the transaction `tx` that stores it. */
@@ -299,11 +301,20 @@ export class RuleSets {
     return { rev, config: { rule_sets: this.forNode(node, sets) } };
   }
 
+  // A node applies whatever revision it is sent, so a config read before a change and sent after the
+  // change's own would take the node back: only a revision at least as new as the last one sent goes.
+  #sendConfig(node: string, body: Body<"config">): boolean {
+    if ((this.#sentRev.get(node) ?? -1) > body.rev) return false;
+    if (!this.#send(node, body)) return false;
+    this.#sentRev.set(node, body.rev);
+    return true;
+  }
+
   async #deliver(nodes: readonly NodeRecord[], connected: (id: string) => boolean): Promise<string[]> {
     const { rev, sets } = await this.current();
     const out: string[] = [];
     for (const n of nodes)
-      if (connected(n.id) && this.#send(n.id, this.#configFor(n, sets, rev))) out.push(n.id);
+      if (connected(n.id) && this.#sendConfig(n.id, this.#configFor(n, sets, rev))) out.push(n.id);
     return out;
   }
 
