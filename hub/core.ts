@@ -313,7 +313,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     // Sequences read on first sight from the same SQLite file the groups are stored in; another store
     // (PostgreSQL) has them read by Ingest.open.
     ...(o.sql ? {} : { db }),
-    onCommit: (ok, err) => readiness.report(ok, err),
+    onCommit: (ok, err) => readiness.commit(ok, err),
     log: o.log.child("ingest"),
     metrics,
     epochOf: (node) => registry.epochs.current(node),

@@ -20,24 +20,31 @@ export interface StoreReadinessOptions {
   intervalMs?: number;
   /** How long a probe may take before it counts as failed (default 2 s: a store that hangs is away too). */
   timeoutMs?: number;
+  /**
+   * After an ingest commit failed, how long only a commit (not the probe's small write) makes the hub
+   * ready again (default 10 s): a disk with room for the probe but not for a group would flap.
+   */
+  holdMs?: number;
 }
 
 const PROBE = `INSERT INTO hub_counters (name, value) VALUES ('ready_probe', ?)
   ON CONFLICT(name) DO UPDATE SET value = excluded.value`;
 
 /**
- * The store's state from two sources: every ingest commit (`report`), and a small write of its own
- * every interval (a store that fails only on writes, a full disk, is not ready either). The newest
- * outcome wins; a change is logged once.
+ * The store's state from two sources: every ingest commit (`report` with `commit`), and a small write
+ * of its own every interval (a store that fails only on writes, a full disk, is not ready either). The
+ * newest outcome wins, except that for `holdMs` after a commit failed only a commit makes it ready; a
+ * change is logged once.
  */
 export class StoreReadiness {
   readonly #o: Required<StoreReadinessOptions>;
   #state: Readiness;
   #timer: TimerHandle | undefined;
   #probing = false;
+  #commitFailedAt = Number.NEGATIVE_INFINITY;
 
   constructor(o: StoreReadinessOptions) {
-    this.#o = { intervalMs: 2000, timeoutMs: 2000, ...o };
+    this.#o = { intervalMs: 2000, timeoutMs: 2000, holdMs: 10_000, ...o };
     this.#state = { ready: true, since: o.clock.now(), reason: null };
   }
 
@@ -67,7 +74,8 @@ export class StoreReadiness {
         );
       });
       await Promise.race([this.#o.sql.run(PROBE, [this.#o.clock.now()]), deadline]);
-      this.report(true);
+      // A small write that works says little while groups have just failed.
+      if (this.#o.clock.now() - this.#commitFailedAt >= this.#o.holdMs) this.report(true);
     } catch (err) {
       this.report(false, err);
     } finally {
@@ -77,7 +85,13 @@ export class StoreReadiness {
     return this.#state;
   }
 
-  /** The outcome of a write the hub made (an ingest commit, a probe). */
+  /** The outcome of an ingest commit. */
+  commit(ok: boolean, err?: unknown): void {
+    if (!ok) this.#commitFailedAt = this.#o.clock.now();
+    this.report(ok, err);
+  }
+
+  /** The outcome of a write the hub made (a probe, a commit). */
   report(ok: boolean, err?: unknown): void {
     const reason = ok ? null : err instanceof Error ? err.message : String(err);
     if (ok === this.#state.ready) {
