@@ -19,7 +19,7 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
-import { forUpdate, greatest, type HubSql, isRetryable } from "../store/sql/index.ts";
+import { forUpdate, greatest, type HubSql, isRetryable, type SqlValue } from "../store/sql/index.ts";
 import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
@@ -43,6 +43,26 @@ interface Pending {
 const jsonSafe = (_key: string, value: unknown) => (typeof value === "bigint" ? value.toString() : value);
 
 export type AckSender = (node: string, upto: number) => void;
+
+/** One `batches` row, in the insert's column order. */
+type BatchRow = SqlValue[];
+
+const BATCH_COLUMNS = `node, seq, start, "end", "interval", ticks, samples, z, data, rollup, fold`;
+/** Rows per insert: 11 parameters each, far below either store's limit on one statement's parameters. */
+const ROWS_PER_INSERT = 200;
+
+/** Stores `rows` (and empties it) in as few statements as the parameter limit allows. */
+async function insertBatches(tx: HubSql, rows: BatchRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const part = rows.slice(i, i + ROWS_PER_INSERT);
+    await tx.run(
+      `INSERT INTO batches (${BATCH_COLUMNS}) VALUES ${part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+       ON CONFLICT DO NOTHING`,
+      part.flat(),
+    );
+  }
+  rows.length = 0;
+}
 
 /** What one group stores for one node. */
 interface NodeAgg {
@@ -320,15 +340,19 @@ export class Ingest {
         newSeries = [];
         kept = new Map();
         moved = await this.#lockNodes(tx, locked, committedAt);
+        // Batch rows go in a few multi-row inserts (one round trip each on PostgreSQL).
+        const rows: BatchRow[] = [];
         for (const p of queue) {
           if (moved.has(p.node)) continue;
           const agg = perNode.get(p.node) ?? emptyAgg();
           perNode.set(p.node, agg);
           agg.seq = Math.max(agg.seq, p.seq);
           if (!p.msg) continue; // refused: advance past it, store nothing
-          if (p.msg.t === "metrics_batch" && p.frame) await this.#storeBatch(tx, p, agg, newSeries, kept);
+          if (p.msg.t === "metrics_batch" && p.frame)
+            await this.#storeBatch(tx, p, agg, newSeries, kept, rows);
           else await this.#storeMessage(tx, p, p.msg);
         }
+        await insertBatches(tx, rows);
         for (const node of [...perNode.keys()].sort()) {
           const agg = perNode.get(node)!;
           await tx.run(
@@ -433,6 +457,7 @@ export class Ingest {
     agg: NodeAgg,
     newSeries: [string, string][],
     keptFrames: Map<Pending, MetricsFrame>,
+    rows: BatchRow[],
   ): Promise<void> {
     const msg = p.msg as Extract<Message, { t: "metrics_batch" }>;
     const b = msg.b;
@@ -444,6 +469,8 @@ export class Ingest {
     let data = b.data;
     let z = b.z ?? 0;
     // It may hold samples stored before (a restored store sends its backlog again): each is kept once.
+    // Those of this group count too, so its rows are stored before the store is looked at.
+    if (await this.#samples.mayHold(tx, p.node, b.start)) await insertBatches(tx, rows);
     const kept = await this.#samples.withoutStored(
       tx,
       p.node,
@@ -461,23 +488,19 @@ export class Ingest {
     this.#samples.stored(p.node, end);
     if (f.series.length === 0) return;
     const samples = rollup ? rolledUpSamples(f) : countSamples(f);
-    await tx.run(
-      `INSERT INTO batches (node, seq, start, "end", "interval", ticks, samples, z, data, rollup, fold)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      [
-        p.node,
-        p.seq,
-        b.start,
-        end,
-        b.interval,
-        b.ticks,
-        samples,
-        z,
-        data,
-        rollup ? 1 : 0,
-        rollup ? (b.fold ?? null) : null,
-      ],
-    );
+    rows.push([
+      p.node,
+      p.seq,
+      b.start,
+      end,
+      b.interval,
+      b.ticks,
+      samples,
+      z,
+      data,
+      rollup ? 1 : 0,
+      rollup ? (b.fold ?? null) : null,
+    ]);
     agg.samples += samples;
     if (rollup) agg.rolledUp += samples;
     agg.batches += 1;

@@ -35,6 +35,11 @@ export class StoredSamples {
     return withoutStored(incoming, await this.#stored(tx, node, start, end));
   }
 
+  /** Whether a batch of `node` starting at `start` may hold a sample stored before (the slow path). */
+  async mayHold(tx: HubSql, node: string, start: number): Promise<boolean> {
+    return start <= (await this.#latest(tx, node));
+  }
+
   /** A batch of `node` reaching to `end` was stored (or found held). */
   stored(node: string, end: number): void {
     this.#end.set(node, Math.max(this.#end.get(node) ?? 0, end));

@@ -486,6 +486,16 @@ describe("ingest: each sample once by node, series and time", () => {
     expect(hub.metrics.render()).toMatch(/novacron_hub_duplicate_samples_total 6\b/);
   });
 
+  test("the original and its copy in one group: the copy's held samples are found among the group's own rows", async () => {
+    using dir = tempDir();
+    using hub = await openHub(dir.path);
+    hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
+    hub.ingest.receive(NODE, batch(2, { "cpu.util": [1, 2, 3, 4] }, { start: T0 }));
+    await hub.ingest.flush();
+    expect(counts(hub.db)).toEqual({ samples: 3 + 1, duplicate_samples: 3, last_seq: 2 });
+    expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points).toHaveLength(4);
+  });
+
   test("points at their own times sent again are stored once: held times leave, new ones stay", async () => {
     using dir = tempDir();
     using hub = await openHub(dir.path);
