@@ -53,8 +53,10 @@ const ROWS_PER_INSERT = 200;
 
 /** Stores `rows` (and empties it) in as few statements as the parameter limit allows. */
 async function insertBatches(tx: HubSql, rows: BatchRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-    const part = rows.slice(i, i + ROWS_PER_INSERT);
+  // SQLite has no round trips to save, and one prepared single-row statement is the faster there.
+  const per = tx.dialect === "postgres" ? ROWS_PER_INSERT : 1;
+  for (let i = 0; i < rows.length; i += per) {
+    const part = rows.slice(i, i + per);
     await tx.run(
       `INSERT INTO batches (${BATCH_COLUMNS}) VALUES ${part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
        ON CONFLICT DO NOTHING`,
