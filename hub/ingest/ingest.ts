@@ -19,7 +19,7 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
-import { forUpdate, greatest, type HubSql, isRetryable, type SqlValue } from "../store/sql/index.ts";
+import { forUpdate, type HubSql, isRetryable, type SqlValue } from "../store/sql/index.ts";
 import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
@@ -64,6 +64,65 @@ async function insertBatches(tx: HubSql, rows: BatchRow[]): Promise<void> {
     );
   }
   rows.length = 0;
+}
+
+/**
+ * Moves each node's stored sequence and counters on, and the sequence of the store epoch it speaks
+ * from. On PostgreSQL in one statement per table for the group (VALUES joined to the rows the group
+ * locked); on SQLite a prepared statement per node.
+ */
+async function advanceNodes(
+  tx: HubSql,
+  perNode: ReadonlyMap<string, NodeAgg>,
+  epochOf: ((node: string) => string | undefined) | undefined,
+): Promise<void> {
+  const nodes = [...perNode.keys()].sort();
+  const epochs = nodes.flatMap((node) => {
+    const epoch = epochOf?.(node);
+    return epoch === undefined ? [] : [[node, epoch, perNode.get(node)!.seq] as [string, string, number]];
+  });
+  if (tx.dialect === "postgres") {
+    for (let i = 0; i < nodes.length; i += ROWS_PER_INSERT) {
+      const part = nodes.slice(i, i + ROWS_PER_INSERT);
+      await tx.run(
+        `UPDATE nodes AS n SET last_seq = GREATEST(n.last_seq, v.seq), samples = n.samples + v.samples,
+           rolled_up = n.rolled_up + v.rolled_up, batches = n.batches + v.batches,
+           duplicate_samples = n.duplicate_samples + v.dups, sample_end = GREATEST(n.sample_end, v.sample_end)
+         FROM (VALUES ${part.map(() => "(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint)").join(", ")})
+           AS v(id, seq, samples, rolled_up, batches, dups, sample_end)
+         WHERE n.id = v.id`,
+        part.flatMap((node) => {
+          const a = perNode.get(node)!;
+          return [node, a.seq, a.samples, a.rolledUp, a.batches, a.duplicates, a.end];
+        }),
+      );
+    }
+    for (let i = 0; i < epochs.length; i += ROWS_PER_INSERT) {
+      const part = epochs.slice(i, i + ROWS_PER_INSERT);
+      await tx.run(
+        `UPDATE node_epochs AS e SET seq_high = GREATEST(e.seq_high, v.seq)
+         FROM (VALUES ${part.map(() => "(?::text, ?::text, ?::bigint)").join(", ")}) AS v(node, epoch, seq)
+         WHERE e.node = v.node AND e.epoch = v.epoch`,
+        part.flat(),
+      );
+    }
+    return;
+  }
+  for (const node of nodes) {
+    const a = perNode.get(node)!;
+    await tx.run(
+      `UPDATE nodes SET last_seq = max(last_seq, ?), samples = samples + ?, rolled_up = rolled_up + ?,
+         batches = batches + ?, duplicate_samples = duplicate_samples + ?, sample_end = max(sample_end, ?)
+       WHERE id = ?`,
+      [a.seq, a.samples, a.rolledUp, a.batches, a.duplicates, a.end, node],
+    );
+  }
+  for (const [node, epoch, seq] of epochs)
+    await tx.run("UPDATE node_epochs SET seq_high = max(seq_high, ?) WHERE node = ? AND epoch = ?", [
+      seq,
+      node,
+      epoch,
+    ]);
 }
 
 /** What one group stores for one node. */
@@ -355,21 +414,7 @@ export class Ingest {
           else await this.#storeMessage(tx, p, p.msg);
         }
         await insertBatches(tx, rows);
-        for (const node of [...perNode.keys()].sort()) {
-          const agg = perNode.get(node)!;
-          await tx.run(
-            `UPDATE nodes SET last_seq = ${greatest(tx.dialect, "last_seq", "?")}, samples = samples + ?,
-               rolled_up = rolled_up + ?, batches = batches + ?, duplicate_samples = duplicate_samples + ?,
-               sample_end = ${greatest(tx.dialect, "sample_end", "?")} WHERE id = ?`,
-            [agg.seq, agg.samples, agg.rolledUp, agg.batches, agg.duplicates, agg.end, node],
-          );
-          const epoch = this.#epochOf?.(node);
-          if (epoch !== undefined)
-            await tx.run(
-              `UPDATE node_epochs SET seq_high = ${greatest(tx.dialect, "seq_high", "?")} WHERE node = ? AND epoch = ?`,
-              [agg.seq, node, epoch],
-            );
-        }
+        await advanceNodes(tx, perNode, this.#epochOf);
         for (const [node, c] of counts)
           await tx.run("UPDATE nodes SET duplicates = duplicates + ?, gaps = gaps + ? WHERE id = ?", [
             c.duplicates,

@@ -212,6 +212,11 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
           "INSERT INTO nodes (id, level, first_seen, last_seen) VALUES ('n1', 1, ?, ?), ('n2', 1, ?, ?)",
           [T0, T0, T0, T0],
         );
+        // n1 speaks from store epoch e1: its sequence is recorded against it too.
+        await sql.run(
+          "INSERT INTO node_epochs (node, epoch, first_seen, last_seen) VALUES ('n1', 'e1', ?, ?)",
+          [T0, T0],
+        );
         const acks: string[] = [];
         const applied: string[] = [];
         const hubs = [sql, replica].map(
@@ -221,6 +226,7 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
               log: createLogger("test", { write: () => {} }),
               metrics: new MetricsRegistry(),
               acks: (node, upto) => acks.push(`${i}:${node}:${upto}`),
+              epochOf: (node) => (node === "n1" ? "e1" : undefined),
               // Through the group's handle, as the hub's apply targets will write.
               apply: async (tx, node, msg) => {
                 if (msg.t !== "event") return;
@@ -270,6 +276,7 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
           batches: 6,
         });
         expect(busy.committed("n1")).toBe(6);
+        expect(await sql.get("SELECT seq_high FROM node_epochs WHERE node = 'n1'")).toEqual({ seq_high: 6 });
         // Points read back through either replica.
         expect((await busy.query("n1", "cpu.util", T0, T0 + 60_000)).points).toHaveLength(18);
         expect(await idle.series("n1")).toEqual(["cpu.util"]);
