@@ -574,7 +574,8 @@ export class Ingest {
       await tx.tx(async (one) => {
         await one.run(
           "INSERT INTO messages (node, seq, type, at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-          [p.node, p.seq, msg.t, msg.ts, JSON.stringify(msg.b, jsonSafe)],
+          // Whole milliseconds: the stores' time columns are 64-bit integers (PostgreSQL refuses a fraction).
+          [p.node, p.seq, msg.t, Math.trunc(msg.ts), JSON.stringify(msg.b, jsonSafe)],
         );
         await this.#apply?.(one, p.node, msg);
       });

@@ -99,6 +99,12 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME_BYTE
     throw new ProtocolError("bad_envelope", "envelope field s (sender) missing");
   }
   if (typeof env.ts !== "number") throw new ProtocolError("bad_envelope", "envelope field ts (time) missing");
+  // A time in milliseconds (a fraction is taken as sent; NaN or an infinity is no time at all).
+  if (!Number.isFinite(env.ts) || Math.abs(env.ts) > Number.MAX_SAFE_INTEGER)
+    throw new ProtocolError(
+      "bad_envelope",
+      `envelope field ts (time) must be a finite number of milliseconds, got ${env.ts}`,
+    );
   for (const key of ["q", "base"] as const) {
     const n = env[key];
     if (n !== undefined && !(typeof n === "number" && Number.isInteger(n) && n >= 0)) {

@@ -117,3 +117,33 @@ test("gateway: the counters a store resumes from are never below what the hub st
   const w = copy.received.find((m) => m.t === "welcome");
   expect(w?.t === "welcome" && w.b).toMatchObject({ restored: true, counters: { produced: 4, dropped: 1 } });
 });
+
+test("gateway: an envelope whose time is not a finite number is refused; a time with a fraction is stored as whole milliseconds", async () => {
+  using dir = tempDir();
+  using core = await openHubCore(dir.path);
+  const { peer, received } = joinNode(core, "n1");
+  const event = (q: number, ts: number) =>
+    encodeCbor({
+      v: PROTOCOL_VERSION,
+      t: "event",
+      s: "n1",
+      ts,
+      q,
+      b: { kind: "note", at: 1000, message: `at ${ts}` },
+    });
+  for (const ts of [Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60]) core.gateway.onFrame(peer, event(1, ts));
+  const errors = received.filter((m) => m.t === "error");
+  expect(errors.map((m) => m.t === "error" && m.b.code)).toEqual([
+    "bad_envelope",
+    "bad_envelope",
+    "bad_envelope",
+  ]);
+  expect(
+    errors.every((m) => m.t === "error" && /ts \(time\) must be a finite number/.test(m.b.message)),
+  ).toBe(true);
+  core.gateway.onFrame(peer, event(1, 1_700_000_000_123.75));
+  await waitFor(() => received.some((m) => m.t === "ack" && m.b.upto === 1), { what: "an ack up to 1" });
+  expect(core.db.query("SELECT at FROM messages WHERE node = 'n1'").all()).toEqual([
+    { at: 1_700_000_000_123 },
+  ]);
+});
