@@ -3,10 +3,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { StoreError } from "../../shared/errors.ts";
-import { acceptBatch, migrate, openPostgres, openSqlite, wrapSqlite } from "../../hub/store/sql/index.ts";
+import { migrate, openPostgres, openSqlite, wrapSqlite } from "../../hub/store/sql/index.ts";
 import { describeOnPostgres, type Postgres } from "../support/postgres.ts";
 import { tempDir } from "../support/processes.ts";
-import { addNode, batchFor, expectStoredOnce, runContract } from "./sql-contract.case.ts";
+import { addNode, expectStoredOnce, ingestOn, runContract, sendAll } from "./sql-contract.case.ts";
 
 const dir = tempDir("novacron-sql-");
 let files = 0;
@@ -87,45 +87,51 @@ describeOnPostgres("postgres", (pg) => {
     ["killed (SIGKILL, crash recovery at start)", (server) => server.kill()],
   ];
   for (const [how, down] of downs)
-    test(`postgres ${how} mid-run: calls fail naming the store, nothing is half-stored, the pool reconnects after`, async () => {
+    test(`postgres ${how} mid-run under ingest: groups fail naming the store, nothing is acked that is not stored, the pool reconnects after and each batch is stored once`, async () => {
       const server = pg();
       const url = await server.newDatabase();
       const sql = openPostgres(url, { max: 4, connectTimeoutS: 2 });
       try {
         await migrate(sql);
         await addNode(sql, "n1");
-        const errors: StoreError[] = [];
+        const hub = ingestOn(sql);
         let stopped: Promise<void> | undefined;
         let restarted: Promise<void> | undefined;
-        let seq = 1;
         let downAt = 0;
-        while (seq <= 200) {
-          if (seq === 60 && !stopped) {
-            downAt = Date.now();
-            stopped = down(server);
-          }
-          // Back after 2 s away, once a few calls have failed against the server that is gone.
-          if (!restarted && Date.now() - downAt >= 2000 && errors.filter((e) => e.unavailable).length >= 5)
-            restarted = stopped!.then(() => server.start());
-          try {
-            const v = await acceptBatch(sql, "n1", seq, batchFor(seq));
-            // "duplicate" when a commit went through but its answer was lost with the connection.
-            expect(["accepted", "duplicate"]).toContain(v);
-            seq++;
-          } catch (err) {
-            if (!(err instanceof StoreError)) throw err;
-            errors.push(err);
-            expect(errors.length).toBeLessThan(5_000);
-            await Bun.sleep(20);
-          }
-        }
+        let stored = 0;
+        await sendAll(hub, "n1", 200, {
+          between: async () => {
+            // Nothing acked is missing from the store (read while the server is there).
+            if (!stopped || restarted) {
+              const row = await sql
+                .get<{ last_seq: number }>("SELECT last_seq FROM nodes WHERE id = 'n1'")
+                .catch(() => undefined);
+              if (row) {
+                expect(hub.acked("n1")).toBeLessThanOrEqual(row.last_seq);
+                stored = row.last_seq;
+              }
+            }
+            if (stored >= 60 && !stopped) {
+              downAt = Date.now();
+              stopped = down(server);
+            }
+            // Back after 2 s away, once a few groups have failed against the server that is gone.
+            if (stopped && !restarted && Date.now() - downAt >= 2000 && hub.commits.failed >= 5)
+              restarted = stopped.then(() => server.start());
+            if (stopped && !restarted) await Bun.sleep(20);
+            expect(hub.commits.failed).toBeLessThan(5_000);
+          },
+        });
         expect(stopped).toBeDefined();
         expect(restarted).toBeDefined();
         await restarted;
-        if (process.env.SHOW_LOGS) console.error([...new Set(errors.map((e) => e.message))].join("\n"));
-        expect(errors.length).toBeGreaterThanOrEqual(5);
-        for (const e of errors) expect(e.message).toContain(sql.store);
-        expect(errors.filter((e) => e.unavailable).length).toBeGreaterThanOrEqual(5);
+        expect(hub.commits.failed).toBeGreaterThanOrEqual(5);
+        // Each failure is the store's, and names it.
+        for (const e of hub.commits.errors) {
+          expect(e).toBeInstanceOf(StoreError);
+          expect((e as StoreError).message).toContain(sql.store);
+        }
+        expect(hub.commits.errors.some((e) => (e as StoreError).unavailable)).toBe(true);
         await expectStoredOnce(sql, "n1", 200);
       } finally {
         await sql.close();

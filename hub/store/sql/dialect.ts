@@ -1,11 +1,6 @@
 // The few SQL spellings that differ between SQLite and PostgreSQL, in one place.
 import type { Dialect } from "./types.ts";
 
-/** The larger of two expressions: SQLite's scalar max(), PostgreSQL's GREATEST(). */
-export function greatest(dialect: Dialect, a: string, b: string): string {
-  return dialect === "postgres" ? `GREATEST(${a}, ${b})` : `max(${a}, ${b})`;
-}
-
 /** Row lock for a SELECT inside a transaction; SQLite's write transaction (BEGIN IMMEDIATE) already excludes others. */
 export function forUpdate(dialect: Dialect): string {
   return dialect === "postgres" ? " FOR UPDATE" : "";

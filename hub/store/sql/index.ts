@@ -1,7 +1,6 @@
 // The hub's async SQL layer: one interface, SQLite and PostgreSQL back ends, migrations, the ingest
 // transaction, and what replicas share: leases, the node-session directory and notifications.
-export { forUpdate, greatest, groupConcat, keyLock, textOrder } from "./dialect.ts";
-export { acceptBatch, type BatchRow, type BatchVerdict } from "./ingest-tx.ts";
+export { forUpdate, groupConcat, keyLock, textOrder } from "./dialect.ts";
 export { LeaseKeeper, type LeaseKeeperOptions } from "./lease-keeper.ts";
 export { type Acquired, type LeaseRow, Leases, holds } from "./leases.ts";
 export { migrate } from "./migrate.ts";
