@@ -95,6 +95,14 @@ test("webhooks: a receiver that fails the first 3 attempts gets the node-down no
 
   await agent.proc.kill("SIGKILL");
   await waitFor(() => hook.attempts.length >= 2, { timeoutMs: 30_000, what: "two failed attempts" });
+  // Both recorded in the hub's log (the receiver hears an attempt before the hub has its answer): a kill
+  // before that would lose an attempt from the log, though not from the receiver's count.
+  await waitFor(
+    async () =>
+      (await hub.api<{ deliveries: unknown[] }>(`/api/v1/webhooks/${made.body.id}/deliveries`)).body
+        .deliveries.length >= 2,
+    { what: "two failed attempts in the hub's log" },
+  );
   // Killed before the delivery succeeded: what is left to send is only in the hub's database.
   await hub.restart();
   expect(hook.attempts.filter((a) => a.status === 200)).toHaveLength(0);
