@@ -31,6 +31,7 @@ import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { RuleSets } from "./rule-sets/index.ts";
 import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
+import { oneAtATime } from "../shared/one-at-a-time.ts";
 import { afterCommit, afterTx } from "./store/after-tx.ts";
 import { StoreReadiness } from "./store/readiness.ts";
 
@@ -218,28 +219,17 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   // Own open and acknowledged alerts as last read (the federation summary reads them synchronously):
   // read again after each change and each evaluation; one read at a time, the last asked for always runs.
   const liveAlerts: Record<"open" | "acknowledged", Alert[]> = { open: [], acknowledged: [] };
-  let alertsRead: "idle" | "reading" | "again" = "idle";
-  const refreshLiveAlerts = (): void => {
-    if (alertsRead !== "idle") {
-      alertsRead = "again";
-      return;
-    }
-    alertsRead = "reading";
-    void Promise.all([
-      alerts.list({ state: "open", limit: 200 }),
-      alerts.list({ state: "acknowledged", limit: 200 }),
-    ])
-      .then(([open, acknowledged]) => {
-        liveAlerts.open = open;
-        liveAlerts.acknowledged = acknowledged;
-      })
-      .catch((err: unknown) => o.log.warn("open alerts could not be read", { error: (err as Error).message }))
-      .finally(() => {
-        const again = alertsRead === "again";
-        alertsRead = "idle";
-        if (again) refreshLiveAlerts();
-      });
-  };
+  const refreshLiveAlerts = oneAtATime(
+    async () => {
+      const [open, acknowledged] = await Promise.all([
+        alerts.list({ state: "open", limit: 200 }),
+        alerts.list({ state: "acknowledged", limit: 200 }),
+      ]);
+      liveAlerts.open = open;
+      liveAlerts.acknowledged = acknowledged;
+    },
+    (err) => o.log.warn("open alerts could not be read", { error: (err as Error).message }),
+  );
   const federation = new Federation({
     sql,
     hubId: o.hubId,

@@ -5,6 +5,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
+import { oneAtATime } from "../../shared/one-at-a-time.ts";
 import { afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
@@ -91,9 +92,8 @@ export class WebhookNotifier {
   #timer: TimerHandle | undefined;
   #running = false;
   #lastPrune = 0;
-  /** The round of `tick` running, if one is; a tick asked meanwhile runs after it, once. */
-  #ticking = false;
-  #tickAgain = false;
+  /** Asks for a round: one at a time, and one asked meanwhile runs after it, once. */
+  readonly #round: () => void;
 
   constructor(o: NotifierOptions) {
     this.#o = {
@@ -104,6 +104,10 @@ export class WebhookNotifier {
       timeoutMs: 10_000,
       ...o,
     };
+    this.#round = oneAtATime(
+      () => this.#tick(),
+      (err) => o.log.error("webhook round failed", { error: (err as Error).message }),
+    );
     this.#count = o.metrics.counter(
       "novacron_hub_webhook_deliveries_total",
       "Webhook POSTs made, by result (ok, failed)",
@@ -144,24 +148,11 @@ export class WebhookNotifier {
 
   /** Sends one group to every webhook with something due and nothing in flight. */
   tick(): void {
-    if (!this.#running) return;
-    if (this.#ticking) {
-      this.#tickAgain = true;
-      return;
-    }
-    this.#ticking = true;
-    void this.#tick()
-      .catch((err: unknown) => this.#o.log.error("webhook round failed", { error: (err as Error).message }))
-      .finally(() => {
-        this.#ticking = false;
-        if (this.#tickAgain) {
-          this.#tickAgain = false;
-          this.tick();
-        }
-      });
+    if (this.#running) this.#round();
   }
 
   async #tick(): Promise<void> {
+    if (!this.#running) return;
     const now = this.#o.clock.now();
     if (now - this.#lastPrune >= 3_600_000) {
       // A settled notification is kept a week (a queued one is never dropped: it is due or given up);
