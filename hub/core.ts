@@ -136,7 +136,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   };
   registry.joinTokens.ensureDefault(o.joinToken, Date.now());
   let gateway: Gateway | undefined;
-  const workloads = new WorkloadStore(db, now);
+  const workloads = new WorkloadStore(sql, now);
   const events = new EventStore(sql);
   const cache = new CacheDistributor(
     sql,
@@ -170,17 +170,17 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     store: workloads,
     log: o.log.child("workloads"),
     sendAllocs: (node, body) => gateway?.sendTo(node, "allocs", body) ?? false,
-    fleet: () => fleetState(registry, ingest, workloads),
+    fleet: (active) => fleetState(registry, ingest, active),
     now,
     onDecision: recordDecision,
     ...(o.tickMs ? { tickMs: o.tickMs } : {}),
   });
   const failover = new Failover({
-    db,
+    sql,
     registry,
     workloads,
     controller,
-    fleet: () => fleetState(registry, ingest, workloads),
+    fleet: (active) => fleetState(registry, ingest, active),
     clock,
     log: o.log.child("failover"),
     metrics,
@@ -214,6 +214,10 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       : {}),
   });
   failover.start();
+  // Synchronous readers (federation's summary and tree) see the workloads as read at most a second ago
+  // (sooner after this hub's own changes): another hub on the same store changes them too.
+  controller.refreshView();
+  const viewTimer = setInterval(controller.refreshView, 1000);
   // The app answers queries a parent forwards; it is built below, after everything it serves.
   let api: { fetch: (req: Request) => Response | Promise<Response> } | undefined;
   // Own open and acknowledged alerts as last read (the federation summary reads them synchronously):
@@ -237,7 +241,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     registry,
     gateway: () => gateway,
     workloads,
-    fleet: () => fleetState(registry, ingest, workloads),
+    // Federation reads synchronously: the allocations as last read (workloads.view).
+    fleet: () => fleetState(registry, ingest, workloads.view.active),
     failover,
     metrics,
     log: o.log.child("federation"),
@@ -311,8 +316,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     acks: (node, upto) => gateway?.sendTo(node, "ack", { upto }),
     // On SQLite the synchronous stores below write on the same connection, inside the group's transaction.
     apply: async (tx, node, msg) => {
-      if (msg.t === "alloc_status") controller.onAllocStatus(node, msg.b);
-      else if (msg.t === "task_result") controller.onTaskResult(node, msg.b);
+      if (msg.t === "alloc_status") await controller.onAllocStatus(tx, node, msg.b);
+      else if (msg.t === "task_result") await controller.onTaskResult(tx, node, msg.b);
       else if (msg.t === "cache_write") await caches.onWrite(tx, node, msg.b);
       else if (msg.t === "event") {
         await events.onEvent(tx, node, msg.b);
@@ -321,9 +326,15 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
         if (msg.b.kind === "cache_hot_keys") await caches.onHotKeys(tx, node, msg.b.fields ?? {}, msg.b.at);
         // A request that waited offline for long is history, not a wish.
         if (msg.b.kind === "migration_request" && clock.now() - msg.b.at < 300_000)
-          afterCommit(() => failover.onMigrationRequest(node, msg.b.message));
+          afterCommit(() => {
+            void failover
+              .onMigrationRequest(node, msg.b.message)
+              .catch((err: unknown) =>
+                o.log.error("a node's migration request failed", { node, error: (err as Error).message }),
+              );
+          });
         if (msg.b.kind === "fenced" && typeof msg.b.fields?.alloc === "string")
-          failover.onFenced(node, msg.b.fields.alloc, msg.b.at, msg.b.message);
+          await failover.onFenced(tx, node, msg.b.fields.alloc, msg.b.at, msg.b.message);
       } else if (msg.t === "decision_validation") {
         const v = await events.onDecision(tx, node, msg.b, checkDecision);
         if (v.id !== undefined) {
@@ -359,7 +370,11 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     onSubtree: (node, msg) => federation.onSubtree(node, msg),
     onSession: (node, hello) => {
       federation.onSession(node, hello);
-      controller.onSession(node, hello.alloc_generation);
+      void controller
+        .onSession(node, hello.alloc_generation)
+        .catch((err: unknown) =>
+          o.log.error("a node's desired set could not be sent", { node, error: (err as Error).message }),
+        );
       const record = registry.get(node);
       if (record)
         void cache.onSession(record).catch((err: unknown) =>
@@ -438,7 +453,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     clock,
     log: o.log.child("alerts"),
     ...(o.alerting?.intervalMs ? { intervalMs: o.alerting.intervalMs } : {}),
-    facts: () => {
+    facts: async (via) => {
       const latest = ingest.latest();
       const nodes: NodeFacts[] = registry.list().map((n) => {
         const l = failover.monitor.get(n.id);
@@ -453,9 +468,10 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
           series,
         };
       });
-      return { nodes, workloads: workloads.list().map((w) => ({ name: w.name, rollout: w.rollout })) };
+      const list = await workloads.list(via);
+      return { nodes, workloads: list.map((w) => ({ name: w.name, rollout: w.rollout })) };
     },
-    failoverAfter: (after) => failover.store.after(after),
+    failoverAfter: (after, via) => failover.store.after(after, 1000, via),
     failoverLast: () => failover.store.lastId(),
   });
   failover.store.subscribe((e) => {
@@ -514,7 +530,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     events,
     cache,
     caches,
-    fleet: () => fleetState(registry, ingest, workloads),
+    fleet: async () => fleetState(registry, ingest, await workloads.activeAllocs()),
     ruleSets,
     alerts,
     webhooks,
@@ -566,17 +582,15 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
             reason: l.reason,
           };
       },
-      *allocs() {
-        for (const a of workloads.activeAllocs())
-          yield {
-            id: a.id,
-            workload: a.workload,
-            node: a.node,
-            status: a.status,
-            healthy: a.healthy,
-            updated: a.updated,
-          };
-      },
+      allocs: async () =>
+        (await workloads.activeAllocs()).map((a) => ({
+          id: a.id,
+          workload: a.workload,
+          node: a.node,
+          status: a.status,
+          healthy: a.healthy,
+          updated: a.updated,
+        })),
       failoverEvents: (limit) => failover.events({ limit }) as never,
       // The alert lifecycle, newest first: an alert is sent again when its state or times change.
       alerts: (limit) => alerts.list({ state: "all", limit }) as never,
@@ -619,6 +633,8 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
      */
     async settled(): Promise<void> {
       await ingest.flush();
+      await controller.settled();
+      await failover.settled();
       await decisions;
     },
     /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */
@@ -630,6 +646,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       notifier.stop();
       readiness.stop();
       controller.stop();
+      clearInterval(viewTimer);
       gateway?.drainBulk();
       void ingest.flush();
       registry.flushSeen();

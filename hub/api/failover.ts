@@ -33,12 +33,12 @@ export function failoverApi(failover: Failover): Hono {
   app.get(
     "/events",
     describeRoute({ summary: "the failover log, newest first", query: EventsQuery }),
-    (c) => {
+    async (c) => {
       const node = c.req.query("node");
       const workload = c.req.query("workload");
       const limit = Number(c.req.query("limit") ?? 200);
       return c.json({
-        events: failover.events({
+        events: await failover.events({
           ...(node ? { node } : {}),
           ...(workload ? { workload } : {}),
           limit: Number.isFinite(limit) ? limit : 200,
@@ -57,8 +57,8 @@ export function failoverApi(failover: Failover): Hono {
     return c.json({ nodes: nodes.sort((a, b) => a.id.localeCompare(b.id)) });
   });
   // Drains in progress or done, with the moves in flight.
-  app.get("/drains", describeRoute({ summary: "drains and the moves in flight" }), (c) =>
-    c.json({ drains: failover.drains.drains(), moves: failover.drains.moves() }),
+  app.get("/drains", describeRoute({ summary: "drains and the moves in flight" }), async (c) =>
+    c.json({ drains: await failover.drains.drains(), moves: await failover.drains.moves() }),
   );
   return app;
 }
@@ -81,20 +81,20 @@ export function drainApi(failover: Failover): Hono {
       // An empty body takes the defaults.
       const empty = (c.req.header("content-length") ?? "0") === "0" && !c.req.header("content-type");
       const body = empty ? {} : await jsonBody(c);
-      return c.json(startDrain(failover, c.req.param("id"), body), 202);
+      return c.json(await startDrain(failover, c.req.param("id"), body), 202);
     },
   );
-  app.post("/:id/undrain", describeRoute({ summary: "stop draining a node" }), (c) => {
+  app.post("/:id/undrain", describeRoute({ summary: "stop draining a node" }), async (c) => {
     const id = c.req.param("id");
-    if (!failover.undrain(id)) throw new NotFoundError(`no node ${id}`);
+    if (!(await failover.undrain(id))) throw new NotFoundError(`no node ${id}`);
     return c.json({ node: id, draining: false });
   });
   return app;
 }
 
-function startDrain(failover: Failover, id: string, body: unknown) {
+async function startDrain(failover: Failover, id: string, body: unknown) {
   const b = parseWith(DrainBody, body);
-  const d = failover.drain(id, b.deadline_ms ?? 3_600_000, b.max_parallel ?? 1);
+  const d = await failover.drain(id, b.deadline_ms ?? 3_600_000, b.max_parallel ?? 1);
   if (!d) throw new NotFoundError(`no node ${id}`);
   return { drain: d };
 }
@@ -113,10 +113,10 @@ export function moveApi(failover: Failover): Hono {
     async (c) => {
       const empty = (c.req.header("content-length") ?? "0") === "0" && !c.req.header("content-type");
       const body = parseWith(MoveBody, empty ? {} : await jsonBody(c));
-      const alloc = failover.allocOf(c.req.param("name"), c.req.param("id"));
+      const alloc = await failover.allocOf(c.req.param("name"), c.req.param("id"));
       if (!alloc)
         throw new NotFoundError(`workload ${c.req.param("name")} has no allocation ${c.req.param("id")}`);
-      const r = failover.move(alloc, "moved by an operator", body.to);
+      const r = await failover.move(alloc, "moved by an operator", body.to);
       if ("error" in r) throw new RequestError(r.error, body.to !== undefined ? "to" : "alloc");
       return c.json({ alloc, twin: r.twin, node: r.node }, 202);
     },

@@ -48,7 +48,8 @@ export interface ApiDeps {
   cache: CacheDistributor;
   /** Named caches: figures, holders and declarations. */
   caches?: CacheReplicator;
-  fleet: () => FleetState;
+  /** The fleet as placement sees it now (allocations read from the store). */
+  fleet: () => Promise<FleetState>;
   controller: WorkloadController;
   /** The hub's public key (base64url) that agents pin. */
   hubKey: string;
@@ -222,7 +223,10 @@ export function createApi(deps: ApiDeps): Hono {
   );
   app.route(
     "/api/v1/placement",
-    placementApi({ fleet: deps.fleet, workloads: () => deps.workloads.list().map((w) => w.name) }),
+    placementApi({
+      fleet: deps.fleet,
+      workloads: async () => (await deps.workloads.list()).map((w) => w.name),
+    }),
   );
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404),

@@ -145,10 +145,10 @@ export function nodesApi(deps: {
       ...sampleAccounts(registry, n),
     });
   });
-  app.get("/:id/allocs", describeRoute({ summary: "the allocations a node should run" }), (c) => {
+  app.get("/:id/allocs", describeRoute({ summary: "the allocations a node should run" }), async (c) => {
     const id = c.req.param("id");
     // A node pinned by a workload may not have joined yet: its allocations are listed all the same.
-    const allocs = workloads.allocsOnNode(id).filter((a) => a.desired === "run");
+    const allocs = (await workloads.allocsOnNode(id)).filter((a) => a.desired === "run");
     if (allocs.length === 0) node(id);
     return c.json({ allocs: allocs.map(allocView) });
   });

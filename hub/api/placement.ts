@@ -26,7 +26,10 @@ export function placementContext(fleet: FleetIndex, workloads: Iterable<string>)
 }
 
 /** Routes for placement. */
-export function placementApi(deps: { fleet: () => FleetState; workloads: () => Iterable<string> }): Hono {
+export function placementApi(deps: {
+  fleet: () => Promise<FleetState>;
+  workloads: () => Promise<Iterable<string>>;
+}): Hono {
   const app = new Hono();
   app.post(
     "/plan",
@@ -36,8 +39,8 @@ export function placementApi(deps: { fleet: () => FleetState; workloads: () => I
     }),
     async (c) => {
       const body = await jsonBody(c);
-      const fleet = indexFleet(deps.fleet());
-      const ctx = placementContext(fleet, deps.workloads());
+      const fleet = indexFleet(await deps.fleet());
+      const ctx = placementContext(fleet, await deps.workloads());
       // Many workloads at once (a deployment, a re-placement): placed together, not one by one greedily.
       if (body !== null && typeof body === "object" && "requests" in body) {
         const list = (body as { requests: unknown }).requests;

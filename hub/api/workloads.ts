@@ -56,11 +56,7 @@ function workloadView(w: WorkloadRecord, allocs: AllocRecord[]) {
 }
 
 /** Checks the placement block against the fleet (known targets, nodes, workloads); throws a field-naming RequestError. */
-export function checkPlacement(
-  spec: WorkloadSpec,
-  fleet: () => FleetState,
-  workloads: Iterable<string>,
-): void {
+export function checkPlacement(spec: WorkloadSpec, fleet: FleetState, workloads: Iterable<string>): void {
   validatePlacementRequest(
     {
       name: spec.name,
@@ -69,7 +65,7 @@ export function checkPlacement(
       nodes: spec.nodes,
       placement: spec.placement,
     },
-    placementContext(indexFleet(fleet()), workloads),
+    placementContext(indexFleet(fleet), workloads),
   );
 }
 
@@ -85,21 +81,31 @@ export function workloadsApi(deps: {
   store: WorkloadStore;
   controller: WorkloadController;
   gateway: Gateway;
-  fleet: () => FleetState;
+  fleet: () => Promise<FleetState>;
   /** The agents' frame limit, which each node's desired set must fit. */
   frame: { maxFrameBytes: number; hubId: string };
 }): Hono {
   const { store, controller, gateway, fleet } = deps;
-  const fits = (spec: WorkloadSpec) =>
-    checkDesiredSetSize(spec, { ...deps.frame, existingOn: (node) => store.desiredOn(node) });
-  const names = () => store.list().map((w) => w.name);
+  // A spec checked against what its pinned nodes already run and against the fleet now.
+  const check = async (spec: WorkloadSpec): Promise<void> => {
+    const existing = new Map<string, Awaited<ReturnType<WorkloadStore["desiredOn"]>>>();
+    for (const node of new Set(spec.nodes ?? [])) existing.set(node, await store.desiredOn(node));
+    checkDesiredSetSize(spec, { ...deps.frame, existingOn: (node) => existing.get(node) ?? [] });
+    const names = (await store.list()).map((w) => w.name);
+    checkPlacement(spec, await fleet(), names);
+  };
   const app = new Hono();
-  const view = (name: string) => ({
-    ...workloadView(store.get(name)!, store.allocsOf(name)),
-    placement_explanation: store.placement(name),
-  });
-  const existing = (name: string): string => {
-    if (!store.get(name)) throw new NotFoundError(`no workload ${name}`);
+  const view = async (name: string) => {
+    const [w, allocs, placement] = await Promise.all([
+      store.get(name),
+      store.allocsOf(name),
+      store.placement(name),
+    ]);
+    if (!w) throw new NotFoundError(`no workload ${name}`);
+    return { ...workloadView(w, allocs), placement_explanation: placement };
+  };
+  const existing = async (name: string): Promise<string> => {
+    if (!(await store.get(name))) throw new NotFoundError(`no workload ${name}`);
     return name;
   };
 
@@ -108,21 +114,20 @@ export function workloadsApi(deps: {
     describeRoute({ summary: "create a workload", body: WorkloadSpec, status: 201, errors: [409] }),
     async (c) => {
       const spec = await specFrom(c);
-      fits(spec);
-      checkPlacement(spec, fleet, names());
-      controller.create(spec);
-      return c.json(view(spec.name), 201);
+      await check(spec);
+      await controller.create(spec);
+      return c.json(await view(spec.name), 201);
     },
   );
-  app.get("/", describeRoute({ summary: "list workloads with their allocations" }), (c) =>
-    c.json({ workloads: store.list().map((w) => workloadView(w, store.allocsOf(w.name))) }),
-  );
+  app.get("/", describeRoute({ summary: "list workloads with their allocations" }), async (c) => {
+    const [workloads, active] = await Promise.all([store.list(), store.activeAllocs()]);
+    const by = Map.groupBy(active, (a) => a.workload);
+    return c.json({ workloads: workloads.map((w) => workloadView(w, by.get(w.name) ?? [])) });
+  });
   app.get(
     "/:name",
     describeRoute({ summary: "one workload: spec, version, rollout, allocations, placement" }),
-    (c) => {
-      return c.json(view(existing(c.req.param("name"))));
-    },
+    async (c) => c.json(await view(c.req.param("name"))),
   );
   app.put(
     "/:name",
@@ -131,23 +136,22 @@ export function workloadsApi(deps: {
       body: WorkloadSpec,
     }),
     async (c) => {
-      const name = existing(c.req.param("name"));
+      const name = await existing(c.req.param("name"));
       const spec = await specFrom(c);
-      fits(spec);
-      checkPlacement(spec, fleet, names());
-      controller.update(name, spec);
-      return c.json(view(name));
+      await check(spec);
+      await controller.update(name, spec);
+      return c.json(await view(name));
     },
   );
-  app.delete("/:name", describeRoute({ summary: "delete a workload (its copies stop)" }), (c) => {
-    const name = existing(c.req.param("name"));
-    controller.remove(name);
+  app.delete("/:name", describeRoute({ summary: "delete a workload (its copies stop)" }), async (c) => {
+    const name = await existing(c.req.param("name"));
+    await controller.remove(name);
     return c.json({ deleted: name });
   });
-  app.post("/:name/promote", describeRoute({ summary: "promote a canary rollout" }), (c) => {
-    const name = existing(c.req.param("name"));
-    controller.promote(name);
-    return c.json(view(name));
+  app.post("/:name/promote", describeRoute({ summary: "promote a canary rollout" }), async (c) => {
+    const name = await existing(c.req.param("name"));
+    await controller.promote(name);
+    return c.json(await view(name));
   });
   app.get(
     "/:name/allocs/:id/logs",
@@ -157,7 +161,7 @@ export function workloadsApi(deps: {
       errors: [503],
     }),
     async (c) => {
-      const alloc = store.alloc(c.req.param("id"));
+      const alloc = await store.alloc(c.req.param("id"));
       if (!alloc || alloc.workload !== c.req.param("name")) {
         throw new NotFoundError(`no allocation ${c.req.param("id")} of ${c.req.param("name")}`);
       }
@@ -177,10 +181,10 @@ export function workloadsApi(deps: {
   app.post(
     "/:name/rollback",
     describeRoute({ summary: "roll a workload back to its previous spec" }),
-    (c) => {
-      const name = existing(c.req.param("name"));
-      controller.rollback(name);
-      return c.json(view(name));
+    async (c) => {
+      const name = await existing(c.req.param("name"));
+      await controller.rollback(name);
+      return c.json(await view(name));
     },
   );
   return app;

@@ -21,12 +21,12 @@ export interface AlerterOptions {
   log: Logger;
   /** How often the rules are evaluated besides right after a node transition (default 5 s). */
   intervalMs?: number;
-  /** The fleet now (nodes, workloads); failover entries come from `failoverAfter`. */
-  facts: () => Omit<AlertFacts, "failover" | "now">;
-  /** Failover log entries after id `after`, oldest first (a bounded number of them). */
-  failoverAfter: (after: number) => FailoverFact[];
+  /** The fleet now (nodes, workloads read through `via`); failover entries come from `failoverAfter`. */
+  facts: (via: HubSql) => Promise<Omit<AlertFacts, "failover" | "now">>;
+  /** Failover log entries after id `after`, oldest first (a bounded number of them), read through `via`. */
+  failoverAfter: (after: number, via: HubSql) => Promise<FailoverFact[]>;
   /** The failover log's newest id. */
-  failoverLast: () => number;
+  failoverLast: () => Promise<number>;
   /** Told after each evaluation has committed. */
   onEvaluated?: () => void;
 }
@@ -47,9 +47,14 @@ export class Alerter {
   constructor(o: AlerterOptions) {
     this.#o = o;
     // A fresh database starts reading the failover log where it stands (old failovers are history).
-    const last = o.failoverLast();
-    this.#ready = o.store.sql
-      .run("INSERT INTO alert_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", [CURSOR, last])
+    this.#ready = o
+      .failoverLast()
+      .then((last) =>
+        o.store.sql.run("INSERT INTO alert_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", [
+          CURSOR,
+          last,
+        ]),
+      )
       .then(
         () => {},
         // A hub closed at once, or a store away: the first evaluation starts from the log's start.
@@ -109,9 +114,9 @@ export class Alerter {
     const d = await store.sql.tx(async (tx) => {
       memory = structuredClone(this.#memory);
       const cursor = (await store.meta(tx, CURSOR)) ?? 0;
-      const entries = o.failoverAfter(cursor);
+      const entries = await o.failoverAfter(cursor, tx);
       const last = entries.at(-1)?.id ?? cursor;
-      const facts: AlertFacts = { ...o.facts(), now: o.clock.now(), failover: entries };
+      const facts: AlertFacts = { ...(await o.facts(tx)), now: o.clock.now(), failover: entries };
       const rules = effectiveRules(await store.rules(tx));
       const d = evaluateAlerts(rules, facts, await store.live(tx), memory);
       for (const a of d.open) {

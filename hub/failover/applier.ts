@@ -21,14 +21,17 @@ export interface ApplierDeps {
 }
 
 /** The thin applier: writes what the reconciler decided, records why, and syncs the nodes touched. */
-export function applyDecisions(
+export async function applyDecisions(
   d: Decisions,
   marks: ReadonlyMap<string, LostMark>,
   now: number,
   o: ApplierDeps,
-): void {
-  const event = (kind: string, x: { alloc?: string; workload: string; node?: string; reason: string }) => {
-    o.store.record({
+): Promise<void> {
+  const event = async (
+    kind: string,
+    x: { alloc?: string; workload: string; node?: string; reason: string },
+  ) => {
+    await o.store.record({
       at: now,
       kind,
       node: x.node ?? null,
@@ -53,39 +56,43 @@ export function applyDecisions(
     });
   };
   for (const m of d.mark_lost) {
-    const a = o.workloads.alloc(m.alloc);
-    if (!a) continue;
     const message = `lost: ${m.reason}`;
-    o.workloads.db.transaction(() => {
-      o.store.mark({ alloc: m.alloc, at: now, prev_status: a.status, message });
-      o.workloads.markLost(m.alloc, message);
-    })();
-    event("mark_lost", m);
+    // The mark and the status together, and the entry that says why.
+    const marked = await o.workloads.sql.tx(async (tx) => {
+      const a = await o.workloads.alloc(m.alloc, tx);
+      if (!a) return false;
+      await o.store.mark({ alloc: m.alloc, at: now, prev_status: a.status, message }, tx);
+      await o.workloads.markLost(tx, m.alloc, message);
+      return true;
+    });
+    if (marked) await event("mark_lost", m);
   }
   for (const k of d.keep) {
     const m = marks.get(k.alloc);
-    if (m) o.workloads.restoreStatus(k.alloc, m.prev_status, m.message);
-    o.store.unmark(k.alloc);
-    event("keep", k);
+    await o.workloads.sql.tx(async (tx) => {
+      if (m) await o.workloads.restoreStatus(tx, k.alloc, m.prev_status, m.message);
+      await o.store.unmark(k.alloc, tx);
+    });
+    await event("keep", k);
   }
   const stops = d.stop.map((s) => s.alloc);
   const restarts = d.restart.map((r) => ({ workload: r.workload, node: r.node }));
   if (stops.length > 0 || restarts.length > 0)
-    o.controller.applyFailover([...stops, ...d.restart.map((r) => r.alloc)], restarts);
+    await o.controller.applyFailover([...stops, ...d.restart.map((r) => r.alloc)], restarts);
   for (const s of d.stop) {
-    o.store.unmark(s.alloc);
-    event("stop", s);
+    await o.store.unmark(s.alloc);
+    await event("stop", s);
   }
   for (const r of d.restart) {
-    o.store.unmark(r.alloc);
-    event("restart", r);
+    await o.store.unmark(r.alloc);
+    await event("restart", r);
   }
   for (const p of d.place) {
-    const placed = o.controller.placeReplacements(p.workload, p.count);
+    const placed = (await o.controller.placeReplacements(p.workload, p.count)).map((x) => x.node);
     if (placed.length === 0 && o.waiting.get(p.workload) === p.reason) continue;
     if (placed.length === 0) o.waiting.set(p.workload, p.reason);
     else o.waiting.delete(p.workload);
-    event("place", {
+    await event("place", {
       workload: p.workload,
       reason: placed.length
         ? `${p.reason}: placed on ${placed.join(", ")}`

@@ -1,6 +1,7 @@
 // Operator drain, make-before-break: each copy on a draining node gets a healthy twin elsewhere before it stops.
-import type { Database } from "bun:sqlite";
 import type { AllocStatusName, WorkloadSpec } from "../../shared/workload/index.ts";
+import { textOrder } from "../store/sql/dialect.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** A node being drained, as stored (and listed by `GET /api/v1/failover/drains`). */
 export interface DrainRecord {
@@ -23,68 +24,58 @@ export interface DrainMove {
   started: number;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS failover_drains (
-  node TEXT PRIMARY KEY,
-  started INTEGER NOT NULL,
-  deadline INTEGER NOT NULL,
-  max_parallel INTEGER NOT NULL,
-  done INTEGER
-);
-CREATE TABLE IF NOT EXISTS failover_moves (
-  old TEXT PRIMARY KEY,
-  new TEXT NOT NULL,
-  node TEXT NOT NULL,
-  workload TEXT NOT NULL,
-  started INTEGER NOT NULL
-);
-`;
-
-/** Drains and the moves in flight, kept in the hub database so that a restarted hub finishes them. */
+/** Drains and the moves in flight, kept in the hub database (made by the migrations) so that a restarted hub finishes them. */
 export class DrainStore {
-  readonly #db: Database;
+  readonly #sql: HubSql;
 
-  constructor(db: Database) {
-    this.#db = db;
-    db.run(SCHEMA);
+  constructor(sql: HubSql) {
+    this.#sql = sql;
   }
 
-  start(d: Omit<DrainRecord, "done">): void {
-    this.#db
-      .query(
-        "INSERT OR REPLACE INTO failover_drains (node, started, deadline, max_parallel, done) VALUES (?, ?, ?, ?, NULL)",
-      )
-      .run(d.node, d.started, d.deadline, d.max_parallel);
+  async start(d: Omit<DrainRecord, "done">, via: HubSql = this.#sql): Promise<void> {
+    await via.run(
+      `INSERT INTO failover_drains (node, started, deadline, max_parallel, done) VALUES (?, ?, ?, ?, NULL)
+       ON CONFLICT (node) DO UPDATE SET started = excluded.started, deadline = excluded.deadline,
+         max_parallel = excluded.max_parallel, done = NULL`,
+      [d.node, d.started, d.deadline, d.max_parallel],
+    );
   }
 
   /** Ends a drain (undrain); moves in flight are left to finish as ordinary copies. */
-  end(node: string): boolean {
-    this.#db.query("DELETE FROM failover_moves WHERE node = ?").run(node);
-    return this.#db.query("DELETE FROM failover_drains WHERE node = ?").run(node).changes > 0;
+  async end(node: string): Promise<boolean> {
+    return this.#sql.tx(async (tx) => {
+      await tx.run("DELETE FROM failover_moves WHERE node = ?", [node]);
+      return (await tx.run("DELETE FROM failover_drains WHERE node = ?", [node])).changes > 0;
+    });
   }
 
-  finish(node: string, at: number): void {
-    this.#db.query("UPDATE failover_drains SET done = ? WHERE node = ?").run(at, node);
+  async finish(node: string, at: number, via: HubSql = this.#sql): Promise<void> {
+    await via.run("UPDATE failover_drains SET done = ? WHERE node = ?", [at, node]);
   }
 
-  drains(): DrainRecord[] {
-    return this.#db.query("SELECT * FROM failover_drains ORDER BY node").all() as DrainRecord[];
+  async drains(via: HubSql = this.#sql): Promise<DrainRecord[]> {
+    return via.all<DrainRecord>(
+      `SELECT node, started, deadline, max_parallel, done FROM failover_drains ORDER BY ${textOrder(via.dialect, "node")}`,
+    );
   }
 
-  moves(): DrainMove[] {
-    return this.#db.query("SELECT * FROM failover_moves ORDER BY started").all() as DrainMove[];
+  async moves(via: HubSql = this.#sql): Promise<DrainMove[]> {
+    return via.all<DrainMove>(
+      `SELECT old, new, node, workload, started FROM failover_moves ORDER BY started, ${textOrder(via.dialect, "old")}`,
+    );
   }
 
-  addMove(m: DrainMove): void {
-    this.#db
-      .query(
-        "INSERT OR REPLACE INTO failover_moves (old, new, node, workload, started) VALUES (?, ?, ?, ?, ?)",
-      )
-      .run(m.old, m.new, m.node, m.workload, m.started);
+  async addMove(m: DrainMove, via: HubSql = this.#sql): Promise<void> {
+    await via.run(
+      `INSERT INTO failover_moves (old, new, node, workload, started) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (old) DO UPDATE SET new = excluded.new, node = excluded.node, workload = excluded.workload,
+         started = excluded.started`,
+      [m.old, m.new, m.node, m.workload, m.started],
+    );
   }
 
-  dropMove(old: string): void {
-    this.#db.query("DELETE FROM failover_moves WHERE old = ?").run(old);
+  async dropMove(old: string, via: HubSql = this.#sql): Promise<void> {
+    await via.run("DELETE FROM failover_moves WHERE old = ?", [old]);
   }
 }
 

@@ -1,6 +1,7 @@
 // What failover writes to the hub database: its event log and the allocations it marked lost.
-import type { Database, Statement } from "bun:sqlite";
 import type { AllocStatusName } from "../../shared/workload/index.ts";
+import { afterCommit } from "../store/after-tx.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** One entry of the failover log, as `GET /api/v1/failover/events` lists it. */
 export interface FailoverEvent {
@@ -25,78 +26,55 @@ export interface LostMark {
   message: string;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS failover_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  at INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  node TEXT,
-  workload TEXT,
-  alloc TEXT,
-  change TEXT,
-  reason TEXT NOT NULL,
-  evidence TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS failover_events_by_node ON failover_events (node, id);
-CREATE TABLE IF NOT EXISTS failover_lost (
-  alloc TEXT PRIMARY KEY,
-  at INTEGER NOT NULL,
-  prev_status TEXT NOT NULL,
-  message TEXT NOT NULL
-);
-`;
+type EventRow = Omit<FailoverEvent, "evidence"> & { evidence: string };
+const toEvent = (r: EventRow): FailoverEvent => ({ ...r, evidence: JSON.parse(r.evidence) });
 
-/** The failover tables; created on first use, kept across hub restarts. */
+/**
+ * The failover tables (made by the migrations), kept across hub restarts. Reads and writes go through
+ * `via`: a transaction's handle, or the store's own.
+ */
 export class FailoverStore {
-  readonly #db: Database;
-  readonly #insert: Statement;
-  readonly #marks: Statement;
+  readonly #sql: HubSql;
   readonly #listeners = new Set<(e: Omit<FailoverEvent, "id">) => void>();
 
-  constructor(db: Database) {
-    this.#db = db;
-    db.run(SCHEMA);
-    this.#insert = db.query(
+  constructor(sql: HubSql) {
+    this.#sql = sql;
+  }
+
+  /** Writes one entry; listeners hear it once it has committed. */
+  async record(e: Omit<FailoverEvent, "id">, via: HubSql = this.#sql): Promise<void> {
+    await via.run(
       "INSERT INTO failover_events (at, kind, node, workload, alloc, change, reason, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      [e.at, e.kind, e.node, e.workload, e.alloc, e.change, e.reason, JSON.stringify(e.evidence)],
     );
-    this.#marks = db.query("SELECT * FROM failover_lost");
+    afterCommit(() => {
+      for (const fn of this.#listeners) fn(e);
+    });
   }
 
-  record(e: Omit<FailoverEvent, "id">): void {
-    this.#insert.run(
-      e.at,
-      e.kind,
-      e.node,
-      e.workload,
-      e.alloc,
-      e.change,
-      e.reason,
-      JSON.stringify(e.evidence),
-    );
-    for (const fn of this.#listeners) fn(e);
-  }
-
-  /** Hears every entry as it is recorded (alerting evaluates on node transitions at once); returns the way to stop. */
+  /** Hears every entry once recorded (alerting evaluates on node transitions at once); returns the way to stop. */
   subscribe(fn: (e: Omit<FailoverEvent, "id">) => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
   }
 
   /** Entries after id `after`, oldest first (at most `limit`). */
-  after(after: number, limit = 1000): FailoverEvent[] {
-    const rows = this.#db
-      .query("SELECT * FROM failover_events WHERE id > ? ORDER BY id LIMIT ?")
-      .all(after, limit) as (Omit<FailoverEvent, "evidence"> & { evidence: string })[];
-    return rows.map((r) => ({ ...r, evidence: JSON.parse(r.evidence) }));
+  async after(after: number, limit = 1000, via: HubSql = this.#sql): Promise<FailoverEvent[]> {
+    const rows = await via.all<EventRow>("SELECT * FROM failover_events WHERE id > ? ORDER BY id LIMIT ?", [
+      after,
+      limit,
+    ]);
+    return rows.map(toEvent);
   }
 
   /** The newest entry's id (0 for an empty log). */
-  lastId(): number {
-    return (this.#db.query("SELECT max(id) AS m FROM failover_events").get() as { m: number | null }).m ?? 0;
+  async lastId(via: HubSql = this.#sql): Promise<number> {
+    const r = await via.get<{ m: number | null }>("SELECT max(id) AS m FROM failover_events");
+    return r?.m ?? 0;
   }
 
   /** Newest first; optionally for one node or one workload. */
-  events(opts: { node?: string; workload?: string; limit?: number } = {}): FailoverEvent[] {
+  async events(opts: { node?: string; workload?: string; limit?: number } = {}): Promise<FailoverEvent[]> {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (opts.node) {
@@ -108,25 +86,27 @@ export class FailoverStore {
       args.push(opts.workload);
     }
     args.push(Math.min(Math.max(opts.limit ?? 200, 1), 5000));
-    const rows = this.#db
-      .query(
-        `SELECT * FROM failover_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
-      )
-      .all(...args) as (Omit<FailoverEvent, "evidence"> & { evidence: string })[];
-    return rows.map((r) => ({ ...r, evidence: JSON.parse(r.evidence) }));
+    const rows = await this.#sql.all<EventRow>(
+      `SELECT * FROM failover_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
+      args,
+    );
+    return rows.map(toEvent);
   }
 
-  marks(): Map<string, LostMark> {
-    return new Map((this.#marks.all() as LostMark[]).map((m) => [m.alloc, m]));
+  async marks(via: HubSql = this.#sql): Promise<Map<string, LostMark>> {
+    const rows = await via.all<LostMark>("SELECT alloc, at, prev_status, message FROM failover_lost");
+    return new Map(rows.map((m) => [m.alloc, m]));
   }
 
-  mark(m: LostMark): void {
-    this.#db
-      .query("INSERT OR REPLACE INTO failover_lost (alloc, at, prev_status, message) VALUES (?, ?, ?, ?)")
-      .run(m.alloc, m.at, m.prev_status, m.message);
+  async mark(m: LostMark, via: HubSql = this.#sql): Promise<void> {
+    await via.run(
+      `INSERT INTO failover_lost (alloc, at, prev_status, message) VALUES (?, ?, ?, ?)
+       ON CONFLICT (alloc) DO UPDATE SET at = excluded.at, prev_status = excluded.prev_status, message = excluded.message`,
+      [m.alloc, m.at, m.prev_status, m.message],
+    );
   }
 
-  unmark(alloc: string): void {
-    this.#db.query("DELETE FROM failover_lost WHERE alloc = ?").run(alloc);
+  async unmark(alloc: string, via: HubSql = this.#sql): Promise<void> {
+    await via.run("DELETE FROM failover_lost WHERE alloc = ?", [alloc]);
   }
 }

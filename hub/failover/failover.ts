@@ -19,13 +19,16 @@ import {
 import { type Decisions, type ReconcileNode, type ReconcileWorkload, reconcile } from "./reconcile.ts";
 import { askWitnesses, chooseWitnesses, type WitnessCandidate } from "./witnesses.ts";
 import { afterTx } from "../store/after-tx.ts";
+import type { HubSql } from "../store/sql/index.ts";
+import { oneAtATime } from "../../shared/one-at-a-time.ts";
 
 export interface FailoverOptions {
-  db: import("bun:sqlite").Database;
+  sql: HubSql;
   registry: Registry;
   workloads: WorkloadStore;
   controller: WorkloadController;
-  fleet: () => FleetState;
+  /** The fleet as placement sees it, with `active` the allocations wanted running. */
+  fleet: (active: readonly AllocRecord[]) => FleetState;
   clock: Clock;
   log: Logger;
   metrics: MetricsRegistry;
@@ -60,7 +63,10 @@ const API_STATUS: Record<NodeHealth, NodeStatus> = {
   lost: "down",
 };
 
-/** The hub's failover: owns node liveness, and moves or reconciles workloads by their disconnect policy. */
+/**
+ * The hub's failover: owns node liveness, and moves or reconciles workloads by their disconnect policy.
+ * Passes, drains and moves run one at a time, in the order asked.
+ */
 export class Failover {
   readonly monitor: HeartbeatMonitor;
   readonly store: FailoverStore;
@@ -69,10 +75,18 @@ export class Failover {
   readonly #transitions: (by?: number, labels?: Record<string, string>) => void;
   readonly #actions: (by?: number, labels?: Record<string, string>) => void;
   #timer: TimerHandle | undefined;
-  #passQueued = false;
   #stopped = false;
-  /** Workloads with a lost mark, after the last pass (the controller's pending pass leaves them alone). */
-  #held = new Set<string>();
+  /**
+   * Workloads with a lost mark or a move in flight, after the last pass (the controller's pending pass
+   * leaves them alone); until first read from the store, every workload is held.
+   */
+  #held: Set<string> | undefined;
+  /** Passes, drains and moves, run one after another. */
+  #queue: Promise<unknown> = Promise.resolve();
+  /** Entries of the log written from synchronous code (transitions, witnesses), in order. */
+  #writes: Promise<void> = Promise.resolve();
+  /** Asks for a pass soon: one runs at a time, and one asked meanwhile runs once after it. */
+  readonly #passSoon: () => void;
   /** The last "nothing fits" per workload, so a replacement that waits for a node is recorded once. */
   readonly #waiting = new Map<string, string>();
   /** When witnesses were last asked about each node out of contact (a round in flight counts). */
@@ -83,17 +97,23 @@ export class Failover {
 
   constructor(o: FailoverOptions) {
     this.#o = o;
-    this.store = new FailoverStore(o.db);
+    this.store = new FailoverStore(o.sql);
+    this.#passSoon = oneAtATime(
+      async () => {
+        await this.pass();
+      },
+      (err) => o.log.error("failover pass failed", { error: (err as Error).message }),
+    );
     this.mover = new Mover({
-      db: o.db,
+      sql: o.sql,
       registry: o.registry,
       workloads: o.workloads,
       controller: o.controller,
       clock: o.clock,
       isReady: (node) => this.monitor.get(node)?.health === "ready" && !o.registry.get(node)?.draining,
       record: (kind, x) => this.#record(kind, x),
-      hold: (w) => this.#held.add(w),
-      kick: () => this.pass(),
+      hold: (w) => this.#held?.add(w),
+      kick: () => this.#passSoon(),
     });
     this.#transitions = o.metrics.counter(
       "novacron_hub_node_transitions_total",
@@ -118,14 +138,43 @@ export class Failover {
       const l = this.monitor.get(id);
       return l ? API_STATUS[l.health] : undefined;
     };
-    this.#held = new Set([...this.#markedWorkloads(), ...this.mover.store.moves().map((m) => m.workload)]);
-    o.controller.heldByFailover = (w) => this.#held.has(w);
+    o.controller.heldByFailover = (w) => this.#held?.has(w) ?? true;
+    void this.#serial(async () => {
+      this.#held = await this.#heldNow();
+    }).catch((err: unknown) =>
+      o.log.error("failover's held workloads could not be read", { error: (err as Error).message }),
+    );
   }
 
   start(): void {
     this.#stopped = false;
     this.monitor.start();
-    this.#timer ??= this.#o.clock.setInterval(() => this.pass(), this.#o.passMs ?? 500);
+    this.#timer ??= this.#o.clock.setInterval(() => this.#passSoon(), this.#o.passMs ?? 500);
+  }
+
+  /** Resolves once the passes, drains, moves and log entries asked for so far have ended. */
+  async settled(): Promise<void> {
+    await this.#queue.catch(() => {});
+    await this.#writes;
+  }
+
+  // Runs `fn` after everything asked before it has ended.
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  // Writes an entry of the log from synchronous code, after the ones before it.
+  #write(e: Omit<FailoverEvent, "id">): void {
+    this.#writes = this.#writes
+      .then(() => this.store.record(e))
+      .catch((err: unknown) =>
+        this.#o.log.error("a failover log entry was not written", {
+          kind: e.kind,
+          error: (err as Error).message,
+        }),
+      );
   }
 
   stop(): void {
@@ -136,28 +185,32 @@ export class Failover {
   }
 
   /** Drains a node (see Mover.drain). */
-  drain(node: string, deadlineMs: number, maxParallel: number): DrainRecord | undefined {
-    return this.mover.drain(node, deadlineMs, maxParallel);
+  drain(node: string, deadlineMs: number, maxParallel: number): Promise<DrainRecord | undefined> {
+    return this.#serial(() => this.mover.drain(node, deadlineMs, maxParallel));
   }
 
   /** Moves one copy make-before-break (see Mover.move). */
-  move(alloc: string, reason: string, to?: string): { twin: string; node: string } | { error: string } {
-    return this.mover.move(alloc, reason, to);
+  move(
+    alloc: string,
+    reason: string,
+    to?: string,
+  ): Promise<{ twin: string; node: string } | { error: string }> {
+    return this.#serial(() => this.mover.move(alloc, reason, to));
   }
 
   /** The allocation `id` of workload `name`, wanted running; undefined otherwise. */
-  allocOf(name: string, id: string): string | undefined {
+  allocOf(name: string, id: string): Promise<string | undefined> {
     return this.mover.allocOf(name, id);
   }
 
   /** A node's rule asked to move its work away (`request_migration`). */
-  onMigrationRequest(node: string, reason: string): void {
-    this.mover.onMigrationRequest(node, reason);
+  onMigrationRequest(node: string, reason: string): Promise<void> {
+    return this.#serial(() => this.mover.onMigrationRequest(node, reason));
   }
 
   /** Ends a drain. */
-  undrain(node: string): boolean {
-    return this.mover.undrain(node);
+  undrain(node: string): Promise<boolean> {
+    return this.#serial(() => this.mover.undrain(node));
   }
 
   /** Drains in progress or done, and the moves in flight. */
@@ -165,8 +218,11 @@ export class Failover {
     return this.mover.store;
   }
 
-  #record(kind: string, x: { node?: string; workload?: string; alloc?: string; reason: string }): void {
-    this.store.record({
+  async #record(
+    kind: string,
+    x: { node?: string; workload?: string; alloc?: string; reason: string },
+  ): Promise<void> {
+    await this.store.record({
       at: this.#o.clock.now(),
       kind,
       node: x.node ?? null,
@@ -180,7 +236,7 @@ export class Failover {
   }
 
   /** The failover log, newest first. */
-  events(opts: { node?: string; workload?: string; limit?: number } = {}): FailoverEvent[] {
+  events(opts: { node?: string; workload?: string; limit?: number } = {}): Promise<FailoverEvent[]> {
     return this.store.events(opts);
   }
 
@@ -189,28 +245,32 @@ export class Failover {
    * have been marked lost (the node came back before `lost_after`): it is marked now, so the next pass
    * settles it by the policy (a fresh copy there, or none when a replacement runs).
    */
-  onFenced(node: string, alloc: string, at: number, message: string): void {
-    const a = this.#o.workloads.alloc(alloc);
+  async onFenced(tx: HubSql, node: string, alloc: string, at: number, message: string): Promise<void> {
+    const a = await this.#o.workloads.alloc(alloc, tx);
     if (!a || a.node !== node || a.desired !== "run") return;
-    if (!this.store.marks().has(alloc)) this.store.mark({ alloc, at, prev_status: "complete", message });
-    this.store.record({
-      at: this.#o.clock.now(),
-      kind: "fenced",
-      node,
-      workload: a.workload,
-      alloc,
-      change: null,
-      reason: message,
-      evidence: [],
-    });
-    this.#held.add(a.workload);
+    if (!(await this.store.marks(tx)).has(alloc))
+      await this.store.mark({ alloc, at, prev_status: "complete", message }, tx);
+    await this.store.record(
+      {
+        at: this.#o.clock.now(),
+        kind: "fenced",
+        node,
+        workload: a.workload,
+        alloc,
+        change: null,
+        reason: message,
+        evidence: [],
+      },
+      tx,
+    );
+    this.#held?.add(a.workload);
   }
 
   /** Told of every liveness transition after it is recorded (federation reports them to a parent hub). */
   readonly transitionListeners: ((t: Transition) => void)[] = [];
 
   #onTransition(t: Transition): void {
-    this.store.record({
+    this.#write({
       at: t.at,
       kind: "node",
       node: t.node,
@@ -231,10 +291,7 @@ export class Failover {
       ...(t.evidence.length ? { evidence: t.evidence.join("; ") } : {}),
     });
     for (const listen of this.transitionListeners) listen(t);
-    if (!this.#passQueued) {
-      this.#passQueued = true;
-      afterTx(() => this.pass());
-    }
+    afterTx(this.#passSoon);
   }
 
   // Asks the node's neighbours whether they reach it; their answer becomes evidence on its liveness.
@@ -261,7 +318,7 @@ export class Failover {
     void askWitnesses(node, choice, o.ask, () => o.clock.now()).then((report) => {
       // Answers that come back after the hub stopped (its store is closed) are dropped.
       if (this.#timer === undefined || this.monitor.get(node)?.health === "ready") return;
-      this.store.record({
+      this.#write({
         at: report.at,
         kind: "witness",
         node,
@@ -273,31 +330,34 @@ export class Failover {
       });
       this.#o.log.info("witnesses asked", { node, asked: report.asked, reached: report.reached });
       this.monitor.setWitness(report);
-      this.pass();
+      this.#passSoon();
     });
   }
 
-  #markedWorkloads(): string[] {
-    const marks = this.store.marks();
-    if (marks.size === 0) return [];
-    const out = new Set<string>();
+  // Workloads with a copy marked lost (marks of copies no longer wanted are dropped) or a move in flight.
+  async #heldNow(): Promise<Set<string>> {
+    const held = new Set((await this.mover.store.moves()).map((m) => m.workload));
+    const marks = await this.store.marks();
     for (const id of marks.keys()) {
-      const a = this.#o.workloads.alloc(id);
-      if (a && a.desired === "run") out.add(a.workload);
-      else this.store.unmark(id);
+      const a = await this.#o.workloads.alloc(id);
+      if (a && a.desired === "run") held.add(a.workload);
+      else await this.store.unmark(id);
     }
-    return [...out];
+    return held;
   }
 
   /** One reconcile pass: decide over the nodes out of contact and the copies marked lost, then apply. */
-  pass(): Decisions | undefined {
-    this.#passQueued = false;
+  pass(): Promise<Decisions | undefined> {
+    return this.#serial(() => this.#pass());
+  }
+
+  async #pass(): Promise<Decisions | undefined> {
     // A pass queued (a transition, a witness's answer) before stop() finds the database closed.
     if (this.#stopped) return undefined;
     const o = this.#o;
     const now = o.clock.now();
     const liveness = this.monitor.all();
-    const marks = this.store.marks();
+    const marks = await this.store.marks();
     const troubled = new Set<string>();
     for (const [id, l] of liveness) if (l.health !== "ready") troubled.add(id);
     // Witnesses are asked again while a node stays out: a partition can become a crash.
@@ -308,22 +368,22 @@ export class Failover {
     if (o.signals && now - this.#lastTriggerCheck >= 5000) {
       this.#lastTriggerCheck = now;
       for (const t of this.#triggers.check(now, o.signals())) {
-        if (t.drainBy === undefined) this.onMigrationRequest(t.node, t.reason);
+        if (t.drainBy === undefined) await this.mover.onMigrationRequest(t.node, t.reason);
         else {
-          this.#record("migration_request", { node: t.node, reason: t.reason });
-          this.drain(t.node, Math.max(0, t.drainBy - now), 1);
+          await this.#record("migration_request", { node: t.node, reason: t.reason });
+          await this.mover.drain(t.node, Math.max(0, t.drainBy - now), 1);
         }
       }
     }
-    this.mover.step(now);
-    const moving = this.mover.store.moves().map((m) => m.workload);
+    await this.mover.step(now);
     if (troubled.size === 0 && marks.size === 0) {
-      this.#held = new Set(moving);
+      this.#held = new Set((await this.mover.store.moves()).map((m) => m.workload));
       return undefined;
     }
     // Only workloads with a copy on a node out of contact, or a copy marked lost, need a decision.
+    const active = await o.workloads.activeAllocs();
     const byWorkload = new Map<string, AllocRecord[]>();
-    for (const a of o.workloads.activeAllocs()) {
+    for (const a of active) {
       const list = byWorkload.get(a.workload) ?? [];
       list.push(a);
       byWorkload.set(a.workload, list);
@@ -332,7 +392,7 @@ export class Failover {
     const nodes = new Map<string, ReconcileNode>();
     for (const [name, allocs] of byWorkload) {
       if (!allocs.some((a) => troubled.has(a.node) || marks.has(a.id))) continue;
-      const w = o.workloads.get(name);
+      const w = await o.workloads.get(name);
       if (!w) continue;
       workloads.push({
         name,
@@ -382,7 +442,7 @@ export class Failover {
       settleMs: o.settleMs ?? 2000,
       gcAfterMs: o.lostGcAfterMs ?? 86_400_000,
       score: (workload, node) => {
-        fleet ??= o.fleet();
+        fleet ??= o.fleet(active);
         const w = workloads.find((x) => x.name === workload)!;
         const others = {
           ...fleet,
@@ -396,7 +456,7 @@ export class Failover {
         return plan.candidates.find((c) => c.node === node)?.score;
       },
     });
-    applyDecisions(decisions, marks, now, {
+    await applyDecisions(decisions, marks, now, {
       store: this.store,
       workloads: o.workloads,
       controller: o.controller,
@@ -405,7 +465,7 @@ export class Failover {
       waiting: this.#waiting,
       ...(o.onDecision ? { record: o.onDecision } : {}),
     });
-    this.#held = new Set([...this.#markedWorkloads(), ...this.mover.store.moves().map((m) => m.workload)]);
+    this.#held = await this.#heldNow();
     return decisions;
   }
 }

@@ -1,18 +1,18 @@
 // This hub's own nodes and workloads as federation reports them (child hubs are not nodes here).
 import type { FleetState } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
-import type { WorkloadStore } from "../workloads/index.ts";
+import type { WorkloadView } from "../workloads/index.ts";
 import type { LocalNode, LocalWorkload } from "./summarize.ts";
 
 /** One own node now, with its free capacity; undefined for an unknown node or a child hub. */
-export function localNode(registry: Registry, workloads: WorkloadStore, id: string) {
+export function localNode(registry: Registry, workloads: WorkloadView, id: string) {
   const n = registry.get(id);
   if (!n || n.kind === "hub") return undefined;
   const res = n.resources as { cpu_cores?: number; mem_bytes?: number };
   let cpu = Math.round((res.cpu_cores ?? 0) * 1000);
   let mem = Math.floor((res.mem_bytes ?? 0) / (1024 * 1024));
-  for (const a of workloads.allocsOnNode(id)) {
-    if (a.desired !== "run" || a.status === "lost") continue;
+  for (const a of workloads.active) {
+    if (a.node !== id || a.status === "lost") continue;
     cpu -= a.spec.resources.cpu_millis;
     mem -= a.spec.resources.mem_mb;
   }
@@ -40,11 +40,11 @@ export function localNodes(fleet: FleetState): LocalNode[] {
 }
 
 /** Every own workload with its running and healthy copies. */
-export function localWorkloads(workloads: WorkloadStore): LocalWorkload[] {
+export function localWorkloads(workloads: WorkloadView): LocalWorkload[] {
   const by = new Map<string, LocalWorkload>();
-  for (const w of workloads.list())
+  for (const w of workloads.workloads)
     by.set(w.name, { name: w.name, replicas: w.spec.replicas, running: 0, healthy: 0 });
-  for (const a of workloads.activeAllocs()) {
+  for (const a of workloads.active) {
     const w = by.get(a.workload);
     if (!w || a.desired !== "run" || a.status !== "running") continue;
     w.running += 1;

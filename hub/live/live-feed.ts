@@ -13,9 +13,11 @@ import {
 /** What the feed reads: narrow views of the registry, the heartbeat monitor, workloads and alerts. */
 export interface LiveSources {
   nodes(): Iterable<NodeView>;
-  allocs(): Iterable<AllocView>;
+  allocs(): Iterable<AllocView> | Promise<Iterable<AllocView>>;
   /** Newest first, at most `limit`. */
-  failoverEvents(limit: number): ({ id: number } & Record<string, unknown>)[];
+  failoverEvents(
+    limit: number,
+  ): ({ id: number } & Record<string, unknown>)[] | Promise<({ id: number } & Record<string, unknown>)[]>;
   /** Newest first, at most `limit`. */
   alerts(limit: number): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
 }
@@ -107,8 +109,8 @@ export class LiveFeed {
     const nodes = new Map<string, NodeView>();
     for (const n of this.#src.nodes()) nodes.set(n.id, n);
     const allocs = new Map<string, AllocView>();
-    for (const a of this.#src.allocs()) allocs.set(a.id, a);
-    const failover = this.#src.failoverEvents(RECENT);
+    for (const a of await this.#src.allocs()) allocs.set(a.id, a);
+    const failover = await this.#src.failoverEvents(RECENT);
     const alertList = await this.#src.alerts(RECENT);
     const alerts = new Map<string, string>();
     for (const a of alertList) alerts.set(String(a.id), alertKey(a));

@@ -2,17 +2,17 @@
 import type { Ingest } from "../ingest/index.ts";
 import type { FleetNode, FleetState, Resources } from "../placement/index.ts";
 import type { Registry } from "../registry/index.ts";
-import type { WorkloadStore } from "./workload-store.ts";
+import type { AllocRecord } from "./workload-store.ts";
 
 const MIB = 1024 * 1024;
 const PROBE = /^probe\.rtt_ms\{target="(.+)"\}$/;
 
-/** Builds a placement snapshot of every known node. */
-export function fleetState(registry: Registry, ingest: Ingest, workloads: WorkloadStore): FleetState {
+/** Builds a placement snapshot of every known node, with `active` the allocations wanted running. */
+export function fleetState(registry: Registry, ingest: Ingest, active: readonly AllocRecord[]): FleetState {
   const latest = ingest.latest();
   const allocated = new Map<string, Resources>();
   const allocations: { workload: string; node: string }[] = [];
-  for (const a of workloads.activeAllocs()) {
+  for (const a of active) {
     // A copy marked lost does not hold its place for spread or affinity (its replacement needs it).
     if (a.status !== "lost") allocations.push({ workload: a.workload, node: a.node });
     const r = allocated.get(a.node) ?? { cpu_millis: 0, mem_mb: 0, disk_mb: 0 };

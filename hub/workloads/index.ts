@@ -2,5 +2,11 @@
 export { WorkloadController } from "./controller.ts";
 export { fleetState } from "./fleet-view.ts";
 export { failure, fixedPort, nextStep, provedHealthy, type RolloutStep } from "./rollout.ts";
-export { type AllocRecord, type RolloutState, type WorkloadRecord, WorkloadStore } from "./workload-store.ts";
+export {
+  type AllocRecord,
+  type RolloutState,
+  type WorkloadRecord,
+  WorkloadStore,
+  type WorkloadView,
+} from "./workload-store.ts";
 export { checkDesiredSetSize, desiredSetBytes } from "./desired-set-size.ts";

@@ -54,16 +54,19 @@ test.skipIf(!!missing)(
       const pageErrors: string[] = [];
       // Every form control on every page visited has a label a screen reader announces.
       const unlabelled: string[] = [];
+      // Read in one go, as the page stands at one instant: element by element, a control the page
+      // re-rendered meanwhile was read detached, and a detached control has no label.
       const checkLabels = async (where: string) => {
-        for (const c of await page.locator("input, select, textarea").all()) {
-          const named = await c.evaluate(
-            (e) => (e as unknown as { labels: { length: number } | null }).labels?.length ?? 0,
-          );
-          if (named === 0)
-            unlabelled.push(
-              `${where}: ${await c.evaluate((e) => (e as unknown as { outerHTML: string }).outerHTML)}`,
-            );
-        }
+        const found = await page.evaluate(() => {
+          const doc = (
+            globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<unknown> } }
+          ).document;
+          return Array.from(doc.querySelectorAll("input, select, textarea"))
+            .map((e) => e as { labels: { length: number } | null; outerHTML: string })
+            .filter((e) => (e.labels?.length ?? 0) === 0)
+            .map((e) => e.outerHTML);
+        });
+        for (const html of found) unlabelled.push(`${where}: ${html}`);
       };
       page.on("pageerror", (e) => pageErrors.push(e.message));
       // A browser asking for / gets the dashboard; the token goes in once, then in headers only.

@@ -64,8 +64,8 @@ describe("alerting in one hub", () => {
     using core = await hub(dir.path, clock);
     const a = joinNode(core, "a", { level: 2, resources: RESOURCES });
     const b = joinNode(core, "b", { level: 2, resources: RESOURCES });
-    core.controller.create(spec({ name: "svc" }));
-    const first = core.workloads.allocsOf("svc")[0]!;
+    await core.controller.create(spec({ name: "svc" }));
+    const first = (await core.workloads.allocsOf("svc"))[0]!;
     const [gone, stays] = first.node === "a" ? [a, b] : [b, a];
     const goneId = first.node;
     const staysId = goneId === "a" ? "b" : "a";
@@ -116,20 +116,22 @@ describe("alerting in one hub", () => {
       ),
     );
     await core.ingest.flush();
-    core.controller.create(spec({ name: "web", nodes: ["n1"] }));
-    core.workloads.setRollout("web", {
-      state: "failed",
-      from: 1,
-      to: 2,
-      message: "allocation x on n1 failed",
-    });
+    await core.controller.create(spec({ name: "web", nodes: ["n1"] }));
+    await core.sql.tx((tx) =>
+      core.workloads.setRollout(tx, "web", {
+        state: "failed",
+        from: 1,
+        to: 2,
+        message: "allocation x on n1 failed",
+      }),
+    );
     await run(clock, 1500, [n], ["n1"]);
     const list = await alerts(core, "open");
     expect(list.map((x) => [x.rule, x.node, x.message]).sort()).toEqual([
       ["disk-full", "n1", 'disk.used_pct{mount="/"} on n1 is 95.5 (> 90)'],
       ["rollout-failed", null, "rollout of web failed: allocation x on n1 failed"],
     ]);
-    core.workloads.setRollout("web", { state: "idle" });
+    await core.sql.tx((tx) => core.workloads.setRollout(tx, "web", { state: "idle" }));
     await run(clock, 1500, [n], ["n1"]);
     expect(rulesOf(await alerts(core, "open"))).toEqual(["disk-full:n1:open"]);
   });

@@ -160,11 +160,11 @@ test("audit: failover decisions are entries of actor hub, each with its reason; 
     command: "/bin/true",
   });
   expect(created.status).toBe(201);
-  const first = core.workloads.allocsOf("svc")[0]!;
+  const first = (await core.workloads.allocsOf("svc"))[0]!;
   core.gateway.onClosed((first.node === "a" ? a : b).peer);
   // Disconnected after about 2 s, lost after the workload's lost_after: then replaced.
   for (let t = 0; t < 10_000; t += 250) await clock.advance(250);
-  expect(core.workloads.alloc(first.id)?.status).toBe("lost");
+  expect((await core.workloads.alloc(first.id))?.status).toBe("lost");
   const hub = await entries(core.app, "?actor=hub");
   const lost = hub.find((e) => e.action === "failover.mark_lost");
   expect(lost?.object).toBe(`allocs/${first.id}`);

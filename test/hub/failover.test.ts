@@ -63,8 +63,8 @@ describe("failover in one hub", () => {
     using core = await hub(dir.path, clock);
     const a = join(core, "a");
     const b = join(core, "b");
-    const w = core.controller.create(spec({ name: "svc", nodes: undefined }));
-    const first = core.workloads.allocsOf(w.name)[0]!;
+    const w = await core.controller.create(spec({ name: "svc", nodes: undefined }));
+    const first = (await core.workloads.allocsOf(w.name))[0]!;
     const [gone, other] = first.node === "a" ? [a, b] : [b, a];
     const goneId = first.node;
     const otherId = goneId === "a" ? "b" : "a";
@@ -78,17 +78,17 @@ describe("failover in one hub", () => {
     expect(core.failover.monitor.get(goneId)?.health).toBe("disconnected");
     expect(core.registry.status(core.registry.get(goneId)!)).toBe("down");
     await clock.advance(2_400);
-    expect(core.workloads.alloc(first.id)?.status).not.toBe("lost");
+    expect((await core.workloads.alloc(first.id))?.status).not.toBe("lost");
     await clock.advance(700);
-    expect(core.workloads.alloc(first.id)?.status).toBe("lost");
-    const active = core.workloads.allocsOf("svc").filter((x) => x.desired === "run");
+    expect((await core.workloads.alloc(first.id))?.status).toBe("lost");
+    const active = (await core.workloads.allocsOf("svc")).filter((x) => x.desired === "run");
     expect(active.map((x) => x.node).sort()).toEqual([goneId, otherId].sort());
     const replacement = active.find((x) => x.node === otherId)!;
     // The other node was sent its new desired set with the replacement in it.
     const sets = other.received.filter((m) => m.t === "allocs");
     expect(JSON.stringify(sets.at(-1))).toContain(replacement.id);
     await run(clock, 3_600_000, { [otherId]: other });
-    expect(core.workloads.allocsOf("svc").filter((x) => x.desired === "run")).toHaveLength(2);
+    expect((await core.workloads.allocsOf("svc")).filter((x) => x.desired === "run")).toHaveLength(2);
     const log = await events(core, `?node=${goneId}`);
     expect(
       log
@@ -148,8 +148,8 @@ describe("failover in one hub", () => {
       using before = await hub(dir.path, clock);
       join(before, "a");
       join(before, "b");
-      before.controller.create(spec({ name: "svc", replicas: 2 }));
-      expect(before.workloads.activeAllocs()).toHaveLength(2);
+      await before.controller.create(spec({ name: "svc", replicas: 2 }));
+      expect(await before.workloads.activeAllocs()).toHaveLength(2);
     }
     using after = await hub(dir.path, clock, 30_000);
     expect(after.failover.monitor.get("a")?.health).toBe("suspect");
@@ -157,19 +157,14 @@ describe("failover in one hub", () => {
     const c = join(after, "c");
     await run(clock, 29_000, { b, c });
     expect(after.failover.monitor.get("a")?.health).toBe("suspect");
-    expect(after.workloads.activeAllocs().map((x) => x.status)).not.toContain("lost");
+    expect((await after.workloads.activeAllocs()).map((x) => x.status)).not.toContain("lost");
     expect((await events(after)).filter((e) => e.kind !== "node")).toEqual([]);
     await run(clock, 2_000, { b, c });
     expect(after.failover.monitor.get("a")?.health).toBe("disconnected");
     await run(clock, 5_000, { b, c });
-    const onA = after.workloads.allocsOf("svc").find((x) => x.node === "a")!;
+    const onA = (await after.workloads.allocsOf("svc")).find((x) => x.node === "a")!;
     expect(onA.status).toBe("lost");
-    expect(
-      after.workloads
-        .activeAllocs()
-        .map((x) => x.node)
-        .sort(),
-    ).toEqual(["a", "b", "c"]);
+    expect((await after.workloads.activeAllocs()).map((x) => x.node).sort()).toEqual(["a", "b", "c"]);
   });
 
   test("a whole site out at once is a partition of that subtree: its copies are frozen in place unless the workload asks to move", async () => {
@@ -178,10 +173,10 @@ describe("failover in one hub", () => {
     using core = await hub(dir.path, clock);
     const s1 = join(core, "s1", { site: "plant-7" });
     const s2 = join(core, "s2", { site: "plant-7" });
-    core.controller.create(spec({ name: "frozen" }));
-    core.controller.create(spec({ name: "mover", disconnect: { replace: true } }));
+    await core.controller.create(spec({ name: "frozen" }));
+    await core.controller.create(spec({ name: "mover", disconnect: { replace: true } }));
     const parent = join(core, "m1", { site: "metro" });
-    const placed = core.workloads.activeAllocs().map((x) => x.node);
+    const placed = (await core.workloads.activeAllocs()).map((x) => x.node);
     expect(placed.every((n) => n === "s1" || n === "s2")).toBe(true);
     core.gateway.onClosed(s1.peer);
     core.gateway.onClosed(s2.peer);
@@ -190,11 +185,11 @@ describe("failover in one hub", () => {
     expect(log.find((e) => e.change === "ready -> suspect")?.evidence).toEqual([
       "site plant-7: all 2 nodes out of contact (partition)",
     ]);
-    const frozen = core.workloads.allocsOf("frozen").filter((x) => x.desired === "run");
+    const frozen = (await core.workloads.allocsOf("frozen")).filter((x) => x.desired === "run");
     expect(frozen).toHaveLength(1);
     expect(frozen[0]!.status).not.toBe("lost");
     expect(frozen.map((x) => x.node)).not.toContain("m1");
-    const mover = core.workloads.allocsOf("mover").filter((x) => x.desired === "run");
+    const mover = (await core.workloads.allocsOf("mover")).filter((x) => x.desired === "run");
     expect(mover.map((x) => x.node)).toContain("m1");
   });
 
@@ -204,7 +199,7 @@ describe("failover in one hub", () => {
     using core = await hub(dir.path, clock);
     const x = join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
     const p = join(core, "p", { site: "s1" });
-    core.controller.create(
+    await core.controller.create(
       spec({ name: "cam", nodes: ["x"], disconnect: { lost_after: "1s", replace: false } }),
     );
     const asked = () =>
@@ -217,7 +212,7 @@ describe("failover in one hub", () => {
     // Disconnected and well past lost_after, but the witnesses have not answered: nothing is lost.
     expect(core.failover.monitor.get("x")?.health).toBe("disconnected");
     expect(asked()).toHaveLength(1);
-    expect(core.workloads.activeAllocs()[0]!.status).not.toBe("lost");
+    expect((await core.workloads.activeAllocs())[0]!.status).not.toBe("lost");
     expect(core.failover.monitor.get("x")?.evidence).toContain("witnesses asked, no answer yet");
     p.send(
       envelope("reply", "p", { id: (asked()[0]!.b as { id: string }).id, ok: true, body: { reached: true } }),
@@ -230,7 +225,7 @@ describe("failover in one hub", () => {
     p.send(envelope("reply", "p", { id: (asked()[1]!.b as { id: string }).id, ok: false, body: null }));
     await run(clock, 60_000, { p });
     expect(core.failover.monitor.get("x")?.health).toBe("disconnected");
-    expect(core.workloads.activeAllocs()[0]!.status).not.toBe("lost");
+    expect((await core.workloads.activeAllocs())[0]!.status).not.toBe("lost");
     expect((await events(core)).filter((e) => e.kind === "mark_lost")).toEqual([]);
   });
 
@@ -240,12 +235,12 @@ describe("failover in one hub", () => {
     using core = await hub(dir.path, clock);
     const x = join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
     const p = join(core, "p", { site: "s1" });
-    core.controller.create(
+    await core.controller.create(
       spec({ name: "cam", nodes: ["x"], disconnect: { lost_after: "1s", replace: false } }),
     );
     core.gateway.onClosed(x.peer);
     await run(clock, 4_000, { p });
-    expect(core.workloads.activeAllocs()[0]!.status).not.toBe("lost");
+    expect((await core.workloads.activeAllocs())[0]!.status).not.toBe("lost");
     const q = p.received.find((m) => m.t === "command" && (m.b as { kind: string }).kind === "witness")!;
     p.send(envelope("reply", "p", { id: (q.b as { id: string }).id, ok: true, body: { reached: false } }));
     await run(clock, 1_000, { p });
@@ -267,26 +262,23 @@ describe("failover in one hub", () => {
       failover: { lostGcAfterMs: 3_600_000 },
     });
     const a = join(core, "a");
-    core.controller.create(spec({ name: "svc", nodes: undefined }));
+    await core.controller.create(spec({ name: "svc", nodes: undefined }));
     const b = join(core, "b");
-    const original = core.workloads.allocsOf("svc")[0]!;
+    const original = (await core.workloads.allocsOf("svc"))[0]!;
     expect(original.node).toBe("a");
     core.gateway.onClosed(a.peer);
     await run(clock, 10_000, { b });
-    expect(core.workloads.alloc(original.id)?.status).toBe("lost");
-    expect(core.workloads.alloc(original.id)?.desired).toBe("run");
+    expect((await core.workloads.alloc(original.id))?.status).toBe("lost");
+    expect((await core.workloads.alloc(original.id))?.desired).toBe("run");
     await run(clock, 3_540_000, { b });
     // Not yet an hour since it was lost.
-    expect(core.workloads.alloc(original.id)?.desired).toBe("run");
+    expect((await core.workloads.alloc(original.id))?.desired).toBe("run");
     await run(clock, 60_000, { b });
-    expect(core.workloads.alloc(original.id)?.desired).toBe("stop");
+    expect((await core.workloads.alloc(original.id))?.desired).toBe("stop");
     const stop = (await events(core, "?workload=svc")).find((e) => e.kind === "stop");
     expect(stop?.reason).toContain("collected");
     expect(
-      core.workloads
-        .allocsOf("svc")
-        .filter((x) => x.desired === "run")
-        .map((x) => x.node),
+      (await core.workloads.allocsOf("svc")).filter((x) => x.desired === "run").map((x) => x.node),
     ).toEqual(["b"]);
     // The node returns: the desired set it is sent no longer holds the old copy.
     const back = join(core, "a");
@@ -295,10 +287,7 @@ describe("failover in one hub", () => {
     expect(sets.length).toBeGreaterThan(0);
     expect(JSON.stringify(sets.at(-1))).not.toContain(original.id);
     expect(
-      core.workloads
-        .allocsOf("svc")
-        .filter((x) => x.desired === "run")
-        .map((x) => x.node),
+      (await core.workloads.allocsOf("svc")).filter((x) => x.desired === "run").map((x) => x.node),
     ).toEqual(["b"]);
   });
 });

@@ -8,6 +8,10 @@ import { AlertStore, type DecisionCheck, EventStore, WebhookStore } from "../../
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
 import type { NodeRecord } from "../../hub/registry/index.ts";
 import { RuleSets } from "../../hub/rule-sets/index.ts";
+import { DrainStore } from "../../hub/failover/index.ts";
+import { FailoverStore } from "../../hub/failover/failover-store.ts";
+import type { FleetNode } from "../../hub/placement/index.ts";
+import { WorkloadController, WorkloadStore } from "../../hub/workloads/index.ts";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -636,6 +640,148 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         sent.length = 0;
         await hubs[1].onSession(node);
         expect(sent).toEqual(["1:n1:put:10"]);
+      }));
+    test(`${name}: workloads: two controllers on one store place a workload's replicas once, whichever asks; desired sets go out after the commit with rising generations`, async () =>
+      withStores(async (sql, replica) => {
+        const log = createLogger("test", { write: () => {} });
+        const node = (id: string): FleetNode => ({
+          id,
+          level: 3,
+          status: "ready",
+          arch: "x64",
+          capacity: { cpu_millis: 8000, mem_mb: 16_000, disk_mb: 100_000 },
+          allocated: { cpu_millis: 0, mem_mb: 0, disk_mb: 0 },
+          labels: {},
+          capabilities: [],
+          availability: 1,
+        });
+        let fleetUp = false;
+        const sent: { hub: number; node: string; generation: number; allocs: string[] }[] = [];
+        const decisions: string[] = [];
+        const stores = [sql, replica].map((s) => new WorkloadStore(s, () => T0)) as [
+          WorkloadStore,
+          WorkloadStore,
+        ];
+        const controllers = stores.map(
+          (store, hub) =>
+            new WorkloadController({
+              store,
+              log,
+              tickMs: 3_600_000,
+              now: () => T0,
+              sendAllocs: (n, body) =>
+                sent.push({
+                  hub,
+                  node: n,
+                  generation: body.generation,
+                  allocs: body.allocs.map((a) => a.id),
+                }) > 0,
+              // Nothing fits until the fleet is up; then three nodes, with what the store holds on them.
+              fleet: (active) => ({
+                nodes: fleetUp ? ["n1", "n2", "n3"].map(node) : [],
+                allocations: active.map((a) => ({ workload: a.workload, node: a.node })),
+              }),
+              onDecision: (action, object) => decisions.push(`${action} ${object}`),
+            }),
+        ) as [WorkloadController, WorkloadController];
+        try {
+          const spec = specOf({ name: "svc", driver: "exec", command: "/bin/true", replicas: 2 });
+          // One name created on both at once: one workload, the other caller told it exists.
+          const created = await Promise.allSettled([
+            controllers[0].create(spec),
+            controllers[1].create(spec),
+          ]);
+          expect(created.filter((c) => c.status === "fulfilled")).toHaveLength(1);
+          const refused = created.find((c) => c.status === "rejected") as PromiseRejectedResult;
+          expect(String(refused.reason)).toContain("workload svc already exists");
+          expect(await stores[1].activeAllocs()).toEqual([]);
+          // Both place what is missing at once, several times: two copies in all.
+          fleetUp = true;
+          await Promise.all([0, 1, 0, 1].map((i) => controllers[i]!.placePending()));
+          const active = await stores[0].activeAllocs();
+          expect(active).toHaveLength(2);
+          expect(new Set(active.map((a) => a.node)).size).toBe(2);
+          await new Promise((r) => setImmediate(r));
+          expect(decisions.filter((d) => d.startsWith("placement.place"))).toHaveLength(1);
+          // Each node was sent its set once, after the commit, with what the store holds.
+          for (const a of active) {
+            const to = sent.filter((x) => x.node === a.node);
+            expect(to).toHaveLength(1);
+            expect(to.at(-1)?.allocs).toEqual([a.id]);
+            expect(to.at(-1)?.generation).toBe(await stores[1].generation(a.node));
+          }
+          // A change through the other replica: stopped copies and a new version, generations rising.
+          const before = new Map(
+            active.map((a) => [a.node, sent.filter((x) => x.node === a.node).at(-1)!.generation]),
+          );
+          await controllers[1].update("svc", { ...spec, driver: "job", replicas: 2 } as WorkloadSpec);
+          for (const [n, g] of before) {
+            const last = sent.filter((x) => x.node === n).at(-1)!;
+            expect(last.hub).toBe(1);
+            expect(last.generation).toBeGreaterThan(g);
+            expect(last.allocs).toEqual([]);
+          }
+          await controllers[0].remove("svc");
+          await expect(controllers[1].remove("svc")).rejects.toThrow("no workload svc");
+          expect(await stores[1].list()).toEqual([]);
+        } finally {
+          for (const c of controllers) {
+            c.stop();
+            await c.settled();
+          }
+        }
+      }));
+
+    test(`${name}: failover store: marks and log entries written on one replica are read on the other; a log entry in a rolled-back transaction is never heard`, async () =>
+      withStores(async (sql, replica) => {
+        const here = new FailoverStore(sql);
+        const there = new FailoverStore(replica);
+        const heard: string[] = [];
+        there.subscribe((e) => heard.push(e.kind));
+        here.subscribe((e) => heard.push(`here:${e.kind}`));
+        const entry = (kind: string) => ({
+          at: T0,
+          kind,
+          node: "n1",
+          workload: null,
+          alloc: null,
+          change: null,
+          reason: "why",
+          evidence: ["a"],
+        });
+        await here.record(entry("node"));
+        await expect(
+          sql.tx(async (tx) => {
+            await here.record(entry("rolled-back"), tx);
+            throw new Error("no");
+          }),
+        ).rejects.toThrow("no");
+        await there.record(entry("place"));
+        await new Promise((r) => setImmediate(r));
+        expect(heard.sort()).toEqual(["here:node", "place"]);
+        const all = await there.after(0);
+        expect(all.map((e) => [e.kind, e.evidence])).toEqual([
+          ["node", ["a"]],
+          ["place", ["a"]],
+        ]);
+        expect(await here.lastId()).toBe(all[1]!.id);
+        expect((await here.events({ node: "n1", limit: 1 })).map((e) => e.kind)).toEqual(["place"]);
+        await here.mark({ alloc: "x", at: T0, prev_status: "running", message: "lost: gone" });
+        await there.mark({ alloc: "x", at: T0 + 1, prev_status: "pending", message: "lost: again" });
+        expect([...(await here.marks()).values()]).toEqual([
+          { alloc: "x", at: T0 + 1, prev_status: "pending", message: "lost: again" },
+        ]);
+        await there.unmark("x");
+        expect((await here.marks()).size).toBe(0);
+        const drains = [new DrainStore(sql), new DrainStore(replica)] as const;
+        await drains[0].start({ node: "n1", started: T0, deadline: T0 + 10, max_parallel: 1 });
+        await drains[1].addMove({ old: "a", new: "b", node: "n1", workload: "w", started: T0 });
+        expect(await drains[1].drains()).toEqual([
+          { node: "n1", started: T0, deadline: T0 + 10, max_parallel: 1, done: null },
+        ]);
+        expect(await drains[0].end("n1")).toBe(true);
+        expect(await drains[1].moves()).toEqual([]);
+        expect(await drains[1].end("n1")).toBe(false);
       }));
   });
 }

@@ -125,6 +125,7 @@ describe("workloads API", () => {
     // n1 was connected: it got its set at once. n2 joins later and gets it on hello.
     expect(h.lastAllocs("n1")?.allocs.map((a) => a.workload)).toEqual(["web"]);
     h.agent("n2");
+    await h.core.settled();
     expect(h.lastAllocs("n2")?.allocs).toHaveLength(1);
     expect((await h.api("POST", "/api/v1/workloads", spec())).status).toBe(400);
     const id = h.lastAllocs("n1")!.allocs[0]!.id;
@@ -157,15 +158,15 @@ describe("rollouts", () => {
           .join(","),
       );
     expect(versions()).toEqual(["2", "1", "1"]);
-    h.core.controller.tick();
+    await h.core.controller.tick();
     expect(versions()).toEqual(["2", "1", "1"]);
     await h.allHealthy();
-    h.core.controller.tick();
+    await h.core.controller.tick();
     expect(versions()).toEqual(["2", "2", "1"]);
     await h.allHealthy();
-    h.core.controller.tick();
+    await h.core.controller.tick();
     await h.allHealthy();
-    h.core.controller.tick();
+    await h.core.controller.tick();
     expect(versions()).toEqual(["2", "2", "2"]);
     const w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(w.body.rollout_status.state).toBe("idle");
@@ -188,7 +189,7 @@ describe("rollouts", () => {
       healthy: false,
       message: "http check failed",
     });
-    h.core.controller.tick();
+    await h.core.controller.tick();
     const w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(w.body.rollout_status.state).toBe("rolled-back");
     expect(w.body.rollout_status.message).toContain("health check");
@@ -213,14 +214,14 @@ describe("rollouts", () => {
       spec({ args: ["v2"], rollout: { strategy: "canary", canary: 1, min_healthy_ms: 0 } }),
     );
     await h.allHealthy();
-    h.core.controller.tick();
+    await h.core.controller.tick();
     let w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(w.body.rollout_status.state).toBe("awaiting-promotion");
     expect(w.body.allocs.map((a) => a.version).sort()).toEqual([1, 1, 2]);
     expect((await h.api("POST", "/api/v1/workloads/web/promote")).status).toBe(200);
     for (let i = 0; i < 4; i++) {
       await h.allHealthy();
-      h.core.controller.tick();
+      await h.core.controller.tick();
     }
     w = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect(w.body.rollout_status.state).toBe("idle");
@@ -237,10 +238,10 @@ describe("rollouts", () => {
     await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ nodes: ["n1", "n2"], args: ["v2"], rollout: bg }));
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([1, 2]);
-    h.core.controller.tick();
+    await h.core.controller.tick();
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([1, 2]);
     await h.allHealthy();
-    h.core.controller.tick();
+    await h.core.controller.tick();
     expect(h.lastAllocs("n1")!.allocs.map((a) => a.version)).toEqual([2]);
     expect(h.lastAllocs("n2")!.allocs.map((a) => a.version)).toEqual([2]);
   });
@@ -288,6 +289,7 @@ describe("generations", () => {
     using h = await setup(dir.path);
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["moved"] }));
     const { received } = joinNode(h.core, "moved", { alloc_generation: 41 });
+    await h.core.settled();
     const sets = received.filter((m) => m.t === "allocs");
     const last = sets.at(-1);
     expect(last?.t === "allocs" && last.b.generation).toBeGreaterThan(41);
@@ -305,7 +307,7 @@ describe("rollback", () => {
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));
     for (let i = 0; i < 4; i++) {
       await h.allHealthy();
-      h.core.controller.tick();
+      await h.core.controller.tick();
     }
     const done = await h.api<WorkloadJson>("GET", "/api/v1/workloads/web");
     expect([done.body.version, done.body.rollout_status.state]).toEqual([2, "idle"]);
@@ -315,7 +317,7 @@ describe("rollback", () => {
     expect(r.body.args).toEqual(["3600"]);
     for (let i = 0; i < 4; i++) {
       await h.allHealthy();
-      h.core.controller.tick();
+      await h.core.controller.tick();
     }
     const specs = ["n1", "n2", "n3"].map((n) =>
       h.lastAllocs(n)!.allocs.map((a) => `${a.version}:${a.spec.args.join(" ")}`),

@@ -33,6 +33,11 @@ export class FakeClock implements Clock {
   /** Set once live: added to Date.now(). */
   #offset: number | undefined;
   readonly #real = new Map<number, ReturnType<typeof setTimeout>>();
+  /**
+   * Awaited after each timer `advance` fires: work a timer started that runs on over several turns (a
+   * failover pass, the controller's changes) ends before time moves on, as it would on a real clock.
+   */
+  idle: (() => Promise<void>) | undefined;
 
   constructor(start = 1_718_000_000_000) {
     this.#now = start;
@@ -104,9 +109,11 @@ export class FakeClock implements Clock {
       else timer.at += timer.every;
       timer.fn();
       await settle(3);
+      await this.idle?.();
     }
     this.#now = end;
     await settle();
+    await this.idle?.();
   }
 
   #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {

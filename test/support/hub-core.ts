@@ -5,6 +5,7 @@ import type { Peer, RawPeer, SecureSessions } from "../../hub/gateway/index.ts";
 import type { Registry } from "../../hub/registry/index.ts";
 import { openHubDb } from "../../hub/store/db.ts";
 import { createLogger } from "../../shared/log.ts";
+import { FakeClock } from "./fake-clock.ts";
 import {
   decodeFrame,
   type Envelope,
@@ -70,6 +71,7 @@ export function hubCoreOn(db: Database, opts: Partial<HubCoreOptions> = {}) {
     tickMs: 60_000,
     ...opts,
   });
+  if (opts.clock instanceof FakeClock) opts.clock.idle = () => core.settled();
   return Object.assign(core, {
     db,
     [Symbol.dispose]() {
