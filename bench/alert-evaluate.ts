@@ -76,12 +76,10 @@ for (const n of sizes) {
   using dir = tempDir("novacron-bench-alerts-");
   const clock = new FakeClock(T0);
   using core = await openHubCore(dir.path, { clock });
-  core.db.transaction(() => {
-    for (let i = 0; i < n; i++) admitDirect(core.registry, helloBody(`node-${i}`));
-  })();
+  for (let i = 0; i < n; i++) await admitDirect(core.registry, helloBody(`node-${i}`));
   for (let i = 0; i < n; i++)
     core.registry.epochs.report(`node-${i}`, { pending: 0, epoch: "s1", produced: 1000, dropped: i });
-  core.registry.flushSeen();
+  await core.registry.flushSeen();
   await core.alerter.evaluate();
   const pass: number[] = [];
   for (let r = 0; r < runs; r++) {

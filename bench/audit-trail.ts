@@ -36,7 +36,7 @@ await time("PUT /api/v1/cache (one entry)", (i) =>
     body: JSON.stringify({ key: "k", value: "v", version: i + 1 }),
   }),
 );
-const entries = core.db.query("SELECT count(*) AS n FROM audit_log").get() as { n: number };
+const entries = core.db!.query("SELECT count(*) AS n FROM audit_log").get() as { n: number };
 const t0 = performance.now();
 const v = await core.audit.verify();
 console.log(`verify: ${entries.n} entries, ok=${v.ok}, ${(performance.now() - t0).toFixed(1)} ms`);

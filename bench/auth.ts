@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createHubCore } from "../hub/core.ts";
 import { openHubDb } from "../hub/store/db.ts";
+import { wrapSqlite } from "../hub/store/sql/index.ts";
 import { createLogger } from "../shared/log.ts";
 import { encodeCbor, encodeFrame, envelope, type HelloBody } from "../shared/protocol/index.ts";
 import { encodeMetrics } from "../shared/protocol/metrics-codec.ts";
@@ -57,7 +58,7 @@ const quiet = createLogger("bench", { write: () => {} });
 
 const dir = mkdtempSync(join(tmpdir(), "novacron-auth-"));
 const db = await openHubDb(dir);
-const core = createHubCore(db, {
+const core = await createHubCore(wrapSqlite(db), {
   hubId: "bench-hub",
   joinToken: JOIN,
   adminToken: "admin",
@@ -99,7 +100,9 @@ interface Round {
 }
 
 async function round(mode: "on" | "off", r: number): Promise<Round> {
-  const nodes = Array.from({ length: NODES }, (_, i) => joinNode(core, `${mode}-${r}-${i}`));
+  const nodes = await Promise.all(
+    Array.from({ length: NODES }, (_, i) => joinNode(core, `${mode}-${r}-${i}`)),
+  );
   const per = Math.ceil(BATCHES / NODES);
   const frames: { node: (typeof nodes)[number]; bytes: Uint8Array }[] = [];
   let samples = 0;

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Registry } from "../hub/registry/index.ts";
+import { wrapSqlite } from "../hub/store/sql/index.ts";
 import { openHubDb } from "../hub/store/db.ts";
 import { browserMissing, launchBrowser } from "../test/support/browser.ts";
 import { admitDirect, helloBody } from "../test/support/hub-core.ts";
@@ -42,24 +43,22 @@ printMachine(machineInfo());
 
 async function populate(dir: string, n: number): Promise<void> {
   const db = await openHubDb(dir);
-  const registry = new Registry(db, {
+  const registry = new Registry(wrapSqlite(db), {
     suspectAfterMs: 25_000,
     downAfterMs: 90_000,
     restartGraceMs: 60_000,
     keyLifetimeMs: 86_400_000,
   });
-  db.transaction(() => {
-    for (let i = 0; i < n; i++) {
-      const region = `region-${i % 8}`;
-      admitDirect(
-        registry,
-        helloBody(`node-${String(i).padStart(5, "0")}`, {
-          level: 1 + (i % 5),
-          labels: { region, site: `${region}-site-${Math.floor(i / 8) % 25}` },
-        }),
-      );
-    }
-  })();
+  for (let i = 0; i < n; i++) {
+    const region = `region-${i % 8}`;
+    await admitDirect(
+      registry,
+      helloBody(`node-${String(i).padStart(5, "0")}`, {
+        level: 1 + (i % 5),
+        labels: { region, site: `${region}-site-${Math.floor(i / 8) % 25}` },
+      }),
+    );
+  }
   db.close();
 }
 

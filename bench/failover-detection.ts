@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { HeartbeatMonitor } from "../hub/failover/index.ts";
 import { Registry } from "../hub/registry/index.ts";
 import { openHubDb } from "../hub/store/db.ts";
+import { wrapSqlite } from "../hub/store/sql/index.ts";
 import { FakeClock } from "../test/support/fake-clock.ts";
 import { admitDirect, helloBody } from "../test/support/hub-core.ts";
 import { tempDir } from "../test/support/processes.ts";
@@ -40,11 +41,9 @@ for (const n of sizes) {
     restartGraceMs: 30_000,
     keyLifetimeMs: 86_400_000,
   };
-  const registry = new Registry(db, policy, () => clock.now());
+  const registry = new Registry(wrapSqlite(db), policy, () => clock.now());
   const ids = Array.from({ length: n }, (_, i) => `node-${i}`);
-  db.transaction(() => {
-    for (const id of ids) admitDirect(registry, helloBody(id));
-  })();
+  for (const id of ids) await admitDirect(registry, helloBody(id));
   const suspectAt = new Map<string, number>();
   const monitor = new HeartbeatMonitor({
     source: registry,

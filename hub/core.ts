@@ -1,5 +1,4 @@
 // The hub without its sockets: registry, ingest, gateway, workloads and the HTTP app, wired together.
-import type { Database } from "bun:sqlite";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
@@ -29,15 +28,13 @@ import { Ingest } from "./ingest/index.ts";
 import { LiveFeed } from "./live/index.ts";
 import { Registry, type StatusPolicy } from "./registry/index.ts";
 import { RuleSets } from "./rule-sets/index.ts";
-import { type HubSql, insideTx, wrapSqlite } from "./store/sql/index.ts";
+import { type HubSql, insideTx } from "./store/sql/index.ts";
 import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index.ts";
 import { oneAtATime } from "../shared/one-at-a-time.ts";
 import { afterCommit, afterTx } from "./store/after-tx.ts";
 import { StoreReadiness } from "./store/readiness.ts";
 
 export interface HubCoreOptions {
-  /** The store ported stores use (default: HubSql over `db` itself). */
-  sql?: HubSql;
   hubId: string;
   /** The default join token (the hub's flag or DIR/join.token); minted ones live in the database. */
   joinToken: string;
@@ -99,14 +96,16 @@ const noPolicy: DecisionCheck = () => ({
   reason: "the hub holds no rules for this node",
 });
 
-/** Everything a hub does, given a database; the server adds Bun.serve and MQTT, tests feed frames directly. */
-export function createHubCore(db: Database, o: HubCoreOptions) {
+/**
+ * Everything a hub does, given its store (SQLite through wrapSqlite, or PostgreSQL); the server adds
+ * Bun.serve and MQTT, tests feed frames directly.
+ */
+export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   const metrics = new MetricsRegistry();
   // Ported stores take the async HubSql; the rest still use the Database (docs/hub-replicas.md, 2.2).
-  const sql = o.sql ?? wrapSqlite(db);
   const clock = o.clock ?? systemClock;
   const now = () => clock.now();
-  const registry = new Registry(db, o.statusPolicy, now, sql);
+  const registry = new Registry(sql, o.statusPolicy, now);
   const tokens = new OperatorTokens(sql, now);
   const audit = new AuditLog(sql, now);
   // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`. They are
@@ -134,7 +133,9 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
           }),
       );
   };
-  registry.joinTokens.ensureDefault(o.joinToken, Date.now());
+  await registry.joinTokens.ensureDefault(o.joinToken, Date.now());
+  // Every node in memory before the first session (the gateway and the monitor read it synchronously).
+  await registry.load();
   let gateway: Gateway | undefined;
   const workloads = new WorkloadStore(sql, now);
   const events = new EventStore(sql);
@@ -218,6 +219,24 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   // (sooner after this hub's own changes): another hub on the same store changes them too.
   controller.refreshView();
   const viewTimer = setInterval(controller.refreshView, 1000);
+  // The registry's rows in memory take in ingest's counters and other hubs' writes every 2 s.
+  const refreshNodes = oneAtATime(
+    () => registry.refresh(),
+    (err) => o.log.warn("nodes could not be read", { error: (err as Error).message }),
+  );
+  const nodesTimer = setInterval(refreshNodes, 2000);
+  // Last-seen times and heartbeat counters written in order, one flush at a time (server.ts: every 5 s).
+  let seenFlush: Promise<void> = Promise.resolve();
+  const flushSeen = (): Promise<void> => {
+    seenFlush = seenFlush
+      .then(() => registry.flushSeen())
+      .catch((err: unknown) =>
+        o.log.warn("last-seen times could not be written; they go with the next flush", {
+          error: (err as Error).message,
+        }),
+      );
+    return seenFlush;
+  };
   // The app answers queries a parent forwards; it is built below, after everything it serves.
   let api: { fetch: (req: Request) => Response | Promise<Response> } | undefined;
   // Own open and acknowledged alerts as last read (the federation summary reads them synchronously):
@@ -247,7 +266,6 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     metrics,
     log: o.log.child("federation"),
     now,
-    db,
     localFetch: async (method, path, payload) => {
       const res = await api!.fetch(
         new Request(`http://federation.local${path}`, {
@@ -305,9 +323,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
   const readiness = new StoreReadiness({ sql, clock, log: o.log.child("store") });
   const ingest = new Ingest({
     sql,
-    // Sequences read on first sight from the same SQLite file the groups are stored in; another store
-    // (PostgreSQL) has them read by Ingest.open.
-    ...(o.sql ? {} : { db }),
+    // Each node's stored sequence is read at its hello (Ingest.open, from the gateway).
     onCommit: (ok, err) => readiness.commit(ok, err),
     log: o.log.child("ingest"),
     metrics,
@@ -455,6 +471,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     ...(o.alerting?.intervalMs ? { intervalMs: o.alerting.intervalMs } : {}),
     facts: async (via) => {
       const latest = ingest.latest();
+      const dropped = await registry.epochs.droppedAll(via);
       const nodes: NodeFacts[] = registry.list().map((n) => {
         const l = failover.monitor.get(n.id);
         const series = new Map<string, number>();
@@ -464,7 +481,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
           health: l?.health,
           reason: l?.reason ?? "",
           lastSeen: n.last_seen,
-          dropped: registry.epochs.counters(n.id)?.dropped,
+          dropped: dropped.get(n.id),
           series,
         };
       });
@@ -605,7 +622,7 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
     }),
   );
   return {
-    /** The hub's store through its async interface (on SQLite, over `db`). */
+    /** The hub's store. */
     sql,
     readiness,
     metrics,
@@ -631,10 +648,16 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
      * Resolves when what was received is stored and the hub's decisions made so far are in the audit
      * log (before the database closes).
      */
+    /** Writes last-seen times and heartbeat counters (server.ts every 5 s, and at close). */
+    flushSeen,
     async settled(): Promise<void> {
       await ingest.flush();
+      await seenFlush;
       await controller.settled();
       await failover.settled();
+      await alerter.settled();
+      await notifier.settled();
+      await refreshLiveAlerts.idle();
       await decisions;
     },
     /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */
@@ -647,11 +670,12 @@ export function createHubCore(db: Database, o: HubCoreOptions) {
       readiness.stop();
       controller.stop();
       clearInterval(viewTimer);
+      clearInterval(nodesTimer);
       gateway?.drainBulk();
       void ingest.flush();
-      registry.flushSeen();
+      void flushSeen();
     },
   };
 }
 
-export type HubCore = ReturnType<typeof createHubCore>;
+export type HubCore = Awaited<ReturnType<typeof createHubCore>>;

@@ -1,7 +1,7 @@
 // Assembles a running hub: store, registry, ingest, gateway (WebSocket + MQTT) and the HTTP API.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "bun";
 import type { Logger } from "../shared/log.ts";
@@ -11,6 +11,7 @@ import { createHubCore } from "./core.ts";
 import { decisionPolicy } from "./events/index.ts";
 import { AGENT_PATH, MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
+import { type HubSql, migrate, openPostgres, wrapSqlite } from "./store/sql/index.ts";
 import {
   decodeKey,
   encodeKey,
@@ -77,16 +78,41 @@ function brokerTls(cfg: HubConfig): TlsMaterial | undefined {
   });
 }
 
+/**
+ * The hub's store: SQLite in DIR/hub.db (one hub), or the PostgreSQL `store` names, migrated to this
+ * version before anything else reads it.
+ */
+async function openStore(cfg: HubConfig, log: Logger): Promise<{ sql: HubSql; close(): Promise<void> }> {
+  if (cfg.store === "") {
+    const db = await openHubDb(cfg.data);
+    return {
+      sql: wrapSqlite(db),
+      close: async () => db.close(),
+    };
+  }
+  // The tokens and the hub key stay in DIR whatever the store.
+  mkdirSync(cfg.data, { recursive: true, mode: 0o750 });
+  const sql = openPostgres(cfg.store);
+  try {
+    const applied = await migrate(sql);
+    log.info("store ready", { store: sql.store, migrations_applied: applied.length });
+  } catch (err) {
+    await sql.close().catch(() => {});
+    throw err;
+  }
+  return { sql, close: () => sql.close() };
+}
+
 /** Starts a hub and returns once it listens. */
 export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub> {
   // Read before anything opens, so a bad file stops the start with the field's name.
   const tls = serverTls(cfg);
   const mqttTls = brokerTls(cfg);
-  const db = await openHubDb(cfg.data);
+  const store = await openStore(cfg, log);
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
   const hubKey = loadHubKey(cfg.data, log);
-  const core = createHubCore(db, {
+  const core = await createHubCore(store.sql, {
     hubId: cfg.hub_id,
     joinToken,
     adminToken,
@@ -134,7 +160,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
         }
       : {}),
   });
-  const { registry, secure, app } = core;
+  const { secure, app } = core;
   const { host: hostname, port } = cfg.listen;
   const handlers = wsHandlers(secure, cfg.max_frame_bytes);
   const server: Server<unknown> = Bun.serve({
@@ -167,7 +193,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
     await mqttGateway.start();
   }
   const flushSeen = setInterval(() => {
-    registry.flushSeen();
+    void core.flushSeen();
     secure.sweep();
   }, 5000);
 
@@ -184,7 +210,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       server.stop(true);
       core.close();
       await core.settled();
-      db.close();
+      await store.close();
     },
   };
 }

@@ -91,9 +91,9 @@ export function nodesApi(deps: {
   app.post(
     "/:id/rotate-key",
     describeRoute({ summary: "ask a node to rotate its key", status: 202 }),
-    (c) => {
+    async (c) => {
       const id = node(c.req.param("id")).id;
-      registry.requestRotation(id);
+      await registry.requestRotation(id);
       const asked = deps.askRotation?.(id) ?? false;
       return c.json({ id, rotation: asked ? "asked now" : "asked at the node's next session" }, 202);
     },
@@ -118,33 +118,39 @@ export function nodesApi(deps: {
         }
         window_s = parseWith(ResetKey, body).window_s ?? window_s;
       }
-      registry.resetKey(id, window_s * 1000);
+      await registry.resetKey(id, window_s * 1000);
       deps.endSession?.(id);
       return c.json({ id, key: null, rejoin_within_s: window_s });
     },
   );
-  app.get("/:id", describeRoute({ summary: "one node: resources, key, ingest counters, epochs" }), (c) => {
-    const n = node(c.req.param("id"));
-    return c.json({
-      ...summary(registry, n),
-      kind: n.kind,
-      resources: n.resources,
-      version: n.version,
-      transport: n.transport,
-      first_seen: n.first_seen,
-      key: registry.keyInfo(n.id),
-      ingest: {
-        samples: n.samples,
-        rolled_up: n.rolled_up,
-        batches: n.batches,
-        last_seq: n.last_seq,
-        duplicates: n.duplicates,
-        duplicate_samples: n.duplicate_samples,
-        gaps: n.gaps,
-      },
-      ...sampleAccounts(registry, n),
-    });
-  });
+  app.get(
+    "/:id",
+    describeRoute({ summary: "one node: resources, key, ingest counters, epochs" }),
+    async (c) => {
+      // Read from the store: its ingest counters as committed now.
+      node(c.req.param("id"));
+      const n = (await registry.fresh(c.req.param("id"))) ?? node(c.req.param("id"));
+      return c.json({
+        ...summary(registry, n),
+        kind: n.kind,
+        resources: n.resources,
+        version: n.version,
+        transport: n.transport,
+        first_seen: n.first_seen,
+        key: registry.keyInfo(n.id),
+        ingest: {
+          samples: n.samples,
+          rolled_up: n.rolled_up,
+          batches: n.batches,
+          last_seq: n.last_seq,
+          duplicates: n.duplicates,
+          duplicate_samples: n.duplicate_samples,
+          gaps: n.gaps,
+        },
+        ...(await sampleAccounts(registry, n)),
+      });
+    },
+  );
   app.get("/:id/allocs", describeRoute({ summary: "the allocations a node should run" }), async (c) => {
     const id = c.req.param("id");
     // A node pinned by a workload may not have joined yet: its allocations are listed all the same.
@@ -192,10 +198,11 @@ export function nodesApi(deps: {
  * held at its last report (a restored store's original went on producing, say); it lags the node by
  * up to one report, so it is exact once the node has been quiet for one.
  */
-function sampleAccounts(registry: Registry, n: NodeRecord) {
-  const c = registry.epochs.counters(n.id);
+async function sampleAccounts(registry: Registry, n: NodeRecord) {
+  const epochs = await registry.epochs.list(n.id);
+  const c = await registry.epochs.counters(n.id);
   return {
     counters: c ? { ...c, lost: Math.max(0, c.produced - c.dropped - n.samples - c.held) } : null,
-    epochs: registry.epochs.list(n.id),
+    epochs,
   };
 }

@@ -19,6 +19,19 @@ export const hubFields = defineFields([
     help: "directory for the hub's database and generated tokens",
   },
   {
+    key: "store",
+    flag: "--store",
+    env: "NOVACRON_STORE",
+    kind: "string",
+    default: "",
+    metavar: "URL",
+    help: "where the hub keeps its state: empty for SQLite in --data; a postgres:// URL for PostgreSQL",
+    validate: (v) =>
+      v === "" || isUrl(v, ["postgres:", "postgresql:"])
+        ? undefined
+        : "must be empty (SQLite in --data) or a postgres:// URL",
+  },
+  {
     key: "listen",
     flag: "--listen",
     env: "NOVACRON_LISTEN",

@@ -91,6 +91,11 @@ export class Alerter {
     );
   }
 
+  /** Resolves once no evaluation runs. */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => {});
+  }
+
   /** One evaluation, applied in one transaction; returns what was decided. */
   async evaluate(): Promise<AlertDecisions> {
     while (this.#running) await this.#running.catch(() => {});

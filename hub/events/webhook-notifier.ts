@@ -5,7 +5,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
-import { oneAtATime } from "../../shared/one-at-a-time.ts";
+import { type OneAtATime, oneAtATime } from "../../shared/one-at-a-time.ts";
 import { afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
@@ -93,7 +93,7 @@ export class WebhookNotifier {
   #running = false;
   #lastPrune = 0;
   /** Asks for a round: one at a time, and one asked meanwhile runs after it, once. */
-  readonly #round: () => void;
+  readonly #round: OneAtATime;
 
   constructor(o: NotifierOptions) {
     this.#o = {
@@ -138,6 +138,11 @@ export class WebhookNotifier {
     const every = Math.max(50, Math.min(1000, Math.floor(this.#o.retryBaseMs / 2)));
     this.#timer ??= this.#o.clock.setInterval(() => this.tick(), every);
     setImmediate(() => this.tick());
+  }
+
+  /** Resolves once no round runs or is asked for (deliveries in flight go on). */
+  settled(): Promise<void> {
+    return this.#round.idle();
   }
 
   stop(): void {

@@ -20,7 +20,7 @@ import { type Decisions, type ReconcileNode, type ReconcileWorkload, reconcile }
 import { askWitnesses, chooseWitnesses, type WitnessCandidate } from "./witnesses.ts";
 import { afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
-import { oneAtATime } from "../../shared/one-at-a-time.ts";
+import { type OneAtATime, oneAtATime } from "../../shared/one-at-a-time.ts";
 
 export interface FailoverOptions {
   sql: HubSql;
@@ -86,7 +86,7 @@ export class Failover {
   /** Entries of the log written from synchronous code (transitions, witnesses), in order. */
   #writes: Promise<void> = Promise.resolve();
   /** Asks for a pass soon: one runs at a time, and one asked meanwhile runs once after it. */
-  readonly #passSoon: () => void;
+  readonly #passSoon: OneAtATime;
   /** The last "nothing fits" per workload, so a replacement that waits for a node is recorded once. */
   readonly #waiting = new Map<string, string>();
   /** When witnesses were last asked about each node out of contact (a round in flight counts). */
@@ -154,6 +154,7 @@ export class Failover {
 
   /** Resolves once the passes, drains, moves and log entries asked for so far have ended. */
   async settled(): Promise<void> {
+    await this.#passSoon.idle();
     await this.#queue.catch(() => {});
     await this.#writes;
   }

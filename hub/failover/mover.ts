@@ -42,7 +42,7 @@ export class Mover {
    */
   async drain(node: string, deadlineMs: number, maxParallel: number): Promise<DrainRecord | undefined> {
     const o = this.#o;
-    if (!o.registry.setDraining(node, true)) return undefined;
+    if (!(await o.registry.setDraining(node, true))) return undefined;
     const now = o.clock.now();
     await this.store.start({ node, started: now, deadline: now + deadlineMs, max_parallel: maxParallel });
     await this.#o.record("drain", {
@@ -117,7 +117,7 @@ export class Mover {
   /** Ends a drain: the node takes work again; copies already moved stay where they are. */
   async undrain(node: string): Promise<boolean> {
     const o = this.#o;
-    if (!o.registry.setDraining(node, false)) return false;
+    if (!(await o.registry.setDraining(node, false))) return false;
     await this.store.end(node);
     await this.#o.record("undrain", { node, reason: "undrained by an operator" });
     this.#o.kick();

@@ -1,5 +1,4 @@
 // Federation wired: child hubs' reports checked and held, this hub's own report to its parent, forwarded queries.
-import type { Database } from "bun:sqlite";
 import { NovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -54,8 +53,6 @@ export interface FederationOptions {
   now: () => number;
   /** Answers from this hub's own API (a query or a workload the parent sent down). */
   localFetch: LocalFetch;
-  /** The hub's database: the uplink's state. */
-  db: Database;
   /** The hub's store: workloads placed into a child's domain (intents) and staged rollouts. */
   sql: HubSql;
   /** This hub's parent, when it has one. */

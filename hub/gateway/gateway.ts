@@ -110,6 +110,10 @@ export class Gateway {
   readonly #o: GatewayOptions;
   readonly #now: () => number;
   readonly #sessions = new Map<string, Peer>();
+  /** Peers whose hello is being admitted: their later frames wait on `tail`. */
+  readonly #behind = new WeakMap<Peer, { tail: Promise<void> }>();
+  /** Peers whose connection ended (a hello admitted after that starts nothing). */
+  readonly #closed = new WeakSet<Peer>();
   readonly #limiter: LogLimiter;
   readonly #waiting = new Map<string, { node: string; resolve: (r: Body<"reply">) => void }>();
   readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
@@ -171,8 +175,22 @@ export class Gateway {
     this.#bulk.drainAll();
   }
 
-  /** Handles one frame from a peer. Never throws: bad input is answered, counted and logged. */
+  /**
+   * Handles one frame from a peer. Never throws: bad input is answered, counted and logged. While the
+   * peer's hello is being admitted (a read and a write of the store), its later frames wait behind it,
+   * in order.
+   */
   onFrame(peer: Peer, frame: Uint8Array): void {
+    const waiting = this.#behind.get(peer);
+    if (waiting) {
+      waiting.tail = waiting.tail.then(() => this.#frame(peer, frame));
+      return;
+    }
+    this.#frame(peer, frame);
+  }
+
+  #frame(peer: Peer, frame: Uint8Array): void {
+    if (this.#closed.has(peer)) return;
     const node = peer.node;
     if (node && looksLikeMetricsBatch(frame) && this.#sessions.get(node) === peer) {
       // Bulk: straight into the lane, decoded in its turn. Any authenticated frame shows the node alive.
@@ -198,7 +216,7 @@ export class Gateway {
 
   #dispatch(peer: Peer, msg: Message): void {
     if (msg.t === "hello") {
-      this.#hello(peer, msg.b);
+      this.#startHello(peer, msg.b, msg.q);
       return;
     }
     const node = peer.node;
@@ -256,11 +274,17 @@ export class Gateway {
         return;
       }
       case "rekey": {
-        const r = this.#o.registry.rekey(node, peer.auth!.key, msg.b.key);
-        if (!r.ok) throw new NovaError("auth_failed", r.reason);
-        this.#rotationAsked.delete(node);
-        this.#o.log.info("node key rotated", { node });
-        this.#send(peer, "rekeyed", { key: msg.b.key, expires: r.expires });
+        const key = msg.b.key;
+        const ref = msg.q;
+        void this.#o.registry
+          .rekey(node, peer.auth!.key, key)
+          .then((r) => {
+            if (!r.ok) throw new NovaError("auth_failed", r.reason);
+            this.#rotationAsked.delete(node);
+            this.#o.log.info("node key rotated", { node });
+            this.#send(peer, "rekeyed", { key, expires: r.expires });
+          })
+          .catch((err: unknown) => this.#refuse(peer, storeOr(err), ref));
         return;
       }
       case "summary":
@@ -295,7 +319,8 @@ export class Gateway {
     }
   }
 
-  #hello(peer: Peer, hello: Body<"hello">): void {
+  // Checks a hello at once, then admits it against the store; the peer's frames wait meanwhile.
+  #startHello(peer: Peer, hello: Body<"hello">, ref: number | undefined): void {
     if (peer.node && peer.node !== hello.node_id) {
       throw new NovaError(
         "bad_body",
@@ -306,7 +331,32 @@ export class Gateway {
       throw new NovaError("bad_body", `hello for ${hello.node_id} arrived on the topic of ${peer.remote}`);
     }
     if (!peer.auth) throw new NovaError("hello_required", "a hello needs an authenticated session");
-    const result = this.#o.registry.admit(hello, peer.auth, peer.via);
+    const entry = {
+      tail: this.#hello(peer, hello, peer.auth).catch((err: unknown) => {
+        // The store could not be read or written: the node is not refused, it comes back later.
+        const e = storeOr(err);
+        this.#refuse(peer, e, ref);
+        peer.close(`hello not admitted: ${e.message}`);
+      }),
+    };
+    this.#behind.set(peer, entry);
+    // Frames that arrived meanwhile run in turn; the last one done, the peer's frames go straight through.
+    const release = (): void => {
+      const tail = entry.tail;
+      void tail.then(() => {
+        if (entry.tail === tail) this.#behind.delete(peer);
+        else release();
+      });
+    };
+    release();
+  }
+
+  async #hello(peer: Peer, hello: Body<"hello">, auth: PeerAuth): Promise<void> {
+    const result = await this.#o.registry.admit(hello, auth, peer.via);
+    // What is stored for the node now (another hub on the same store may have stored for it since).
+    if (result.ok) await this.#o.ingest.open(hello.node_id);
+    // The connection ended while the store answered: nothing to start.
+    if (this.#closed.has(peer)) return;
     if (!result.ok) {
       this.#countAuth(1, { transport: peer.via });
       this.#logOnce(`auth:${hello.node_id}@${peer.remote.replace(/:\d+$/, "")}`, "agent refused", {
@@ -344,7 +394,7 @@ export class Gateway {
     }
     if (hello.epoch !== undefined) {
       // A store the hub stored more from than it has numbered is a restored snapshot or a copy.
-      const v = this.#o.registry.epochs.hello(
+      const v = await this.#o.registry.epochHello(
         hello.node_id,
         hello.epoch,
         hello.seq_high ?? 0,
@@ -361,6 +411,7 @@ export class Gateway {
         });
       }
       if (v.counters) welcome.counters = v.counters;
+      if (this.#closed.has(peer)) return;
     }
     this.#send(peer, "welcome", welcome);
     this.#o.onSession?.(hello.node_id, hello);
@@ -422,6 +473,7 @@ export class Gateway {
 
   /** A peer's connection ended. */
   onClosed(peer: Peer): void {
+    this.#closed.add(peer);
     const node = peer.node;
     if (node && this.#sessions.get(node) === peer) {
       this.#sessions.delete(node);
@@ -516,4 +568,10 @@ export class Gateway {
   #logOnce(sender: string, msg: string, fields: Record<string, unknown>): void {
     this.#limiter.warn(sender, msg, fields);
   }
+}
+
+/** An error from the store (not the node's fault) as the node is told it: it tries again later. */
+function storeOr(err: unknown): NovaError {
+  if (err instanceof NovaError) return err;
+  return new NovaError("store_failed", `the hub's store failed: ${(err as Error).message}`, { cause: err });
 }

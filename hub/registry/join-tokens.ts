@@ -1,7 +1,7 @@
 // Join tokens: minted, scoped (expiry, uses, levels, labels), listed and revoked; they admit new node ids only.
-import type { Database, Statement } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
 import { joinTokenKey, keysEqual, nodeTokenProof } from "../../shared/secure/index.ts";
+import { forUpdate } from "../store/sql/dialect.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
 /** The scope a join token gave a node. */
@@ -63,46 +63,35 @@ interface TokenRow {
 export const DEFAULT_TOKEN_ID = "default";
 
 /**
- * Join tokens in the hub database; only a key derived from each secret is kept, never the secret.
- * The operator's side (mint, get, list, revoke) is async on `sql`; the handshake's side (admit,
- * activeKey, ensureDefault) still runs on the `Database` until the registry is ported.
+ * Join tokens in the hub database (made by the migrations); only a key derived from each secret is
+ * kept, never the secret. The handshake's proof (`activeKey`) is answered from the tokens as last read
+ * (`refresh`: at start, after each change here, with the registry's refresh); admitting checks the
+ * token's row again, locked, in the admitting transaction.
  */
 export class JoinTokens {
-  readonly #db: Database;
   readonly #sql: HubSql;
-  readonly #get: Statement;
-  readonly #use: Statement;
+  #rows = new Map<string, TokenRow>();
 
-  constructor(db: Database, sql: HubSql) {
-    this.#db = db;
+  constructor(sql: HubSql) {
     this.#sql = sql;
-    db.run(`CREATE TABLE IF NOT EXISTS join_tokens (
-      id TEXT PRIMARY KEY,
-      verifier BLOB NOT NULL,
-      created INTEGER NOT NULL,
-      expires INTEGER,
-      max_uses INTEGER,
-      uses INTEGER NOT NULL DEFAULT 0,
-      level_min INTEGER,
-      level_max INTEGER,
-      labels TEXT,
-      note TEXT,
-      revoked INTEGER
-    )`);
-    this.#get = db.query("SELECT * FROM join_tokens WHERE id = ?");
-    this.#use = db.query("UPDATE join_tokens SET uses = uses + 1 WHERE id = ?");
+  }
+
+  /** Reads every token again (for the handshake's proof). */
+  async refresh(): Promise<void> {
+    const rows = await this.#sql.all<TokenRow>("SELECT * FROM join_tokens");
+    this.#rows = new Map(rows.map((r) => [r.id, r]));
   }
 
   /** Keeps the default token (from the flag or DIR/join.token) in step with its secret; a revocation holds until the secret changes. */
-  ensureDefault(secret: string, now: number): void {
-    this.#db
-      .query(
-        `INSERT INTO join_tokens (id, verifier, created, note) VALUES (?, ?, ?, 'the hub''s default token')
-         ON CONFLICT(id) DO UPDATE SET
-           revoked = CASE WHEN verifier = excluded.verifier THEN revoked ELSE NULL END,
-           verifier = excluded.verifier`,
-      )
-      .run(DEFAULT_TOKEN_ID, joinTokenKey(secret), now);
+  async ensureDefault(secret: string, now: number): Promise<void> {
+    await this.#sql.run(
+      `INSERT INTO join_tokens (id, verifier, created, note) VALUES (?, ?, ?, 'the hub''s default token')
+       ON CONFLICT (id) DO UPDATE SET
+         revoked = CASE WHEN join_tokens.verifier = excluded.verifier THEN join_tokens.revoked ELSE NULL END,
+         verifier = excluded.verifier`,
+      [DEFAULT_TOKEN_ID, joinTokenKey(secret), now],
+    );
+    await this.refresh();
   }
 
   /** Mints a token; the returned string (`id.secret`) is shown once and never stored. */
@@ -128,6 +117,7 @@ export class JoinTokens {
         scope.note ?? null,
       ],
     );
+    await this.refresh();
     return { token: `${id}.${secret}`, info: (await this.get(id, now))! };
   }
 
@@ -148,26 +138,31 @@ export class JoinTokens {
       now,
       id,
     ]);
+    await this.refresh();
     return r.changes > 0;
   }
 
-  /** The key of a token that may still admit someone (for the hub's proof in the handshake). */
+  /** The key of a token that may still admit someone (for the hub's proof in the handshake), as last read. */
   activeKey(id: string, now: number): Uint8Array | undefined {
-    const row = this.#get.get(id) as TokenRow | null;
+    const row = this.#rows.get(id);
     return row && toInfo(row, now).state === "active" ? new Uint8Array(row.verifier) : undefined;
   }
 
   /**
    * Checks a node's proof of a token (bound to its session's handshake hash) and the token's scope,
-   * and counts one use. Call inside the transaction that registers the node.
+   * and counts one use, through `tx`: the transaction that registers the node (the token's row locked,
+   * so two hubs never both take its last use).
    */
-  admit(
+  async admit(
+    tx: HubSql,
     join: { id: string; proof: Uint8Array },
     hash: Uint8Array,
     node: { level: number; labels: Record<string, string> },
     now: number,
-  ): { ok: true; scope: JoinScope | undefined } | { ok: false; reason: string } {
-    const row = this.#get.get(join.id) as TokenRow | null;
+  ): Promise<{ ok: true; scope: JoinScope | undefined } | { ok: false; reason: string }> {
+    const row = await tx.get<TokenRow>(`SELECT * FROM join_tokens WHERE id = ?${forUpdate(tx.dialect)}`, [
+      join.id,
+    ]);
     if (!row || !keysEqual(join.proof, nodeTokenProof(new Uint8Array(row.verifier), hash))) {
       return { ok: false, reason: "join token is not valid" };
     }
@@ -182,7 +177,7 @@ export class JoinTokens {
     if (info.labels) scope.labels = info.labels;
     const out = outOfScope(scope, node);
     if (out) return { ok: false, reason: `join token ${row.id} ${out}` };
-    this.#use.run(row.id);
+    await tx.run("UPDATE join_tokens SET uses = uses + 1 WHERE id = ?", [row.id]);
     return { ok: true, scope: scope.levels || scope.labels ? scope : undefined };
   }
 }

@@ -1,6 +1,7 @@
 // Each node's store epochs: which stores it spoke from, how far the hub stored from each, and its counters.
-import type { Database, Statement } from "bun:sqlite";
 import type { HeartbeatBody } from "../../shared/protocol/index.ts";
+import { textOrder } from "../store/sql/dialect.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** One store (epoch) of a node, as the hub knows it. */
 export interface EpochRecord {
@@ -42,34 +43,23 @@ export interface EpochVerdict {
   counters?: { produced: number; dropped: number };
 }
 
-/** Epoch history per node, in the hub database; reports are kept in memory and written with `flush`. */
+// The later of a stored time and `?` (no scalar max() on PostgreSQL).
+const LATER = "CASE WHEN ? > node_epochs.last_seen THEN ? ELSE node_epochs.last_seen END";
+const MORE = (col: string) => `CASE WHEN ? > node_epochs.${col} THEN ? ELSE node_epochs.${col} END`;
+
+/**
+ * Epoch history per node, in the hub database; reports are kept in memory and written with `flush`.
+ * Reads and writes go through `via`: a transaction's handle, or the store's own.
+ */
 export class NodeEpochs {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #now: () => number;
-  readonly #get: Statement;
-  readonly #list: Statement;
-  readonly #seen: Statement;
-  readonly #report: Statement;
-  readonly #restored: Statement;
   readonly #current = new Map<string, string>();
   readonly #pending = new Map<string, NodeCounters & { at: number }>();
 
-  constructor(db: Database, now: () => number) {
-    this.#db = db;
+  constructor(sql: HubSql, now: () => number) {
+    this.#sql = sql;
     this.#now = now;
-    this.#get = db.query("SELECT * FROM node_epochs WHERE node = ? AND epoch = ?");
-    this.#list = db.query("SELECT * FROM node_epochs WHERE node = ? ORDER BY first_seen, epoch");
-    this.#seen = db.query(
-      `INSERT INTO node_epochs (node, epoch, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-       ON CONFLICT(node, epoch) DO UPDATE SET last_seen = max(last_seen, ?3)`,
-    );
-    this.#report = db.query(
-      `INSERT INTO node_epochs (node, epoch, first_seen, last_seen, produced, dropped, dropped_by, held)
-       VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)
-       ON CONFLICT(node, epoch) DO UPDATE SET last_seen = max(last_seen, ?3), produced = max(produced, ?4),
-         dropped = max(dropped, ?5), dropped_by = ?6, held = ?7`,
-    );
-    this.#restored = db.query("UPDATE node_epochs SET restored = restored + 1 WHERE node = ? AND epoch = ?");
   }
 
   /**
@@ -77,19 +67,31 @@ export class NodeEpochs {
    * has stored the node's numbers up to `storedSeq` and `storedSamples` of its samples. A store the
    * hub knows that is behind it is a copy.
    */
-  hello(
+  async hello(
+    tx: HubSql,
     node: string,
     epoch: string,
     seqHigh: number,
     storedSeq: number,
     storedSamples: number,
-  ): EpochVerdict {
-    const known = this.#get.get(node, epoch) !== null;
+  ): Promise<EpochVerdict> {
+    const known =
+      (await tx.get("SELECT epoch FROM node_epochs WHERE node = ? AND epoch = ?", [node, epoch])) !==
+      undefined;
     const restored = known && storedSeq > seqHigh;
-    this.#seen.run(node, epoch, this.#now());
-    if (restored) this.#restored.run(node, epoch);
+    const now = this.#now();
+    await tx.run(
+      `INSERT INTO node_epochs (node, epoch, first_seen, last_seen) VALUES (?, ?, ?, ?)
+       ON CONFLICT (node, epoch) DO UPDATE SET last_seen = ${LATER}`,
+      [node, epoch, now, now, now, now],
+    );
+    if (restored)
+      await tx.run("UPDATE node_epochs SET restored = restored + 1 WHERE node = ? AND epoch = ?", [
+        node,
+        epoch,
+      ]);
     this.#current.set(node, epoch);
-    const c = this.counters(node);
+    const c = await this.counters(node, tx);
     const verdict: EpochVerdict = { restored };
     if (c || storedSamples > 0) {
       const dropped = c?.dropped ?? 0;
@@ -117,19 +119,48 @@ export class NodeEpochs {
     return this.#current.get(node);
   }
 
-  /** Writes the reports kept in memory, in one transaction (the registry flushes with its own). */
-  flush(): void {
+  /**
+   * Writes the reports kept in memory through `tx` (the registry flushes with its own transaction).
+   * The counters only rise in the store, so a report written twice, or late, changes nothing.
+   */
+  async flush(tx: HubSql): Promise<void> {
     if (this.#pending.size === 0) return;
-    this.#db.transaction(() => {
-      for (const [node, r] of this.#pending)
-        this.#report.run(node, r.epoch, r.at, r.produced, r.dropped, JSON.stringify(r.dropped_by), r.held);
-    })();
-    this.#pending.clear();
+    const written = [...this.#pending];
+    for (const [node, r] of written) {
+      await tx.run(
+        `INSERT INTO node_epochs (node, epoch, first_seen, last_seen, produced, dropped, dropped_by, held)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (node, epoch) DO UPDATE SET last_seen = ${LATER}, produced = ${MORE("produced")},
+           dropped = ${MORE("dropped")}, dropped_by = excluded.dropped_by, held = excluded.held`,
+        [
+          node,
+          r.epoch,
+          r.at,
+          r.at,
+          r.produced,
+          r.dropped,
+          JSON.stringify(r.dropped_by),
+          r.held,
+          r.at,
+          r.at,
+          r.produced,
+          r.produced,
+          r.dropped,
+          r.dropped,
+        ],
+      );
+    }
+    // Reports that came in meanwhile stay for the next flush.
+    for (const [node, r] of written) if (this.#pending.get(node) === r) this.#pending.delete(node);
   }
 
   /** A node's epochs, oldest first, with its latest report (kept in memory until the next flush). */
-  list(node: string): EpochRecord[] {
-    const rows = (this.#list.all(node) as Row[]).map((r) => ({
+  async list(node: string, via: HubSql = this.#sql): Promise<EpochRecord[]> {
+    const stored = await via.all<Row>(
+      `SELECT * FROM node_epochs WHERE node = ? ORDER BY first_seen, ${textOrder(via.dialect, "epoch")}`,
+      [node],
+    );
+    const rows = stored.map((r) => ({
       epoch: r.epoch,
       first_seen: r.first_seen,
       last_seen: r.last_seen,
@@ -155,12 +186,23 @@ export class NodeEpochs {
     return rows;
   }
 
+  /** Every node's dropped count (the highest any of its epochs reported), in one read. */
+  async droppedAll(via: HubSql = this.#sql): Promise<Map<string, number>> {
+    const rows = await via.all<{ node: string; dropped: number }>(
+      "SELECT node, max(dropped) AS dropped FROM node_epochs WHERE produced > 0 OR dropped > 0 GROUP BY node",
+    );
+    const out = new Map(rows.map((r) => [r.node, r.dropped]));
+    for (const [node, p] of this.#pending)
+      if (p.produced > 0 || p.dropped > 0) out.set(node, Math.max(out.get(node) ?? 0, p.dropped));
+    return out;
+  }
+
   /**
    * The node's counters: those of its latest report. Counters carry on across epochs (a copy resumes
    * from them), so produced and dropped are the highest any epoch reported.
    */
-  counters(node: string): NodeCounters | undefined {
-    const epochs = this.list(node);
+  async counters(node: string, via: HubSql = this.#sql): Promise<NodeCounters | undefined> {
+    const epochs = await this.list(node, via);
     const reported = epochs.filter((e) => e.produced > 0 || e.dropped > 0);
     if (reported.length === 0) return undefined;
     const last = reported.reduce((a, e) => (e.last_seen >= a.last_seen ? e : a));

@@ -1,11 +1,11 @@
 // The node registry: identity, credentials, liveness and health status of every node.
-import type { Database, Statement } from "bun:sqlite";
 import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
 import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
-import { type HubSql, wrapSqlite } from "../store/sql/index.ts";
+import { forUpdate, keyLock } from "../store/sql/dialect.ts";
+import type { HubSql } from "../store/sql/index.ts";
 import { type JoinScope, JoinTokens, outOfScope } from "./join-tokens.ts";
-import { NodeEpochs } from "./node-epochs.ts";
+import { type EpochVerdict, NodeEpochs } from "./node-epochs.ts";
 
 export type NodeStatus = "ready" | "suspect" | "down" | "draining";
 
@@ -61,13 +61,6 @@ export interface PeerAuth {
   hash: Uint8Array;
 }
 
-interface KeyRow {
-  pubkey: string | null;
-  prev_pubkey: string | null;
-  key_set_at: number;
-  rotate_requested: number;
-}
-
 interface NodeRow {
   id: string;
   kind: string;
@@ -87,6 +80,8 @@ interface NodeRow {
   /** The scope (levels, labels) of the join token that admitted the node: it holds for every later hello. */
   scope: string | null;
   draining: number;
+  key_set_at: number;
+  rotate_requested: number;
   first_seen: number;
   last_seen: number;
   last_seq: number;
@@ -110,20 +105,30 @@ export type AdmitResult =
   | { ok: true; node: NodeRecord; keyExpires: number; rotate: boolean; joined: boolean }
   | { ok: false; reason: string; code?: "key_revoked" };
 
-/** Registry of nodes, backed by the hub database; liveness is kept in memory and flushed on change. */
+/**
+ * Registry of nodes, backed by the hub database. Every node's row is kept in memory (read at `load`,
+ * after each write of this registry, and by `refresh`, which picks up what ingest and other hubs on
+ * the same store wrote), so the synchronous readers (the gateway, the monitor, placement's fleet
+ * view) never wait for the store; `fresh` reads one row from the store. Liveness is kept in memory
+ * and written with `flushSeen`.
+ */
 export class Registry {
-  readonly #db: Database;
+  readonly #sql: HubSql;
   readonly #policy: StatusPolicy;
   readonly #startedAt: number;
   readonly #now: () => number;
   readonly #connected = new Map<string, string>();
   readonly #lastSeen = new Map<string, number>();
+  /** Nodes heard from since their last-seen time was written. */
+  readonly #seenDirty = new Set<string>();
   readonly #rtt = new Map<string, number>();
   readonly #uptime = new Map<string, { since: number; ms: number; at: number | undefined }>();
-  readonly #get: Statement;
-  readonly #all: Statement;
-  readonly #touch: Statement;
-  readonly #keys: Statement;
+  /** Every node's row, as last read or written. */
+  #rows = new Map<string, NodeRow>();
+  #sorted: NodeRow[] | undefined;
+  /** Counts this registry's writes; a row written after a refresh began is not replaced by what it read. */
+  #writes = 0;
+  readonly #writtenAt = new Map<string, number>();
   /** When each admitted node's key is due for rotation (0: asked by an operator). */
   readonly #rotateAt = new Map<string, number>();
   readonly joinTokens: JoinTokens;
@@ -134,23 +139,55 @@ export class Registry {
   /** Where a node's status comes from when set: the failover monitor, which writes it (hub/failover). */
   statusSource: ((id: string) => NodeStatus | undefined) | undefined;
 
-  /** `sql`: the async store the ported parts use (join tokens' operator side); HubSql over `db` by default. */
-  constructor(
-    db: Database,
-    policy: StatusPolicy,
-    now: () => number = Date.now,
-    sql: HubSql = wrapSqlite(db),
-  ) {
-    this.#db = db;
+  constructor(sql: HubSql, policy: StatusPolicy, now: () => number = Date.now) {
+    this.#sql = sql;
     this.#policy = policy;
     this.#now = now;
     this.#startedAt = now();
-    this.#get = db.query("SELECT * FROM nodes WHERE id = ?");
-    this.#all = db.query("SELECT * FROM nodes ORDER BY id");
-    this.#touch = db.query("UPDATE nodes SET last_seen = ? WHERE id = ?");
-    this.#keys = db.query("SELECT pubkey, prev_pubkey, key_set_at, rotate_requested FROM nodes WHERE id = ?");
-    this.joinTokens = new JoinTokens(db, sql);
-    this.epochs = new NodeEpochs(db, now);
+    this.joinTokens = new JoinTokens(sql);
+    this.epochs = new NodeEpochs(sql, now);
+  }
+
+  /** Reads every node (and the join tokens the handshake proves) from the store; the hub awaits it before it takes sessions. */
+  async load(): Promise<void> {
+    await this.refresh();
+  }
+
+  /** Reads every node again: counters ingest wrote, and what another hub on the same store changed. */
+  async refresh(): Promise<void> {
+    const began = this.#writes;
+    const rows = await this.#sql.all<NodeRow>("SELECT * FROM nodes");
+    const next = new Map<string, NodeRow>();
+    for (const r of rows) {
+      // A row this registry wrote after the read began is newer than what the read saw.
+      const mine = (this.#writtenAt.get(r.id) ?? 0) > began ? this.#rows.get(r.id) : undefined;
+      next.set(r.id, mine ?? r);
+    }
+    for (const [id, at] of this.#writtenAt) {
+      if (at > began && !next.has(id)) {
+        const mine = this.#rows.get(id);
+        if (mine) next.set(id, mine);
+      }
+    }
+    this.#rows = next;
+    this.#sorted = undefined;
+    await this.joinTokens.refresh();
+  }
+
+  // Keeps a row this registry just wrote (read back in the writing transaction).
+  #put(row: NodeRow | undefined): void {
+    if (!row) return;
+    this.#writtenAt.set(row.id, ++this.#writes);
+    this.#rows.set(row.id, row);
+    this.#sorted = undefined;
+  }
+
+  /** One node's row read from the store now (ingest's counters as committed), kept as the newest. */
+  async fresh(id: string): Promise<NodeRecord | undefined> {
+    const row = await this.#sql.get<NodeRow>("SELECT * FROM nodes WHERE id = ?", [id]);
+    if (!row) return undefined;
+    this.#put(row);
+    return this.#toRecord(row);
   }
 
   /**
@@ -159,119 +196,150 @@ export class Registry {
    * - the node's registered key (or the one before it, while a rotation is unconfirmed);
    * - a join token's proof, for a node id not registered yet (or one an operator reset);
    * - a protocol 1 credential's proof, once, for a node registered before keys existed.
+   * One transaction, the node's row (or, for a new id, its name) locked: two hubs admitting one node
+   * at once decide in turn.
    */
-  admit(hello: HelloBody, auth: PeerAuth, transport: string): AdmitResult {
+  async admit(hello: HelloBody, auth: PeerAuth, transport: string): Promise<AdmitResult> {
     const now = this.#now();
     const key = encodeKey(auth.key);
-    const row = this.#get.get(hello.node_id) as NodeRow | null;
-    const tx = this.#db.transaction((): AdmitResult => {
+    const out = await this.#sql.tx(async (tx): Promise<{ result: AdmitResult; row?: NodeRow }> => {
+      const lock = keyLock(tx.dialect);
+      if (lock) await tx.get(lock, [`node:${hello.node_id}`]);
+      const row = await tx.get<NodeRow>(`SELECT * FROM nodes WHERE id = ?${forUpdate(tx.dialect)}`, [
+        hello.node_id,
+      ]);
       let rotate = false;
       let bind = false;
       let scope: string | null = null;
-      const join = () => {
+      const join = async () => {
         if (!hello.join) return { ok: false as const, reason: "no join token proof given" };
-        const j = this.joinTokens.admit(hello.join, auth.hash, hello, now);
+        const j = await this.joinTokens.admit(tx, hello.join, auth.hash, hello, now);
         if (j.ok) scope = j.scope ? JSON.stringify(j.scope) : null;
         return j;
       };
+      const refuse = (result: Extract<AdmitResult, { ok: false }>) => ({ result });
       // The admitting token's levels and labels bind the node for good, not just its first hello.
       if (row?.scope) {
         const out = outOfScope(JSON.parse(row.scope) as JoinScope, hello);
-        if (out) return { ok: false, reason: `node ${row.id} was admitted by a join token that ${out}` };
+        if (out)
+          return refuse({ ok: false, reason: `node ${row.id} was admitted by a join token that ${out}` });
       }
       if (row?.pubkey) {
         if (row.pubkey === key) {
           // The node proved its current key: a rotation before this one is complete.
-          if (row.prev_pubkey) this.#db.query("UPDATE nodes SET prev_pubkey = NULL WHERE id = ?").run(row.id);
+          if (row.prev_pubkey) await tx.run("UPDATE nodes SET prev_pubkey = NULL WHERE id = ?", [row.id]);
         } else if (row.prev_pubkey === key) {
           rotate = true; // it never heard that its new key was recorded: it will offer it again
         } else {
-          return {
+          return refuse({
             ok: false,
             reason: `node ${row.id} is registered with another key; a join token admits new node ids only (an operator can reset its key)`,
-          };
+          });
         }
       } else if (row?.cred_hash) {
         if (!this.#policy.acceptLegacyCredentials) {
-          return {
+          return refuse({
             ok: false,
             reason: `node ${row.id} was registered under protocol 1; this hub does not take protocol 1 credentials (--legacy-credentials), so an operator must reset its key`,
-          };
+          });
         }
         if (!hello.legacy || !keysEqual(hello.legacy, legacyProof(row.cred_hash, auth.hash))) {
-          return {
+          return refuse({
             ok: false,
             reason: `node ${row.id} was registered under protocol 1: it must prove its old credential, or an operator must reset its key`,
-          };
+          });
         }
         bind = true;
       } else if (row) {
         // Reset by an operator: a join token may claim the id again, within the window the reset gave.
         if ((row.rejoin_until ?? 0) < now) {
-          return {
+          return refuse({
             ok: false,
             reason: `node ${row.id} has no key; an operator must reset it before it can join again`,
-          };
+          });
         }
         if (row.revoked_pubkey === key) {
-          return {
+          return refuse({
             ok: false,
             code: "key_revoked",
             reason: `the key of node ${row.id} was revoked by an operator; the node must make a new one`,
-          };
+          });
         }
-        const j = join();
-        if (!j.ok) return j;
+        const j = await join();
+        if (!j.ok) return refuse(j);
         bind = true;
       } else {
-        const j = join();
-        if (!j.ok) return j;
+        const j = await join();
+        if (!j.ok) return refuse(j);
         bind = true;
       }
-      this.#db
-        .query(
-          `INSERT INTO nodes (id, kind, level, labels, capabilities, resources, version, boot_id, transport, pubkey, key_set_at, first_seen, last_seen)
-           VALUES ($id, $kind, $level, $labels, $caps, $res, $version, $boot, $transport, $key, $now, $now, $now)
-           ON CONFLICT(id) DO UPDATE SET kind = $kind, level = $level, labels = $labels, capabilities = $caps, resources = $res,
-             version = $version, boot_id = $boot, transport = $transport, last_seen = $now`,
-        )
-        .run({
-          id: hello.node_id,
-          kind: hello.kind === "hub" ? "hub" : "agent",
-          level: hello.level,
-          labels: JSON.stringify(hello.labels),
-          caps: JSON.stringify(hello.capabilities),
-          res: JSON.stringify(hello.resources),
-          version: hello.version,
-          boot: hello.boot_id,
+      const kind = hello.kind === "hub" ? "hub" : "agent";
+      const labels = JSON.stringify(hello.labels);
+      const caps = JSON.stringify(hello.capabilities);
+      const res = JSON.stringify(hello.resources);
+      await tx.run(
+        `INSERT INTO nodes (id, kind, level, labels, capabilities, resources, version, boot_id, transport, pubkey, key_set_at, first_seen, last_seen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, level = excluded.level, labels = excluded.labels,
+           capabilities = excluded.capabilities, resources = excluded.resources, version = excluded.version,
+           boot_id = excluded.boot_id, transport = excluded.transport, last_seen = excluded.last_seen`,
+        [
+          hello.node_id,
+          kind,
+          hello.level,
+          labels,
+          caps,
+          res,
+          hello.version,
+          hello.boot_id,
           transport,
           key,
           now,
-        });
+          now,
+          now,
+        ],
+      );
       if (bind && row) {
-        this.#db
-          .query(
-            "UPDATE nodes SET pubkey = ?, prev_pubkey = NULL, cred_hash = NULL, key_set_at = ?, rejoin_until = NULL, scope = coalesce(?, scope) WHERE id = ?",
-          )
-          .run(key, now, scope, row.id);
+        await tx.run(
+          "UPDATE nodes SET pubkey = ?, prev_pubkey = NULL, cred_hash = NULL, key_set_at = ?, rejoin_until = NULL, scope = coalesce(?, scope) WHERE id = ?",
+          [key, now, scope, row.id],
+        );
       } else if (bind && scope) {
-        this.#db.query("UPDATE nodes SET scope = ? WHERE id = ?").run(scope, hello.node_id);
+        await tx.run("UPDATE nodes SET scope = ? WHERE id = ?", [scope, hello.node_id]);
       }
-      const keys = this.#keyRow(hello.node_id)!;
-      const expires = keys.key_set_at + this.#policy.keyLifetimeMs;
-      const rotateAt = keys.rotate_requested !== 0 ? 0 : this.#rotationPoint(keys.key_set_at);
-      this.#rotateAt.set(hello.node_id, rotateAt);
-      rotate ||= now > rotateAt;
-      return { ok: true, node: this.get(hello.node_id)!, keyExpires: expires, rotate, joined: bind };
+      const fresh = (await tx.get<NodeRow>("SELECT * FROM nodes WHERE id = ?", [hello.node_id]))!;
+      const expires = fresh.key_set_at + this.#policy.keyLifetimeMs;
+      return {
+        result: { ok: true, node: this.#toRecord(fresh), keyExpires: expires, rotate, joined: bind },
+        row: fresh,
+      };
     });
-    const result = tx();
-    if (result.ok) this.#lastSeen.set(hello.node_id, now);
+    const { result, row } = out;
+    if (result.ok && row) {
+      this.#put(row);
+      const rotateAt = row.rotate_requested !== 0 ? 0 : this.#rotationPoint(row.key_set_at);
+      this.#rotateAt.set(row.id, rotateAt);
+      if (now > rotateAt) result.rotate = true;
+      this.#lastSeen.set(row.id, now);
+      result.node = this.#toRecord(row);
+    }
     return result;
+  }
+
+  /** A hello naming a store epoch (see NodeEpochs.hello), in a transaction of its own. */
+  epochHello(
+    node: string,
+    epoch: string,
+    seqHigh: number,
+    storedSeq: number,
+    storedSamples: number,
+  ): Promise<EpochVerdict> {
+    return this.#sql.tx((tx) => this.epochs.hello(tx, node, epoch, seqHigh, storedSeq, storedSamples));
   }
 
   /** Whether a session with `key` could ever be admitted as `node` (checked before a session replaces another). */
   mayClaim(node: string, key: Uint8Array): boolean {
-    const row = this.#keyRow(node);
+    const row = this.#rows.get(node);
     if (!row?.pubkey) return true;
     const k = encodeKey(key);
     return row.pubkey === k || row.prev_pubkey === k;
@@ -281,27 +349,34 @@ export class Registry {
    * Records a node's new key, offered inside a session that proved `current`. The old key stays
    * valid until the node first proves the new one. Returns the new key's expiry, or why not.
    */
-  rekey(
+  async rekey(
     node: string,
     current: Uint8Array,
     next: Uint8Array,
-  ): { ok: true; expires: number } | { ok: false; reason: string } {
+  ): Promise<{ ok: true; expires: number } | { ok: false; reason: string }> {
     const now = this.#now();
-    const row = this.#keyRow(node);
     const cur = encodeKey(current);
     const nxt = encodeKey(next);
-    if (!row) return { ok: false, reason: `node ${node} is not registered` };
-    if (row.pubkey === nxt) return { ok: true, expires: row.key_set_at + this.#policy.keyLifetimeMs };
-    // Only the current key rotates: a previous one (still taken for a session until the node proves
-    // its new key) could otherwise be used by whoever stole it to take the id back.
-    if (row.pubkey !== cur) return { ok: false, reason: "only the node's current key can rotate it" };
-    this.#db
-      .query(
+    const out = await this.#sql.tx(async (tx) => {
+      const row = await tx.get<NodeRow>(`SELECT * FROM nodes WHERE id = ?${forUpdate(tx.dialect)}`, [node]);
+      if (!row) return { ok: false as const, reason: `node ${node} is not registered` };
+      if (row.pubkey === nxt)
+        return { ok: true as const, expires: row.key_set_at + this.#policy.keyLifetimeMs, row };
+      // Only the current key rotates: a previous one (still taken for a session until the node proves
+      // its new key) could otherwise be used by whoever stole it to take the id back.
+      if (row.pubkey !== cur)
+        return { ok: false as const, reason: "only the node's current key can rotate it" };
+      await tx.run(
         "UPDATE nodes SET prev_pubkey = ?, pubkey = ?, key_set_at = ?, rotate_requested = 0 WHERE id = ?",
-      )
-      .run(cur, nxt, now, node);
-    this.#rotateAt.set(node, this.#rotationPoint(now));
-    return { ok: true, expires: now + this.#policy.keyLifetimeMs };
+        [cur, nxt, now, node],
+      );
+      const fresh = await tx.get<NodeRow>("SELECT * FROM nodes WHERE id = ?", [node]);
+      return { ok: true as const, expires: now + this.#policy.keyLifetimeMs, row: fresh, rotated: true };
+    });
+    if (!out.ok) return out;
+    this.#put(out.row);
+    if ("rotated" in out) this.#rotateAt.set(node, this.#rotationPoint(now));
+    return { ok: true, expires: out.expires };
   }
 
   /**
@@ -318,9 +393,19 @@ export class Registry {
     return keySetAt + (this.#policy.keyLifetimeMs * 2) / 3;
   }
 
+  // One statement on a node's row, then the row kept as written; false for an unknown node.
+  async #update(node: string, sql: string, params: (string | number | null)[]): Promise<boolean> {
+    const row = await this.#sql.tx(async (tx) => {
+      if ((await tx.run(sql, params)).changes === 0) return undefined;
+      return tx.get<NodeRow>("SELECT * FROM nodes WHERE id = ?", [node]);
+    });
+    this.#put(row);
+    return row !== undefined;
+  }
+
   /** An operator asks a node to rotate its key (at its next heartbeat or session). */
-  requestRotation(node: string): boolean {
-    const asked = this.#db.query("UPDATE nodes SET rotate_requested = 1 WHERE id = ?").run(node).changes > 0;
+  async requestRotation(node: string): Promise<boolean> {
+    const asked = await this.#update(node, "UPDATE nodes SET rotate_requested = 1 WHERE id = ?", [node]);
     if (asked && this.#rotateAt.has(node)) this.#rotateAt.set(node, 0);
     return asked;
   }
@@ -329,14 +414,12 @@ export class Registry {
    * An operator forgets a node's key: for `windowMs` a join token may claim the id again (a node
    * rebuilt from scratch, a stolen key). Until then nobody can speak for it.
    */
-  resetKey(node: string, windowMs: number): boolean {
+  async resetKey(node: string, windowMs: number): Promise<boolean> {
     this.#rotateAt.delete(node);
-    return (
-      this.#db
-        .query(
-          "UPDATE nodes SET revoked_pubkey = coalesce(pubkey, revoked_pubkey), pubkey = NULL, prev_pubkey = NULL, cred_hash = NULL, rotate_requested = 0, rejoin_until = ? WHERE id = ?",
-        )
-        .run(this.#now() + windowMs, node).changes > 0
+    return this.#update(
+      node,
+      "UPDATE nodes SET revoked_pubkey = coalesce(pubkey, revoked_pubkey), pubkey = NULL, prev_pubkey = NULL, cred_hash = NULL, rotate_requested = 0, rejoin_until = ? WHERE id = ?",
+      [this.#now() + windowMs, node],
     );
   }
 
@@ -344,7 +427,7 @@ export class Registry {
   keyInfo(
     node: string,
   ): { public_key: string | null; key_set_at: number; key_expires: number | null } | undefined {
-    const row = this.#keyRow(node);
+    const row = this.#rows.get(node);
     if (!row) return undefined;
     return {
       public_key: row.pubkey,
@@ -353,11 +436,6 @@ export class Registry {
     };
   }
 
-  #keyRow(node: string): KeyRow | undefined {
-    return (this.#keys.get(node) as KeyRow | null) ?? undefined;
-  }
-
-  /** Marks a node connected through `via` (ws, mqtt). */
   /** Records the round trip the node measured to this hub (from its heartbeats). */
   setRtt(id: string, rttMs: number): void {
     this.#rtt.set(id, rttMs);
@@ -382,6 +460,7 @@ export class Registry {
     return Math.min(1, connectedMs / total);
   }
 
+  /** Marks a node connected through `via` (ws, mqtt). */
   setConnected(id: string, via: string): void {
     this.#connected.set(id, via);
     const up = this.#uptime.get(id) ?? { since: this.#now(), ms: 0, at: undefined };
@@ -390,7 +469,7 @@ export class Registry {
     this.onLiveness?.(id, true);
   }
 
-  /** Marks a node disconnected, keeping its last-seen time. */
+  /** Marks a node disconnected, keeping its last-seen time (written with the next flushSeen). */
   setDisconnected(id: string): void {
     this.#connected.delete(id);
     const up = this.#uptime.get(id);
@@ -398,7 +477,7 @@ export class Registry {
       up.ms += this.#now() - up.at;
       up.at = undefined;
     }
-    this.#flushSeen(id);
+    this.#seenDirty.add(id);
     this.onLiveness?.(id, false);
   }
 
@@ -407,13 +486,14 @@ export class Registry {
   }
 
   /** Marks a node draining (placement leaves it alone) or not; false for an unknown node. */
-  setDraining(id: string, draining: boolean): boolean {
-    return this.#db.query("UPDATE nodes SET draining = ? WHERE id = ?").run(draining ? 1 : 0, id).changes > 0;
+  setDraining(id: string, draining: boolean): Promise<boolean> {
+    return this.#update(id, "UPDATE nodes SET draining = ? WHERE id = ?", [draining ? 1 : 0, id]);
   }
 
   /** Records that a node was heard from; persisted lazily (every few seconds, and on disconnect). */
   seen(id: string): void {
     this.#lastSeen.set(id, this.#now());
+    this.#seenDirty.add(id);
   }
 
   /** When the node was last heard from by this hub process (memory only; undefined: not since start). */
@@ -421,32 +501,52 @@ export class Registry {
     return this.#lastSeen.get(id);
   }
 
-  /** Writes in-memory last-seen times (and counters reported in heartbeats) to the database. */
-  flushSeen(): void {
-    const tx = this.#db.transaction(() => {
-      for (const id of this.#lastSeen.keys()) this.#flushSeen(id);
-      this.epochs.flush();
-    });
-    tx();
-  }
-
-  #flushSeen(id: string): void {
-    const t = this.#lastSeen.get(id);
-    if (t !== undefined) this.#touch.run(t, id);
+  /** Writes in-memory last-seen times (and counters reported in heartbeats) to the database, in one transaction. */
+  async flushSeen(): Promise<void> {
+    const ids = [...this.#seenDirty].sort();
+    this.#seenDirty.clear();
+    try {
+      await this.#sql.tx(async (tx) => {
+        const seen = ids.flatMap((id) => {
+          const t = this.#lastSeen.get(id);
+          return t === undefined ? [] : [[id, t] as [string, number]];
+        });
+        if (tx.dialect === "postgres") {
+          for (let i = 0; i < seen.length; i += 500) {
+            const part = seen.slice(i, i + 500);
+            await tx.run(
+              `UPDATE nodes AS n SET last_seen = GREATEST(n.last_seen, v.t)
+               FROM (VALUES ${part.map(() => "(?::text, ?::bigint)").join(", ")}) AS v(id, t) WHERE n.id = v.id`,
+              part.flat(),
+            );
+          }
+        } else {
+          for (const [id, t] of seen)
+            await tx.run("UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?", [t, id]);
+        }
+        await this.epochs.flush(tx);
+      });
+    } catch (err) {
+      // Written with the next flush.
+      for (const id of ids) this.#seenDirty.add(id);
+      throw err;
+    }
   }
 
   get(id: string): NodeRecord | undefined {
-    const row = this.#get.get(id) as NodeRow | null;
+    const row = this.#rows.get(id);
     return row ? this.#toRecord(row) : undefined;
   }
 
   /** Number of nodes the hub knows, connected or not. */
   count(): number {
-    return (this.#db.query("SELECT count(*) AS n FROM nodes").get() as { n: number }).n;
+    return this.#rows.size;
   }
 
+  /** Every node, by id. */
   list(): NodeRecord[] {
-    return (this.#all.all() as NodeRow[]).map((r) => this.#toRecord(r));
+    this.#sorted ??= [...this.#rows.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return this.#sorted.map((r) => this.#toRecord(r));
   }
 
   /**

@@ -102,7 +102,8 @@ export class WorkloadController {
       const touched: Touched = new Set();
       const r = await fn(tx, touched);
       if (r instanceof RequestError) return r;
-      for (const node of touched) {
+      // In one order on every hub: two changes touching the same nodes never wait on each other in a circle.
+      for (const node of [...touched].sort()) {
         const generation = await this.#store.bumpGeneration(tx, node);
         const allocs = await this.#store.desiredOn(node, tx);
         afterCommit(() => this.#send(node, { generation, allocs }));
@@ -220,7 +221,7 @@ export class WorkloadController {
       const w = await this.#store.get(name);
       if (!w) throw new RequestError(`no workload ${name}`, "name");
       if (w.rollout.state === "idle" && w.previous_spec) return this.#update(name, w.previous_spec);
-      await this.#rollback(name, reason, false);
+      await this.#rollback(name, reason);
       return (await this.#store.get(name))!;
     });
   }
@@ -257,10 +258,11 @@ export class WorkloadController {
   /** A node (re)joined: it gets its whole desired set, and pending workloads may now fit. */
   onSession(node: string, agentGeneration?: number): Promise<void> {
     const sent = this.#serial(async () => {
-      const [generation, allocs] = await Promise.all([
-        this.#store.generation(node),
-        this.#store.desiredOn(node),
-      ]);
+      // One read: the set as of the generation read (a bump another hub began commits first).
+      const { generation, allocs } = await this.#store.sql.tx(async (tx) => ({
+        generation: await this.#store.generation(node, tx, true),
+        allocs: await this.#store.desiredOn(node, tx),
+      }));
       if (agentGeneration !== undefined && agentGeneration >= generation) {
         // The node has applied this generation or a later one (from this hub before it lost its data,
         // or from another hub): only a higher number makes it take what this hub holds.
@@ -315,7 +317,7 @@ export class WorkloadController {
       await this.#store.setDesired(tx, a.id, "stop");
       touched.add(a.node);
     }
-    this.#log.info("workload scaled down", { workload: w.name, stopped: surplus.length });
+    afterCommit(() => this.#log.info("workload scaled down", { workload: w.name, stopped: surplus.length }));
   }
 
   /**
@@ -353,7 +355,9 @@ export class WorkloadController {
           await this.#store.setDesired(tx, id, "stop");
           touched.add(a.node);
         }
-        for (const s of start) {
+        for (const s of [...start].sort((a, b) =>
+          a.workload < b.workload ? -1 : a.workload > b.workload ? 1 : 0,
+        )) {
           const w = await this.#store.lock(tx, s.workload);
           if (!w) continue;
           started.push(await this.#store.createAlloc(tx, w.name, s.node, w.version, w.spec));
@@ -435,7 +439,6 @@ export class WorkloadController {
 
   // One step of a workload's rollout, decided under its row's lock.
   async #step(name: string, now: number): Promise<void> {
-    let rollbackFor: string | undefined;
     await this.#change(async (tx, touched) => {
       const w = await this.#store.lock(tx, name);
       if (!w) return;
@@ -498,8 +501,16 @@ export class WorkloadController {
           afterCommit(() => this.#log.info("rollout complete", { workload: w.name, version: r.to }));
           break;
         case "rollback":
-          if (w.spec.rollout.auto_rollback) rollbackFor = step.reason;
-          else {
+          if (w.spec.rollout.auto_rollback) {
+            const reason = step.reason;
+            const done = await this.#rollbackIn(tx, touched, w, reason);
+            // An operator's rollback is in the log as their request; this one is the hub's.
+            if (done)
+              afterCommit(() => {
+                this.#record("rollout.rollback", `workloads/${w.name}`, reason, done);
+                this.#log.warn("rollout rolled back", { workload: w.name, to: done.to, reason });
+              });
+          } else {
             await this.#store.setRollout(tx, w.name, {
               state: "failed",
               from: r.from,
@@ -518,44 +529,54 @@ export class WorkloadController {
         }
       }
     });
-    if (rollbackFor !== undefined) await this.#rollback(name, rollbackFor, true);
   }
 
-  // Rolls a rollout back, in one transaction under the workload's lock. `byHub`: the hub decided it (an
-  // operator's rollback is in the audit log as their request).
-  async #rollback(name: string, reason: string, byHub: boolean): Promise<void> {
+  // An operator's rollback, in one transaction under the workload's lock (their request is in the
+  // audit log already).
+  async #rollback(name: string, reason: string): Promise<void> {
     const done = await this.#change(async (tx, touched) => {
       const w = await this.#store.lock(tx, name);
       if (!w) return new RequestError(`no workload ${name}`, "name");
-      if (!("to" in w.rollout) || w.rollout.state === "rolled-back" || !w.previous_spec)
-        return new RequestError(`workload ${name} has no rollout to roll back`, "rollout");
-      const r = w.rollout;
-      const previous = w.previous_spec;
-      // Everything not at the version rolled back to goes, including copies of an older rollout
-      // that this one interrupted; every place the workload had gets a copy of that version.
-      const active = await this.#active(tx, w.name);
-      const places =
-        (previous.nodes ?? []).length > 0 ? [...previous.nodes!] : [...new Set(active.map((a) => a.node))];
-      for (const a of active.filter((x) => x.version !== r.from)) {
-        await this.#store.setDesired(tx, a.id, "stop");
-        touched.add(a.node);
-      }
-      const keep = new Set(active.filter((x) => x.version === r.from).map((x) => x.node));
-      for (const node of places.slice(0, Math.max(previous.replicas, (previous.nodes ?? []).length))) {
-        if (keep.has(node)) continue;
-        await this.#store.createAlloc(tx, w.name, node, r.from, previous);
-        touched.add(node);
-      }
-      await this.#store.update(tx, w.name, previous, r.from, null, {
-        state: "rolled-back",
-        from: r.from,
-        to: r.to,
-        message: reason,
-      });
-      return { from: r.to, to: r.from };
+      return (
+        (await this.#rollbackIn(tx, touched, w, reason)) ??
+        new RequestError(`workload ${name} has no rollout to roll back`, "rollout")
+      );
     });
-    if (byHub) this.#record("rollout.rollback", `workloads/${name}`, reason, done);
     this.#log.warn("rollout rolled back", { workload: name, to: done.to, reason });
+  }
+
+  // Rolls `w`'s rollout back through `tx` (whose caller holds its row); undefined when it has none.
+  async #rollbackIn(
+    tx: HubSql,
+    touched: Touched,
+    w: WorkloadRecord,
+    reason: string,
+  ): Promise<{ from: number; to: number } | undefined> {
+    if (!("to" in w.rollout) || w.rollout.state === "rolled-back" || !w.previous_spec) return undefined;
+    const r = w.rollout;
+    const previous = w.previous_spec;
+    // Everything not at the version rolled back to goes, including copies of an older rollout
+    // that this one interrupted; every place the workload had gets a copy of that version.
+    const active = await this.#active(tx, w.name);
+    const places =
+      (previous.nodes ?? []).length > 0 ? [...previous.nodes!] : [...new Set(active.map((a) => a.node))];
+    for (const a of active.filter((x) => x.version !== r.from)) {
+      await this.#store.setDesired(tx, a.id, "stop");
+      touched.add(a.node);
+    }
+    const keep = new Set(active.filter((x) => x.version === r.from).map((x) => x.node));
+    for (const node of places.slice(0, Math.max(previous.replicas, (previous.nodes ?? []).length))) {
+      if (keep.has(node)) continue;
+      await this.#store.createAlloc(tx, w.name, node, r.from, previous);
+      touched.add(node);
+    }
+    await this.#store.update(tx, w.name, previous, r.from, null, {
+      state: "rolled-back",
+      from: r.from,
+      to: r.to,
+      message: reason,
+    });
+    return { from: r.to, to: r.from };
   }
 
   async #active(tx: HubSql, name: string): Promise<AllocRecord[]> {

@@ -269,7 +269,8 @@ export class WorkloadStore {
          restarts = coalesce(?, restarts),
          -- A report without a health verdict keeps the last one (a task stopped for being unhealthy
          -- reports "failed" without repeating it); a task starting afresh has none yet.
-         healthy = CASE WHEN ? IS NOT NULL THEN ?
+         -- Typed: PostgreSQL cannot tell the type of a parameter that is only ever NULL.
+         healthy = CASE WHEN CAST(? AS INTEGER) IS NOT NULL THEN CAST(? AS INTEGER)
                         WHEN ? = 'running' AND status != 'running' THEN NULL
                         ELSE healthy END,
          running_since = CASE WHEN ? = 'running' THEN coalesce(running_since, ?) ELSE NULL END,
@@ -330,9 +331,14 @@ export class WorkloadStore {
     );
   }
 
-  async generation(node: string, via: HubSql = this.sql): Promise<number> {
+  /**
+   * The node's generation. `share`: inside a transaction, hold the row until it ends (PostgreSQL), so a
+   * bump another transaction has begun is committed first and none begins meanwhile.
+   */
+  async generation(node: string, via: HubSql = this.sql, share = false): Promise<number> {
+    const lock = share && via.dialect === "postgres" ? " FOR SHARE" : "";
     const row = await via.get<{ generation: number }>(
-      "SELECT generation FROM node_generations WHERE node = ?",
+      `SELECT generation FROM node_generations WHERE node = ?${lock}`,
       [node],
     );
     return row?.generation ?? 0;

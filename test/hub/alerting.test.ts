@@ -62,8 +62,8 @@ describe("alerting in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const a = joinNode(core, "a", { level: 2, resources: RESOURCES });
-    const b = joinNode(core, "b", { level: 2, resources: RESOURCES });
+    const a = await joinNode(core, "a", { level: 2, resources: RESOURCES });
+    const b = await joinNode(core, "b", { level: 2, resources: RESOURCES });
     await core.controller.create(spec({ name: "svc" }));
     const first = (await core.workloads.allocsOf("svc"))[0]!;
     const [gone, stays] = first.node === "a" ? [a, b] : [b, a];
@@ -83,7 +83,7 @@ describe("alerting in one hub", () => {
       `node-down:${goneId}:open`,
       `node-offline-1h:${goneId}:open`,
     ]);
-    joinNode(core, goneId, { level: 2, resources: RESOURCES }, { key: gone.key });
+    await joinNode(core, goneId, { level: 2, resources: RESOURCES }, { key: gone.key });
     await run(clock, 2000, [stays], [staysId]);
     expect(rulesOf(await alerts(core))).toEqual([
       "failover-done:-:resolved",
@@ -96,7 +96,7 @@ describe("alerting in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const n = joinNode(core, "n1", { level: 2, resources: RESOURCES });
+    const n = await joinNode(core, "n1", { level: 2, resources: RESOURCES });
     const start = clock.now();
     const enc = encodeMetrics({
       start,
@@ -140,10 +140,10 @@ describe("alerting in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const n = joinNode(core, "n1");
+    const n = await joinNode(core, "n1");
     const beat = async (dropped: number) => {
       n.send(envelope("heartbeat", "n1", { pending: 0, epoch: "store-1", produced: 10_000, dropped }));
-      core.registry.flushSeen();
+      await core.registry.flushSeen();
       await run(clock, 1500, [n], ["n1"]);
     };
     await beat(40);
@@ -179,7 +179,7 @@ describe("alerting in one hub", () => {
       min_severity: "critical",
       created_at: clock.now(),
     });
-    const n = joinNode(core, "n1");
+    const n = await joinNode(core, "n1");
     const raise = async (q: number, severity: string, source: string) => {
       n.send(
         envelope(
@@ -227,7 +227,7 @@ describe("webhook delivery in one hub", () => {
       min_severity: "info",
       created_at: clock.now(),
     });
-    const n = joinNode(core, "n1");
+    const n = await joinNode(core, "n1");
     const t0 = clock.now();
     for (const [q, source] of [
       [1, "rule:a"],

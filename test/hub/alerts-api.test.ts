@@ -41,7 +41,7 @@ test("an agent's alert opens one hub alert (raised again, it opens nothing new),
   using dir = tempDir();
   const { core, call } = await hub(dir.path);
   using _core = core;
-  const n = joinNode(core, "n1");
+  const n = await joinNode(core, "n1");
   let q = 0;
   const event = async (kind: "alert" | "alert_clear", message: string) => {
     n.send(
@@ -84,7 +84,7 @@ test("ack: an open alert becomes acknowledged by the request's actor with its co
   using dir = tempDir();
   const { core, call } = await hub(dir.path);
   using _core = core;
-  const n = joinNode(core, "n1");
+  const n = await joinNode(core, "n1");
   n.send(
     envelope(
       "event",

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHubCore } from "../../hub/core.ts";
 import { openHubDb } from "../../hub/store/db.ts";
+import { wrapSqlite } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { type Envelope, envelope, type Message } from "../../shared/protocol/index.ts";
 import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
@@ -45,7 +46,7 @@ async function toRes(r: Response): Promise<Res> {
 /** The hub's parts wired as server.ts wires them, in this process; the agent session is a Peer. */
 async function inProcess(dir: string): Promise<Target> {
   const db = await openHubDb(dir);
-  const core = createHubCore(db, {
+  const core = await createHubCore(wrapSqlite(db), {
     hubId: "hub-test",
     joinToken: JOIN,
     adminToken: ADMIN,
@@ -61,7 +62,7 @@ async function inProcess(dir: string): Promise<Target> {
   });
   const { app, close } = core;
   // A real handshake with the session layer; the hello the seed sends gets this session's join proof.
-  const node = joinNode(core, NODE, {}, { join: false, hello: false });
+  const node = await joinNode(core, NODE, {}, { join: false, hello: false });
   return {
     request: async (path, headers) => toRes(await app.request(path, { headers })),
     send: (env) => {

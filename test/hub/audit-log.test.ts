@@ -1,11 +1,20 @@
 // Specification of the audit log: one entry per change through the API, the hub's own decisions, a chain that shows tampering.
-import { Database } from "bun:sqlite";
 import { expect, test } from "bun:test";
-import { join } from "node:path";
 import { call, mutatingRoutes } from "../support/api-routes.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { ADMIN, joinNode, openHubCore } from "../support/hub-core.ts";
+import { type HubSql, openPostgres, openSqlite } from "../../hub/store/sql/index.ts";
+import type { TestStore } from "../support/hub-store.ts";
 import { tempDir } from "../support/processes.ts";
+
+// Another connection to the hub's store (the file, or the database), outside the hub.
+function rawStore(store: TestStore): HubSql {
+  return store.db ? openSqlite(store.where) : openPostgres(store.where, { max: 1 });
+}
+
+// Removing a guard as someone with access to the store would.
+const dropTrigger = (store: TestStore, name: string) =>
+  store.db ? `DROP TRIGGER ${name}` : `DROP TRIGGER ${name} ON audit_log`;
 
 interface Entry {
   seq: number;
@@ -82,7 +91,9 @@ test("audit: a change records digests of the object before and after; queries by
 test("audit: the hub's own placement decisions are entries of actor hub", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  joinNode(core, "n1", { resources: { cpu_cores: 4, mem_bytes: 4 * 2 ** 30, disk_bytes: 10 * 2 ** 30 } });
+  await joinNode(core, "n1", {
+    resources: { cpu_cores: 4, mem_bytes: 4 * 2 ** 30, disk_bytes: 10 * 2 ** 30 },
+  });
   const res = await call(core.app, ADMIN, "POST", "/api/v1/workloads", {
     name: "placed",
     driver: "exec",
@@ -106,31 +117,31 @@ test("audit verify: editing or deleting a row in the SQLite file is found, namin
     };
   expect(await verify()).toEqual({ ok: true, entries: 5 });
   // The database refuses changes to the log: an attacker has to remove the guard first.
-  expect(() => core.db.run("UPDATE audit_log SET actor = 'x' WHERE seq = 1")).toThrow("append-only");
-  // A second connection to the same file, as someone with access to the disk would open it.
-  const raw = new Database(join(dir.path, "hub.db"));
-  raw.run("DROP TRIGGER audit_log_no_update");
-  raw.run("DROP TRIGGER audit_log_no_delete");
-  raw.run("UPDATE audit_log SET actor = 'token:someone-else' WHERE seq = 3");
+  await expect(core.sql.run("UPDATE audit_log SET actor = 'x' WHERE seq = 1")).rejects.toThrow("append-only");
+  // A second connection to the same store, as someone with access to the disk or the database would open it.
+  const raw = rawStore(core.store);
+  await raw.run(dropTrigger(core.store, "audit_log_no_update"));
+  await raw.run(dropTrigger(core.store, "audit_log_no_delete"));
+  await raw.run("UPDATE audit_log SET actor = 'token:someone-else' WHERE seq = 3");
   const edited = await verify();
   expect(edited.ok).toBe(false);
   expect(edited.first_bad?.seq).toBe(3);
   expect(edited.first_bad?.reason).toContain("edited");
-  raw.run("DELETE FROM audit_log WHERE seq = 2");
+  await raw.run("DELETE FROM audit_log WHERE seq = 2");
   const removed = await verify();
   expect(removed.first_bad?.seq).toBe(2);
   expect(removed.first_bad?.reason).toContain("missing");
-  raw.close();
+  await raw.close();
 });
 
 test("audit verify: removing the newest entry is found too", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
   for (let i = 0; i < 3; i++) await call(core.app, ADMIN, "POST", "/api/v1/join-tokens", { note: `t${i}` });
-  const raw = new Database(join(dir.path, "hub.db"));
-  raw.run("DROP TRIGGER audit_log_no_delete");
-  raw.run("DELETE FROM audit_log WHERE seq = 3");
-  raw.close();
+  const raw = rawStore(core.store);
+  await raw.run(dropTrigger(core.store, "audit_log_no_delete"));
+  await raw.run("DELETE FROM audit_log WHERE seq = 3");
+  await raw.close();
   const res = (await (await call(core.app, ADMIN, "GET", "/api/v1/audit/verify")).json()) as {
     ok: boolean;
     first_bad?: { seq: number; reason: string };
@@ -152,8 +163,8 @@ test("audit: failover decisions are entries of actor hub, each with its reason; 
     },
   });
   const resources = { cpu_cores: 4, mem_bytes: 4 * 2 ** 30, disk_bytes: 10 * 2 ** 30 };
-  const a = joinNode(core, "a", { resources, level: 2 });
-  const b = joinNode(core, "b", { resources, level: 2 });
+  const a = await joinNode(core, "a", { resources, level: 2 });
+  const b = await joinNode(core, "b", { resources, level: 2 });
   const created = await call(core.app, ADMIN, "POST", "/api/v1/workloads", {
     name: "svc",
     driver: "exec",
@@ -169,9 +180,9 @@ test("audit: failover decisions are entries of actor hub, each with its reason; 
   const lost = hub.find((e) => e.action === "failover.mark_lost");
   expect(lost?.object).toBe(`allocs/${first.id}`);
   expect(hub.map((e) => e.action)).toContain("failover.place");
-  const raw = core.db.query("SELECT detail FROM audit_log WHERE action = 'failover.mark_lost'").get() as {
-    detail: string;
-  };
+  const raw = (await core.sql.get<{ detail: string }>(
+    "SELECT detail FROM audit_log WHERE action = 'failover.mark_lost'",
+  ))!;
   expect(raw.detail.length).toBeGreaterThan(0);
   const verify = (await (await call(core.app, ADMIN, "GET", "/api/v1/audit/verify")).json()) as {
     ok: boolean;

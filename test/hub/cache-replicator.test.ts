@@ -11,9 +11,9 @@ test("cache writes at the hub: last writer wins by stamp, each sequence number i
   using dir = tempDir();
   using core = await openHubCore(dir.path);
   const now = Date.now();
-  const a = joinNode(core, "a", { labels: { site: "s1" }, caches });
-  const b = joinNode(core, "b", { labels: { site: "s1" }, caches });
-  const c = joinNode(core, "c", { labels: { site: "s2" }, caches });
+  const a = await joinNode(core, "a", { labels: { site: "s1" }, caches });
+  const b = await joinNode(core, "b", { labels: { site: "s1" }, caches });
+  const c = await joinNode(core, "c", { labels: { site: "s2" }, caches });
   // Their sessions' catch-ups (read from the store) are done before the first write: b hears it live.
   await Bun.sleep(20);
   const write = async (q: number, body: Body<"cache_write">) => {
@@ -40,8 +40,8 @@ test("cache writes at the hub: last writer wins by stamp, each sequence number i
 test("forged cache writes are refused and stored nowhere: an invalid key, a bad cache name, a malformed stamp, a stamp an hour ahead that would win every later write", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  const a = joinNode(core, "a", { labels: { site: "s1" }, caches });
-  const b = joinNode(core, "b", { labels: { site: "s1" }, caches });
+  const a = await joinNode(core, "a", { labels: { site: "s1" }, caches });
+  const b = await joinNode(core, "b", { labels: { site: "s1" }, caches });
   const now = Date.now();
   const forged: Body<"cache_write">[] = [
     {
@@ -95,19 +95,19 @@ test("replication scopes: a region write reaches the region's other sites, a lev
     hlc: formatStamp({ wall: Date.now(), counter: q, node: "w" }),
     replicate,
   });
-  const got = (n: ReturnType<typeof joinNode>, key: string) =>
+  const got = (n: Awaited<ReturnType<typeof joinNode>>, key: string) =>
     n.received.some(
       (m) => m.t === "command" && m.b.kind === "cache_replica" && (m.b.args as { key: string }).key === key,
     );
   for (const scope of ["region", "level", "fleet", "none"] as const) {
     const base = { labels: { region: "eu", site: "s1" }, level: 4 };
-    const w = joinNode(core, `w-${scope}`, { ...base, caches: scopes(scope) });
-    const sameRegionOtherSite = joinNode(core, `x-${scope}`, {
+    const w = await joinNode(core, `w-${scope}`, { ...base, caches: scopes(scope) });
+    const sameRegionOtherSite = await joinNode(core, `x-${scope}`, {
       labels: { region: "eu", site: "s2" },
       level: 3,
       caches: scopes(scope),
     });
-    const otherRegionSameLevel = joinNode(core, `y-${scope}`, {
+    const otherRegionSameLevel = await joinNode(core, `y-${scope}`, {
       labels: { region: "us", site: "s9" },
       level: 4,
       caches: scopes(scope),

@@ -73,9 +73,9 @@ test("fleet reads: the registry is scanned at most once a second, however many r
 test("GET /api/v1/fleet and /fleet/nodes: the hub's nodes by tier and labels, a bad query parameter named, no token refused", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  admitDirect(core.registry, helloBody("n1", { level: 3, labels: { region: "eu", site: "ams" } }));
-  admitDirect(core.registry, helloBody("n2", { level: 3, labels: { region: "eu", site: "par" } }));
-  admitDirect(core.registry, helloBody("n3", { level: 5, labels: {} }));
+  await admitDirect(core.registry, helloBody("n1", { level: 3, labels: { region: "eu", site: "ams" } }));
+  await admitDirect(core.registry, helloBody("n2", { level: 3, labels: { region: "eu", site: "par" } }));
+  await admitDirect(core.registry, helloBody("n3", { level: 5, labels: {} }));
   const get = async (path: string, token: string | null = ADMIN) => {
     const r = await core.app.request(path, token ? { headers: { authorization: `Bearer ${token}` } } : {});
     return { status: r.status, json: (await r.json()) as Record<string, never> };

@@ -13,7 +13,7 @@ test("alerts and decisions from a node are stored exactly once and listed; the h
         : { verdict: "disagree", reason: "cpu.util > 80 does not hold for the inputs" },
   });
   {
-    const { peer } = joinNode(core, "n1");
+    const { peer } = await joinNode(core, "n1");
     const send = async (q: number, f: Uint8Array) => {
       core.gateway.onFrame(peer, f);
       await core.ingest.flush();

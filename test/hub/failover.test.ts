@@ -61,8 +61,8 @@ describe("failover in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const a = join(core, "a");
-    const b = join(core, "b");
+    const a = await join(core, "a");
+    const b = await join(core, "b");
     const w = await core.controller.create(spec({ name: "svc", nodes: undefined }));
     const first = (await core.workloads.allocsOf(w.name))[0]!;
     const [gone, other] = first.node === "a" ? [a, b] : [b, a];
@@ -104,7 +104,7 @@ describe("failover in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const a = join(core, "a");
+    const a = await join(core, "a");
     core.gateway.onClosed(a.peer);
     expect((await core.app.request("/api/v1/failover/nodes")).status).toBe(401);
     expect((await core.app.request("/api/v1/failover/events")).status).toBe(401);
@@ -123,7 +123,7 @@ describe("failover in one hub", () => {
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
     const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
-    for (const id of ids) join(core, id);
+    for (const id of ids) await join(core, id);
     const suspectAt = new Map<string, number>();
     const start = clock.now();
     for (let t = 0; t < 15_000; t += 100) {
@@ -146,15 +146,15 @@ describe("failover in one hub", () => {
     const clock = new FakeClock();
     {
       using before = await hub(dir.path, clock);
-      join(before, "a");
-      join(before, "b");
+      await join(before, "a");
+      await join(before, "b");
       await before.controller.create(spec({ name: "svc", replicas: 2 }));
       expect(await before.workloads.activeAllocs()).toHaveLength(2);
     }
     using after = await hub(dir.path, clock, 30_000);
     expect(after.failover.monitor.get("a")?.health).toBe("suspect");
-    const b = join(after, "b");
-    const c = join(after, "c");
+    const b = await join(after, "b");
+    const c = await join(after, "c");
     await run(clock, 29_000, { b, c });
     expect(after.failover.monitor.get("a")?.health).toBe("suspect");
     expect((await after.workloads.activeAllocs()).map((x) => x.status)).not.toContain("lost");
@@ -171,11 +171,11 @@ describe("failover in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const s1 = join(core, "s1", { site: "plant-7" });
-    const s2 = join(core, "s2", { site: "plant-7" });
+    const s1 = await join(core, "s1", { site: "plant-7" });
+    const s2 = await join(core, "s2", { site: "plant-7" });
     await core.controller.create(spec({ name: "frozen" }));
     await core.controller.create(spec({ name: "mover", disconnect: { replace: true } }));
-    const parent = join(core, "m1", { site: "metro" });
+    const parent = await join(core, "m1", { site: "metro" });
     const placed = (await core.workloads.activeAllocs()).map((x) => x.node);
     expect(placed.every((n) => n === "s1" || n === "s2")).toBe(true);
     core.gateway.onClosed(s1.peer);
@@ -197,8 +197,8 @@ describe("failover in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const x = join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
-    const p = join(core, "p", { site: "s1" });
+    const x = await join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
+    const p = await join(core, "p", { site: "s1" });
     await core.controller.create(
       spec({ name: "cam", nodes: ["x"], disconnect: { lost_after: "1s", replace: false } }),
     );
@@ -233,8 +233,8 @@ describe("failover in one hub", () => {
     using dir = tempDir();
     const clock = new FakeClock();
     using core = await hub(dir.path, clock);
-    const x = join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
-    const p = join(core, "p", { site: "s1" });
+    const x = await join(core, "x", { site: "s1", witness: "10.0.0.5:9100" });
+    const p = await join(core, "p", { site: "s1" });
     await core.controller.create(
       spec({ name: "cam", nodes: ["x"], disconnect: { lost_after: "1s", replace: false } }),
     );
@@ -261,9 +261,9 @@ describe("failover in one hub", () => {
       },
       failover: { lostGcAfterMs: 3_600_000 },
     });
-    const a = join(core, "a");
+    const a = await join(core, "a");
     await core.controller.create(spec({ name: "svc", nodes: undefined }));
-    const b = join(core, "b");
+    const b = await join(core, "b");
     const original = (await core.workloads.allocsOf("svc"))[0]!;
     expect(original.node).toBe("a");
     core.gateway.onClosed(a.peer);
@@ -281,7 +281,7 @@ describe("failover in one hub", () => {
       (await core.workloads.allocsOf("svc")).filter((x) => x.desired === "run").map((x) => x.node),
     ).toEqual(["b"]);
     // The node returns: the desired set it is sent no longer holds the old copy.
-    const back = join(core, "a");
+    const back = await join(core, "a");
     await run(clock, 5_000, { a: back, b });
     const sets = back.received.filter((m) => m.t === "allocs");
     expect(sets.length).toBeGreaterThan(0);

@@ -20,7 +20,7 @@ test("gateway: a reliable message with an invalid body is refused with its seq, 
   using dir = tempDir();
   using core = await openHubCore(dir.path);
   const { gateway, registry, metrics } = core;
-  const { peer, received } = joinNode(core, "n1");
+  const { peer, received } = await joinNode(core, "n1");
   expect(received[0]?.t).toBe("welcome");
   gateway.onFrame(peer, encodeFrame(batch(1)));
   // seq 2: a sound envelope around a body that can never be valid.
@@ -34,15 +34,15 @@ test("gateway: a reliable message with an invalid body is refused with its seq, 
   expect(error?.t === "error" && error.b.code).toBe("bad_body");
   expect(error?.t === "error" && error.b.ref).toBe(2);
   await waitFor(() => received.some((m) => m.t === "ack" && m.b.upto === 3), { what: "an ack up to 3" });
-  expect(registry.get("n1")?.last_seq).toBe(3);
-  expect(registry.get("n1")?.samples).toBe(2);
+  expect((await registry.fresh("n1"))?.last_seq).toBe(3);
+  expect((await registry.fresh("n1"))?.samples).toBe(2);
   expect(metrics.value("novacron_hub_messages_refused_total", { reason: "bad_body" })).toBe(1);
 });
 
 test("gateway: a store that comes back behind what the hub stored from its epoch is told it is a copy, with the counters last seen", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  const first = joinNode(core, "n1", { epoch: "e1", seq_high: 0 });
+  const first = await joinNode(core, "n1", { epoch: "e1", seq_high: 0 });
   const w1 = first.received.find((m) => m.t === "welcome");
   expect(w1?.t === "welcome" && w1.b.restored).toBeUndefined();
   for (let q = 1; q <= 3; q++) first.send(batch(q));
@@ -62,7 +62,7 @@ test("gateway: a store that comes back behind what the hub stored from its epoch
   // Not flushed yet: the report is read from memory.
 
   // The same epoch, having numbered only 1: a snapshot taken before 2 and 3 went out.
-  const copy = joinNode(core, "n1", { epoch: "e1", seq_high: 1 }, { key: first.key, join: false });
+  const copy = await joinNode(core, "n1", { epoch: "e1", seq_high: 1 }, { key: first.key, join: false });
   const w2 = copy.received.find((m) => m.t === "welcome");
   expect(w2?.t === "welcome" && w2.b).toMatchObject({
     last_acked: 3,
@@ -70,11 +70,11 @@ test("gateway: a store that comes back behind what the hub stored from its epoch
     counters: { produced: 30, dropped: 2 },
   });
   // The same epoch with everything it numbered stored is the store itself, not a copy.
-  const same = joinNode(core, "n1", { epoch: "e1", seq_high: 3 }, { key: first.key, join: false });
+  const same = await joinNode(core, "n1", { epoch: "e1", seq_high: 3 }, { key: first.key, join: false });
   const w3 = same.received.find((m) => m.t === "welcome");
   expect(w3?.t === "welcome" && w3.b.restored).toBeUndefined();
   // A store the hub never heard from is not a copy; it still learns the counters to resume from.
-  const fresh = joinNode(core, "n1", { epoch: "e2", seq_high: 0 }, { key: first.key, join: false });
+  const fresh = await joinNode(core, "n1", { epoch: "e2", seq_high: 0 }, { key: first.key, join: false });
   const w4 = fresh.received.find((m) => m.t === "welcome");
   expect(w4?.t === "welcome" && w4.b).toMatchObject({ counters: { produced: 30, dropped: 2 } });
   expect(w4?.t === "welcome" && w4.b.restored).toBeUndefined();
@@ -104,7 +104,7 @@ test("gateway: a store that comes back behind what the hub stored from its epoch
 test("gateway: the counters a store resumes from are never below what the hub stored and the node dropped", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  const first = joinNode(core, "n1", { epoch: "e1", seq_high: 0 });
+  const first = await joinNode(core, "n1", { epoch: "e1", seq_high: 0 });
   // A report, then more stored after it (the report lags): the hub holds 3 samples, the report says 1.
   first.send(batch(1));
   first.send(envelope("heartbeat", "n1", { pending: 0, epoch: "e1", produced: 1, dropped: 1, held: 0 }));
@@ -113,7 +113,7 @@ test("gateway: the counters a store resumes from are never below what the hub st
   await waitFor(() => first.received.some((m) => m.t === "ack" && m.b.upto === 3), {
     what: "an ack up to 3",
   });
-  const copy = joinNode(core, "n1", { epoch: "e1", seq_high: 1 }, { key: first.key, join: false });
+  const copy = await joinNode(core, "n1", { epoch: "e1", seq_high: 1 }, { key: first.key, join: false });
   const w = copy.received.find((m) => m.t === "welcome");
   expect(w?.t === "welcome" && w.b).toMatchObject({ restored: true, counters: { produced: 4, dropped: 1 } });
 });
@@ -121,7 +121,7 @@ test("gateway: the counters a store resumes from are never below what the hub st
 test("gateway: an envelope whose time is not a finite number is refused; a time with a fraction is stored as whole milliseconds", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path);
-  const { peer, received } = joinNode(core, "n1");
+  const { peer, received } = await joinNode(core, "n1");
   const event = (q: number, ts: number) =>
     encodeCbor({
       v: PROTOCOL_VERSION,
@@ -143,7 +143,7 @@ test("gateway: an envelope whose time is not a finite number is refused; a time 
   ).toBe(true);
   core.gateway.onFrame(peer, event(1, 1_700_000_000_123.75));
   await waitFor(() => received.some((m) => m.t === "ack" && m.b.upto === 1), { what: "an ack up to 1" });
-  expect(core.db.query("SELECT at FROM messages WHERE node = 'n1'").all()).toEqual([
+  expect(await core.sql.all("SELECT at FROM messages WHERE node = 'n1'")).toEqual([
     { at: 1_700_000_000_123 },
   ]);
 });

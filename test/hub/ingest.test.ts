@@ -4,8 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { Registry } from "../../hub/registry/index.ts";
 import { afterCommit, afterTx } from "../../hub/store/after-tx.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { type HubSql, wrapSqlite } from "../../hub/store/sql/index.ts";
+import type { HubSql } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import { decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
@@ -14,6 +13,7 @@ import { rolledUpSamples, rollUp } from "../../shared/protocol/rollup.ts";
 import { settleUntil } from "../support/fake-clock.ts";
 import { admitDirect } from "../support/hub-core.ts";
 import { metricsBatch } from "../support/metrics-batch.ts";
+import { openTestStore, sqliteTest } from "../support/hub-store.ts";
 import { tempDir } from "../support/processes.ts";
 
 const NODE = "edge-1";
@@ -31,16 +31,18 @@ interface Ack {
 
 /** A hub store with one registered node, an Ingest whose acks are recorded; closes on dispose. */
 async function openHub(dir: string, apply?: (node: string, msg: Message) => void) {
-  const db = await openHubDb(dir);
+  const store = await openTestStore(dir);
+  const { sql } = store;
   const metrics = new MetricsRegistry();
-  const registry = new Registry(db, {
+  const registry = new Registry(sql, {
     suspectAfterMs: 15_000,
     downAfterMs: 60_000,
     restartGraceMs: 30_000,
     keyLifetimeMs: 86_400_000,
   });
+  await registry.load();
   if (!registry.get(NODE)) {
-    const admitted = admitDirect(registry, {
+    const admitted = await admitDirect(registry, {
       node_id: NODE,
       level: 1,
       labels: {},
@@ -54,20 +56,65 @@ async function openHub(dir: string, apply?: (node: string, msg: Message) => void
   }
   const acks: Ack[] = [];
   const ingest = new Ingest({
-    sql: wrapSqlite(db),
-    db,
+    sql,
+    ...(store.db ? { db: store.db } : {}),
     log: quiet,
     metrics,
-    acks: (node, upto) => acks.push({ node, upto, ...stored(db, node) }),
+    // What the store holds at the ack (on SQLite read at that instant; on PostgreSQL read just after,
+    // which holds at least as much).
+    acks: (node, upto) => {
+      if (store.db) {
+        acks.push({ node, upto, ...storedNow(store.db, node) });
+        return;
+      }
+      const ack: Ack = { node, upto, storedSeq: -1, storedBatches: -1 };
+      acks.push(ack);
+      // A read that the test's end (the store closed) cut short leaves -1, which no check expects.
+      void stored(sql, node).then(
+        (s) => Object.assign(ack, s),
+        () => {},
+      );
+    },
     ...(apply ? { apply: (_tx: HubSql, node: string, msg: Message) => apply(node, msg) } : {}),
   });
-  return { db, metrics, registry, ingest, acks, [Symbol.dispose]: () => db.close() };
+  // As the gateway does at the node's hello: its stored sequence read.
+  await ingest.open(NODE);
+  return {
+    sql,
+    db: store.db,
+    metrics,
+    registry,
+    ingest,
+    acks,
+    [Symbol.dispose]: () => void ingest.flush().finally(() => store.close()),
+  };
 }
 
-function stored(db: Database, node: string): { storedSeq: number; storedBatches: number } {
+function storedNow(db: Database, node: string): { storedSeq: number; storedBatches: number } {
   const row = db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as { last_seq: number };
   const n = db.query("SELECT count(*) AS n FROM batches WHERE node = ?").get(node) as { n: number };
   return { storedSeq: row.last_seq, storedBatches: n.n };
+}
+
+async function stored(sql: HubSql, node: string): Promise<{ storedSeq: number; storedBatches: number }> {
+  const row = await sql.get<{ last_seq: number }>("SELECT last_seq FROM nodes WHERE id = ?", [node]);
+  const n = await sql.get<{ n: number }>("SELECT count(*) AS n FROM batches WHERE node = ?", [node]);
+  return { storedSeq: row!.last_seq, storedBatches: Number(n!.n) };
+}
+
+// The store refuses every new batch row until `allowBatches` (a trigger on either store).
+async function refuseBatches(sql: HubSql): Promise<void> {
+  if (sql.dialect === "sqlite")
+    await sql.run(
+      "CREATE TRIGGER no_room BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'no room'); END",
+    );
+  else
+    await sql.exec(`CREATE FUNCTION no_room() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no room'; END $$;
+      CREATE TRIGGER no_room BEFORE INSERT ON batches FOR EACH ROW EXECUTE FUNCTION no_room();`);
+}
+
+async function allowBatches(sql: HubSql): Promise<void> {
+  await sql.run(sql.dialect === "sqlite" ? "DROP TRIGGER no_room" : "DROP TRIGGER no_room ON batches");
 }
 
 /** A metrics_batch of NODE as it arrives off the wire (test/support/metrics-batch.ts). */
@@ -83,8 +130,8 @@ function event(q: number, message: string): Message {
   );
 }
 
-const batchRows = (db: Database) =>
-  (db.query("SELECT seq FROM batches WHERE node = ? ORDER BY seq").all(NODE) as { seq: number }[]).map(
+const batchRows = async (sql: HubSql) =>
+  (await sql.all<{ seq: number }>("SELECT seq FROM batches WHERE node = ? ORDER BY seq", [NODE])).map(
     (r) => r.seq,
   );
 
@@ -98,9 +145,14 @@ describe("ingest: sequence numbers", () => {
       "accepted",
     ]);
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+    expect(await batchRows(hub.sql)).toEqual([1, 2, 3]);
     expect(hub.ingest.committed(NODE)).toBe(3);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 3, samples: 9, duplicates: 0 });
+    expect(await hub.registry.fresh(NODE)).toMatchObject({
+      last_seq: 3,
+      batches: 3,
+      samples: 9,
+      duplicates: 0,
+    });
     expect(hub.acks.map((a) => [a.node, a.upto])).toEqual([[NODE, 3]]);
     expect(hub.metrics.value("novacron_hub_samples_ingested_total")).toBe(9);
   });
@@ -113,7 +165,10 @@ describe("ingest: sequence numbers", () => {
     expect(hub.acks).toEqual([]);
     expect(hub.ingest.committed(NODE)).toBe(0);
     // The grouped commit runs on its own within an event-loop turn.
-    await settleUntil(() => hub.acks.length > 0, "the grouped commit to ack");
+    await settleUntil(
+      () => hub.acks.length > 0 && hub.acks.every((a) => a.storedSeq >= 0),
+      "the grouped commit to ack",
+    );
     expect(hub.acks).toEqual([{ node: NODE, upto: 2, storedSeq: 2, storedBatches: 2 }]);
   });
 
@@ -126,8 +181,13 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, batch(2))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 2]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 2, batches: 2, samples: 6, duplicates: 2 });
+    expect(await batchRows(hub.sql)).toEqual([1, 2]);
+    expect(await hub.registry.fresh(NODE)).toMatchObject({
+      last_seq: 2,
+      batches: 2,
+      samples: 6,
+      duplicates: 2,
+    });
     expect(hub.metrics.value("novacron_hub_duplicates_total")).toBe(2);
     expect(hub.acks.map((a) => a.upto)).toEqual([2, 2, 2]);
   });
@@ -139,7 +199,7 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
     expect(hub.acks).toEqual([]);
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1]);
+    expect(await batchRows(hub.sql)).toEqual([1]);
     expect(hub.acks.map((a) => a.upto)).toEqual([1]);
   });
 
@@ -149,13 +209,13 @@ describe("ingest: sequence numbers", () => {
     hub.ingest.receive(NODE, batch(1));
     expect(hub.ingest.receive(NODE, batch(3))).toBe("gap");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 1, gaps: 1 });
+    expect(await batchRows(hub.sql)).toEqual([1]);
+    expect(await hub.registry.fresh(NODE)).toMatchObject({ last_seq: 1, gaps: 1 });
     expect(hub.metrics.value("novacron_hub_sequence_gaps_total")).toBe(1);
     expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+    expect(await batchRows(hub.sql)).toEqual([1, 2, 3]);
   });
 
   test("a gap is accepted when base === seq: the sender dropped everything between", async () => {
@@ -166,8 +226,8 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, batch(5, undefined, { base: 5 }))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(6, undefined, { base: 5 }))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 5, 6]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 6, batches: 3 });
+    expect(await batchRows(hub.sql)).toEqual([1, 5, 6]);
+    expect(await hub.registry.fresh(NODE)).toMatchObject({ last_seq: 6, batches: 3 });
     expect(hub.acks.at(-1)!.upto).toBe(6);
   });
 
@@ -184,8 +244,8 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, broken)).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 3]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 2, samples: 6 });
+    expect(await batchRows(hub.sql)).toEqual([1, 3]);
+    expect(await hub.registry.fresh(NODE)).toMatchObject({ last_seq: 3, batches: 2, samples: 6 });
   });
 
   // Regression: hub/ingest/ingest.ts flush() adds the sender's declared `b.samples` to the node's sample count
@@ -197,7 +257,7 @@ describe("ingest: sequence numbers", () => {
     using hub = await openHub(dir.path);
     const verdict = hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { samples: 999 }));
     await hub.ingest.flush();
-    const samples = hub.registry.get(NODE)!.samples;
+    const samples = (await hub.registry.fresh(NODE))!.samples;
     expect(verdict === "refused" ? samples === 0 : samples === 3).toBe(true);
   });
 
@@ -208,7 +268,7 @@ describe("ingest: sequence numbers", () => {
     hub.ingest.receive(NODE, batch(2));
     hub.ingest.receive(NODE, event(1, "disk full"));
     await hub.ingest.flush();
-    const rows = hub.db.query("SELECT seq, type, at, body FROM messages WHERE node = ?").all(NODE);
+    const rows = await hub.sql.all("SELECT seq, type, at, body FROM messages WHERE node = ?", [NODE]);
     expect(rows).toEqual([
       {
         seq: 1,
@@ -233,8 +293,13 @@ describe("ingest: sequence numbers", () => {
     expect(hub.ingest.receive(NODE, batch(5))).toBe("gap");
     expect(hub.ingest.receive(NODE, batch(4))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 2, 3, 4]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 4, batches: 4, samples: 12, duplicates: 1 });
+    expect(await batchRows(hub.sql)).toEqual([1, 2, 3, 4]);
+    expect(await hub.registry.fresh(NODE)).toMatchObject({
+      last_seq: 4,
+      batches: 4,
+      samples: 12,
+      duplicates: 1,
+    });
     expect(await hub.ingest.series(NODE)).toEqual(["cpu.util"]);
   });
 });
@@ -246,10 +311,10 @@ describe("ingest: a group's transaction", () => {
     hub.ingest.receive(NODE, batch(1));
     await hub.ingest.flush();
     // Another replica holding the node's session stored 2 and 3 meanwhile.
-    hub.db.run("UPDATE nodes SET last_seq = 3 WHERE id = ?", [NODE]);
+    await hub.sql.run("UPDATE nodes SET last_seq = 3 WHERE id = ?", [NODE]);
     expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1]);
+    expect(await batchRows(hub.sql)).toEqual([1]);
     expect(hub.acks.map((a) => a.upto)).toEqual([1]);
     expect(hub.ingest.committed(NODE)).toBe(3);
     // The agent resends from its last ack (1): held ones answer duplicate with the stored mark.
@@ -257,9 +322,14 @@ describe("ingest: a group's transaction", () => {
     expect(hub.ingest.receive(NODE, batch(3))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(4))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 4]);
+    expect(await batchRows(hub.sql)).toEqual([1, 4]);
     expect(hub.acks.map((a) => a.upto)).toEqual([1, 3, 3, 4]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 4, batches: 2, samples: 6, duplicates: 2 });
+    expect(await hub.registry.fresh(NODE)).toMatchObject({
+      last_seq: 4,
+      batches: 2,
+      samples: 6,
+      duplicates: 2,
+    });
   });
 
   test("a commit that fails stores and acks nothing, keeps its counts for the next group, and the resends are taken", async () => {
@@ -267,23 +337,28 @@ describe("ingest: a group's transaction", () => {
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(1));
     await hub.ingest.flush();
-    hub.db.run("CREATE TRIGGER no_room BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'no room'); END");
+    await refuseBatches(hub.sql);
     expect(hub.ingest.receive(NODE, batch(1))).toBe("duplicate");
     expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1]);
+    expect(await batchRows(hub.sql)).toEqual([1]);
     expect(hub.ingest.committed(NODE)).toBe(1);
     expect(hub.acks.map((a) => a.upto)).toEqual([1, 1]);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 1, duplicates: 0 });
-    hub.db.run("DROP TRIGGER no_room");
+    expect(await hub.registry.fresh(NODE)).toMatchObject({ last_seq: 1, duplicates: 0 });
+    await allowBatches(hub.sql);
     // The resends are taken again, in order, from the last stored one.
     expect(hub.ingest.receive(NODE, batch(2))).toBe("accepted");
     expect(hub.ingest.receive(NODE, batch(3))).toBe("accepted");
     await hub.ingest.flush();
-    expect(batchRows(hub.db)).toEqual([1, 2, 3]);
+    expect(await batchRows(hub.sql)).toEqual([1, 2, 3]);
     expect(hub.acks.at(-1)!.upto).toBe(3);
-    expect(hub.registry.get(NODE)).toMatchObject({ last_seq: 3, batches: 3, samples: 9, duplicates: 1 });
+    expect(await hub.registry.fresh(NODE)).toMatchObject({
+      last_seq: 3,
+      batches: 3,
+      samples: 9,
+      duplicates: 1,
+    });
   });
 });
 
@@ -323,9 +398,9 @@ describe("ingest: queries", () => {
     expect((await hub.ingest.query(NODE, "app.x", T0 + 30_000, T0 + 40_050)).points).toEqual([
       [T0 + 40_000, 12],
     ]);
-    expect(stored(hub.db, NODE).storedBatches).toBe(2);
+    expect((await stored(hub.sql, NODE)).storedBatches).toBe(2);
     expect(
-      (hub.db.query("SELECT samples FROM nodes WHERE id = ?").get(NODE) as { samples: number }).samples,
+      (await hub.sql.get<{ samples: number }>("SELECT samples FROM nodes WHERE id = ?", [NODE]))!.samples,
     ).toBe(7);
     expect(hub.ingest.latest().get(NODE)?.get("app.x")).toEqual([T0 + 40_100, 13]);
   });
@@ -405,7 +480,7 @@ describe("ingest: rollups", () => {
     );
     await hub.ingest.flush();
 
-    const row = hub.db.query("SELECT samples, rolled_up FROM nodes WHERE id = ?").get(NODE) as {
+    const row = (await hub.sql.get("SELECT samples, rolled_up FROM nodes WHERE id = ?", [NODE])) as {
       samples: number;
       rolled_up: number;
     };
@@ -446,7 +521,7 @@ describe("ingest: rollups sent again", () => {
     hub.ingest.receive(NODE, rollupBatch(4, [fine(m0 + 120 * SEC, [7])], 13));
     hub.ingest.receive(NODE, rollupBatch(5, [fine(m0 + 150 * SEC, [7])], 14));
     await hub.ingest.flush();
-    const row = hub.db.query("SELECT samples, duplicate_samples FROM nodes WHERE id = ?").get(NODE);
+    const row = await hub.sql.get("SELECT samples, duplicate_samples FROM nodes WHERE id = ?", [NODE]);
     expect(row).toEqual({ samples: 8, duplicate_samples: 4 });
     expect((await hub.ingest.query(NODE, "cpu.util", m0, m0 + 180 * SEC)).rollups.map((m) => m[4])).toEqual([
       5, 1, 2,
@@ -455,8 +530,8 @@ describe("ingest: rollups sent again", () => {
 });
 
 describe("ingest: each sample once by node, series and time", () => {
-  const counts = (db: Database) =>
-    db.query("SELECT samples, duplicate_samples, last_seq FROM nodes WHERE id = ?").get(NODE) as {
+  const counts = async (sql: HubSql) =>
+    (await sql.get("SELECT samples, duplicate_samples, last_seq FROM nodes WHERE id = ?", [NODE])) as {
       samples: number;
       duplicate_samples: number;
       last_seq: number;
@@ -475,7 +550,7 @@ describe("ingest: each sample once by node, series and time", () => {
     );
     expect(hub.ingest.receive(NODE, again)).toBe("accepted");
     await hub.ingest.flush();
-    expect(counts(hub.db)).toEqual({ samples: 6 + 5, duplicate_samples: 6, last_seq: 2 });
+    expect(await counts(hub.sql)).toEqual({ samples: 6 + 5, duplicate_samples: 6, last_seq: 2 });
     expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points).toEqual([
       [T0, 1],
       [T0 + SEC, 2],
@@ -492,7 +567,7 @@ describe("ingest: each sample once by node, series and time", () => {
     hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
     hub.ingest.receive(NODE, batch(2, { "cpu.util": [1, 2, 3, 4] }, { start: T0 }));
     await hub.ingest.flush();
-    expect(counts(hub.db)).toEqual({ samples: 3 + 1, duplicate_samples: 3, last_seq: 2 });
+    expect(await counts(hub.sql)).toEqual({ samples: 3 + 1, duplicate_samples: 3, last_seq: 2 });
     expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points).toHaveLength(4);
   });
 
@@ -524,7 +599,7 @@ describe("ingest: each sample once by node, series and time", () => {
       "accepted",
     );
     await hub.ingest.flush();
-    expect(counts(hub.db)).toEqual({ samples: 2 + 3 + 1, duplicate_samples: 3, last_seq: 3 });
+    expect(await counts(hub.sql)).toEqual({ samples: 2 + 3 + 1, duplicate_samples: 3, last_seq: 3 });
     expect((await hub.ingest.query(NODE, "app.x", T0, T0 + 10 * SEC)).points).toEqual([
       [T0 + 100, 100],
       [T0 + 200, 200],
@@ -539,8 +614,8 @@ describe("ingest: each sample once by node, series and time", () => {
     hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
     hub.ingest.receive(NODE, batch(2, { "cpu.util": [1, 2, 3] }, { start: T0 }));
     await hub.ingest.flush();
-    expect(counts(hub.db)).toEqual({ samples: 3, duplicate_samples: 3, last_seq: 2 });
-    expect(stored(hub.db, NODE).storedBatches).toBe(1);
+    expect(await counts(hub.sql)).toEqual({ samples: 3, duplicate_samples: 3, last_seq: 2 });
+    expect((await stored(hub.sql, NODE)).storedBatches).toBe(1);
     expect(hub.acks.at(-1)).toMatchObject({ upto: 2 });
   });
 
@@ -551,12 +626,12 @@ describe("ingest: each sample once by node, series and time", () => {
       hub.ingest.receive(NODE, batch(1, { "cpu.util": [1, 2, 3] }, { start: T0 }));
       await hub.ingest.flush();
       // A database from before the column: the stored batches themselves say how far samples go.
-      hub.db.run("UPDATE nodes SET sample_end = 0");
+      await hub.sql.run("UPDATE nodes SET sample_end = 0");
     }
     using hub = await openHub(dir.path);
     hub.ingest.receive(NODE, batch(2, { "cpu.util": [2, 3, 4] }, { start: T0 + SEC }));
     await hub.ingest.flush();
-    expect(counts(hub.db)).toMatchObject({ samples: 4, duplicate_samples: 2 });
+    expect(await counts(hub.sql)).toMatchObject({ samples: 4, duplicate_samples: 2 });
     expect((await hub.ingest.query(NODE, "cpu.util", T0, T0 + 10 * SEC)).points.map((p) => p[0])).toEqual([
       T0,
       T0 + SEC,
@@ -570,7 +645,7 @@ describe("ingest: each sample once by node, series and time", () => {
     using hub = await openHub(dir.path);
     for (let q = 1; q <= 50; q++) hub.ingest.receive(NODE, batch(q, { "cpu.util": [q, q, q] }));
     await hub.ingest.flush();
-    expect(counts(hub.db)).toEqual({ samples: 150, duplicate_samples: 0, last_seq: 50 });
+    expect(await counts(hub.sql)).toEqual({ samples: 150, duplicate_samples: 0, last_seq: 50 });
   });
 });
 
@@ -594,7 +669,7 @@ describe("ingest: work started by stored messages", () => {
     expect(ran).toEqual(["sent one", "kick one", "kick bad", "sent three", "kick three"]);
     // A group that cannot be stored at all: nothing of it is sent, its kicks still run.
     ran.length = 0;
-    hub.db.run("CREATE TRIGGER no_room BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'no room'); END");
+    await refuseBatches(hub.sql);
     hub.ingest.receive(NODE, event(4, "four"));
     hub.ingest.receive(NODE, batch(5));
     await hub.ingest.flush();
@@ -602,43 +677,48 @@ describe("ingest: work started by stored messages", () => {
     expect(ran).toEqual(["kick four"]);
   });
 
-  test("runs once the group's transaction has ended, in order, also for a message refused by its savepoint", async () => {
-    using dir = tempDir();
-    const ran: { message: string; inTransaction: boolean; stored: number }[] = [];
-    // Called only from flush, after `hub` is assigned.
-    const storedEvents = () => (hub.db.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
-    using hub = await openHub(dir.path, (_node, msg) => {
-      if (msg.t !== "event") return;
-      afterTx(() =>
-        ran.push({ message: msg.b.message, inTransaction: hub.db.inTransaction, stored: storedEvents() }),
-      );
-      // A message whose effects cannot be applied is refused alone (its savepoint rolls back).
-      if (msg.b.message === "bad") throw new Error("cannot apply");
-    });
-    const ingest = hub.ingest;
-    for (const [q, m] of [
-      [1, "one"],
-      [2, "bad"],
-      [3, "three"],
-    ] as const)
-      ingest.receive(NODE, event(q, m));
-    await ingest.flush();
-    // After the commit, not inside it: the two good messages were stored when each ran.
-    expect(ran).toEqual([
-      { message: "one", inTransaction: false, stored: 2 },
-      { message: "bad", inTransaction: false, stored: 2 },
-      { message: "three", inTransaction: false, stored: 2 },
-    ]);
-    // Outside an ingest transaction it is soon, not at once, and on a turn of its own: never inside
-    // the body of an async transaction on the same connection, which spans microtasks only.
-    const outside: { inTransaction: boolean }[] = [];
-    afterTx(() => outside.push({ inTransaction: hub.db.inTransaction }));
-    expect(outside).toEqual([]);
-    await wrapSqlite(hub.db).tx(async (tx) => {
-      for (let i = 0; i < 20; i++) await tx.get("SELECT 1");
-    });
-    expect(outside).toEqual([]);
-    await new Promise((r) => setImmediate(r));
-    expect(outside).toEqual([{ inTransaction: false }]);
-  });
+  // SQLite's own connection: whether it is inside a transaction, read synchronously.
+  sqliteTest(
+    "runs once the group's transaction has ended, in order, also for a message refused by its savepoint",
+    async () => {
+      using dir = tempDir();
+      const ran: { message: string; inTransaction: boolean; stored: number }[] = [];
+      // Called only from flush, after `hub` is assigned.
+      const storedEvents = () =>
+        (hub.db!.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+      using hub = await openHub(dir.path, (_node, msg) => {
+        if (msg.t !== "event") return;
+        afterTx(() =>
+          ran.push({ message: msg.b.message, inTransaction: hub.db!.inTransaction, stored: storedEvents() }),
+        );
+        // A message whose effects cannot be applied is refused alone (its savepoint rolls back).
+        if (msg.b.message === "bad") throw new Error("cannot apply");
+      });
+      const ingest = hub.ingest;
+      for (const [q, m] of [
+        [1, "one"],
+        [2, "bad"],
+        [3, "three"],
+      ] as const)
+        ingest.receive(NODE, event(q, m));
+      await ingest.flush();
+      // After the commit, not inside it: the two good messages were stored when each ran.
+      expect(ran).toEqual([
+        { message: "one", inTransaction: false, stored: 2 },
+        { message: "bad", inTransaction: false, stored: 2 },
+        { message: "three", inTransaction: false, stored: 2 },
+      ]);
+      // Outside an ingest transaction it is soon, not at once, and on a turn of its own: never inside
+      // the body of an async transaction on the same connection, which spans microtasks only.
+      const outside: { inTransaction: boolean }[] = [];
+      afterTx(() => outside.push({ inTransaction: hub.db!.inTransaction }));
+      expect(outside).toEqual([]);
+      await hub.sql.tx(async (tx) => {
+        for (let i = 0; i < 20; i++) await tx.get("SELECT 1");
+      });
+      expect(outside).toEqual([]);
+      await new Promise((r) => setImmediate(r));
+      expect(outside).toEqual([{ inTransaction: false }]);
+    },
+  );
 });

@@ -103,7 +103,7 @@ test("bounds: node series in /metrics: labels escaped, no node sets its own node
 test("bounds: the series kept per node for /metrics are bounded and the rest counted", async () => {
   using dir = tempDir();
   using core = await openHubCore(dir.path, { maxSeriesPerNode: 3 });
-  joinNode(core, "n1");
+  await joinNode(core, "n1");
   const start = Date.now();
   const cols = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, values: [i] }));
   const enc = encodeMetrics({ start, interval: 1000, ticks: 1, series: cols });

@@ -99,7 +99,7 @@ test("live feed: looks at the hub only while someone listens, and tells a listen
   const heard: { event: string; data: Record<string, unknown> }[] = [];
   const stop = core.live.subscribe((e) => heard.push(e as never));
   expect(clock.pending).toBe(before + 1);
-  joinNode(core, "edge-1");
+  await joinNode(core, "edge-1");
   await core.live.tick();
   expect(heard).toContainEqual({
     event: "node",
@@ -107,6 +107,8 @@ test("live feed: looks at the hub only while someone listens, and tells a listen
   });
   heard.length = 0;
   core.gateway.endSession("edge-1", "test ends it");
+  // The transition is in the failover log once written.
+  await core.settled();
   await core.live.tick();
   expect(heard.filter((e) => e.event === "node")).toEqual([
     { event: "node", data: expect.objectContaining({ id: "edge-1", health: "suspect", status: "suspect" }) },
@@ -137,7 +139,7 @@ test("GET /api/v1/stream: refused without the token; with it, server-sent events
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   expect((await reader.read()).value).toStartWith(": ");
   expect(core.live.listeners).toBe(1);
-  joinNode(core, "edge-2");
+  await joinNode(core, "edge-2");
   await core.live.tick();
   let text = "";
   while (!text.includes("\n\n")) text += (await reader.read()).value ?? "";

@@ -94,7 +94,7 @@ test("tokens: unknown, forged, expired and revoked tokens get 401; the secret is
   }
   expect((await core.app.request("/api/v1/nodes")).status).toBe(401);
   // Nothing in the database holds the secret itself.
-  const rows = core.db.query("SELECT * FROM operator_tokens").all();
+  const rows = await core.sql.all("SELECT * FROM operator_tokens");
   expect(JSON.stringify(rows)).not.toContain(short.token.slice(4));
   // Bad requests name the field.
   for (const [body, field] of [

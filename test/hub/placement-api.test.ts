@@ -12,7 +12,7 @@ test("placement API: a single dry run, a batch that fits more than one-by-one wo
       ["big", 3, 4],
       ["edge", 5, 8],
     ] as const) {
-      joinNode(core, id, {
+      await joinNode(core, id, {
         level,
         labels: { region: "eu" },
         capabilities: [],

@@ -11,7 +11,7 @@ import { RuleSets } from "../../hub/rule-sets/index.ts";
 import { DrainStore } from "../../hub/failover/index.ts";
 import { FailoverStore } from "../../hub/failover/failover-store.ts";
 import type { FleetNode } from "../../hub/placement/index.ts";
-import { WorkloadController, WorkloadStore } from "../../hub/workloads/index.ts";
+import { type AllocRecord, WorkloadController, WorkloadStore } from "../../hub/workloads/index.ts";
 import { Ingest } from "../../hub/ingest/index.ts";
 import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -710,6 +710,41 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
             expect(to.at(-1)?.allocs).toEqual([a.id]);
             expect(to.at(-1)?.generation).toBe(await stores[1].generation(a.node));
           }
+          // Reports through an ingest group's handle, with and without a health verdict: a report without
+          // one keeps the last verdict; a job's result sets its status.
+          const [first] = active as [AllocRecord, AllocRecord];
+          const status = (b: Partial<Body<"alloc_status">>) =>
+            replica.tx((tx) =>
+              controllers[1].onAllocStatus(tx, first.node, {
+                alloc: first.id,
+                status: "running",
+                ...b,
+              } as Body<"alloc_status">),
+            );
+          await status({});
+          expect(await stores[0].alloc(first.id)).toMatchObject({ status: "running", healthy: null });
+          await status({ healthy: false, restarts: 2 });
+          await status({ status: "failed", message: "exited 3" });
+          expect(await stores[0].alloc(first.id)).toMatchObject({
+            status: "failed",
+            healthy: false,
+            restarts: 2,
+            message: "exited 3",
+            running_since: null,
+          });
+          await replica.tx((tx) =>
+            controllers[1].onTaskResult(tx, first.node, {
+              alloc: first.id,
+              exit_code: 0,
+              duration_ms: 5,
+              output_tail: "ok",
+            } as Body<"task_result">),
+          );
+          expect(await stores[0].alloc(first.id)).toMatchObject({
+            status: "complete",
+            exit_code: 0,
+            output_tail: "ok",
+          });
           // A change through the other replica: stopped copies and a new version, generations rising.
           const before = new Map(
             active.map((a) => [a.node, sent.filter((x) => x.node === a.node).at(-1)!.generation]),

@@ -9,7 +9,8 @@ import { migrate, openPostgres, wrapSqlite } from "../../hub/store/sql/index.ts"
 import { systemClock } from "../../shared/clock.ts";
 import { createLogger } from "../../shared/log.ts";
 import { envelope } from "../../shared/protocol/index.ts";
-import { joinNode, openHubCore } from "../support/hub-core.ts";
+import { hubCoreOn, joinNode } from "../support/hub-core.ts";
+import { sqliteTest } from "../support/hub-store.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
 import { tempDir } from "../support/processes.ts";
@@ -19,51 +20,57 @@ import { mountTmpfs } from "../support/tmpfs.ts";
 const quiet = createLogger("test", { write: () => {} });
 const KiB = 1024;
 
-test("readyz: a hub whose disk fills answers 503 naming the store's error, acks nothing it could not store, and is ready again once there is room", async () => {
-  using fs = mountTmpfs(4096 * KiB);
-  const core = await openHubCore(join(fs.path, "hub"));
-  using _core = core;
-  // The test takes the probes itself, at the moments it looks.
-  core.readiness.stop();
-  const readyz = async () => {
-    const res = await core.app.request("/readyz");
-    return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
-  };
-  expect(await readyz()).toMatchObject({ status: 200, body: { status: "ready" } });
-  const n = joinNode(core, "n1");
-  const acks = () => n.received.filter((m) => m.t === "ack").map((m) => (m.b as { upto: number }).upto);
-  let q = 0;
-  const event = () =>
-    n.send(envelope("event", "n1", { kind: "note", at: Date.now(), message: "x".repeat(8000) }, { q: ++q }));
-  event();
-  await core.ingest.flush();
-  expect(acks().at(-1)).toBe(1);
-  // Another program takes the disk: the next groups cannot be stored.
-  fs.fill("other-program");
-  for (let i = 0; i < 50 && core.readiness.state.ready; i++) {
+// SQLite's own file on a full disk; the same on PostgreSQL is the server stopped (below).
+sqliteTest(
+  "readyz: a hub whose disk fills answers 503 naming the store's error, acks nothing it could not store, and is ready again once there is room",
+  async () => {
+    using fs = mountTmpfs(4096 * KiB);
+    const core = await hubCoreOn(await openHubDb(join(fs.path, "hub")));
+    using _core = core;
+    // The test takes the probes itself, at the moments it looks.
+    core.readiness.stop();
+    const readyz = async () => {
+      const res = await core.app.request("/readyz");
+      return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
+    };
+    expect(await readyz()).toMatchObject({ status: 200, body: { status: "ready" } });
+    const n = await joinNode(core, "n1");
+    const acks = () => n.received.filter((m) => m.t === "ack").map((m) => (m.b as { upto: number }).upto);
+    let q = 0;
+    const event = () =>
+      n.send(
+        envelope("event", "n1", { kind: "note", at: Date.now(), message: "x".repeat(8000) }, { q: ++q }),
+      );
     event();
     await core.ingest.flush();
-  }
-  const down = await readyz();
-  expect(down.status).toBe(503);
-  expect(down.body.status).toBe("not_ready");
-  expect(down.body.reason).toMatch(/^the store does not take writes: .*(full|disk)/i);
-  const ackedWhileFull = acks().at(-1)!;
-  expect(core.ingest.committed("n1")).toBe(ackedWhileFull);
-  // The liveness check still says the process is up.
-  expect((await core.app.request("/healthz")).status).toBe(200);
-  // The probe's small write may still fit: right after a group failed it does not make the hub ready.
-  await core.readiness.probe();
-  expect((await readyz()).status).toBe(503);
-  // Room again: the resent message is stored and acked, and the hub is ready.
-  rmSync(join(fs.path, "other-program"));
-  q = ackedWhileFull;
-  event();
-  await core.ingest.flush();
-  expect(await readyz()).toMatchObject({ status: 200, body: { status: "ready" } });
-  expect(acks().at(-1)).toBe(ackedWhileFull + 1);
-  expect(core.ingest.committed("n1")).toBe(ackedWhileFull + 1);
-});
+    expect(acks().at(-1)).toBe(1);
+    // Another program takes the disk: the next groups cannot be stored.
+    fs.fill("other-program");
+    for (let i = 0; i < 50 && core.readiness.state.ready; i++) {
+      event();
+      await core.ingest.flush();
+    }
+    const down = await readyz();
+    expect(down.status).toBe(503);
+    expect(down.body.status).toBe("not_ready");
+    expect(down.body.reason).toMatch(/^the store does not take writes: .*(full|disk)/i);
+    const ackedWhileFull = acks().at(-1)!;
+    expect(core.ingest.committed("n1")).toBe(ackedWhileFull);
+    // The liveness check still says the process is up.
+    expect((await core.app.request("/healthz")).status).toBe(200);
+    // The probe's small write may still fit: right after a group failed it does not make the hub ready.
+    await core.readiness.probe();
+    expect((await readyz()).status).toBe(503);
+    // Room again: the resent message is stored and acked, and the hub is ready.
+    rmSync(join(fs.path, "other-program"));
+    q = ackedWhileFull;
+    event();
+    await core.ingest.flush();
+    expect(await readyz()).toMatchObject({ status: 200, body: { status: "ready" } });
+    expect(acks().at(-1)).toBe(ackedWhileFull + 1);
+    expect(core.ingest.committed("n1")).toBe(ackedWhileFull + 1);
+  },
+);
 
 test("readiness: after a commit failed, only a commit makes it ready for 10 s; after that a probe that works does too", async () => {
   using dir = tempDir();

@@ -111,8 +111,8 @@ describe("rule sets: distribution and verdicts", () => {
   test("a node gets the sets that target it (at once, and on its next session); others do not; a delete sends an empty set", async () => {
     using dir = tempDir();
     using core = await openHubCore(dir.path);
-    const inPlant = joinNode(core, "gw-1", { labels: { site: "plant-7" } });
-    const elsewhere = joinNode(core, "gw-2", { labels: { site: "plant-9" } });
+    const inPlant = await joinNode(core, "gw-1", { labels: { site: "plant-7" } });
+    const elsewhere = await joinNode(core, "gw-2", { labels: { site: "plant-9" } });
     // A hub that never held a rule set sends no config at all (the sessions' own sends have run by now).
     await Bun.sleep(20);
     expect(configs(inPlant.received)).toEqual([]);
@@ -133,7 +133,12 @@ describe("rule sets: distribution and verdicts", () => {
       { name: "plant", rev: 1, rules: HOT.rules },
     ]);
     // The next session of a node starts with its sets.
-    const back = joinNode(core, "gw-2", { labels: { site: "plant-9" } }, { key: elsewhere.key, join: false });
+    const back = await joinNode(
+      core,
+      "gw-2",
+      { labels: { site: "plant-9" } },
+      { key: elsewhere.key, join: false },
+    );
     await waitFor(() => configs(back.received).length > 0, { what: "the config sent at the next session" });
     expect(configs(back.received)).toEqual([
       { rev: 2, config: { rule_sets: [{ name: "all-l4", rev: 1, rules: [] }] } },
@@ -147,7 +152,7 @@ describe("rule sets: distribution and verdicts", () => {
   test("a decision from a distributed rule is judged by the rule at the revision the node ran: agree or disagree, never unknown, and the verdict goes back to the node", async () => {
     using dir = tempDir();
     using core = await openHubCore(dir.path);
-    const node = joinNode(core, "gw-1", { labels: { site: "plant-7" } });
+    const node = await joinNode(core, "gw-1", { labels: { site: "plant-7" } });
     await call(core, "PUT", "/api/v1/rule-sets/plant", HOT);
     await call(core, "PUT", "/api/v1/rule-sets/plant", {
       ...HOT,
@@ -201,7 +206,12 @@ describe("rule sets: distribution and verdicts", () => {
       [15, "unknown"],
     ]);
     // And again at the node's next session, in case the first send was lost with the connection.
-    const back = joinNode(core, "gw-1", { labels: { site: "plant-7" } }, { key: node.key, join: false });
+    const back = await joinNode(
+      core,
+      "gw-1",
+      { labels: { site: "plant-7" } },
+      { key: node.key, join: false },
+    );
     const resent = await waitFor(
       () => back.received.find((m) => m.t === "command" && m.b.kind === "decision_verdicts"),
       { what: "the verdicts sent again at the next session" },

@@ -16,6 +16,7 @@ import {
   XXHandshake,
 } from "../../shared/secure/index.ts";
 import { concat } from "../../shared/secure/noise.ts";
+import { settleUntil } from "../support/fake-clock.ts";
 import { helloBody, JOIN, openHubCore } from "../support/hub-core.ts";
 import { tempDir } from "../support/processes.ts";
 
@@ -47,11 +48,15 @@ function begin(core: Core, node: string, key: KeyPair = generateKeyPair()) {
           const p = channel.open(f);
           return p instanceof Uint8Array ? [decodeFrame(p)] : [];
         });
-      const hello = () => {
+      // Resolves once the hub answered (it admits a hello against its store).
+      const hello = async () => {
         const body = helloBody(node, {
           join: { id: "default", proof: nodeTokenProof(joinTokenKey(JOIN), channel.hash) },
         });
+        const before = t.down.length;
         t.up(channel.seal(encodeFrame(envelope("hello", node, body))));
+        // Counted, not opened: a frame opens once (the channel refuses it again as a replay).
+        await settleUntil(() => t.down.length > before, `an answer to the hello of ${node}`);
       };
       return { channel, received, hello };
     },
@@ -70,7 +75,7 @@ describe("session layer on MQTT topics", () => {
     real.t.up(concat([Uint8Array.of(FRAME.hello3), real.hsid, new Uint8Array(80)]));
     expect(unauthenticated(core, "handshake")).toBe(1);
     const s = real.finish();
-    s.hello();
+    await s.hello();
     expect(s.received().map((m) => m.t)).toContain("welcome");
     expect(core.registry.isConnected("edge-1")).toBe(true);
   });
@@ -81,7 +86,7 @@ describe("session layer on MQTT topics", () => {
     for (let i = 0; i < 5; i++) begin(core, `stranger-${i}`).finish();
     expect(core.metrics.value("novacron_hub_handshakes_pending")).toBe(3);
     const s = begin(core, "edge-1").finish();
-    s.hello();
+    await s.hello();
     expect(s.received().map((m) => m.t)).toContain("welcome");
     await Bun.sleep(150);
     core.secure.sweep();
@@ -93,13 +98,13 @@ describe("session layer on MQTT topics", () => {
     using core = await openHubCore(dir.path);
     const key = generateKeyPair();
     const first = begin(core, "edge-1", key).finish();
-    first.hello();
+    await first.hello();
     // The old session opens 50 heartbeats: its window would call a new session's counters 0..50 replays.
     const beat = () => encodeFrame(envelope("heartbeat", "edge-1", { pending: 0 }));
     const up = topics(core, "edge-1").up;
     for (let i = 0; i < 50; i++) up(first.channel.seal(beat()));
     const second = begin(core, "edge-1", key).finish();
-    second.hello();
+    await second.hello();
     expect(second.received().map((m) => m.t)).toContain("welcome");
     expect(unauthenticated(core, "replayed")).toBe(0);
   });

@@ -14,7 +14,7 @@ import {
   type SqlValue,
   wrapSqlite,
 } from "../../hub/store/sql/index.ts";
-import { admitDirect, helloBody, hubCoreOn, openHubCore } from "../support/hub-core.ts";
+import { admitDirect, helloBody, hubCoreOn } from "../support/hub-core.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
 import { tempDir } from "../support/processes.ts";
 
@@ -83,7 +83,7 @@ const BEFORE_MIGRATIONS = readFileSync(
 /** A hub.db as hubs before the numbered migrations left it, with what `work` did through a hub core on it. */
 async function todaysHub(
   dir: string,
-  work?: (core: ReturnType<typeof hubCoreOn>) => unknown,
+  work?: (core: Awaited<ReturnType<typeof hubCoreOn>>) => unknown,
 ): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, "hub.db");
@@ -94,7 +94,7 @@ async function todaysHub(
     db.close();
     return path;
   }
-  using core = hubCoreOn(db);
+  using core = await hubCoreOn(db);
   await work(core);
   return path;
 }
@@ -212,7 +212,7 @@ describe("migration 4 (hub tables) on SQLite", () => {
   test("migrate on a hub.db with rows in every table keeps every row, twice over, and openHubDb opens it after", async () => {
     const dir = newDir();
     const path = await todaysHub(dir, async (core) => {
-      admitDirect(core.registry, helloBody("edge-1", { labels: { zone: "a" } }));
+      await admitDirect(core.registry, helloBody("edge-1", { labels: { zone: "a" } }));
       await core.tokens.mint("ops", "admin", null);
       await core.audit.append({
         actor: "test",
@@ -250,14 +250,14 @@ describe("migration 4 (hub tables) on SQLite", () => {
       await sql.close();
     }
     // The hub opens the migrated file as before, and its rows are still there.
-    using core = await openHubCore(dir);
+    using core = await hubCoreOn(await openHubDb(dir));
     expect(core.registry.get("edge-1")?.labels).toEqual({ zone: "a" });
   });
 
   test("a hub.db from an older hub (columns openHubDb adds are missing) gets them with their defaults, rows kept", async () => {
     const dir = newDir();
-    const path = await todaysHub(dir, (core) => {
-      admitDirect(core.registry, helloBody("edge-1"));
+    const path = await todaysHub(dir, async (core) => {
+      await admitDirect(core.registry, helloBody("edge-1"));
     });
     const old = new Database(path, { strict: true });
     const dropped: [string, string][] = [
@@ -290,8 +290,8 @@ describe("migration 4 (hub tables) on SQLite", () => {
 
   test("openHubDb adopts a hub.db left by an older hub: every migration recorded, its rows and pragmas kept, once", async () => {
     const dir = newDir();
-    await todaysHub(dir, (core) => {
-      admitDirect(core.registry, helloBody("edge-1"));
+    await todaysHub(dir, async (core) => {
+      await admitDirect(core.registry, helloBody("edge-1"));
     });
     const versions = (db: Database) =>
       (db.query("SELECT version FROM schema_migrations ORDER BY version").all() as { version: number }[]).map(

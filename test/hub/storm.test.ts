@@ -6,6 +6,7 @@ import { SimAgent } from "../../bench/_sim-agent.ts";
 import { AdmissionGate, looksLikeMetricsBatch } from "../../hub/gateway/index.ts";
 import { Registry, type StatusPolicy } from "../../hub/registry/index.ts";
 import { openHubDb } from "../../hub/store/db.ts";
+import { wrapSqlite } from "../../hub/store/sql/index.ts";
 import { Link } from "../../shared/link/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import {
@@ -186,8 +187,8 @@ describe("storm: heartbeats ahead of bulk", () => {
     using dir = tempDir();
     using core = await openHubCore(dir.path);
     const { gateway, registry, metrics } = core;
-    const bulk = joinNode(core, "bulk-1");
-    const live = joinNode(core, "live-1");
+    const bulk = await joinNode(core, "bulk-1");
+    const live = await joinNode(core, "live-1");
     expect(bulk.received[0]?.t).toBe("welcome");
     expect(live.received[0]?.t).toBe("welcome");
     bulk.received.length = 0;
@@ -201,14 +202,20 @@ describe("storm: heartbeats ahead of bulk", () => {
     const beatAck = live.received.find((m) => m.t === "ack");
     expect(beatAck?.t === "ack" && beatAck.b.echo).toBe(42);
     expect(bulk.received.filter((m) => m.t === "ack")).toEqual([]);
-    expect(registry.get("bulk-1")?.batches).toBe(0);
+    // Read before anything awaits the store (the lane takes its slices meanwhile).
     expect(gateway.bulkQueued).toBe(3000);
+    expect((await registry.fresh("bulk-1"))?.batches).toBe(0);
     expect(metrics.value("novacron_hub_heartbeats_ahead_of_bulk_total")).toBe(1);
     // Then the bulk lane works through it in slices: all stored once, in order, acked to the end.
     await waitFor(() => bulk.received.some((m) => m.t === "ack" && m.b.upto === 3000), {
       what: "an ack up to 3000",
     });
-    expect(registry.get("bulk-1")).toMatchObject({ batches: 3000, last_seq: 3000, duplicates: 0, gaps: 0 });
+    expect(await registry.fresh("bulk-1")).toMatchObject({
+      batches: 3000,
+      last_seq: 3000,
+      duplicates: 0,
+      gaps: 0,
+    });
     expect(gateway.bulkQueued).toBe(0);
   });
 
@@ -216,7 +223,7 @@ describe("storm: heartbeats ahead of bulk", () => {
     using dir = tempDir();
     using core = await openHubCore(dir.path);
     const { gateway, registry } = core;
-    const n = joinNode(core, "n1");
+    const n = await joinNode(core, "n1");
     for (let q = 1; q <= 5; q++)
       gateway.onFrame(n.peer, encodeFrame(envelope("metrics_batch", "n1", batchBody(q), { q })));
     gateway.onFrame(
@@ -225,7 +232,7 @@ describe("storm: heartbeats ahead of bulk", () => {
     );
     expect(gateway.bulkQueued).toBe(6);
     await waitFor(() => n.received.some((m) => m.t === "ack" && m.b.upto === 6), { what: "an ack up to 6" });
-    expect(registry.get("n1")).toMatchObject({ last_seq: 6, batches: 5, gaps: 0 });
+    expect(await registry.fresh("n1")).toMatchObject({ last_seq: 6, batches: 5, gaps: 0 });
   });
 
   test("under a real catch-up flood a live agent's heartbeats are all answered while batches wait, and every batch is stored once", async () => {
@@ -271,9 +278,9 @@ describe("storm: detection timing at scale", () => {
     const T0 = 1_700_000_000_000;
     {
       const db = await openHubDb(dir.path);
-      const registry = new Registry(db, POLICY, () => T0);
+      const registry = new Registry(wrapSqlite(db), POLICY, () => T0);
       for (let i = 0; i < 1000; i++) {
-        const r = admitDirect(registry, helloBody(`site-a-node-${i}`));
+        const r = await admitDirect(registry, helloBody(`site-a-node-${i}`));
         expect(r.ok).toBe(true);
       }
       db.close();
@@ -283,7 +290,8 @@ describe("storm: detection timing at scale", () => {
     let now = restart;
     const db = await openHubDb(dir.path);
     try {
-      const registry = new Registry(db, POLICY, () => now);
+      const registry = new Registry(wrapSqlite(db), POLICY, () => now);
+      await registry.load();
       const nodes = registry.list();
       expect(nodes.length).toBe(1000);
       const downAt = new Map<string, number>();
@@ -315,11 +323,11 @@ describe("storm: in-flight budget", () => {
   test("each welcome names the session's share of the hub-wide in-flight budget: the agent's 64 for a small fleet, 8 each for 1,000 nodes", async () => {
     using dir = tempDir();
     using core = await openHubCore(dir.path);
-    const first = joinNode(core, "edge-0");
+    const first = await joinNode(core, "edge-0");
     const w0 = first.received.find((m) => m.t === "welcome");
     expect(w0?.t === "welcome" && w0.b.window).toBe(64);
-    for (let i = 1; i < 1000; i++) admitDirect(core.registry, helloBody(`edge-${i}`));
-    const later = joinNode(core, "edge-new");
+    for (let i = 1; i < 1000; i++) await admitDirect(core.registry, helloBody(`edge-${i}`));
+    const later = await joinNode(core, "edge-new");
     const w1 = later.received.find((m) => m.t === "welcome");
     expect(w1?.t === "welcome" && w1.b.window).toBe(8);
   });

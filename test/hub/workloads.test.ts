@@ -10,17 +10,18 @@ import { waitFor } from "../support/wait.ts";
 async function setup(dir: string) {
   const core = await openHubCore(dir);
   const agents = new Map<string, { received: Message[]; seq: number; peer: Peer }>();
-  const agent = (node: string) => {
+  const agent = async (node: string) => {
     let a = agents.get(node);
     if (a) return a;
-    const { peer, received } = joinNode(core, node);
+    const { peer, received } = await joinNode(core, node);
     a = { received, seq: 0, peer };
     agents.set(node, a);
     return a;
   };
   const lastAllocs = (node: string): Body<"allocs"> | undefined => {
-    const m = agent(node)
-      .received.filter((x) => x.t === "allocs")
+    const m = agents
+      .get(node)
+      ?.received.filter((x) => x.t === "allocs")
       .at(-1);
     return m?.t === "allocs" ? m.b : undefined;
   };
@@ -28,7 +29,7 @@ async function setup(dir: string) {
     node: string,
     body: Omit<Body<"alloc_status">, "generation"> & { generation?: number },
   ) => {
-    const a = agent(node);
+    const a = await agent(node);
     a.seq += 1;
     core.gateway.onFrame(
       a.peer,
@@ -114,7 +115,7 @@ describe("workloads API", () => {
   test("a pinned workload gets one allocation per node; each node receives its desired set on hello and on change", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    h.agent("n1");
+    await h.agent("n1");
     const created = await h.api<WorkloadJson>("POST", "/api/v1/workloads", spec());
     expect(created.status).toBe(201);
     expect(created.body.allocs.map((a) => [a.node, a.status]).sort()).toEqual([
@@ -124,7 +125,7 @@ describe("workloads API", () => {
     ]);
     // n1 was connected: it got its set at once. n2 joins later and gets it on hello.
     expect(h.lastAllocs("n1")?.allocs.map((a) => a.workload)).toEqual(["web"]);
-    h.agent("n2");
+    await h.agent("n2");
     await h.core.settled();
     expect(h.lastAllocs("n2")?.allocs).toHaveLength(1);
     expect((await h.api("POST", "/api/v1/workloads", spec())).status).toBe(400);
@@ -146,7 +147,7 @@ describe("rollouts", () => {
   test("rolling: replicas move to the new version one at a time, each after the previous proved healthy", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    for (const n of ["n1", "n2", "n3"]) h.agent(n);
+    for (const n of ["n1", "n2", "n3"]) await h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
     await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));
@@ -176,7 +177,7 @@ describe("rollouts", () => {
   test("rolling: a new version that fails its health check stops the rollout and everything returns to the old version", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    for (const n of ["n1", "n2", "n3"]) h.agent(n);
+    for (const n of ["n1", "n2", "n3"]) await h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
     await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["broken"] }));
@@ -201,7 +202,7 @@ describe("rollouts", () => {
   test("canary: the first replica moves, the rest wait for promotion through the API", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    for (const n of ["n1", "n2", "n3"]) h.agent(n);
+    for (const n of ["n1", "n2", "n3"]) await h.agent(n);
     await h.api(
       "POST",
       "/api/v1/workloads",
@@ -232,7 +233,7 @@ describe("rollouts", () => {
   test("blue-green: the new version runs beside the old one, and the old stops only when all new replicas are healthy", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    for (const n of ["n1", "n2"]) h.agent(n);
+    for (const n of ["n1", "n2"]) await h.agent(n);
     const bg = { strategy: "blue-green", min_healthy_ms: 0 };
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["n1", "n2"], rollout: bg }));
     await h.allHealthy();
@@ -249,7 +250,7 @@ describe("rollouts", () => {
   test("a job's result reaches the workload's allocation: exit code, output tail, status", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    h.agent("n1");
+    await h.agent("n1");
     await h.api("POST", "/api/v1/workloads", {
       name: "once",
       driver: "job",
@@ -258,7 +259,7 @@ describe("rollouts", () => {
       nodes: ["n1"],
     });
     const alloc = h.lastAllocs("n1")!.allocs[0]!;
-    const a = h.agent("n1");
+    const a = await h.agent("n1");
     a.seq += 1;
     h.core.gateway.onFrame(
       a.peer,
@@ -288,7 +289,7 @@ describe("generations", () => {
     using dir = tempDir();
     using h = await setup(dir.path);
     await h.api("POST", "/api/v1/workloads", spec({ nodes: ["moved"] }));
-    const { received } = joinNode(h.core, "moved", { alloc_generation: 41 });
+    const { received } = await joinNode(h.core, "moved", { alloc_generation: 41 });
     await h.core.settled();
     const sets = received.filter((m) => m.t === "allocs");
     const last = sets.at(-1);
@@ -301,7 +302,7 @@ describe("rollback", () => {
   test("after a finished rollout, rollback rolls the previous spec out again as a new version", async () => {
     using dir = tempDir();
     using h = await setup(dir.path);
-    for (const n of ["n1", "n2", "n3"]) h.agent(n);
+    for (const n of ["n1", "n2", "n3"]) await h.agent(n);
     await h.api("POST", "/api/v1/workloads", spec());
     await h.allHealthy();
     await h.api("PUT", "/api/v1/workloads/web", spec({ args: ["7200"] }));

@@ -12,9 +12,13 @@ export async function settle(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-/** Settles until `check` holds; fails naming `what` if it never does within `turns` event-loop turns. */
+/**
+ * Settles until `check` holds; fails naming `what` if it never does within `turns` event-loop turns
+ * and 10 s (a store on PostgreSQL answers in milliseconds, not turns).
+ */
 export async function settleUntil(check: () => boolean, what: string, turns = 500): Promise<void> {
-  for (let i = 0; i < turns; i++) {
+  const deadline = Date.now() + 10_000;
+  for (let i = 0; i < turns || Date.now() < deadline; i++) {
     if (check()) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

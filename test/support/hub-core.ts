@@ -3,9 +3,10 @@ import type { Database } from "bun:sqlite";
 import { createHubCore, type HubCoreOptions } from "../../hub/core.ts";
 import type { Peer, RawPeer, SecureSessions } from "../../hub/gateway/index.ts";
 import type { Registry } from "../../hub/registry/index.ts";
-import { openHubDb } from "../../hub/store/db.ts";
+import { wrapSqlite } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { FakeClock } from "./fake-clock.ts";
+import { openTestStore, type TestStore } from "./hub-store.ts";
 import {
   decodeFrame,
   type Envelope,
@@ -48,14 +49,22 @@ export function helloBody(node: string, extra: Partial<HelloBody> = {}): HelloBo
   };
 }
 
-/** A hub core on a fresh database in `dir`; the rollout tick is left to the test. Disposing closes both. */
+/**
+ * A hub core on a fresh store (test/support/hub-store.ts: SQLite in `dir`, or PostgreSQL with
+ * NOVACRON_TEST_STORE=postgres); the rollout tick is left to the test. Disposing closes both.
+ */
 export async function openHubCore(dir: string, opts: Partial<HubCoreOptions> = {}) {
-  return hubCoreOn(await openHubDb(dir), opts);
+  const store = await openTestStore(dir);
+  return await hubCoreOnStore(store, opts);
 }
 
-/** A hub core on `db`, wired as openHubCore wires it. Disposing closes both. */
-export function hubCoreOn(db: Database, opts: Partial<HubCoreOptions> = {}) {
-  const core = createHubCore(db, {
+/** A hub core on the SQLite file `db`, wired as openHubCore wires it. Disposing closes both. */
+export async function hubCoreOn(db: Database, opts: Partial<HubCoreOptions> = {}) {
+  return hubCoreOnStore({ sql: wrapSqlite(db), db, where: "hub.db", close: async () => db.close() }, opts);
+}
+
+async function hubCoreOnStore(store: TestStore, opts: Partial<HubCoreOptions>) {
+  const core = await createHubCore(store.sql, {
     hubId: "hub",
     joinToken: JOIN,
     adminToken: ADMIN,
@@ -73,10 +82,15 @@ export function hubCoreOn(db: Database, opts: Partial<HubCoreOptions> = {}) {
   });
   if (opts.clock instanceof FakeClock) opts.clock.idle = () => core.settled();
   return Object.assign(core, {
-    db,
+    /** The SQLite file (undefined on PostgreSQL). */
+    db: store.db,
+    store,
     [Symbol.dispose]() {
       core.close();
-      db.close();
+      // SQLite closes at once (its statements are done when settled's promises are); PostgreSQL's
+      // pool once what the hub was doing has ended.
+      if (store.db) store.db.close();
+      else void core.settled().finally(() => store.close());
     },
   });
 }
@@ -100,13 +114,14 @@ export interface JoinedNode {
 /**
  * An agent session at the transport boundary: a real XX handshake with the hub's session layer
  * (`key` is the node's static key), then a hello proving the join token unless `join` is false.
+ * Resolves once the hub has answered the hello (welcome or error).
  */
-export function joinNode(
+export async function joinNode(
   core: { secure: SecureSessions },
   node: string,
   hello: Partial<HelloBody> = {},
   opts: { key?: KeyPair; join?: string | false; hello?: false } = {},
-): JoinedNode {
+): Promise<JoinedNode> {
   const key = opts.key ?? generateKeyPair();
   const pending: Uint8Array[] = [];
   const received: Message[] = [];
@@ -149,7 +164,15 @@ export function joinNode(
     const t = parseJoinToken(token);
     body.join = { id: t.id, proof: nodeTokenProof(joinTokenKey(t.secret), ch.hash) };
   }
-  if (conn.session && opts.hello !== false) send(envelope("hello", node, body));
+  if (conn.session && opts.hello !== false) {
+    send(envelope("hello", node, body));
+    // The hub admits a hello against its store: answered a few turns later (SQLite), or once
+    // PostgreSQL has answered.
+    const answered = () => received.some((m) => m.t === "welcome" || m.t === "error");
+    const deadline = Date.now() + 10_000;
+    while (!answered() && Date.now() < deadline) await new Promise<void>((r) => setImmediate(r));
+    if (!answered()) throw new Error(`the hub never answered the hello of ${node}`);
+  }
   return {
     peer: conn.session?.inner ?? { ...raw, node: undefined },
     received,
@@ -162,8 +185,13 @@ export function joinNode(
 }
 
 /** Registers `hello` straight in a registry, as a session that proved a fresh key and the join token would. */
-export function admitDirect(registry: Registry, hello: HelloBody, transport = "ws", key = generateKeyPair()) {
-  registry.joinTokens.ensureDefault(JOIN, Date.now());
+export async function admitDirect(
+  registry: Registry,
+  hello: HelloBody,
+  transport = "ws",
+  key = generateKeyPair(),
+) {
+  await registry.joinTokens.ensureDefault(JOIN, Date.now());
   const hash = new Uint8Array(32).fill(7);
   const body = { ...hello, join: { id: "default", proof: nodeTokenProof(joinTokenKey(JOIN), hash) } };
   return registry.admit(body, { key: key.publicKey, hash }, transport);
