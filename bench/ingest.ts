@@ -2,6 +2,7 @@
 //
 //   bun bench/ingest.ts [--agents 10,100,1000] [--ticks-per-batch 60] [--window 64] [--samples 9504000]
 //                       [--heartbeat-ms 5000] [--timeout-s 300] [--out bench/out/ingest.json] [--profile-dir DIR]
+//                       [--store sqlite|postgres]
 //
 // Starts a real hub process (test/support/processes.ts startHub) on a temp dir on disk, then, in this
 // process, N agents (bench/_sim-agent.ts) that each: open ws://127.0.0.1:PORT/v1/agent, say hello with the
@@ -10,13 +11,15 @@
 // does; plus a live heartbeat every --heartbeat-ms whose ack round trip is recorded. Batches are
 // encodeMetrics() of --ticks-per-batch ticks × 11 series from the host recording of bench/wire.ts
 // (bench/out/wire-recording.json), pre-encoded before the clock starts (an agent encodes its own). The
-// clock runs from the first byte sent to the last ack received; the hub acks only after its SQLite commit
-// (synchronous=FULL), so acked = durable. Afterwards every node is read back through GET /api/v1/nodes/{id}.
+// clock runs from the first byte sent to the last ack received; the hub acks only after its commit
+// (SQLite synchronous=FULL; with --store postgres a private PostgreSQL started here with fsync on, a new
+// database per run), so acked = durable. Afterwards every node is read back through GET /api/v1/nodes/{id}.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { encodeCbor } from "../shared/protocol/index.ts";
+import { type Postgres, startPostgres } from "../test/support/postgres.ts";
 import { type HubHandle, startHub } from "../test/support/processes.ts";
 import type { NodeJson } from "../test/support/telemetry.ts";
 import { batchPool, type EncodedBatch, SERIES, TICK_MS } from "./_batch-pool.ts";
@@ -39,8 +42,16 @@ const { values: opts } = parseArgs({
     recording: { type: "string", default: "bench/out/wire-recording.json" },
     out: { type: "string", default: "bench/out/ingest.json" },
     "profile-dir": { type: "string" },
+    store: { type: "string", default: "sqlite" },
   },
 });
+if (opts.store !== "sqlite" && opts.store !== "postgres") throw new Error("--store is sqlite or postgres");
+// One server for every run, started on first use, stopped when the process exits.
+let pgServer: Promise<Postgres> | undefined;
+const postgresUrl = async () => {
+  pgServer ??= startPostgres({ fsync: true });
+  return (await pgServer).newDatabase();
+};
 const intList = (s: string, what: string) =>
   s.split(",").map((x) => {
     const n = Number(x);
@@ -124,7 +135,8 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     const bunOptions = process.env.BUN_OPTIONS;
     if (profileDir) process.env.BUN_OPTIONS = `--cpu-prof-md --cpu-prof-dir=${profileDir}`;
     try {
-      hub = await startHub({ data: join(dir, "hub") });
+      const store = opts.store === "postgres" ? ["--store", await postgresUrl()] : [];
+      hub = await startHub({ data: join(dir, "hub"), args: store });
     } finally {
       if (bunOptions === undefined) delete process.env.BUN_OPTIONS;
       else process.env.BUN_OPTIONS = bunOptions;
@@ -330,7 +342,7 @@ async function main(): Promise<void> {
 
   printMachine(machine);
   console.log(
-    `\nhub: real process (bun hub/main.ts serve), SQLite WAL synchronous=FULL on ${tmpdir()} (ext4 here); ` +
+    `\nhub: real process (bun hub/main.ts serve), ${opts.store === "postgres" ? "PostgreSQL (private server, fsync on, data dir on " : "SQLite WAL synchronous=FULL on "}${tmpdir()}${opts.store === "postgres" ? ")" : " (ext4 here)"}; ` +
       `agents: ${AGENT_COUNTS.join("/")} WebSockets in this one process, window ${WINDOW}, ` +
       `heartbeat every ${HEARTBEAT_MS} ms; data: ${rec ? `host recording (${rec.host.length} s, ping-pong)` : "synthetic"}; ` +
       `${SERIES} series every tick${rec && !rec.host.some((h) => "temp.cpu_c" in h) ? " (temp.cpu_c synthesized: this VM has no thermal zone)" : ""}.`,
@@ -399,9 +411,10 @@ async function main(): Promise<void> {
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(
     outPath,
-    `${JSON.stringify({ machine, recording: rec ? recPath : null, window: WINDOW, heartbeat_ms: HEARTBEAT_MS, runs: results }, null, 2)}\n`,
+    `${JSON.stringify({ machine, store: opts.store, recording: rec ? recPath : null, window: WINDOW, heartbeat_ms: HEARTBEAT_MS, runs: results }, null, 2)}\n`,
   );
   log(`wrote ${outPath}`);
 }
 
 await main();
+if (pgServer) await (await pgServer)[Symbol.asyncDispose]();

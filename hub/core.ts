@@ -1,6 +1,6 @@
 // The hub without its sockets: registry, ingest, gateway, workloads and the HTTP app, wired together.
 import { type Clock, systemClock } from "../shared/clock.ts";
-import type { Logger } from "../shared/log.ts";
+import { LogLimiter, type Logger } from "../shared/log.ts";
 import { MetricsRegistry } from "../shared/metrics.ts";
 import { drainApi, failoverApi, moveApi } from "./api/failover.ts";
 import { fleetApi } from "./api/fleet.ts";
@@ -102,6 +102,9 @@ const noPolicy: DecisionCheck = () => ({
  */
 export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   const metrics = new MetricsRegistry();
+  // Reads and writes that repeat on timers fail every time while the store is away: each is logged
+  // once per 10 s, not on every round.
+  const storeFailures = new LogLimiter(o.log, { intervalMs: 10_000 });
   // Ported stores take the async HubSql; the rest still use the Database (docs/hub-replicas.md, 2.2).
   const clock = o.clock ?? systemClock;
   const now = () => clock.now();
@@ -222,7 +225,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   // The registry's rows in memory take in ingest's counters and other hubs' writes every 2 s.
   const refreshNodes = oneAtATime(
     () => registry.refresh(),
-    (err) => o.log.warn("nodes could not be read", { error: (err as Error).message }),
+    (err) => storeFailures.warn("nodes", "nodes could not be read", { error: (err as Error).message }),
   );
   const nodesTimer = setInterval(refreshNodes, 2000);
   // Last-seen times and heartbeat counters written in order, one flush at a time (server.ts: every 5 s).
@@ -231,7 +234,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     seenFlush = seenFlush
       .then(() => registry.flushSeen())
       .catch((err: unknown) =>
-        o.log.warn("last-seen times could not be written; they go with the next flush", {
+        storeFailures.warn("seen", "last-seen times could not be written; they go with the next flush", {
           error: (err as Error).message,
         }),
       );
@@ -251,7 +254,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       liveAlerts.open = open;
       liveAlerts.acknowledged = acknowledged;
     },
-    (err) => o.log.warn("open alerts could not be read", { error: (err as Error).message }),
+    (err) => storeFailures.warn("alerts", "open alerts could not be read", { error: (err as Error).message }),
   );
   const federation = new Federation({
     sql,
@@ -658,6 +661,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       await alerter.settled();
       await notifier.settled();
       await refreshLiveAlerts.idle();
+      await refreshNodes.idle();
       await decisions;
     },
     /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */

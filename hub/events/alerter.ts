@@ -1,6 +1,6 @@
 // The thin applier of hub alerting: gathers facts, runs the pure evaluation, writes what it decided.
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import {
   type AlertDecisions,
@@ -44,8 +44,12 @@ export class Alerter {
   /** The evaluation running, if one is: another asked meanwhile runs after it, once. */
   #running: Promise<AlertDecisions> | undefined;
 
+  /** Evaluations fail every tick while the store is away: logged once per 10 s. */
+  readonly #failures: LogLimiter;
+
   constructor(o: AlerterOptions) {
     this.#o = o;
+    this.#failures = new LogLimiter(o.log, { intervalMs: 10_000 });
     // A fresh database starts reading the failover log where it stands (old failovers are history).
     this.#ready = o
       .failoverLast()
@@ -87,7 +91,7 @@ export class Alerter {
   #evaluateNow(): void {
     if (this.#running) return;
     void this.evaluate().catch((err: unknown) =>
-      this.#o.log.error("alert evaluation failed", { error: (err as Error).message }),
+      this.#failures.error("evaluate", "alert evaluation failed", { error: (err as Error).message }),
     );
   }
 

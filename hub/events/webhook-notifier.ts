@@ -1,7 +1,7 @@
 // Sends alert changes to webhooks: queued durably, grouped per webhook, signed, retried with exponential back-off.
 import { createHmac, randomBytes } from "node:crypto";
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
@@ -104,9 +104,11 @@ export class WebhookNotifier {
       timeoutMs: 10_000,
       ...o,
     };
+    // A round fails every second while the store is away: logged once per 10 s.
+    const failures = new LogLimiter(o.log, { intervalMs: 10_000 });
     this.#round = oneAtATime(
       () => this.#tick(),
-      (err) => o.log.error("webhook round failed", { error: (err as Error).message }),
+      (err) => failures.error("round", "webhook round failed", { error: (err as Error).message }),
     );
     this.#count = o.metrics.counter(
       "novacron_hub_webhook_deliveries_total",

@@ -1,6 +1,6 @@
 // Failover wired up: the monitor's transitions are recorded, then a reconcile pass decides and a thin applier acts.
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import { type FleetState, place } from "../placement/index.ts";
 import type { NodeStatus, Registry } from "../registry/index.ts";
@@ -98,11 +98,13 @@ export class Failover {
   constructor(o: FailoverOptions) {
     this.#o = o;
     this.store = new FailoverStore(o.sql);
+    // Failures that repeat every pass while the store is away: logged once per 10 s.
+    const failures = new LogLimiter(o.log, { intervalMs: 10_000 });
     this.#passSoon = oneAtATime(
       async () => {
         await this.pass();
       },
-      (err) => o.log.error("failover pass failed", { error: (err as Error).message }),
+      (err) => failures.error("pass", "failover pass failed", { error: (err as Error).message }),
     );
     this.mover = new Mover({
       sql: o.sql,
@@ -316,23 +318,26 @@ export class Failover {
     const choice = chooseWitnesses({ id: node, labels: rec.labels, ready: false }, this.#fleetCache.nodes);
     if (!choice) return;
     if (choice.peers.length > 0) this.monitor.witnessAsked(node);
-    void askWitnesses(node, choice, o.ask, () => o.clock.now()).then((report) => {
-      // Answers that come back after the hub stopped (its store is closed) are dropped.
-      if (this.#timer === undefined || this.monitor.get(node)?.health === "ready") return;
-      this.#write({
-        at: report.at,
-        kind: "witness",
-        node,
-        workload: null,
-        alloc: null,
-        change: null,
-        reason: report.note,
-        evidence: choice.peers,
-      });
-      this.#o.log.info("witnesses asked", { node, asked: report.asked, reached: report.reached });
-      this.monitor.setWitness(report);
-      this.#passSoon();
-    });
+    void askWitnesses(node, choice, o.ask, () => o.clock.now()).then(
+      (report) => {
+        // Answers that come back after the hub stopped (its store is closed) are dropped.
+        if (this.#timer === undefined || this.monitor.get(node)?.health === "ready") return;
+        this.#write({
+          at: report.at,
+          kind: "witness",
+          node,
+          workload: null,
+          alloc: null,
+          change: null,
+          reason: report.note,
+          evidence: choice.peers,
+        });
+        this.#o.log.info("witnesses asked", { node, asked: report.asked, reached: report.reached });
+        this.monitor.setWitness(report);
+        this.#passSoon();
+      },
+      (err: unknown) => o.log.warn("witnesses could not be asked", { node, error: (err as Error).message }),
+    );
   }
 
   // Workloads with a copy marked lost (marks of copies no longer wanted are dropped) or a move in flight.

@@ -1,6 +1,6 @@
 // Federation wired: child hubs' reports checked and held, this hub's own report to its parent, forwarded queries.
 import { NovaError } from "../../shared/errors.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
 import type { Body, Message, TopologyChangeBody } from "../../shared/protocol/index.ts";
 import type { Failover } from "../failover/index.ts";
@@ -223,10 +223,20 @@ export class Federation {
   /** Starts the link to the parent and the periodic summary. */
   start(): void {
     // Lost children: checked every 2 s on any hub (a hub with no children checks nothing).
-    this.#lostTimer = setInterval(() => void this.#checkLost(), 2000);
+    // A round that fails (the store away) is logged; the next one tries again.
+    const failures = new LogLimiter(this.#o.log, { intervalMs: 10_000 });
+    const failed = (what: string) => (err: unknown) =>
+      failures.warn(what, `${what} failed; tried again next round`, { error: (err as Error).message });
+    this.#lostTimer = setInterval(
+      () => void this.#checkLost().catch(failed("the lost-children check")),
+      2000,
+    );
     this.#lostTimer.unref?.();
     // Staged rollouts in progress: one round a second (none in progress, none asked).
-    this.#rolloutTimer = setInterval(() => void this.rollouts.tick(), this.#o.rolloutEveryMs ?? 1000);
+    this.#rolloutTimer = setInterval(
+      () => void this.rollouts.tick().catch(failed("a staged rollouts round")),
+      this.#o.rolloutEveryMs ?? 1000,
+    );
     this.#rolloutTimer.unref?.();
     if (!this.reporter || !this.uplink) return;
     this.reporter.prime();
@@ -260,7 +270,12 @@ export class Federation {
           c.summary &&
           staleCopies(await this.placer.intents(), c.hubs).length > 0
         )
-          void this.#reconcileChild(c.id, undefined, false);
+          void this.#reconcileChild(c.id, undefined, false).catch((err: unknown) =>
+            this.#o.log.warn("a child's copies could not be reconciled", {
+              child: c.id,
+              error: (err as Error).message,
+            }),
+          );
         if (this.#lost.has(c.id)) {
           if (this.#o.registry.isConnected(c.id)) this.#lost.delete(c.id);
           continue;
@@ -305,7 +320,13 @@ export class Federation {
     // so are hubs further down whose own link came back (the child's summary says so).
     if (taken.accepted > 0 && msg.t === "summary") {
       const back = fresh ? undefined : hubsBack(before, msg.b);
-      if (fresh || (back && back.size > 0)) void this.#reconcileChild(node, back);
+      if (fresh || (back && back.size > 0))
+        void this.#reconcileChild(node, back).catch((err: unknown) =>
+          this.#o.log.warn("a child's copies could not be reconciled", {
+            child: node,
+            error: (err as Error).message,
+          }),
+        );
     }
     if (taken.accepted > 0)
       this.#countTaken(taken.accepted, { kind: msg.t === "summary" ? "summary" : "change" });

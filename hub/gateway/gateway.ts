@@ -114,6 +114,9 @@ export class Gateway {
   readonly #behind = new WeakMap<Peer, { tail: Promise<void> }>();
   /** Peers whose connection ended (a hello admitted after that starts nothing). */
   readonly #closed = new WeakSet<Peer>();
+  /** Hellos in the order they began, and for each node the one whose session is installed. */
+  #hellos = 0;
+  readonly #installed = new Map<string, number>();
   readonly #limiter: LogLimiter;
   readonly #waiting = new Map<string, { node: string; resolve: (r: Body<"reply">) => void }>();
   readonly #countFrames: (by?: number, labels?: Record<string, string>) => void;
@@ -183,7 +186,11 @@ export class Gateway {
   onFrame(peer: Peer, frame: Uint8Array): void {
     const waiting = this.#behind.get(peer);
     if (waiting) {
-      waiting.tail = waiting.tail.then(() => this.#frame(peer, frame));
+      waiting.tail = waiting.tail
+        .then(() => this.#frame(peer, frame))
+        .catch((err: unknown) =>
+          this.#o.log.error("a frame waiting behind a hello failed", { error: (err as Error).message }),
+        );
       return;
     }
     this.#frame(peer, frame);
@@ -331,8 +338,9 @@ export class Gateway {
       throw new NovaError("bad_body", `hello for ${hello.node_id} arrived on the topic of ${peer.remote}`);
     }
     if (!peer.auth) throw new NovaError("hello_required", "a hello needs an authenticated session");
+    const order = ++this.#hellos;
     const entry = {
-      tail: this.#hello(peer, hello, peer.auth).catch((err: unknown) => {
+      tail: this.#hello(peer, hello, peer.auth, order).catch((err: unknown) => {
         // The store could not be read or written: the node is not refused, it comes back later.
         const e = storeOr(err);
         this.#refuse(peer, e, ref);
@@ -340,48 +348,77 @@ export class Gateway {
       }),
     };
     this.#behind.set(peer, entry);
-    // Frames that arrived meanwhile run in turn; the last one done, the peer's frames go straight through.
+    // Frames that arrived meanwhile run in turn; the last one done, the peer's frames go straight
+    // through (unless a later hello of the same peer holds them now).
     const release = (): void => {
       const tail = entry.tail;
       void tail.then(() => {
-        if (entry.tail === tail) this.#behind.delete(peer);
-        else release();
+        if (entry.tail !== tail) release();
+        else if (this.#behind.get(peer) === entry) this.#behind.delete(peer);
       });
     };
     release();
   }
 
-  async #hello(peer: Peer, hello: Body<"hello">, auth: PeerAuth): Promise<void> {
+  // Admits a hello against the store; the session starts only once everything the welcome says is
+  // read, so nothing is sent to the node before its welcome. `order`: when the hello began.
+  async #hello(peer: Peer, hello: Body<"hello">, auth: PeerAuth, order: number): Promise<void> {
+    const node = hello.node_id;
     const result = await this.#o.registry.admit(hello, auth, peer.via);
-    // What is stored for the node now (another hub on the same store may have stored for it since).
-    if (result.ok) await this.#o.ingest.open(hello.node_id);
+    let verdict: Awaited<ReturnType<Registry["epochHello"]>> | undefined;
+    if (result.ok) {
+      // What is stored for the node now (another hub on the same store may have stored for it since).
+      await this.#o.ingest.open(node);
+      // A store the hub stored more from than it has numbered is a restored snapshot or a copy.
+      if (hello.epoch !== undefined)
+        verdict = await this.#o.registry.epochHello(
+          node,
+          hello.epoch,
+          hello.seq_high ?? 0,
+          this.#o.ingest.committed(node),
+          result.node.samples,
+        );
+    }
     // The connection ended while the store answered: nothing to start.
     if (this.#closed.has(peer)) return;
-    if (!result.ok) {
+    // An operator may have reset the node's key while this hello was being admitted.
+    const refusal = !result.ok
+      ? { code: result.code ?? ("auth_failed" as const), reason: result.reason }
+      : !this.#o.registry.holdsKey(node, auth.key)
+        ? { code: "auth_failed" as const, reason: `the key of node ${node} was reset while it was joining` }
+        : undefined;
+    if (refusal || !result.ok) {
+      const { code, reason } = refusal!;
       this.#countAuth(1, { transport: peer.via });
-      this.#logOnce(`auth:${hello.node_id}@${peer.remote.replace(/:\d+$/, "")}`, "agent refused", {
-        node: hello.node_id,
+      this.#logOnce(`auth:${node}@${peer.remote.replace(/:\d+$/, "")}`, "agent refused", {
+        node,
         remote: peer.remote,
-        reason: result.reason,
+        reason,
       });
-      this.#send(peer, "error", { code: result.code ?? "auth_failed", message: result.reason });
-      peer.close(`auth failed: ${result.reason}`);
+      this.#send(peer, "error", { code, message: reason });
+      peer.close(`auth failed: ${reason}`);
       return;
     }
-    const previous = this.#sessions.get(hello.node_id);
+    // A session that began after this hello already speaks for the node: it stays.
+    if ((this.#installed.get(node) ?? 0) > order) {
+      peer.close("superseded by a newer session of the same node");
+      return;
+    }
+    this.#installed.set(node, order);
+    const previous = this.#sessions.get(node);
     if (previous && previous !== peer) {
       previous.node = undefined;
       if (previous.via === "ws") previous.close("replaced by a newer session of the same node");
     }
-    peer.node = hello.node_id;
+    peer.node = node;
     if (hello.presence) peer.presence = hello.presence;
-    this.#sessions.set(hello.node_id, peer);
+    this.#sessions.set(node, peer);
     peer.admitted?.();
-    this.#o.registry.setConnected(hello.node_id, peer.via);
+    this.#o.registry.setConnected(node, peer.via);
     const welcome: Body<"welcome"> = {
       hub_id: this.#o.hubId,
       server_time: this.#now(),
-      last_acked: this.#o.ingest.committed(hello.node_id),
+      last_acked: this.#o.ingest.committed(node),
       config_rev: 0,
       heartbeat_ms: this.#o.heartbeatMs,
       key_expires: result.keyExpires,
@@ -390,33 +427,22 @@ export class Gateway {
     if (hello.kind === "hub" && this.#o.onSubtree) welcome.subtrees = true;
     if (result.rotate) {
       welcome.rotate_key = true;
-      this.#rotationAsked.set(hello.node_id, this.#now());
+      this.#rotationAsked.set(node, this.#now());
     }
-    if (hello.epoch !== undefined) {
-      // A store the hub stored more from than it has numbered is a restored snapshot or a copy.
-      const v = await this.#o.registry.epochHello(
-        hello.node_id,
-        hello.epoch,
-        hello.seq_high ?? 0,
-        welcome.last_acked,
-        result.node.samples,
-      );
-      if (v.restored) {
-        welcome.restored = true;
-        this.#o.log.warn("node store restored from a snapshot or copied; it starts a new epoch", {
-          node: hello.node_id,
-          epoch: hello.epoch,
-          store_seq: hello.seq_high ?? 0,
-          hub_seq: welcome.last_acked,
-        });
-      }
-      if (v.counters) welcome.counters = v.counters;
-      if (this.#closed.has(peer)) return;
+    if (verdict?.restored) {
+      welcome.restored = true;
+      this.#o.log.warn("node store restored from a snapshot or copied; it starts a new epoch", {
+        node,
+        epoch: hello.epoch,
+        store_seq: hello.seq_high ?? 0,
+        hub_seq: welcome.last_acked,
+      });
     }
+    if (verdict?.counters) welcome.counters = verdict.counters;
     this.#send(peer, "welcome", welcome);
-    this.#o.onSession?.(hello.node_id, hello);
+    this.#o.onSession?.(node, hello);
     this.#o.log.info("node joined", {
-      node: hello.node_id,
+      node,
       via: peer.via,
       level: hello.level,
       version: hello.version,

@@ -307,7 +307,7 @@ export class SecureSessions {
   /** The broker link dropped: every MQTT session is gone with it. */
   mqttLost(): void {
     for (const s of [...this.#sessions.values()]) this.#end(s);
-    for (const list of this.#candidates.values()) for (const s of list) s.ended = true;
+    for (const list of this.#candidates.values()) for (const s of list) this.#forget(s);
     this.#candidates.clear();
     this.#candidateCount = 0;
     this.#pending.clear();
@@ -462,7 +462,16 @@ export class SecureSessions {
     if (rest.length > 0) this.#candidates.set(node, rest);
     else this.#candidates.delete(node);
     this.#candidateCount -= 1;
-    if (end) session.ended = true;
+    if (end) this.#forget(session);
+  }
+
+  // A candidate dropped before it was admitted: the gateway hears its end, so a hello of it still
+  // being admitted starts nothing.
+  #forget(session: Session): void {
+    session.ended = true;
+    if (session.closed) return;
+    session.closed = true;
+    this.#gateway.onClosed(session.inner);
   }
 
   #end(session: Session): void {

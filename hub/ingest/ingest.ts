@@ -19,7 +19,7 @@ import {
   rollupBase,
   rollupPoints,
 } from "../../shared/protocol/rollup.ts";
-import { forUpdate, type HubSql, isRetryable, type SqlValue } from "../store/sql/index.ts";
+import { forUpdate, type HubSql, isRetryable, type SqlValue, textOrder } from "../store/sql/index.ts";
 import { StoredSamples } from "./sample-dedupe.ts";
 
 export type Verdict = "accepted" | "duplicate" | "gap" | "refused";
@@ -295,7 +295,7 @@ export class Ingest {
     }
     s.accepted = seq;
     this.#queue.push(frame ? { node, seq, msg, frame } : { node, seq, msg });
-    if (this.#queue.length >= 2000) void this.flush();
+    if (this.#queue.length >= 2000) this.#flushNow();
     else this.#schedule();
     return "accepted";
   }
@@ -346,7 +346,7 @@ export class Ingest {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => void this.flush());
+    setImmediate(() => this.#flushNow());
   }
 
   /**
@@ -354,6 +354,13 @@ export class Ingest {
    * node's new high-water mark. Resolves once what was queued when it was called is committed (or has
    * failed, and its senders will resend).
    */
+  // A flush nobody awaits: what goes wrong is logged (a failed group is already logged and rewound).
+  #flushNow(): void {
+    this.flush().catch((err: unknown) =>
+      this.#log.error("ingest flush failed", { error: (err as Error).message }),
+    );
+  }
+
   flush(): Promise<void> {
     this.#scheduled = false;
     this.#running ??= this.#drain().finally(() => {
@@ -477,7 +484,9 @@ export class Ingest {
     for (let i = 0; i < ids.length; i += 500) {
       const part = ids.slice(i, i + 500);
       const rows = await tx.all<{ id: string; last_seq: number }>(
-        `SELECT id, last_seq FROM nodes WHERE id IN (${part.map(() => "?").join(", ")}) ORDER BY id${forUpdate(tx.dialect)}`,
+        // Byte order (COLLATE "C"), as the ids are sorted here and as every other locker of these rows
+        // orders them, whatever the database's locale.
+        `SELECT id, last_seq FROM nodes WHERE id IN (${part.map(() => "?").join(", ")}) ORDER BY ${textOrder(tx.dialect, "id")}${forUpdate(tx.dialect)}`,
         part,
       );
       for (const r of rows) {

@@ -32,6 +32,9 @@ interface Row extends Omit<EpochRecord, "dropped_by"> {
   dropped_by: string;
 }
 
+/** Reports `flush` wrote (each node's, as kept in memory). */
+export type EpochReports = [string, NodeCounters & { at: number }][];
+
 /** What the hub answers a hello that names an epoch. */
 export interface EpochVerdict {
   /** The store is a copy of one the hub stored more from than it has numbered: it must start a new epoch. */
@@ -123,8 +126,8 @@ export class NodeEpochs {
    * Writes the reports kept in memory through `tx` (the registry flushes with its own transaction).
    * The counters only rise in the store, so a report written twice, or late, changes nothing.
    */
-  async flush(tx: HubSql): Promise<void> {
-    if (this.#pending.size === 0) return;
+  async flush(tx: HubSql): Promise<EpochReports> {
+    if (this.#pending.size === 0) return [];
     const written = [...this.#pending];
     for (const [node, r] of written) {
       await tx.run(
@@ -150,7 +153,11 @@ export class NodeEpochs {
         ],
       );
     }
-    // Reports that came in meanwhile stay for the next flush.
+    return written;
+  }
+
+  /** The reports `flush` wrote were committed: forgotten, unless a newer one came in meanwhile. */
+  flushed(written: EpochReports): void {
     for (const [node, r] of written) if (this.#pending.get(node) === r) this.#pending.delete(node);
   }
 

@@ -2,10 +2,10 @@
 import { timingSafeEqual } from "node:crypto";
 import type { HelloBody } from "../../shared/protocol/index.ts";
 import { encodeKey, keysEqual, legacyProof } from "../../shared/secure/index.ts";
-import { forUpdate, keyLock } from "../store/sql/dialect.ts";
+import { forUpdate, keyLock, textOrder } from "../store/sql/dialect.ts";
 import type { HubSql } from "../store/sql/index.ts";
 import { type JoinScope, JoinTokens, outOfScope } from "./join-tokens.ts";
-import { type EpochVerdict, NodeEpochs } from "./node-epochs.ts";
+import { type EpochReports, type EpochVerdict, NodeEpochs } from "./node-epochs.ts";
 
 export type NodeStatus = "ready" | "suspect" | "down" | "draining";
 
@@ -184,9 +184,14 @@ export class Registry {
 
   /** One node's row read from the store now (ingest's counters as committed), kept as the newest. */
   async fresh(id: string): Promise<NodeRecord | undefined> {
+    const began = this.#writes;
     const row = await this.#sql.get<NodeRow>("SELECT * FROM nodes WHERE id = ?", [id]);
     if (!row) return undefined;
-    this.#put(row);
+    // Kept only when nothing this registry wrote to the row since the read began is newer.
+    if ((this.#writtenAt.get(id) ?? 0) <= began) {
+      this.#rows.set(id, row);
+      this.#sorted = undefined;
+    }
     return this.#toRecord(row);
   }
 
@@ -343,6 +348,13 @@ export class Registry {
     if (!row?.pubkey) return true;
     const k = encodeKey(key);
     return row.pubkey === k || row.prev_pubkey === k;
+  }
+
+  /** Whether `key` is the node's registered key (or the one before it) now, as this registry holds it. */
+  holdsKey(node: string, key: Uint8Array): boolean {
+    const row = this.#rows.get(node);
+    const k = encodeKey(key);
+    return row?.pubkey === k || row?.prev_pubkey === k;
   }
 
   /**
@@ -505,6 +517,7 @@ export class Registry {
   async flushSeen(): Promise<void> {
     const ids = [...this.#seenDirty].sort();
     this.#seenDirty.clear();
+    let written: EpochReports = [];
     try {
       await this.#sql.tx(async (tx) => {
         const seen = ids.flatMap((id) => {
@@ -512,6 +525,15 @@ export class Registry {
           return t === undefined ? [] : [[id, t] as [string, number]];
         });
         if (tx.dialect === "postgres") {
+          // The rows locked first, in the order ingest's groups lock them: the UPDATE below would
+          // take them in whatever order its plan visits them, and two orders can deadlock.
+          for (let i = 0; i < seen.length; i += 500) {
+            const part = seen.slice(i, i + 500);
+            await tx.all(
+              `SELECT id FROM nodes WHERE id IN (${part.map(() => "?").join(", ")}) ORDER BY ${textOrder(tx.dialect, "id")} FOR UPDATE`,
+              part.map(([id]) => id),
+            );
+          }
           for (let i = 0; i < seen.length; i += 500) {
             const part = seen.slice(i, i + 500);
             await tx.run(
@@ -524,8 +546,10 @@ export class Registry {
           for (const [id, t] of seen)
             await tx.run("UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?", [t, id]);
         }
-        await this.epochs.flush(tx);
+        written = await this.epochs.flush(tx);
       });
+      // Forgotten only once stored: a commit that failed leaves the reports for the next flush.
+      this.epochs.flushed(written);
     } catch (err) {
       // Written with the next flush.
       for (const id of ids) this.#seenDirty.add(id);

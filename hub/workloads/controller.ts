@@ -1,6 +1,6 @@
 // Applies workload changes: allocations per node, desired sets with rising generations, rollouts.
 import { RequestError } from "../../shared/errors.ts";
-import type { Logger } from "../../shared/log.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
 import { oneAtATime } from "../../shared/one-at-a-time.ts";
 import type { Body } from "../../shared/protocol/index.ts";
 import type { WorkloadSpec } from "../../shared/workload/index.ts";
@@ -35,6 +35,8 @@ type Touched = Set<string>;
 export class WorkloadController {
   readonly #store: WorkloadStore;
   readonly #log: Logger;
+  /** Failures that repeat every tick while the store is away: logged once per 10 s each. */
+  readonly #failures: LogLimiter;
   readonly #send: ControllerOptions["sendAllocs"];
   readonly #now: () => number;
   readonly #timer: ReturnType<typeof setInterval>;
@@ -58,19 +60,22 @@ export class WorkloadController {
   constructor(opts: ControllerOptions) {
     this.#store = opts.store;
     this.#log = opts.log;
+    this.#failures = new LogLimiter(opts.log, { intervalMs: 10_000 });
     this.#send = opts.sendAllocs;
     this.#now = opts.now ?? Date.now;
     this.#fleet = opts.fleet;
     this.#record = opts.onDecision ?? (() => {});
     this.refreshView = oneAtATime(
       () => this.#store.refreshView(),
-      (err) => this.#log.warn("workloads could not be read", { error: (err as Error).message }),
+      (err) => this.#failures.warn("view", "workloads could not be read", { error: (err as Error).message }),
     );
     this.#timer = setInterval(() => {
       if (this.#tickQueued || this.#stopped) return;
       this.#tickQueued = true;
       void this.tick()
-        .catch((err: unknown) => this.#log.error("workload tick failed", { error: (err as Error).message }))
+        .catch((err: unknown) =>
+          this.#failures.error("tick", "workload tick failed", { error: (err as Error).message }),
+        )
         .finally(() => {
           this.#tickQueued = false;
         });

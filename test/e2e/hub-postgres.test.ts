@@ -100,4 +100,71 @@ describeOnPostgres("hub on postgres", (pg) => {
       await store.close();
     }
   }, 120_000);
+
+  test("PostgreSQL stopped for 30 s under load: the hub stays up and says it is not ready, acks nothing it could not store, and after the store is back every sample is stored once", async () => {
+    using dir = tempDir();
+    const url = await pg().newDatabase();
+    await using hub = await startHub({ data: join(dir.path, "hub"), args: ["--store", url] });
+    const agents: AgentHandle[] = [];
+    const ids = ["out-a", "out-b"];
+    try {
+      for (const id of ids)
+        agents.push(
+          await startAgent({
+            data: join(dir.path, id),
+            nodeId: id,
+            hub: hub.wsUrl,
+            joinToken: hub.joinToken,
+            args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
+          }),
+        );
+      for (const id of ids)
+        await waitFor(async () => (await node(hub, id)).ingest.samples > 0, { what: `samples of ${id}` });
+      const readyz = async () => (await fetch(`${hub.url}/readyz`)).status;
+      expect(await readyz()).toBe(200);
+      await pg().stop();
+      const downAt = Date.now();
+      await waitFor(async () => (await readyz()) === 503, {
+        what: "/readyz to answer 503",
+        timeoutMs: 15_000,
+      });
+      // Alive all along: the process answers, and /healthz stays 200.
+      while (Date.now() - downAt < 30_000) {
+        expect((await fetch(`${hub.url}/healthz`)).status).toBe(200);
+        expect(await readyz()).toBe(503);
+        expect(hub.proc.running).toBe(true);
+        await Bun.sleep(2000);
+      }
+      await pg().start();
+      await waitFor(async () => (await readyz()) === 200, {
+        what: "/readyz to answer 200 again",
+        timeoutMs: 30_000,
+      });
+      // What the agents held meanwhile arrives; every account balances, nothing lost, nothing twice.
+      for (const id of ids)
+        await waitFor(
+          async () => {
+            const n = await node(hub, id);
+            const c = n.counters;
+            return c !== null &&
+              c.lost === 0 &&
+              c.held < 200 &&
+              c.produced === c.dropped + n.ingest.samples + c.held
+              ? n
+              : undefined;
+          },
+          { what: `${id}'s account to balance after the outage`, timeoutMs: 60_000 },
+        );
+      const store = openPostgres(url);
+      try {
+        expect(
+          await store.all("SELECT node, seq FROM batches GROUP BY node, seq HAVING count(*) > 1"),
+        ).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      for (const a of agents) await a[Symbol.asyncDispose]();
+    }
+  }, 180_000);
 });

@@ -145,6 +145,16 @@ async function seed(t: Target): Promise<void> {
     intervalMs: 5,
     what: "the duplicate to be answered",
   });
+  // A duplicate is answered at once and counted with the next group the hub commits.
+  await waitFor(
+    async () =>
+      (
+        (await t.request(`/api/v1/nodes/${NODE}`, { authorization: `Bearer ${ADMIN}` })).json as {
+          ingest?: { duplicates?: number };
+        }
+      )?.ingest?.duplicates === 1,
+    { timeoutMs: 5000, intervalMs: 5, what: "the duplicate to be counted" },
+  );
 }
 
 const ROUTES = [

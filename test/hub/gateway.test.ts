@@ -2,7 +2,8 @@
 import { expect, test } from "bun:test";
 import { encodeCbor, encodeFrame, envelope, PROTOCOL_VERSION } from "../../shared/protocol/index.ts";
 import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
-import { ADMIN, joinNode, openHubCore } from "../support/hub-core.ts";
+import { ADMIN, helloBody, joinNode, openHubCore } from "../support/hub-core.ts";
+import { TEST_STORE } from "../support/hub-store.ts";
 import { tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -146,4 +147,30 @@ test("gateway: an envelope whose time is not a finite number is refused; a time 
   expect(await core.sql.all("SELECT at FROM messages WHERE node = 'n1'")).toEqual([
     { at: 1_700_000_000_123 },
   ]);
+});
+
+test("gateway: an operator's key reset that lands while a node's hello is being admitted leaves no session with the old key", async () => {
+  using dir = tempDir();
+  using core = await openHubCore(dir.path);
+  const first = await joinNode(core, "n1");
+  core.gateway.onClosed(first.peer);
+  // The node comes back with its key; the reset is asked right after its hello went out, and then the
+  // session is ended, as POST /api/v1/nodes/{id}/reset-key does. On SQLite (one connection, in turn)
+  // the reset commits while the hello is with the store, after its admission; on PostgreSQL the two
+  // race, and whichever order they take, no session may speak with the reset key.
+  const again = await joinNode(core, "n1", {}, { key: first.key, join: false, hello: false });
+  again.send(envelope("hello", "n1", helloBody("n1")));
+  expect(await core.registry.resetKey("n1", 60_000)).toBe(true);
+  core.gateway.endSession("n1", "its key was reset");
+  await waitFor(() => again.received.some((m) => m.t === "welcome" || m.t === "error"), {
+    what: "an answer to the hello",
+  });
+  await core.settled();
+  expect(core.registry.isConnected("n1")).toBe(false);
+  expect(core.gateway.sessions).toBe(0);
+  expect(core.registry.keyInfo("n1")?.public_key).toBeNull();
+  if (TEST_STORE === "sqlite")
+    expect(again.received.map((m) => (m.t === "error" ? `${m.t}:${m.b.code}` : m.t))).toEqual([
+      "error:auth_failed",
+    ]);
 });

@@ -22,7 +22,7 @@ export interface TestStore {
 
 let server: Promise<Postgres> | undefined;
 /** The database each directory's hub used: a hub opened again on the same directory finds its state. */
-const databases = new Map<string, string>();
+const databases = new Map<string, Promise<string>>();
 
 // One server for the whole test process; stopped (and its directory removed) when the process exits.
 function sharedServer(): Promise<Postgres> {
@@ -42,11 +42,12 @@ export async function openTestStore(dir: string): Promise<TestStore> {
     const db = await openHubDb(dir);
     return { sql: wrapSqlite(db), db, where: `${dir}/hub.db`, close: async () => db.close() };
   }
-  let url = databases.get(dir);
-  if (!url) {
-    url = await (await sharedServer()).newDatabase();
-    databases.set(dir, url);
+  let made = databases.get(dir);
+  if (!made) {
+    made = sharedServer().then((pg) => pg.newDatabase());
+    databases.set(dir, made);
   }
+  const url = await made;
   const sql = openPostgres(url, { max: 4 });
   await migrate(sql);
   return { sql, db: undefined, where: url, close: () => sql.close() };
