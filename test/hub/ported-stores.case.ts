@@ -6,7 +6,7 @@ import { type Intent, Intents } from "../../hub/federation/intents.ts";
 import { CacheDistributor, CacheReplicator } from "../../hub/cache/index.ts";
 import { AlertStore, type DecisionCheck, EventStore, WebhookStore } from "../../hub/events/index.ts";
 import { RolloutApplier } from "../../hub/federation/rollout-applier.ts";
-import type { NodeRecord } from "../../hub/registry/index.ts";
+import { type NodeRecord, Registry } from "../../hub/registry/index.ts";
 import { RuleSets } from "../../hub/rule-sets/index.ts";
 import { DrainStore } from "../../hub/failover/index.ts";
 import { FailoverStore } from "../../hub/failover/failover-store.ts";
@@ -17,6 +17,13 @@ import { type HubSql, migrate } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { MetricsRegistry } from "../../shared/metrics.ts";
 import { formatStamp } from "../../shared/cache/index.ts";
+import {
+  encodeKey,
+  generateKeyPair,
+  joinTokenKey,
+  nodeTokenProof,
+  parseJoinToken,
+} from "../../shared/secure/index.ts";
 import { type Body, decodeFrame, encodeFrame, envelope, type Message } from "../../shared/protocol/index.ts";
 import { parseWorkloadSpec, type WorkloadSpec } from "../../shared/workload/index.ts";
 import { metricsBatch } from "../support/metrics-batch.ts";
@@ -824,6 +831,55 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         expect(await drains[0].end("n1")).toBe(true);
         expect(await drains[1].moves()).toEqual([]);
         expect(await drains[1].end("n1")).toBe(false);
+      }));
+    test(`${name}: registry: two hubs admitting at once never take a token's last use twice, nor bind one new id to two keys`, async () =>
+      withStores(async (sql, replica) => {
+        const policy = {
+          suspectAfterMs: 15_000,
+          downAfterMs: 60_000,
+          restartGraceMs: 30_000,
+          keyLifetimeMs: 86_400_000,
+        };
+        const hubs = [new Registry(sql, policy, () => T0), new Registry(replica, policy, () => T0)] as const;
+        const hash = new Uint8Array(32).fill(5);
+        const hello = (node: string, token: string) => {
+          const t = parseJoinToken(token);
+          return {
+            node_id: node,
+            level: 2,
+            labels: {},
+            capabilities: [],
+            resources: {},
+            version: "test",
+            boot_id: "b",
+            last_acked: 0,
+            join: { id: t.id, proof: nodeTokenProof(joinTokenKey(t.secret), hash) },
+          };
+        };
+        for (let round = 0; round < 10; round++) {
+          const { token } = await hubs[0].joinTokens.mint({ max_uses: 1 }, T0);
+          const keys = [generateKeyPair(), generateKeyPair()] as const;
+          // The token's one use, asked for two new ids on the two hubs at once.
+          const uses = await Promise.all(
+            hubs.map((r, i) =>
+              r.admit(hello(`t${round}-${i}`, token), { key: keys[i]!.publicKey, hash }, "ws"),
+            ),
+          );
+          expect(uses.filter((u) => u.ok)).toHaveLength(1);
+          expect((await hubs[1].joinTokens.get(parseJoinToken(token).id, T0))?.uses).toBe(1);
+          // One new id, two keys, on the two hubs at once (a token with room for both).
+          const { token: roomy } = await hubs[1].joinTokens.mint({ max_uses: 5 }, T0);
+          const claims = await Promise.all(
+            hubs.map((r, i) =>
+              r.admit(hello(`same-${round}`, roomy), { key: keys[i]!.publicKey, hash }, "ws"),
+            ),
+          );
+          const won = claims.findIndex((c) => c.ok);
+          expect(claims.filter((c) => c.ok)).toHaveLength(1);
+          const stored = await hubs[1].fresh(`same-${round}`);
+          expect(stored).toBeDefined();
+          expect(hubs[1].keyInfo(`same-${round}`)?.public_key).toBe(encodeKey(keys[won]!.publicKey));
+        }
       }));
   });
 }
