@@ -12,7 +12,7 @@ import {
 } from "./alert-evaluate.ts";
 import { effectiveRules } from "./alert-rules.ts";
 import { agentSeverity, type AlertStore } from "./alert-store.ts";
-import { afterTx } from "../store/after-tx.ts";
+import { afterCommit, afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
 export interface AlerterOptions {
@@ -130,12 +130,19 @@ export class Alerter {
       const d = evaluateAlerts(rules, facts, await store.live(tx), memory);
       for (const a of d.open) {
         const opened = await store.open(tx, a, "hub");
-        if (opened) o.log.warn("alert opened", { alert: opened.id, rule: a.rule, message: a.message });
+        // Logged once committed (a retried attempt would log it twice; a rolled-back one, wrongly).
+        if (opened)
+          afterCommit(() =>
+            o.log.warn("alert opened", { alert: opened.id, rule: a.rule, message: a.message }),
+          );
       }
       for (const u of d.update) await store.update(tx, u.id, u.message);
       for (const r of d.resolve) {
         const resolved = await store.resolve(tx, r.id, r.reason);
-        if (resolved) o.log.info("alert resolved", { alert: r.id, rule: resolved.rule, reason: r.reason });
+        if (resolved)
+          afterCommit(() =>
+            o.log.info("alert resolved", { alert: r.id, rule: resolved.rule, reason: r.reason }),
+          );
       }
       if (last !== cursor) await store.setMeta(tx, CURSOR, last);
       return d;

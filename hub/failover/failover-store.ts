@@ -1,6 +1,7 @@
 // What failover writes to the hub database: its event log and the allocations it marked lost.
 import type { AllocStatusName } from "../../shared/workload/index.ts";
 import { afterCommit } from "../store/after-tx.ts";
+import { keyLock } from "../store/sql/dialect.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
 /** One entry of the failover log, as `GET /api/v1/failover/events` lists it. */
@@ -41,15 +42,28 @@ export class FailoverStore {
     this.#sql = sql;
   }
 
-  /** Writes one entry; listeners hear it once it has committed. */
+  /**
+   * Writes one entry; listeners hear it once it has committed. Entries are written one transaction at
+   * a time across every hub on the store (an advisory lock held until the commit, on PostgreSQL), so
+   * ids commit in the order they are handed out: a reader that follows `id > cursor` (the alerter)
+   * never passes an id whose row commits later.
+   */
   async record(e: Omit<FailoverEvent, "id">, via: HubSql = this.#sql): Promise<void> {
-    await via.run(
-      "INSERT INTO failover_events (at, kind, node, workload, alloc, change, reason, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      [e.at, e.kind, e.node, e.workload, e.alloc, e.change, e.reason, JSON.stringify(e.evidence)],
-    );
-    afterCommit(() => {
-      for (const fn of this.#listeners) fn(e);
-    });
+    const write = async (tx: HubSql) => {
+      const lock = keyLock(tx.dialect);
+      if (lock) await tx.get(lock, ["failover_events"]);
+      await tx.run(
+        "INSERT INTO failover_events (at, kind, node, workload, alloc, change, reason, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [e.at, e.kind, e.node, e.workload, e.alloc, e.change, e.reason, JSON.stringify(e.evidence)],
+      );
+      afterCommit(() => {
+        for (const fn of this.#listeners) fn(e);
+      });
+    };
+    // Inside a caller's transaction its handle holds the lock until that commits; alone, a transaction
+    // of its own does.
+    if (via !== this.#sql) await write(via);
+    else await this.#sql.tx(write);
   }
 
   /** Hears every entry once recorded (alerting evaluates on node transitions at once); returns the way to stop. */

@@ -781,7 +781,7 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         }
       }));
 
-    test(`${name}: failover store: marks and log entries written on one replica are read on the other; a log entry in a rolled-back transaction is never heard`, async () =>
+    test(`${name}: failover store: marks and log entries written on one replica are read on the other; a log entry in a rolled-back transaction is never heard; entries commit in id order`, async () =>
       withStores(async (sql, replica) => {
         const here = new FailoverStore(sql);
         const there = new FailoverStore(replica);
@@ -815,6 +815,32 @@ export function runPortedStores(name: string, open: () => Promise<OpenMigrated>)
         ]);
         expect(await here.lastId()).toBe(all[1]!.id);
         expect((await here.events({ node: "n1", limit: 1 })).map((e) => e.kind)).toEqual(["place"]);
+        // Ids commit in the order they are handed out: while one hub's entry is uncommitted, another's
+        // waits, so a reader following id > cursor never passes an id that commits later.
+        let release = () => {};
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        let taken = () => {};
+        const inside = new Promise<void>((r) => {
+          taken = r;
+        });
+        const first = replica.tx(async (tx) => {
+          await there.record(entry("first"), tx);
+          taken();
+          await held;
+        });
+        await inside;
+        let secondDone = false;
+        const second = here.record(entry("second")).then(() => {
+          secondDone = true;
+        });
+        await Bun.sleep(300);
+        expect(secondDone).toBe(false);
+        release();
+        await Promise.all([first, second]);
+        const tail = (await here.after(all[1]!.id)).map((e) => e.kind);
+        expect(tail).toEqual(["first", "second"]);
         await here.mark({ alloc: "x", at: T0, prev_status: "running", message: "lost: gone" });
         await there.mark({ alloc: "x", at: T0 + 1, prev_status: "pending", message: "lost: again" });
         expect([...(await here.marks()).values()]).toEqual([
