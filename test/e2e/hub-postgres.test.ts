@@ -17,6 +17,22 @@ interface NodeJson {
 
 const node = async (hub: HubHandle, id: string) => (await hub.api<NodeJson>(`/api/v1/nodes/${id}`)).body;
 
+/** Agents `ids` joined to `hub` (added to `into`, for the caller to dispose), each once its samples are stored. */
+async function sampling(hub: HubHandle, dir: string, ids: string[], into: AgentHandle[]): Promise<void> {
+  for (const id of ids)
+    into.push(
+      await startAgent({
+        data: join(dir, id),
+        nodeId: id,
+        hub: hub.wsUrl,
+        joinToken: hub.joinToken,
+        args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
+      }),
+    );
+  for (const id of ids)
+    await waitFor(async () => (await node(hub, id)).ingest.samples > 0, { what: `samples of ${id}` });
+}
+
 describeOnPostgres("hub on postgres", (pg) => {
   test("a hub on PostgreSQL: two agents' samples are each stored once through a hub SIGKILL, a workload placed through the API runs once, and nothing is kept in --data's hub.db", async () => {
     using dir = tempDir();
@@ -26,18 +42,7 @@ describeOnPostgres("hub on postgres", (pg) => {
     const agents: AgentHandle[] = [];
     const store = openPostgres(url);
     try {
-      for (const id of ["pg-a", "pg-b"])
-        agents.push(
-          await startAgent({
-            data: join(dir.path, id),
-            nodeId: id,
-            hub: hub.wsUrl,
-            joinToken: hub.joinToken,
-            args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
-          }),
-        );
-      for (const id of ["pg-a", "pg-b"])
-        await waitFor(async () => (await node(hub, id)).ingest.samples > 0, { what: `samples of ${id}` });
+      await sampling(hub, dir.path, ["pg-a", "pg-b"], agents);
       const mark = `novacron-e2e-pg-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
       const created = await hub.api("/api/v1/workloads", {
         method: "POST",
@@ -108,18 +113,7 @@ describeOnPostgres("hub on postgres", (pg) => {
     const agents: AgentHandle[] = [];
     const ids = ["out-a", "out-b"];
     try {
-      for (const id of ids)
-        agents.push(
-          await startAgent({
-            data: join(dir.path, id),
-            nodeId: id,
-            hub: hub.wsUrl,
-            joinToken: hub.joinToken,
-            args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
-          }),
-        );
-      for (const id of ids)
-        await waitFor(async () => (await node(hub, id)).ingest.samples > 0, { what: `samples of ${id}` });
+      await sampling(hub, dir.path, ids, agents);
       const readyz = async () => (await fetch(`${hub.url}/readyz`)).status;
       expect(await readyz()).toBe(200);
       await pg().stop();

@@ -1,13 +1,12 @@
 // Specification of the hub HTTP API: one table of cases, run in-process with app.request() and against a real hub.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHubCore } from "../../hub/core.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { wrapSqlite } from "../../hub/store/sql/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import { type Envelope, envelope, type Message } from "../../shared/protocol/index.ts";
 import { encodeMetrics } from "../../shared/protocol/metrics-codec.ts";
 import { joinTokenKey, nodeTokenProof, parseJoinToken } from "../../shared/secure/index.ts";
 import { joinNode } from "../support/hub-core.ts";
+import { openTestStore } from "../support/hub-store.ts";
 import { startHub, tempDir } from "../support/processes.ts";
 import { connectSecure } from "../support/secure-client.ts";
 import { waitFor } from "../support/wait.ts";
@@ -45,8 +44,8 @@ async function toRes(r: Response): Promise<Res> {
 
 /** The hub's parts wired as server.ts wires them, in this process; the agent session is a Peer. */
 async function inProcess(dir: string): Promise<Target> {
-  const db = await openHubDb(dir);
-  const core = await createHubCore(wrapSqlite(db), {
+  const store = await openTestStore(dir);
+  const core = await createHubCore(store.sql, {
     hubId: "hub-test",
     joinToken: JOIN,
     adminToken: ADMIN,
@@ -78,7 +77,8 @@ async function inProcess(dir: string): Promise<Target> {
     received: node.received,
     async [Symbol.asyncDispose]() {
       close();
-      db.close();
+      await core.settled();
+      await store.close();
     },
   };
 }

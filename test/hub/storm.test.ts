@@ -5,8 +5,6 @@ import { AgentStore } from "../../agent/store/index.ts";
 import { SimAgent } from "../../bench/_sim-agent.ts";
 import { AdmissionGate, looksLikeMetricsBatch } from "../../hub/gateway/index.ts";
 import { Registry, type StatusPolicy } from "../../hub/registry/index.ts";
-import { openHubDb } from "../../hub/store/db.ts";
-import { wrapSqlite } from "../../hub/store/sql/index.ts";
 import { Link } from "../../shared/link/index.ts";
 import { createLogger } from "../../shared/log.ts";
 import {
@@ -21,6 +19,7 @@ import { HubBusyError } from "../../shared/secure/index.ts";
 import { FakeClock, settle } from "../support/fake-clock.ts";
 import { FakeHub } from "../support/fake-hub.ts";
 import { admitDirect, helloBody, joinNode, openHubCore } from "../support/hub-core.ts";
+import { openTestStore } from "../support/hub-store.ts";
 import { startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -277,20 +276,20 @@ describe("storm: detection timing at scale", () => {
     using dir = tempDir();
     const T0 = 1_700_000_000_000;
     {
-      const db = await openHubDb(dir.path);
-      const registry = new Registry(wrapSqlite(db), POLICY, () => T0);
+      const store = await openTestStore(dir.path);
+      const registry = new Registry(store.sql, POLICY, () => T0);
       for (let i = 0; i < 1000; i++) {
         const r = await admitDirect(registry, helloBody(`site-a-node-${i}`));
         expect(r.ok).toBe(true);
       }
-      db.close();
+      await store.close();
     }
-    // The hub comes back an hour later and hears from nobody.
+    // The hub comes back an hour later (on the same store) and hears from nobody.
     const restart = T0 + 3_600_000;
     let now = restart;
-    const db = await openHubDb(dir.path);
+    const store = await openTestStore(dir.path);
     try {
-      const registry = new Registry(wrapSqlite(db), POLICY, () => now);
+      const registry = new Registry(store.sql, POLICY, () => now);
       await registry.load();
       const nodes = registry.list();
       expect(nodes.length).toBe(1000);
@@ -314,7 +313,7 @@ describe("storm: detection timing at scale", () => {
       expect(Math.max(...perSecond.values())).toBeLessThan(250);
       expect(perSecond.size).toBeGreaterThanOrEqual(6);
     } finally {
-      db.close();
+      await store.close();
     }
   });
 });
