@@ -1,5 +1,4 @@
 // Idempotent ingest: reliable messages are deduplicated by sequence, stored in grouped commits, then acked.
-import type { Database } from "bun:sqlite";
 import { NovaError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { MetricsRegistry } from "../../shared/metrics.ts";
@@ -140,7 +139,6 @@ const emptyAgg = (): NodeAgg => ({ seq: 0, samples: 0, rolledUp: 0, batches: 0, 
 /** Receives reliable messages for every node and stores each exactly once. */
 export class Ingest {
   /** For reading a node's sequence synchronously on first sight (SQLite); without it, `open` first. */
-  readonly #db: Database | undefined;
   readonly #sql: HubSql;
   readonly #log: Logger;
   readonly #seqs = new Map<string, NodeSeq>();
@@ -170,13 +168,11 @@ export class Ingest {
   readonly #overflow = new Map<string, Set<string>>();
 
   constructor(opts: {
-    /** The hub's one HubSql (on SQLite, over `db`): groups are stored and queries read through it. */
-    sql: HubSql;
     /**
-     * The hub's SQLite connection, when it has one: a node first heard of is looked up on it at once.
-     * Without it (PostgreSQL) a node's sequence is read by `open`, which must be awaited first.
+     * The hub's store: groups are stored and queries read through it. A node's stored sequence is
+     * read by `open` (at its hello), which must be awaited before its messages arrive.
      */
-    db?: Database;
+    sql: HubSql;
     log: Logger;
     metrics: MetricsRegistry;
     acks: AckSender;
@@ -192,7 +188,6 @@ export class Ingest {
     /** Told the outcome of every group's commit (the store's readiness). */
     onCommit?: (ok: boolean, err?: unknown) => void;
   }) {
-    this.#db = opts.db;
     this.#maxSeries = opts.maxSeriesPerNode ?? 1000;
     this.#epochOf = opts.epochOf;
     this.#apply = opts.apply;
@@ -237,16 +232,8 @@ export class Ingest {
   }
 
   #state(node: string): NodeSeq {
-    let s = this.#seqs.get(node);
-    if (!s) {
-      if (!this.#db) throw new Error(`node ${node}'s stored sequence was not read: await open() first`);
-      const row = this.#db.query("SELECT last_seq FROM nodes WHERE id = ?").get(node) as {
-        last_seq: number;
-      } | null;
-      const last = row?.last_seq ?? 0;
-      s = { accepted: last, committed: last };
-      this.#seqs.set(node, s);
-    }
+    const s = this.#seqs.get(node);
+    if (!s) throw new Error(`node ${node}'s stored sequence was not read: await open() first`);
     return s;
   }
 

@@ -57,7 +57,6 @@ async function openHub(dir: string, apply?: (node: string, msg: Message) => void
   const acks: Ack[] = [];
   const ingest = new Ingest({
     sql,
-    ...(store.db ? { db: store.db } : {}),
     log: quiet,
     metrics,
     // What the store holds at the ack (on SQLite read at that instant; on PostgreSQL read just after,
