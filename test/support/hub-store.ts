@@ -1,8 +1,7 @@
 // The store the hub's tests run on: SQLite in the test's directory, or, with NOVACRON_TEST_STORE=postgres,
 // a fresh database on a private PostgreSQL (one server per test process, started on first use).
 import type { Database } from "bun:sqlite";
-import { test } from "bun:test";
-import { rmSync } from "node:fs";
+import { afterAll, test } from "bun:test";
 import { openHubDb } from "../../hub/store/db.ts";
 import { type HubSql, migrate, openPostgres, wrapSqlite } from "../../hub/store/sql/index.ts";
 import { type Postgres, startPostgres } from "./postgres.ts";
@@ -24,15 +23,17 @@ let server: Promise<Postgres> | undefined;
 /** The database each directory's hub used: a hub opened again on the same directory finds its state. */
 const databases = new Map<string, Promise<string>>();
 
-// One server for the whole test process; stopped (and its directory removed) when the process exits.
+// Each test file stops the server it started when it ends (the next file starts its own).
+afterAll(async () => {
+  const started = server;
+  server = undefined;
+  databases.clear();
+  if (started) await (await started)[Symbol.asyncDispose]();
+});
+
+// One server for the test file, started on first use.
 function sharedServer(): Promise<Postgres> {
-  server ??= startPostgres().then((pg) => {
-    process.once("exit", () => {
-      void pg[Symbol.asyncDispose]();
-      rmSync(pg.dir, { recursive: true, force: true });
-    });
-    return pg;
-  });
+  server ??= startPostgres();
   return server;
 }
 

@@ -143,6 +143,20 @@ export async function startPostgres(
   };
   process.once("exit", stopNow);
   await start();
+  // A test process can end without its exit handlers running (a test runner's worker is killed when the
+  // run ends): a watchdog stops the server and removes its directory once this process is gone.
+  const stopCmd = wrap([join(bin, "pg_ctl"), "-D", data, "stop", "-m", "immediate"])
+    .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+    .join(" ");
+  const keep = process.env.KEEP_TEST_DIRS ? "" : `; rm -rf '${dir}'`;
+  // Started by a shell that exits at once: the watchdog is nobody's child here, so neither a runner that
+  // ends this process's children nor a signal to its group ends the watchdog with it.
+  const watchdog = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; [ -f '${data}/postmaster.pid' ] && ${stopCmd} >/dev/null 2>&1${keep}`;
+  Bun.spawnSync(["sh", "-c", `setsid sh -c "$0" </dev/null >/dev/null 2>&1 &`, watchdog], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
   const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
   const server: Postgres = {
     url: `postgres://${USER}@127.0.0.1:${port}/${USER}`,
