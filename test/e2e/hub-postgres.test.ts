@@ -41,9 +41,9 @@ describeOnPostgres("hub on postgres", (pg) => {
     await using hub = await startHub({ data, args: ["--store", url] });
     const agents: AgentHandle[] = [];
     const store = openPostgres(url);
+    const mark = `novacron-e2e-pg-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
     try {
       await sampling(hub, dir.path, ["pg-a", "pg-b"], agents);
-      const mark = `novacron-e2e-pg-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
       const created = await hub.api("/api/v1/workloads", {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -102,6 +102,8 @@ describeOnPostgres("hub on postgres", (pg) => {
       ]);
     } finally {
       for (const a of agents) await a[Symbol.asyncDispose]();
+      // Tasks outlive their agent by design (they are adopted again on its next start): end this one.
+      for (const p of await pids(mark)) process.kill(p, "SIGKILL");
       await store.close();
     }
   }, 120_000);
