@@ -33,6 +33,7 @@ import { fleetState, WorkloadController, WorkloadStore } from "./workloads/index
 import { oneAtATime } from "../shared/one-at-a-time.ts";
 import { afterCommit, afterTx } from "./store/after-tx.ts";
 import { StoreReadiness } from "./store/readiness.ts";
+import { type Deliverable, type Leadership, type Replicas, soleLeader } from "./replicas/index.ts";
 
 export interface HubCoreOptions {
   hubId: string;
@@ -77,6 +78,12 @@ export interface HubCoreOptions {
   parent?: ParentOptions;
   /** Federation timings and limits (tests, benchmarks). */
   federation?: Pick<FederationOptions, "summaryEveryMs" | "summaryMinMs" | "changeRate" | "changeBurst">;
+  /**
+   * This hub as one of several replicas on a shared store (hub/replicas): it leads the controllers
+   * only while it holds the lease, claims its nodes' sessions, and routes work to other replicas'
+   * nodes. Without it the hub is alone on its store.
+   */
+  replicas?: Replicas;
 }
 
 /** The failover monitor's policy from the hub's settings. */
@@ -108,7 +115,12 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   // Ported stores take the async HubSql; the rest still use the Database (docs/hub-replicas.md, 2.2).
   const clock = o.clock ?? systemClock;
   const now = () => clock.now();
+  const replicas = o.replicas;
+  const leader: Leadership = replicas ?? soleLeader;
+  // Work for a node whose session another replica holds goes there as a notice; false: nobody holds it.
+  const forward = (node: string, kind: Deliverable): boolean => replicas?.forward(node, kind) ?? false;
   const registry = new Registry(sql, o.statusPolicy, now);
+  if (replicas) registry.elsewhere = (id) => replicas.elsewhere(id) !== undefined;
   const tokens = new OperatorTokens(sql, now);
   const audit = new AuditLog(sql, now);
   // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`. They are
@@ -146,17 +158,21 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     sql,
     {
       put: (node, e) =>
-        gateway?.sendTo(node, "command", {
+        (gateway?.sendTo(node, "command", {
           id: `cache:${e.version}:${e.key}`,
           kind: "cache_put",
           args: { key: e.key, value: e.value, version: e.version, ...(e.ttl_ms ? { ttl_ms: e.ttl_ms } : {}) },
-        }) ?? false,
+        }) ??
+          false) ||
+        forward(node, "cache"),
       delete: (node, d) =>
-        gateway?.sendTo(node, "command", {
+        (gateway?.sendTo(node, "command", {
           id: `cache-delete:${d.version}:${d.key}`,
           kind: "cache_delete",
           args: { key: d.key, version: d.version },
-        }) ?? false,
+        }) ??
+          false) ||
+        forward(node, "cache"),
     },
     o.log.child("cache"),
   );
@@ -173,10 +189,11 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   const controller = new WorkloadController({
     store: workloads,
     log: o.log.child("workloads"),
-    sendAllocs: (node, body) => gateway?.sendTo(node, "allocs", body) ?? false,
+    sendAllocs: (node, body) => (gateway?.sendTo(node, "allocs", body) ?? false) || forward(node, "allocs"),
     fleet: (active) => fleetState(registry, ingest, active),
     now,
     onDecision: recordDecision,
+    leader,
     ...(o.tickMs ? { tickMs: o.tickMs } : {}),
   });
   const failover = new Failover({
@@ -190,6 +207,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     metrics,
     onDecision: recordDecision,
     policy: monitorPolicy(o),
+    leader,
     // A witness is a peer asked, through its session, whether it reaches the silent node.
     ask: async (peer, target) => {
       const reply = await gateway?.request(peer, "witness", { target, timeout_ms: 1500 }, 3000);
@@ -257,6 +275,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     (err) => storeFailures.warn("alerts", "open alerts could not be read", { error: (err as Error).message }),
   );
   const federation = new Federation({
+    leader,
     sql,
     hubId: o.hubId,
     level: o.level ?? 1,
@@ -301,7 +320,10 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     ...(o.parent ? { parent: o.parent } : {}),
     ...o.federation,
   });
-  const ruleSets = new RuleSets(sql, (node, body) => gateway?.sendTo(node, "config", body) ?? false);
+  const ruleSets = new RuleSets(
+    sql,
+    (node, body) => (gateway?.sendTo(node, "config", body) ?? false) || forward(node, "config"),
+  );
   // Decisions from a distributed rule are judged by that rule set at the node's revision.
   const checkDecision = ruleSetPolicy(
     (name, rev, via) => ruleSets.compiled(name, rev, via),
@@ -314,11 +336,12 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   >();
   const sendVerdicts = () => {
     for (const [node, list] of verdicts) {
-      gateway?.sendTo(node, "command", {
+      const sent = gateway?.sendTo(node, "command", {
         id: `verdicts:${list[0]!.id}-${list.at(-1)!.id}`,
         kind: "decision_verdicts",
         args: { verdicts: list },
       });
+      if (!sent) forward(node, "verdicts");
     }
     verdicts.clear();
   };
@@ -380,6 +403,15 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     maxFrameBytes: o.maxFrameBytes,
     fleetSize: () => registry.count(),
     ...(o.bulk ? { bulk: o.bulk } : {}),
+    ...(replicas
+      ? {
+          sessions: {
+            claim: (node: string) => replicas.claim(node),
+            released: (node: string, epoch: number) => replicas.release(node, epoch),
+            endElsewhere: (node: string, reason: string) => replicas.endEverywhere(node, reason),
+          },
+        }
+      : {}),
     // A node refused a pushed cache entry: the hub lists it (GET /api/v1/cache) and logs it.
     onCacheRead: async (node, read) => ({ id: read.id, ok: true, body: await caches.read(node, read) }),
     onReply: (node, reply) => {
@@ -415,23 +447,26 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
             o.log.error("a node's rule sets could not be sent", { node, error: (err as Error).message }),
           );
       // Verdicts that may not have reached the node before its last session ended.
-      void events.recentVerdicts(node).then(
-        (recent) => {
-          if (recent.length === 0) return;
-          gateway?.sendTo(node, "command", {
-            id: "verdicts:session",
-            kind: "decision_verdicts",
-            args: { verdicts: recent },
-          });
-        },
-        (err: unknown) =>
-          o.log.error("verdicts for a new session could not be read", {
-            node,
-            error: (err as Error).message,
-          }),
-      );
+      sendRecentVerdicts(node);
     },
   });
+  function sendRecentVerdicts(node: string): void {
+    void events.recentVerdicts(node).then(
+      (recent) => {
+        if (recent.length === 0) return;
+        gateway?.sendTo(node, "command", {
+          id: "verdicts:session",
+          kind: "decision_verdicts",
+          args: { verdicts: recent },
+        });
+      },
+      (err: unknown) =>
+        o.log.error("verdicts for a session could not be read", {
+          node,
+          error: (err as Error).message,
+        }),
+    );
+  }
   const hubKey = o.hubKey ?? generateKeyPair();
   const secure = new SecureSessions({
     gateway,
@@ -454,6 +489,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   const alerts = new AlertStore(sql, now);
   const webhooks = new WebhookStore(sql);
   const notifier = new WebhookNotifier({
+    leader,
     store: webhooks,
     clock,
     hubId: o.hubId,
@@ -467,6 +503,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     afterTx(refreshLiveAlerts);
   });
   const alerter = new Alerter({
+    leader,
     store: alerts,
     onEvaluated: refreshLiveAlerts,
     clock,
@@ -624,9 +661,40 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
         (await app.request("/api/v1/hub", { headers: { authorization } })).status === 200,
     }),
   );
+  // A replica joins the others once everything it serves exists: notices may arrive at once.
+  let replicasStopped: Promise<void> = Promise.resolve();
+  if (replicas) {
+    const deliverFailed = (node: string, kind: string) => (err: unknown) =>
+      storeFailures.warn(`deliver:${kind}`, "what another replica asked to send a node could not be read", {
+        node,
+        kind,
+        error: (err as Error).message,
+      });
+    leader.onGained(() => {
+      void failover.pass().catch(() => {});
+      void controller.tick().catch(() => {});
+      alerter.kick();
+    });
+    await replicas.start({
+      local: () => gateway!.nodes(),
+      holds: (node) => gateway!.holds(node),
+      moved: (node) => gateway!.dropSession(node, "the node's session moved to another replica"),
+      end: (node, reason) => gateway!.endSession(node, reason, true),
+      deliver: (node, kind) => {
+        const record = registry.get(node);
+        if (kind === "allocs") void controller.sendSet(node).catch(deliverFailed(node, kind));
+        else if (kind === "verdicts") sendRecentVerdicts(node);
+        else if (record && kind === "config")
+          void ruleSets.onSession(record).catch(deliverFailed(node, kind));
+        else if (record && kind === "cache") void cache.onSession(record).catch(deliverFailed(node, kind));
+      },
+    });
+  }
   return {
     /** The hub's store. */
     sql,
+    /** This hub as a replica among others on its store (undefined: alone). */
+    replicas,
     readiness,
     metrics,
     registry,
@@ -663,6 +731,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       await refreshLiveAlerts.idle();
       await refreshNodes.idle();
       await decisions;
+      await replicasStopped;
     },
     /** Stops timers and writes what is pending; the caller awaits settled() and closes the database. */
     close(): void {
@@ -678,6 +747,8 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       gateway?.drainBulk();
       void ingest.flush();
       void flushSeen();
+      // After the last writes above are asked for: the directory forgets this replica's sessions.
+      if (replicas) replicasStopped = seenFlush.then(() => replicas.stop()).catch(() => {});
     },
   };
 }

@@ -11,6 +11,9 @@ import { createHubCore } from "./core.ts";
 import { decisionPolicy } from "./events/index.ts";
 import { AGENT_PATH, MqttGateway, upgradeAgent, wsHandlers } from "./gateway/index.ts";
 import { openHubDb } from "./store/db.ts";
+import { Replicas } from "./replicas/index.ts";
+import { systemClock } from "../shared/clock.ts";
+import { ConfigError } from "../shared/errors.ts";
 import { type HubSql, migrate, openPostgres, wrapSqlite } from "./store/sql/index.ts";
 import {
   decodeKey,
@@ -112,7 +115,26 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
   const adminToken = token(cfg.data, "admin", cfg.admin_token, log);
   const joinToken = token(cfg.data, "join", cfg.join_token, log);
   const hubKey = loadHubKey(cfg.data, log);
+  // On PostgreSQL every hub is a replica: others may share the store (docs/hub-replicas.md).
+  let replicas: Replicas | undefined;
+  if (store.sql.dialect === "postgres") {
+    if (cfg.parent.length > 0) {
+      await store.close();
+      throw new ConfigError(
+        "parent",
+        "a hub on a shared PostgreSQL store cannot link to a parent hub yet (the link's identity is kept per process); run the child hub on SQLite",
+      );
+    }
+    replicas = new Replicas({
+      sql: store.sql,
+      hubId: cfg.hub_id,
+      clock: systemClock,
+      log: log.child("replicas"),
+    });
+    log.info("this hub is a replica on a shared store", { replica: replicas.id, store: store.sql.store });
+  }
   const core = await createHubCore(store.sql, {
+    ...(replicas ? { replicas } : {}),
     hubId: cfg.hub_id,
     joinToken,
     adminToken,

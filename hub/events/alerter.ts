@@ -14,6 +14,7 @@ import { effectiveRules } from "./alert-rules.ts";
 import { agentSeverity, type AlertStore } from "./alert-store.ts";
 import { afterCommit, afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
+import { type Leadership, soleLeader } from "../replicas/leadership.ts";
 
 export interface AlerterOptions {
   store: AlertStore;
@@ -29,6 +30,8 @@ export interface AlerterOptions {
   failoverLast: () => Promise<number>;
   /** Told after each evaluation has committed. */
   onEvaluated?: () => void;
+  /** Whether this hub evaluates the rules now (hub/replicas); one hub alone always does. */
+  leader?: Leadership;
 }
 
 const CURSOR = "failover_cursor";
@@ -117,10 +120,14 @@ export class Alerter {
     await this.#ready;
     const o = this.#o;
     const store = o.store;
+    // Another replica evaluates (and holds the memory of conditions pending their `for`).
+    const leader = o.leader ?? soleLeader;
+    if (!leader.active()) return { open: [], update: [], resolve: [] };
     // Each attempt works on a copy of the memory (a `for` begun, a counter seen); the copy of the
     // attempt that committed becomes the memory, so a rolled-back or repeated one leaves no trace.
     let memory = this.#memory;
     const d = await store.sql.tx(async (tx) => {
+      await leader.fence(tx);
       memory = structuredClone(this.#memory);
       const cursor = (await store.meta(tx, CURSOR)) ?? 0;
       const entries = await o.failoverAfter(cursor, tx);

@@ -7,6 +7,7 @@ import type { Alert, AlertChange } from "./alert-store.ts";
 import { hears, type QueuedNotification, type WebhookStore } from "./webhook-store.ts";
 import { type OneAtATime, oneAtATime } from "../../shared/one-at-a-time.ts";
 import { afterTx } from "../store/after-tx.ts";
+import { type Leadership, soleLeader } from "../replicas/leadership.ts";
 import type { HubSql } from "../store/sql/index.ts";
 
 /** The header that carries `sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`. */
@@ -81,11 +82,13 @@ export interface NotifierOptions {
   groupMax?: number;
   /** How long one POST may take (default 10 s). */
   timeoutMs?: number;
+  /** Whether this hub delivers the queue now (hub/replicas); one hub alone always does. */
+  leader?: Leadership;
 }
 
 /** Delivers the webhook queue; safe to run with other hubs' queues in other databases. */
 export class WebhookNotifier {
-  readonly #o: Required<Omit<NotifierOptions, "store" | "clock" | "hubId" | "log" | "metrics">> &
+  readonly #o: Required<Omit<NotifierOptions, "store" | "clock" | "hubId" | "log" | "metrics" | "leader">> &
     NotifierOptions;
   readonly #inFlight = new Set<string>();
   readonly #count: (by?: number, labels?: Record<string, string>) => void;
@@ -159,7 +162,7 @@ export class WebhookNotifier {
   }
 
   async #tick(): Promise<void> {
-    if (!this.#running) return;
+    if (!this.#running || !(this.#o.leader ?? soleLeader).active()) return;
     const now = this.#o.clock.now();
     if (now - this.#lastPrune >= 3_600_000) {
       // A settled notification is kept a week (a queued one is never dropped: it is due or given up);

@@ -3,6 +3,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { WorkloadController, WorkloadStore } from "../workloads/index.ts";
 import type { FailoverStore, LostMark } from "./failover-store.ts";
 import type { Decisions } from "./reconcile.ts";
+import type { HubSql } from "../store/sql/index.ts";
 
 /** Records one decision the hub applied: `failover.mark_lost`, `allocs/<id>`, the reason, the decision itself. */
 export type DecisionRecorder = (action: string, object: string, detail: string, state?: unknown) => void;
@@ -18,6 +19,8 @@ export interface ApplierDeps {
   waiting: Map<string, string>;
   /** The audit log's record of the hub's decisions. */
   record?: DecisionRecorder;
+  /** Checks, first in each writing transaction, that this hub still leads (hub/replicas). */
+  fence?: (tx: HubSql) => Promise<void>;
 }
 
 /** The thin applier: writes what the reconciler decided, records why, and syncs the nodes touched. */
@@ -59,6 +62,7 @@ export async function applyDecisions(
     const message = `lost: ${m.reason}`;
     // The mark and the status together, and the entry that says why.
     const marked = await o.workloads.sql.tx(async (tx) => {
+      await o.fence?.(tx);
       const a = await o.workloads.alloc(m.alloc, tx);
       if (!a) return false;
       await o.store.mark({ alloc: m.alloc, at: now, prev_status: a.status, message }, tx);
@@ -70,6 +74,7 @@ export async function applyDecisions(
   for (const k of d.keep) {
     const m = marks.get(k.alloc);
     await o.workloads.sql.tx(async (tx) => {
+      await o.fence?.(tx);
       if (m) await o.workloads.restoreStatus(tx, k.alloc, m.prev_status, m.message);
       await o.store.unmark(k.alloc, tx);
     });

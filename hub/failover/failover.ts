@@ -18,6 +18,7 @@ import {
 } from "./heartbeat-monitor.ts";
 import { type Decisions, type ReconcileNode, type ReconcileWorkload, reconcile } from "./reconcile.ts";
 import { askWitnesses, chooseWitnesses, type WitnessCandidate } from "./witnesses.ts";
+import { type Leadership, soleLeader } from "../replicas/leadership.ts";
 import { afterTx } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
 import { type OneAtATime, oneAtATime } from "../../shared/one-at-a-time.ts";
@@ -53,6 +54,11 @@ export interface FailoverOptions {
    * without it nothing moves on its own.
    */
   signals?: () => NodeSignals[];
+  /**
+   * Whether this hub runs the passes and writes liveness transitions (hub/replicas); one hub alone
+   * always does. Every replica's monitor follows the fleet, so a new leader starts from what it saw.
+   */
+  leader?: Leadership;
 }
 
 // The stable API status (DESIGN section 11) of each liveness state.
@@ -72,6 +78,7 @@ export class Failover {
   readonly store: FailoverStore;
   readonly mover: Mover;
   readonly #o: FailoverOptions;
+  readonly #leader: Leadership;
   readonly #transitions: (by?: number, labels?: Record<string, string>) => void;
   readonly #actions: (by?: number, labels?: Record<string, string>) => void;
   #timer: TimerHandle | undefined;
@@ -97,6 +104,7 @@ export class Failover {
 
   constructor(o: FailoverOptions) {
     this.#o = o;
+    this.#leader = o.leader ?? soleLeader;
     this.store = new FailoverStore(o.sql);
     // Failures that repeat every pass while the store is away: logged once per 10 s.
     const failures = new LogLimiter(o.log, { intervalMs: 10_000 });
@@ -141,6 +149,11 @@ export class Failover {
       return l ? API_STATUS[l.health] : undefined;
     };
     o.controller.heldByFailover = (w) => this.#held?.has(w) ?? true;
+    // A replica that begins to lead records liveness from its own judgement, made again from here.
+    this.#leader.onGained(() => {
+      this.monitor.rebase("this hub began to lead failover");
+      this.monitor.evaluate();
+    });
     void this.#serial(async () => {
       this.#held = await this.#heldNow();
     }).catch((err: unknown) =>
@@ -273,6 +286,8 @@ export class Failover {
   readonly transitionListeners: ((t: Transition) => void)[] = [];
 
   #onTransition(t: Transition): void {
+    // Another replica leads: it writes the transition from its own monitor, which follows the same fleet.
+    if (!this.#leader.active()) return;
     this.#write({
       at: t.at,
       kind: "node",
@@ -359,7 +374,7 @@ export class Failover {
 
   async #pass(): Promise<Decisions | undefined> {
     // A pass queued (a transition, a witness's answer) before stop() finds the database closed.
-    if (this.#stopped) return undefined;
+    if (this.#stopped || !this.#leader.active()) return undefined;
     const o = this.#o;
     const now = o.clock.now();
     const liveness = this.monitor.all();
@@ -469,6 +484,7 @@ export class Failover {
       log: o.log,
       count: this.#actions,
       waiting: this.#waiting,
+      fence: (tx) => this.#leader.fence(tx),
       ...(o.onDecision ? { record: o.onDecision } : {}),
     });
     this.#held = await this.#heldNow();

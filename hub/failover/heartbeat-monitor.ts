@@ -42,6 +42,8 @@ export interface LivenessSource {
   isConnected(id: string): boolean;
   /** Last time this hub process heard from the node. */
   lastHeard(id: string): number | undefined;
+  /** How many nodes `list` holds (cheap): a count above the monitor's means nodes to take in. */
+  count?(): number;
 }
 
 interface Entry {
@@ -217,8 +219,33 @@ export class HeartbeatMonitor {
     return c;
   }
 
+  /**
+   * This hub begins to lead failover (hub/replicas): what it judged while another replica led was never
+   * recorded, so it judges every node again from here. Each starts suspect; the next evaluation moves
+   * it by its last-heard time (its own or the stored one), and each change is recorded. A node not
+   * heard from since this process started still gets the restart grace.
+   */
+  rebase(reason: string): void {
+    const now = this.#clock.now();
+    for (const e of this.#nodes.values()) {
+      e.health = "suspect";
+      e.since = now;
+      e.troubleSince = now;
+      e.reason = reason;
+      e.evidence = [];
+      e.closedAt = undefined;
+      e.witness = undefined;
+      e.asking = false;
+    }
+  }
+
   /** Re-evaluates every node now. */
   evaluate(): void {
+    // Nodes that joined through another replica on the same store are followed too: this one may
+    // lead failover when that one dies.
+    if (this.#src.count !== undefined && this.#src.count() > this.#nodes.size)
+      for (const n of this.#src.list())
+        if (!this.#nodes.has(n.id)) this.#track(n.id, n.labels, "suspect", "not heard from by this hub yet");
     const now = this.#clock.now();
     for (const [id, e] of this.#nodes) this.#evaluateOne(id, e, now);
   }

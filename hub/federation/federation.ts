@@ -20,6 +20,7 @@ import { httpStatus, TwoLevelPlacer } from "./two-level.ts";
 import type { ChildView, SummaryAlert } from "./summarize.ts";
 import { buildTree, type TreeHub } from "./tree.ts";
 import { Uplink } from "./uplink.ts";
+import { type Leadership, soleLeader } from "../replicas/leadership.ts";
 
 /** Paths a parent may ask a child hub to answer from its own API: reads of one node, or of one workload. */
 export const FORWARDABLE =
@@ -41,6 +42,8 @@ export interface ParentOptions {
 }
 
 export interface FederationOptions {
+  /** Whether this hub runs federation's rounds (lost children, staged rollouts) now (hub/replicas). */
+  leader?: Leadership;
   hubId: string;
   level: number;
   registry: Registry;
@@ -227,16 +230,15 @@ export class Federation {
     const failures = new LogLimiter(this.#o.log, { intervalMs: 10_000 });
     const failed = (what: string) => (err: unknown) =>
       failures.warn(what, `${what} failed; tried again next round`, { error: (err as Error).message });
-    this.#lostTimer = setInterval(
-      () => void this.#checkLost().catch(failed("the lost-children check")),
-      2000,
-    );
+    const leader = this.#o.leader ?? soleLeader;
+    this.#lostTimer = setInterval(() => {
+      if (leader.active()) void this.#checkLost().catch(failed("the lost-children check"));
+    }, 2000);
     this.#lostTimer.unref?.();
     // Staged rollouts in progress: one round a second (none in progress, none asked).
-    this.#rolloutTimer = setInterval(
-      () => void this.rollouts.tick().catch(failed("a staged rollouts round")),
-      this.#o.rolloutEveryMs ?? 1000,
-    );
+    this.#rolloutTimer = setInterval(() => {
+      if (leader.active()) void this.rollouts.tick().catch(failed("a staged rollouts round"));
+    }, this.#o.rolloutEveryMs ?? 1000);
     this.#rolloutTimer.unref?.();
     if (!this.reporter || !this.uplink) return;
     this.reporter.prime();

@@ -55,6 +55,16 @@ export interface GatewayOptions {
   onCacheRead?: (node: string, read: Body<"cache_read">) => Body<"reply"> | Promise<Body<"reply">>;
   /** A node answered a command nobody waits for (a refusal of a pushed cache entry, say). */
   onReply?: (node: string, reply: Body<"reply">) => void;
+  /**
+   * Replicas: claims the node's session in the shared directory before its welcome (hub/replicas),
+   * and is told when it ends.
+   */
+  sessions?: {
+    claim(node: string): Promise<number>;
+    released(node: string, epoch: number): void;
+    /** Ends the node's session on whichever other replica holds it. */
+    endElsewhere(node: string, reason: string): void;
+  };
 }
 
 export interface BulkBudget extends BulkLaneOptions {
@@ -112,6 +122,8 @@ export class Gateway {
   readonly #sessions = new Map<string, Peer>();
   /** Peers whose hello is being admitted: their later frames wait on `tail`. */
   readonly #behind = new WeakMap<Peer, { tail: Promise<void> }>();
+  /** Replicas: each session's claim epoch in the shared directory. */
+  readonly #claims = new WeakMap<Peer, number>();
   /** Peers whose connection ended (a hello admitted after that starts nothing). */
   readonly #closed = new WeakSet<Peer>();
   /** Hellos in the order they began, and for each node the one whose session is installed. */
@@ -366,6 +378,11 @@ export class Gateway {
     const node = hello.node_id;
     const result = await this.#o.registry.admit(hello, auth, peer.via);
     let verdict: Awaited<ReturnType<Registry["epochHello"]>> | undefined;
+    let claim: number | undefined;
+    // A claim made for a session that does not start is given back.
+    const unclaim = () => {
+      if (claim !== undefined) this.#o.sessions?.released(node, claim);
+    };
     if (result.ok) {
       // What is stored for the node now (another hub on the same store may have stored for it since).
       await this.#o.ingest.open(node);
@@ -378,9 +395,10 @@ export class Gateway {
           this.#o.ingest.committed(node),
           result.node.samples,
         );
+      if (this.#o.sessions && !this.#closed.has(peer)) claim = await this.#o.sessions.claim(node);
     }
     // The connection ended while the store answered: nothing to start.
-    if (this.#closed.has(peer)) return;
+    if (this.#closed.has(peer)) return unclaim();
     // An operator may have reset the node's key while this hello was being admitted.
     const refusal = !result.ok
       ? { code: result.code ?? ("auth_failed" as const), reason: result.reason }
@@ -397,12 +415,12 @@ export class Gateway {
       });
       this.#send(peer, "error", { code, message: reason });
       peer.close(`auth failed: ${reason}`);
-      return;
+      return unclaim();
     }
-    // A session that began after this hello already speaks for the node: it stays.
+    // A session that began after this hello already speaks for the node: it stays (its claim is newer).
     if ((this.#installed.get(node) ?? 0) > order) {
       peer.close("superseded by a newer session of the same node");
-      return;
+      return unclaim();
     }
     this.#installed.set(node, order);
     const previous = this.#sessions.get(node);
@@ -412,6 +430,7 @@ export class Gateway {
     }
     peer.node = node;
     if (hello.presence) peer.presence = hello.presence;
+    if (claim !== undefined) this.#claims.set(peer, claim);
     this.#sessions.set(node, peer);
     peer.admitted?.();
     this.#o.registry.setConnected(node, peer.via);
@@ -503,6 +522,8 @@ export class Gateway {
     const node = peer.node;
     if (node && this.#sessions.get(node) === peer) {
       this.#sessions.delete(node);
+      const claim = this.#claims.get(peer);
+      if (claim !== undefined) this.#o.sessions?.released(node, claim);
       this.#o.registry.setDisconnected(node);
       this.#o.log.info("node disconnected", { node, via: peer.via });
     }
@@ -549,11 +570,33 @@ export class Gateway {
     });
   }
 
-  /** Ends a node's session (its key was reset, say); the node must authenticate again. */
-  endSession(node: string, reason: string): void {
+  /**
+   * Ends a node's session (its key was reset, say); the node must authenticate again. With replicas,
+   * also on the replica that holds it (`here` false: asked by another replica, this one only).
+   */
+  endSession(node: string, reason: string, here = false): void {
+    if (!here) this.#o.sessions?.endElsewhere(node, reason);
     const peer = this.#sessions.get(node);
     if (!peer) return;
     this.#send(peer, "error", { code: "auth_failed", message: reason });
+    peer.close(reason);
+    this.onClosed(peer);
+  }
+
+  /** Whether this hub holds a session of `node`. */
+  holds(node: string): boolean {
+    return this.#sessions.has(node);
+  }
+
+  /** The nodes this hub holds sessions of. */
+  nodes(): string[] {
+    return [...this.#sessions.keys()];
+  }
+
+  /** Ends a node's session here because another replica now holds a newer one (the agent moved). */
+  dropSession(node: string, reason: string): void {
+    const peer = this.#sessions.get(node);
+    if (!peer) return;
     peer.close(reason);
     this.onClosed(peer);
   }

@@ -138,6 +138,11 @@ export class Registry {
   onLiveness: ((id: string, connected: boolean) => void) | undefined;
   /** Where a node's status comes from when set: the failover monitor, which writes it (hub/failover). */
   statusSource: ((id: string) => NodeStatus | undefined) | undefined;
+  /**
+   * Replicas: whether another live replica holds the node's session (hub/replicas). Such a node counts
+   * as connected here, heard from when that replica last wrote its last-seen time.
+   */
+  elsewhere: ((id: string) => boolean) | undefined;
 
   constructor(sql: HubSql, policy: StatusPolicy, now: () => number = Date.now) {
     this.#sql = sql;
@@ -494,7 +499,7 @@ export class Registry {
   }
 
   isConnected(id: string): boolean {
-    return this.#connected.has(id);
+    return this.#connected.has(id) || (this.elsewhere?.(id) ?? false);
   }
 
   /** Marks a node draining (placement leaves it alone) or not; false for an unknown node. */
@@ -508,9 +513,13 @@ export class Registry {
     this.#seenDirty.add(id);
   }
 
-  /** When the node was last heard from by this hub process (memory only; undefined: not since start). */
+  /** When the node was last heard from since this process started: by it, or by another hub on the store. */
   lastHeard(id: string): number | undefined {
-    return this.#lastSeen.get(id);
+    const here = this.#lastSeen.get(id);
+    // Another hub on the same store (a replica holding the session) writes it every few seconds; read
+    // here every 2 s. Only times since this process started count, as for its own.
+    const stored = this.#rows.get(id)?.last_seen;
+    return stored !== undefined && stored > this.#startedAt ? Math.max(stored, here ?? 0) : here;
   }
 
   /** Writes in-memory last-seen times (and counters reported in heartbeats) to the database, in one transaction. */
@@ -584,7 +593,7 @@ export class Registry {
     const now = this.#now();
     const silent = now - Math.max(node.last_seen, this.#startedAt);
     const jitter = this.#policy.jitter ? detectionJitter(node.id) * this.#policy.jitter : 0;
-    if (this.#connected.has(node.id) && silent < this.#policy.suspectAfterMs * (1 + jitter)) return "ready";
+    if (this.isConnected(node.id) && silent < this.#policy.suspectAfterMs * (1 + jitter)) return "ready";
     const sinceStart = now - this.#startedAt;
     const downAfter = this.#policy.downAfterMs * (1 + jitter);
     if (silent > downAfter && sinceStart > this.#policy.restartGraceMs * (1 + jitter)) return "down";

@@ -7,6 +7,7 @@ import type { WorkloadSpec } from "../../shared/workload/index.ts";
 import { type FleetState, place, validatePlacementRequest } from "../placement/index.ts";
 import { afterCommit } from "../store/after-tx.ts";
 import type { HubSql } from "../store/sql/index.ts";
+import { type Leadership, soleLeader } from "../replicas/leadership.ts";
 import { nextStep } from "./rollout.ts";
 import type { AllocRecord, RolloutState, WorkloadRecord, WorkloadStore } from "./workload-store.ts";
 
@@ -21,6 +22,11 @@ export interface ControllerOptions {
   fleet?: (active: readonly AllocRecord[]) => FleetState;
   /** Records the controller's own decisions (placement, rollback) in the audit log. */
   onDecision?: (action: string, object: string, detail: string, state?: unknown) => void;
+  /**
+   * Whether this hub runs the timed work (rollout steps, pending placement, pruning) and fences its
+   * writes (hub/replicas); one hub alone always does. Changes asked through the API run on any hub.
+   */
+  leader?: Leadership;
 }
 
 /** The nodes a change touched: each gets its whole desired set under a new generation, in the same transaction. */
@@ -42,6 +48,7 @@ export class WorkloadController {
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #fleet: ControllerOptions["fleet"];
   readonly #record: NonNullable<ControllerOptions["onDecision"]>;
+  readonly #leader: Leadership;
   #lastPendingPass = 0;
   #lastPrune = 0;
   #pendingScheduled = false;
@@ -65,6 +72,7 @@ export class WorkloadController {
     this.#now = opts.now ?? Date.now;
     this.#fleet = opts.fleet;
     this.#record = opts.onDecision ?? (() => {});
+    this.#leader = opts.leader ?? soleLeader;
     this.refreshView = oneAtATime(
       () => this.#store.refreshView(),
       (err) => this.#failures.warn("view", "workloads could not be read", { error: (err as Error).message }),
@@ -101,9 +109,14 @@ export class WorkloadController {
 
   // One transaction; every node touched gets its desired set under a new generation stamped in it, sent
   // once it has committed. A refusal the body returns is thrown after the transaction (it rolls back
-  // nobody's write).
-  async #change<T>(fn: (tx: HubSql, touched: Touched) => Promise<T | RequestError>): Promise<T> {
+  // nobody's write). A leader's change (`fenced`) first checks in the same transaction that this hub
+  // still leads.
+  async #change<T>(
+    fn: (tx: HubSql, touched: Touched) => Promise<T | RequestError>,
+    fenced = false,
+  ): Promise<T> {
     const out = await this.#store.sql.tx(async (tx) => {
+      if (fenced) await this.#leader.fence(tx);
       const touched: Touched = new Set();
       const r = await fn(tx, touched);
       if (r instanceof RequestError) return r;
@@ -290,6 +303,17 @@ export class WorkloadController {
     return sent;
   }
 
+  /** Sends a node its whole desired set as the store holds it now (asked by another replica). */
+  sendSet(node: string): Promise<void> {
+    return this.#serial(async () => {
+      const { generation, allocs } = await this.#store.sql.tx(async (tx) => ({
+        generation: await this.#store.generation(node, tx, true),
+        allocs: await this.#store.desiredOn(node, tx),
+      }));
+      this.#send(node, { generation, allocs });
+    });
+  }
+
   /** Places the replicas that placed (not pinned) workloads still lack. */
   placePending(): Promise<void> {
     this.#pendingScheduled = false;
@@ -297,7 +321,7 @@ export class WorkloadController {
   }
 
   async #placePending(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#leader.active()) return;
     this.#lastPendingPass = this.#now();
     for (const listed of await this.#store.list()) {
       if ((listed.spec.nodes ?? []).length > 0 || "step_started" in listed.rollout) continue;
@@ -309,7 +333,7 @@ export class WorkloadController {
         const active = await this.#active(tx, w.name);
         if (active.length < w.spec.replicas) await this.#placeMissing(tx, touched, w, undefined, active);
         else if (active.length > w.spec.replicas) await this.#scaleDown(tx, touched, w, active);
-      });
+      }, true);
     }
   }
 
@@ -369,7 +393,7 @@ export class WorkloadController {
           touched.add(s.node);
         }
         return started;
-      }),
+      }, true),
     );
   }
 
@@ -428,7 +452,7 @@ export class WorkloadController {
   }
 
   async #tick(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#leader.active()) return;
     const now = this.#now();
     if (now - this.#lastPendingPass > 5000) await this.#placePending();
     if (now - this.#lastPrune > 60_000) {
@@ -533,7 +557,7 @@ export class WorkloadController {
           void never;
         }
       }
-    });
+    }, true);
   }
 
   // An operator's rollback, in one transaction under the workload's lock (their request is in the

@@ -61,13 +61,16 @@ export class SessionDirectory {
     });
   }
 
-  /** Ends `replica`'s hold on `node`'s session; false when another replica holds it (a newer claim). */
-  async release(node: string, replica: string): Promise<boolean> {
+  /**
+   * Ends `replica`'s hold on `node`'s session (the claim of `epoch` when given); false when another
+   * replica holds it (a newer claim), or a newer claim of the same replica.
+   */
+  async release(node: string, replica: string, epoch?: number): Promise<boolean> {
     checkNode(node);
     checkName("replica", replica);
     const { changes } = await this.sql.run(
-      "UPDATE node_sessions SET replica = NULL WHERE node = ? AND replica = ?",
-      [node, replica],
+      `UPDATE node_sessions SET replica = NULL WHERE node = ? AND replica = ?${epoch === undefined ? "" : " AND epoch = ?"}`,
+      epoch === undefined ? [node, replica] : [node, replica, epoch],
     );
     return changes === 1;
   }

@@ -1,0 +1,333 @@
+// Several hubs on one PostgreSQL: who leads the controllers, who holds each node's session, and the
+// notices that carry work for a node to the replica that holds it (docs/hub-replicas.md, 3 and 4).
+import { randomBytes } from "node:crypto";
+import type { Clock, TimerHandle } from "../../shared/clock.ts";
+import { LogLimiter, type Logger } from "../../shared/log.ts";
+import {
+  type HubSql,
+  holds,
+  LeaseKeeper,
+  Leases,
+  type Notifier,
+  openNotifier,
+  SessionDirectory,
+  type Subscription,
+} from "../store/sql/index.ts";
+import { type Leadership, NotLeaderError } from "./leadership.ts";
+
+/** What travels between replicas: a pointer (a node, what to send it), never the data itself. */
+export type NodeNotice =
+  /** `r` holds node `n`'s session from claim epoch `e`: an older session elsewhere is stale. */
+  | { k: "claim"; n: string; r: string; e: number }
+  /** `r` no longer holds node `n`'s session. */
+  | { k: "release"; n: string; r: string }
+  /** Send node `n` what the store holds for it now: its desired set, rule sets, hub cache entries, recent verdicts. */
+  | { k: "allocs" | "config" | "cache" | "verdicts"; n: string }
+  /** End node `n`'s session (its key was reset or revoked), with this reason. */
+  | { k: "end"; n: string; why: string };
+
+export type Deliverable = "allocs" | "config" | "cache" | "verdicts";
+
+/** The channel every replica of a store listens on. */
+export const CHANNEL = "novacron_nodes";
+
+export interface ReplicaOptions {
+  sql: HubSql;
+  /** The hub's id, shared by its replicas; this replica's id adds a random part (one per process). */
+  hubId: string;
+  clock: Clock;
+  log: Logger;
+  /** How long a replica's leases last unrenewed: a dead replica hands over within this (default 10 s). */
+  ttlMs?: number;
+  /** How often the directory and the members are read again (default 2 s); notices update them at once. */
+  refreshMs?: number;
+}
+
+/** What this replica does for a node whose session it holds, asked by another replica. */
+export interface ReplicaHandlers {
+  /** Nodes whose sessions this replica holds. */
+  local(): Iterable<string>;
+  /** Whether this replica holds `node`'s session now. */
+  holds(node: string): boolean;
+  deliver(node: string, kind: Deliverable): void;
+  /** Another replica claimed `node` (claim epoch `epoch`): a session here from an older claim ends. */
+  moved(node: string, epoch: number): void;
+  end(node: string, reason: string): void;
+}
+
+interface Remote {
+  replica: string;
+  epoch: number;
+}
+
+/**
+ * This process as one replica of a hub on a shared store. It keeps a membership lease
+ * (`replica/<id>`, how replicas know who is alive) and competes for the `controller` lease; it claims
+ * each node's session in the directory at the node's hello and releases it at the close, and it
+ * tells the other replicas both. A node whose session another live replica holds counts as connected
+ * here (`elsewhere`): a replica's death makes a node look silent for no longer than its agent takes
+ * to reconnect, and no longer than the membership ttl.
+ */
+export class Replicas implements Leadership {
+  readonly id: string;
+  readonly directory: SessionDirectory;
+  readonly leases: Leases;
+  readonly #o: Required<ReplicaOptions>;
+  readonly #member: LeaseKeeper;
+  readonly #controller: LeaseKeeper;
+  readonly #failures: LogLimiter;
+  readonly #notifier: Notifier;
+  #sub: Subscription | undefined;
+  #handlers: ReplicaHandlers | undefined;
+  readonly #gained: (() => void)[] = [];
+  /** Live members by id, as last read. */
+  #members = new Set<string>();
+  /** Nodes whose sessions other replicas hold, as last read or told. */
+  #remote = new Map<string, Remote>();
+  /** This replica's claim epoch per node it holds. */
+  readonly #claims = new Map<string, number>();
+  #timer: TimerHandle | undefined;
+  #refreshing: Promise<void> | undefined;
+  #stopped = false;
+  #listened = false;
+
+  constructor(o: ReplicaOptions) {
+    this.#o = { ttlMs: 10_000, refreshMs: 2000, ...o };
+    this.id = `${o.hubId.replace(/[^\x21-\x7e]/g, "_").slice(0, 160)}.${randomBytes(6).toString("hex")}`;
+    this.#failures = new LogLimiter(o.log, { intervalMs: 10_000 });
+    this.leases = new Leases(o.sql);
+    this.directory = new SessionDirectory(o.sql);
+    this.#notifier = openNotifier(o.sql, o.log);
+    const onError = (what: string) => (err: unknown) =>
+      this.#failures.warn(what, `the ${what} lease could not be renewed`, { error: (err as Error).message });
+    this.#member = new LeaseKeeper({
+      leases: this.leases,
+      name: `replica/${this.id}`,
+      holder: this.id,
+      ttlMs: this.#o.ttlMs,
+      clock: o.clock,
+      onGained: () => this.#members.add(this.id),
+      onLost: () => {},
+      onError: onError("membership"),
+    });
+    this.#controller = new LeaseKeeper({
+      leases: this.leases,
+      name: "controller",
+      holder: this.id,
+      ttlMs: this.#o.ttlMs,
+      clock: o.clock,
+      onGained: (epoch) => {
+        o.log.info("this replica leads the controllers", { replica: this.id, epoch });
+        for (const fn of this.#gained) fn();
+      },
+      onLost: () => o.log.warn("this replica no longer leads the controllers", { replica: this.id }),
+      onError: onError("controller"),
+    });
+  }
+
+  /** Joins: subscribes to notices, reads the directory, then takes its membership and competes for leading. */
+  async start(handlers: ReplicaHandlers): Promise<void> {
+    this.#handlers = handlers;
+    this.#sub = await this.#notifier.subscribe(
+      CHANNEL,
+      (payload) => this.#onNotice(payload),
+      // After a reconnect of the listening connection: what was missed meanwhile is sent again.
+      () => this.#caughtUp(),
+    );
+    this.#member.start();
+    await this.#member.idle();
+    await this.refresh();
+    this.#controller.start();
+    this.#timer = this.#o.clock.setInterval(() => void this.refresh(), this.#o.refreshMs);
+  }
+
+  /** Leaves: gives up the leases and the sessions it holds in the directory. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#o.clock.clearInterval(this.#timer);
+    await this.#sub?.unsubscribe().catch(() => {});
+    await this.#controller.stop();
+    await this.#refreshing;
+    await this.directory.drop(this.id).catch(() => {});
+    await this.#member.stop();
+  }
+
+  // --- Leadership
+
+  active(): boolean {
+    return this.#controller.epoch !== undefined;
+  }
+
+  async fence(tx: HubSql): Promise<void> {
+    const epoch = this.#controller.epoch;
+    if (epoch === undefined || !(await holds(tx, "controller", this.id, epoch, this.#o.clock.now())))
+      throw new NotLeaderError(this.id);
+  }
+
+  onGained(fn: () => void): void {
+    this.#gained.push(fn);
+  }
+
+  /** Resolves once no lease call is out (tests). */
+  async idle(): Promise<void> {
+    await this.#member.idle();
+    await this.#controller.idle();
+    await this.#refreshing;
+  }
+
+  // --- Sessions
+
+  /** Claims `node`'s session for this replica (at its hello, before the welcome); tells the others. */
+  async claim(node: string): Promise<number> {
+    const { epoch } = await this.directory.claim(node, this.id, this.#o.clock.now());
+    this.#claims.set(node, epoch);
+    this.#remote.delete(node);
+    this.#publish({ k: "claim", n: node, r: this.id, e: epoch });
+    return epoch;
+  }
+
+  /**
+   * This replica's session of `node` from the claim of `epoch` ended; the directory forgets it unless
+   * a newer claim (here or elsewhere) came since.
+   */
+  release(node: string, epoch: number): void {
+    if (this.#claims.get(node) !== epoch) return;
+    this.#claims.delete(node);
+    void this.directory
+      .release(node, this.id, epoch)
+      .then((released) => {
+        if (released) this.#publish({ k: "release", n: node, r: this.id });
+      })
+      .catch((err: unknown) =>
+        this.#failures.warn("release", "a session's end could not be written to the directory", {
+          node,
+          error: (err as Error).message,
+        }),
+      );
+  }
+
+  /** The live replica other than this one that holds `node`'s session, if any. */
+  elsewhere(node: string): string | undefined {
+    const r = this.#remote.get(node);
+    return r && r.replica !== this.id && this.#members.has(r.replica) ? r.replica : undefined;
+  }
+
+  /** Live replicas, this one included while its membership holds. */
+  members(): string[] {
+    return [...this.#members].sort();
+  }
+
+  /**
+   * Asks the replica holding `node`'s session to send it what the store now holds of `kind`; false
+   * when no live replica holds it (the node gets it at its next hello).
+   */
+  forward(node: string, kind: Deliverable): boolean {
+    if (this.elsewhere(node) === undefined) return false;
+    this.#publish({ k: kind, n: node });
+    return true;
+  }
+
+  /** Ends `node`'s session wherever it is held (a key reset on any replica cuts it). */
+  endEverywhere(node: string, reason: string): void {
+    this.#publish({ k: "end", n: node, why: reason.slice(0, 500) });
+  }
+
+  /** Reads the live members and the directory again. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const now = this.#o.clock.now();
+      const members = new Set((await this.leases.live("replica/", now)).map((l) => l.holder));
+      if (this.#member.epoch !== undefined) members.add(this.id);
+      const rows = await this.#o.sql.all<{ node: string; replica: string | null; epoch: number }>(
+        "SELECT node, replica, epoch FROM node_sessions",
+      );
+      const remote = new Map<string, Remote>();
+      for (const r of rows) {
+        // A claim told while the read was out is newer than what the read saw.
+        const told = this.#remote.get(r.node);
+        if (told && told.epoch > r.epoch) remote.set(r.node, told);
+        else if (r.replica !== null && r.replica !== this.id)
+          remote.set(r.node, { replica: r.replica, epoch: r.epoch });
+      }
+      const read = new Set(rows.map((r) => r.node));
+      for (const [node, told] of this.#remote) if (!read.has(node)) remote.set(node, told);
+      this.#members = members;
+      this.#remote = remote;
+    } catch (err) {
+      this.#failures.warn("directory", "the session directory could not be read", {
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  #publish(n: NodeNotice): void {
+    void this.#notifier.publish(CHANNEL, JSON.stringify(n)).catch((err: unknown) =>
+      this.#failures.warn("notify", "a notice to the other replicas was not sent", {
+        kind: n.k,
+        node: n.n,
+        error: (err as Error).message,
+      }),
+    );
+  }
+
+  #onNotice(payload: string): void {
+    const h = this.#handlers;
+    if (!h || this.#stopped) return;
+    let n: NodeNotice;
+    try {
+      n = JSON.parse(payload) as NodeNotice;
+      if (typeof n?.n !== "string" || typeof n.k !== "string") throw new Error("no node or kind");
+    } catch (err) {
+      this.#o.log.warn("a notice from another replica was not understood", { error: (err as Error).message });
+      return;
+    }
+    switch (n.k) {
+      case "claim": {
+        if (n.r === this.id) return;
+        this.#members.add(n.r);
+        this.#remote.set(n.n, { replica: n.r, epoch: n.e });
+        const mine = this.#claims.get(n.n);
+        if (mine !== undefined && mine < n.e) {
+          this.#claims.delete(n.n);
+          h.moved(n.n, n.e);
+        }
+        return;
+      }
+      case "release":
+        if (this.#remote.get(n.n)?.replica === n.r) this.#remote.delete(n.n);
+        return;
+      case "end":
+        if (h.holds(n.n)) h.end(n.n, n.why);
+        return;
+      case "allocs":
+      case "config":
+      case "cache":
+      case "verdicts":
+        if (h.holds(n.n)) h.deliver(n.n, n.k);
+        return;
+    }
+  }
+
+  #caughtUp(): void {
+    const h = this.#handlers;
+    // The first listen misses nothing: only a reconnect of the listening connection may have.
+    if (!this.#listened) {
+      this.#listened = true;
+      return;
+    }
+    if (!h) return;
+    void this.refresh();
+    for (const node of h.local()) {
+      h.deliver(node, "allocs");
+      h.deliver(node, "config");
+    }
+  }
+}
