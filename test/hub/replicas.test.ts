@@ -81,7 +81,7 @@ describeOnPostgres("replicas", (pg) => {
   }, 60_000);
 
   test("a claim is seen by the other replica at once; a newer claim elsewhere ends the older session, whose late release clears nothing", async () => {
-    const { sql, a, b, close } = await pair();
+    const { a, b, close } = await pair();
     const onA = recorder(new Set(["n1"]));
     const onB = recorder(new Set());
     try {
