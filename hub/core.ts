@@ -120,7 +120,9 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   // Work for a node whose session another replica holds goes there as a notice; false: nobody holds it.
   const forward = (node: string, kind: Deliverable): boolean => replicas?.forward(node, kind) ?? false;
   const registry = new Registry(sql, o.statusPolicy, now);
-  if (replicas) registry.elsewhere = (id) => replicas.elsewhere(id) !== undefined;
+  // A node another live replica holds is connected; so is one whose replica died within the grace.
+  if (replicas)
+    registry.elsewhere = (id) => replicas.elsewhere(id) !== undefined || replicas.heldByDeparted(id);
   const tokens = new OperatorTokens(sql, now);
   const audit = new AuditLog(sql, now);
   // The hub's own decisions (placement, failover, rollback) in the audit log, actor `hub`. They are
@@ -473,6 +475,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     registry,
     hubKey,
     hubId: o.hubId,
+    ...(replicas ? { route: replicas.id } : {}),
     log: o.log.child("sessions"),
     metrics,
     ...(o.secureLimits ? { limits: o.secureLimits } : {}),
@@ -670,6 +673,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
         kind,
         error: (err as Error).message,
       });
+    const cacheDue = new Set<string>();
     leader.onGained(() => {
       void failover.pass().catch(() => {});
       void controller.tick().catch(() => {});
@@ -680,13 +684,24 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       holds: (node) => gateway!.holds(node),
       moved: (node) => gateway!.dropSession(node, "the node's session moved to another replica"),
       end: (node, reason) => gateway!.endSession(node, reason, true),
+      dropAll: (reason) => {
+        for (const node of gateway!.nodes()) gateway!.dropSession(node, reason);
+      },
       deliver: (node, kind) => {
         const record = registry.get(node);
         if (kind === "allocs") void controller.sendSet(node).catch(deliverFailed(node, kind));
         else if (kind === "verdicts") sendRecentVerdicts(node);
         else if (record && kind === "config")
           void ruleSets.onSession(record).catch(deliverFailed(node, kind));
-        else if (record && kind === "cache") void cache.onSession(record).catch(deliverFailed(node, kind));
+        else if (kind === "cache" && !cacheDue.has(node)) {
+          // Each put or delete elsewhere asks once per node; a burst shares one resend of the entries.
+          cacheDue.add(node);
+          setTimeout(() => {
+            cacheDue.delete(node);
+            const rec = registry.get(node);
+            if (rec && gateway!.holds(node)) void cache.onSession(rec).catch(deliverFailed(node, kind));
+          }, 200);
+        }
       },
     });
   }

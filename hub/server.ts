@@ -130,6 +130,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       hubId: cfg.hub_id,
       clock: systemClock,
       log: log.child("replicas"),
+      graceMs: cfg.restart_grace,
     });
     log.info("this hub is a replica on a shared store", { replica: replicas.id, store: store.sql.store });
   }
@@ -211,6 +212,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       url: cfg.mqtt,
       hubId: cfg.hub_id,
       tls: mqttTls,
+      ...(replicas ? { route: replicas.id } : {}),
     });
     await mqttGateway.start();
   }

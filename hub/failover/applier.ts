@@ -83,7 +83,7 @@ export async function applyDecisions(
   const stops = d.stop.map((s) => s.alloc);
   const restarts = d.restart.map((r) => ({ workload: r.workload, node: r.node }));
   if (stops.length > 0 || restarts.length > 0)
-    await o.controller.applyFailover([...stops, ...d.restart.map((r) => r.alloc)], restarts);
+    await o.controller.applyFailover([...stops, ...d.restart.map((r) => r.alloc)], restarts, true);
   for (const s of d.stop) {
     await o.store.unmark(s.alloc);
     await event("stop", s);
@@ -93,7 +93,7 @@ export async function applyDecisions(
     await event("restart", r);
   }
   for (const p of d.place) {
-    const placed = (await o.controller.placeReplacements(p.workload, p.count)).map((x) => x.node);
+    const placed = (await o.controller.placeReplacements(p.workload, p.count, [], true)).map((x) => x.node);
     if (placed.length === 0 && o.waiting.get(p.workload) === p.reason) continue;
     if (placed.length === 0) o.waiting.set(p.workload, p.reason);
     else o.waiting.delete(p.workload);

@@ -150,7 +150,7 @@ export class Mover {
     });
     for (const r of d.retry) await this.store.dropMove(r.old);
     for (const f of d.finish) {
-      await o.controller.applyFailover([f.old], []);
+      await o.controller.applyFailover([f.old], [], true);
       await this.store.dropMove(f.old);
       await this.#o.record("move_done", {
         node: f.node,
@@ -163,6 +163,7 @@ export class Mover {
       await o.controller.applyFailover(
         d.force.map((f) => f.old),
         [],
+        true,
       );
       for (const f of d.force) {
         await this.store.dropMove(f.old);
@@ -175,7 +176,7 @@ export class Mover {
       }
     }
     for (const s of d.start) {
-      const [placed] = await o.controller.placeReplacements(s.workload, 1);
+      const [placed] = await o.controller.placeReplacements(s.workload, 1, [], true);
       if (!placed) {
         const why = "no other node fits";
         if (this.#waiting.get(`drain:${s.old}`) !== why) {

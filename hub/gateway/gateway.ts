@@ -417,9 +417,16 @@ export class Gateway {
       peer.close(`auth failed: ${reason}`);
       return unclaim();
     }
-    // A session that began after this hello already speaks for the node: it stays (its claim is newer).
+    // A session that began after this hello already speaks for the node: it stays. This hello's claim
+    // may have reached the directory after that session's: then it is the one the directory holds,
+    // and it passes to the session that stays.
     if ((this.#installed.get(node) ?? 0) > order) {
       peer.close("superseded by a newer session of the same node");
+      const current = this.#sessions.get(node);
+      if (current && claim !== undefined && claim > (this.#claims.get(current) ?? 0)) {
+        this.#claims.set(current, claim);
+        return;
+      }
       return unclaim();
     }
     this.#installed.set(node, order);

@@ -5,6 +5,7 @@ import {
   downTopic,
   PRESENCE_WILDCARD,
   parseTopic,
+  routedWildcard,
   UP_WILDCARD,
 } from "../../shared/link/index.ts";
 import type { Logger } from "../../shared/log.ts";
@@ -19,6 +20,7 @@ export class MqttGateway {
   readonly #url: string;
   readonly #hubId: string;
   readonly #tls: TlsMaterial | undefined;
+  readonly #route: string | undefined;
   #client: MqttClient | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
@@ -31,7 +33,10 @@ export class MqttGateway {
     url: string;
     hubId: string;
     tls?: TlsMaterial;
+    /** Replicas: this replica's own uplink route (hub/replicas), where its sessions' frames arrive. */
+    route?: string;
   }) {
+    this.#route = opts.route;
     this.#sessions = opts.sessions;
     this.#log = opts.log;
     this.#url = opts.url;
@@ -54,7 +59,8 @@ export class MqttGateway {
     while (!this.#stopped) {
       try {
         const client = await MqttClient.connect(this.#url, {
-          clientId: `novacron-hub-${this.#hubId}-${process.pid}`,
+          // Replicas share a hub id (and in containers often a pid): the route tells them apart.
+          clientId: `novacron-hub-${this.#route ?? this.#hubId}-${process.pid}`,
           clean: true,
           keepaliveSec: 30,
           tls: this.#tls,
@@ -62,10 +68,12 @@ export class MqttGateway {
         this.#client = client;
         const ended = new Promise<string>((resolve) => client.onClose(resolve));
         client.onMessage((m) => this.#onMessage(m.topic, m.payload, m.retain));
-        // Shared subscription: hub replicas split the uplink; presence goes to every replica.
+        // Shared subscription: hub replicas split the uplink (first handshake messages); presence goes
+        // to every replica; a replica's own route carries the rest of the sessions it answered.
         await client.subscribe([
           { topic: `$share/novacron-hubs/${UP_WILDCARD}`, qos: 1 },
           { topic: PRESENCE_WILDCARD, qos: 1 },
+          ...(this.#route ? [{ topic: routedWildcard(this.#route), qos: 1 as const }] : []),
         ]);
         this.#log.info("connected to MQTT broker", { url: redactUrl(this.#url) });
         attempt = 0;
@@ -108,7 +116,7 @@ export class MqttGateway {
       if (!retain) this.#sessions.onMqttPresence(t.node, new TextDecoder().decode(payload.subarray(0, 128)));
       return;
     }
-    if (t.dir !== "up") return;
+    if (t.dir !== "up" || (t.route !== undefined && t.route !== this.#route)) return;
     // A retained uplink frame is planted, never a live node's: answering it on every resubscription
     // would spend the handshake budget exactly when the fleet reconnects.
     if (retain) {

@@ -93,6 +93,7 @@ export class SecureSessions {
   readonly #registry: Registry;
   readonly #hubKey: KeyPair;
   readonly #hubId: string;
+  readonly #route: string | undefined;
   readonly #now: () => number;
   readonly #limits: SecureLimits;
   readonly #handshakes: TokenBucket;
@@ -118,8 +119,11 @@ export class SecureSessions {
     metrics: MetricsRegistry;
     now?: () => number;
     limits?: Partial<SecureLimits>;
+    /** Replicas: this replica's MQTT uplink route, named in message 2 (shared/link/topics.ts). */
+    route?: string;
   }) {
     this.#gateway = o.gateway;
+    this.#route = o.route;
     this.#registry = o.registry;
     this.#hubKey = o.hubKey;
     this.#hubId = o.hubId;
@@ -364,6 +368,8 @@ export class SecureSessions {
           : undefined;
       const m2 = hs.write((h) => {
         const body: Record<string, unknown> = { v: SESSION_PROTOCOL, hub: this.#hubId };
+        // A replica among several names its own uplink, so the rest of an MQTT session reaches it.
+        if (this.#route !== undefined && raw.via === "mqtt") body.rt = this.#route;
         if (tokKey) body.tp = hubTokenProof(tokKey, h);
         else if (typeof hello.tok === "string") body.te = "this hub has no active join token with that id";
         return encodeCbor(body);

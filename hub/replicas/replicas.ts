@@ -2,6 +2,7 @@
 // notices that carry work for a node to the replica that holds it (docs/hub-replicas.md, 3 and 4).
 import { randomBytes } from "node:crypto";
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
+import { NovaError } from "../../shared/errors.ts";
 import { LogLimiter, type Logger } from "../../shared/log.ts";
 import {
   type HubSql,
@@ -19,8 +20,8 @@ import { type Leadership, NotLeaderError } from "./leadership.ts";
 export type NodeNotice =
   /** `r` holds node `n`'s session from claim epoch `e`: an older session elsewhere is stale. */
   | { k: "claim"; n: string; r: string; e: number }
-  /** `r` no longer holds node `n`'s session. */
-  | { k: "release"; n: string; r: string }
+  /** `r` no longer holds node `n`'s session from its claim of epoch `e`. */
+  | { k: "release"; n: string; r: string; e: number }
   /** Send node `n` what the store holds for it now: its desired set, rule sets, hub cache entries, recent verdicts. */
   | { k: "allocs" | "config" | "cache" | "verdicts"; n: string }
   /** End node `n`'s session (its key was reset or revoked), with this reason. */
@@ -41,6 +42,11 @@ export interface ReplicaOptions {
   ttlMs?: number;
   /** How often the directory and the members are read again (default 2 s); notices update them at once. */
   refreshMs?: number;
+  /**
+   * How long the nodes of a replica that died still count as connected (default 30 s, the hub's
+   * restart grace): their agents are finding another replica, and only silence can make them suspect.
+   */
+  graceMs?: number;
 }
 
 /** What this replica does for a node whose session it holds, asked by another replica. */
@@ -53,6 +59,8 @@ export interface ReplicaHandlers {
   /** Another replica claimed `node` (claim epoch `epoch`): a session here from an older claim ends. */
   moved(node: string, epoch: number): void;
   end(node: string, reason: string): void;
+  /** This replica lost its membership (cut off from the store, or paused): every session here ends. */
+  dropAll(reason: string): void;
 }
 
 interface Remote {
@@ -82,6 +90,8 @@ export class Replicas implements Leadership {
   readonly #gained: (() => void)[] = [];
   /** Live members by id, as last read. */
   #members = new Set<string>();
+  /** When each replica was last known alive (to give a dead one's nodes their grace). */
+  readonly #lastAlive = new Map<string, number>();
   /** Nodes whose sessions other replicas hold, as last read or told. */
   #remote = new Map<string, Remote>();
   /** This replica's claim epoch per node it holds. */
@@ -92,8 +102,9 @@ export class Replicas implements Leadership {
   #listened = false;
 
   constructor(o: ReplicaOptions) {
-    this.#o = { ttlMs: 10_000, refreshMs: 2000, ...o };
-    this.id = `${o.hubId.replace(/[^\x21-\x7e]/g, "_").slice(0, 160)}.${randomBytes(6).toString("hex")}`;
+    this.#o = { ttlMs: 10_000, refreshMs: 2000, graceMs: 30_000, ...o };
+    // Also its MQTT uplink route: one topic level (shared/link/topics.ts ROUTE_PATTERN).
+    this.id = `${o.hubId.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 160)}.${randomBytes(6).toString("hex")}`;
     this.#failures = new LogLimiter(o.log, { intervalMs: 10_000 });
     this.leases = new Leases(o.sql);
     this.directory = new SessionDirectory(o.sql);
@@ -107,7 +118,16 @@ export class Replicas implements Leadership {
       ttlMs: this.#o.ttlMs,
       clock: o.clock,
       onGained: () => this.#members.add(this.id),
-      onLost: () => {},
+      // The others no longer count this replica's nodes as connected: its agents must move to a
+      // replica that is a member, or the leader would judge them by silence and fail them over.
+      onLost: () => {
+        this.#members.delete(this.id);
+        o.log.warn("this replica lost its membership; its sessions end until it holds it again", {
+          replica: this.id,
+        });
+        this.#claims.clear();
+        this.#handlers?.dropAll("this hub replica lost its membership of the store");
+      },
       onError: onError("membership"),
     });
     this.#controller = new LeaseKeeper({
@@ -148,7 +168,17 @@ export class Replicas implements Leadership {
     await this.#sub?.unsubscribe().catch(() => {});
     await this.#controller.stop();
     await this.#refreshing;
-    await this.directory.drop(this.id).catch(() => {});
+    // The others stop counting these nodes as held here at once, not at their next read.
+    const held = new Map(this.#claims);
+    this.#claims.clear();
+    const dropped = await this.directory.drop(this.id).catch(() => [] as string[]);
+    await Promise.all(
+      dropped.map((n) =>
+        this.#notifier
+          .publish(CHANNEL, JSON.stringify({ k: "release", n, r: this.id, e: held.get(n) ?? 0 }))
+          .catch(() => {}),
+      ),
+    );
     await this.#member.stop();
   }
 
@@ -179,8 +209,12 @@ export class Replicas implements Leadership {
 
   /** Claims `node`'s session for this replica (at its hello, before the welcome); tells the others. */
   async claim(node: string): Promise<number> {
+    // A replica the others do not count as alive takes no sessions (the agent comes back later).
+    if (this.#member.epoch === undefined)
+      throw new NovaError("store_failed", `hub replica ${this.id} is not a member of the store now`);
     const { epoch } = await this.directory.claim(node, this.id, this.#o.clock.now());
-    this.#claims.set(node, epoch);
+    // Two hellos of one node here may finish their claims out of order: the newest claim stands.
+    if (epoch > (this.#claims.get(node) ?? 0)) this.#claims.set(node, epoch);
     this.#remote.delete(node);
     this.#publish({ k: "claim", n: node, r: this.id, e: epoch });
     return epoch;
@@ -196,7 +230,7 @@ export class Replicas implements Leadership {
     void this.directory
       .release(node, this.id, epoch)
       .then((released) => {
-        if (released) this.#publish({ k: "release", n: node, r: this.id });
+        if (released) this.#publish({ k: "release", n: node, r: this.id, e: epoch });
       })
       .catch((err: unknown) =>
         this.#failures.warn("release", "a session's end could not be written to the directory", {
@@ -212,6 +246,17 @@ export class Replicas implements Leadership {
     return r && r.replica !== this.id && this.#members.has(r.replica) ? r.replica : undefined;
   }
 
+  /**
+   * Whether `node`'s session was held by a replica that died less than the grace ago (its agent is
+   * on its way to another replica): it still counts as connected, judged by its silence alone.
+   */
+  heldByDeparted(node: string): boolean {
+    const r = this.#remote.get(node);
+    if (!r || r.replica === this.id || this.#members.has(r.replica)) return false;
+    const alive = this.#lastAlive.get(r.replica);
+    return alive !== undefined && this.#o.clock.now() - alive < this.#o.graceMs;
+  }
+
   /** Live replicas, this one included while its membership holds. */
   members(): string[] {
     return [...this.#members].sort();
@@ -222,9 +267,10 @@ export class Replicas implements Leadership {
    * when no live replica holds it (the node gets it at its next hello).
    */
   forward(node: string, kind: Deliverable): boolean {
-    if (this.elsewhere(node) === undefined) return false;
+    // Published even when no holder is known here yet: a claim this replica has not heard of may
+    // exist (the holder alone acts on it).
     this.#publish({ k: kind, n: node });
-    return true;
+    return this.elsewhere(node) !== undefined;
   }
 
   /** Ends `node`'s session wherever it is held (a key reset on any replica cuts it). */
@@ -257,9 +303,19 @@ export class Replicas implements Leadership {
         else if (r.replica !== null && r.replica !== this.id)
           remote.set(r.node, { replica: r.replica, epoch: r.epoch });
       }
+      // A newer claim elsewhere whose notice was missed (the listening connection reconnected): the
+      // session here is stale.
+      for (const r of rows) {
+        const mine = this.#claims.get(r.node);
+        if (mine !== undefined && r.epoch > mine && r.replica !== this.id) {
+          this.#claims.delete(r.node);
+          this.#handlers?.moved(r.node, r.epoch);
+        }
+      }
       const read = new Set(rows.map((r) => r.node));
       for (const [node, told] of this.#remote) if (!read.has(node)) remote.set(node, told);
       this.#members = members;
+      for (const m of members) this.#lastAlive.set(m, now);
       this.#remote = remote;
     } catch (err) {
       this.#failures.warn("directory", "the session directory could not be read", {
@@ -293,7 +349,9 @@ export class Replicas implements Leadership {
       case "claim": {
         if (n.r === this.id) return;
         this.#members.add(n.r);
-        this.#remote.set(n.n, { replica: n.r, epoch: n.e });
+        this.#lastAlive.set(n.r, this.#o.clock.now());
+        // Notices may arrive out of order (they go through several connections): epochs only grow.
+        if ((this.#remote.get(n.n)?.epoch ?? 0) < n.e) this.#remote.set(n.n, { replica: n.r, epoch: n.e });
         const mine = this.#claims.get(n.n);
         if (mine !== undefined && mine < n.e) {
           this.#claims.delete(n.n);
@@ -301,9 +359,11 @@ export class Replicas implements Leadership {
         }
         return;
       }
-      case "release":
-        if (this.#remote.get(n.n)?.replica === n.r) this.#remote.delete(n.n);
+      case "release": {
+        const r = this.#remote.get(n.n);
+        if (r?.replica === n.r && r.epoch <= n.e) this.#remote.delete(n.n);
         return;
+      }
       case "end":
         if (h.holds(n.n)) h.end(n.n, n.why);
         return;

@@ -351,12 +351,14 @@ export class WorkloadController {
 
   /**
    * Failover's applier: places `count` replacements of a workload (its lost copies still count as
-   * active, so the count is given) and returns where, with each new allocation.
+   * active, so the count is given) and returns where, with each new allocation. `fenced`: decided by
+   * the leader's pass, so refused once it no longer leads (it does not count the copies again).
    */
   placeReplacements(
     name: string,
     count: number,
     exclude: readonly string[] = [],
+    fenced = false,
   ): Promise<{ node: string; alloc: string }[]> {
     return this.#serial(() =>
       this.#change(async (tx, touched) => {
@@ -366,14 +368,18 @@ export class WorkloadController {
         if (exclude.length > 0)
           fleet = { ...fleet, nodes: fleet.nodes.filter((n) => !exclude.includes(n.id)) };
         return this.#placeMissing(tx, touched, w, fleet, undefined, count);
-      }),
+      }, fenced),
     );
   }
 
-  /** Failover's applier: stops these allocations and starts fresh copies where `start` says, in one step. */
+  /**
+   * Failover's applier: stops these allocations and starts fresh copies where `start` says, in one step.
+   * `fenced`: decided by the leader's pass (refused once it no longer leads); an operator's move is not.
+   */
   applyFailover(
     stop: readonly string[],
     start: readonly { workload: string; node: string }[],
+    fenced = false,
   ): Promise<string[]> {
     return this.#serial(() =>
       this.#change(async (tx, touched) => {
@@ -393,7 +399,7 @@ export class WorkloadController {
           touched.add(s.node);
         }
         return started;
-      }, true),
+      }, fenced),
     );
   }
 

@@ -2,7 +2,7 @@
 import { MqttClient } from "../mqtt/index.ts";
 import { type MessageType, RELIABLE_TYPES } from "../protocol/index.ts";
 import type { TlsMaterial } from "../tls.ts";
-import { downTopic, presenceTopic, upTopic } from "./topics.ts";
+import { downTopic, presenceTopic, routedUpTopic, upTopic } from "./topics.ts";
 import type { FrameTopic, Transport } from "./transport.ts";
 
 // Rough size of one QoS 1 publish awaiting its PUBACK, for the link's flow control.
@@ -22,6 +22,8 @@ export class MqttTransport implements Transport {
   readonly presenceSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
   /** Retained messages on our downlink: stale or planted by someone, never from a live session. */
   retainedIgnored = 0;
+  /** The replica that holds this connection's session, once its handshake answer named it. */
+  #route: string | undefined;
 
   /** `tls` applies to mqtts:// only: a CA that verifies the broker (else the public roots), a client certificate and key. */
   constructor(url: string, nodeId: string, opts: { tls?: TlsMaterial } = {}) {
@@ -67,8 +69,16 @@ export class MqttTransport implements Transport {
     if (!client || this.#closed || !client.connected) return false;
     const qos = type === "hs" || RELIABLE_TYPES.has(type) || type === "hello" ? 1 : 0;
     // A lost PUBACK is harmless: the link's own acks and outbox decide what is resent.
-    client.publish(upTopic(this.#nodeId, type), frame, { qos }).catch(() => {});
+    const topic =
+      this.#route === undefined
+        ? upTopic(this.#nodeId, type)
+        : routedUpTopic(this.#route, this.#nodeId, type);
+    client.publish(topic, frame, { qos }).catch(() => {});
     return true;
+  }
+
+  route(route: string): void {
+    this.#route = route;
   }
 
   bufferedAmount(): number {

@@ -22,6 +22,11 @@ export interface Transport {
   readonly presenceSecret?: string | undefined;
   /** The transport asks for an authenticated round trip now (the hub may have lost the session). */
   onProbe?(handler: () => void): void;
+  /**
+   * MQTT: the hub replica that answered the handshake named its own uplink; every later frame of this
+   * connection goes there (shared/link/topics.ts, routedUpTopic).
+   */
+  route?(route: string): void;
 }
 
 /** What a transport needs to know about the node it carries. */

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import { decodeCbor, encodeCbor, PROTOCOL_VERSION } from "../protocol/index.ts";
 import type { FrameTopic, Transport } from "../link/transport.ts";
+import { ROUTE_PATTERN } from "../link/topics.ts";
 import {
   encodeKey,
   FRAME,
@@ -200,7 +201,13 @@ export class SecureTransport implements Transport {
         try {
           const read = attempt.read(frame.subarray(1 + HANDSHAKE_ID_BYTES));
           const hubKey = attempt.remoteStatic!;
-          const body = decodeCbor(read.payload) as { v?: unknown; hub?: unknown; tp?: unknown; te?: unknown };
+          const body = decodeCbor(read.payload) as {
+            v?: unknown;
+            hub?: unknown;
+            tp?: unknown;
+            te?: unknown;
+            rt?: unknown;
+          };
           if (body?.v !== SESSION_PROTOCOL || typeof body.hub !== "string") throw new Error("bad answer");
           if (trusted.length > 0) {
             if (!trusted.some((k) => keysEqual(k, hubKey))) {
@@ -227,6 +234,9 @@ export class SecureTransport implements Transport {
           }
           this.#hubKey = hubKey;
           this.#hubId = body.hub;
+          // One replica of several answered through a shared subscription: the rest of the session
+          // (message 3 on) goes to it alone. Authenticated with the rest of message 2.
+          if (typeof body.rt === "string" && ROUTE_PATTERN.test(body.rt)) this.#inner.route?.(body.rt);
           done(attempt);
         } catch {
           this.#o.onRefused?.("handshake");

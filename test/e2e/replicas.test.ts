@@ -9,6 +9,7 @@ import { openPostgres } from "../../hub/store/sql/index.ts";
 import type { HubSql } from "../../hub/store/sql/index.ts";
 import { loop, pids } from "../support/marked-procs.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
+import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -19,14 +20,26 @@ interface NodeJson {
 }
 
 /** `n` replicas of one hub on the store `url`: one hub key (agents pin it), one id, one set of tokens. */
-async function startReplicas(dir: string, url: string, n: number, args: string[] = []): Promise<HubHandle[]> {
+async function startReplicas(
+  dir: string,
+  url: string,
+  n: number,
+  args: string[] = [],
+  mqtt?: string,
+): Promise<HubHandle[]> {
   const key = generateKeyPair();
   const hubs: HubHandle[] = [];
   for (let i = 0; i < n; i++) {
     const data = join(dir, `replica-${i}`);
     mkdirSync(data, { recursive: true });
     writeFileSync(join(data, "hub.key"), `${encodeKey(key.secret)}\n`, { mode: 0o600 });
-    hubs.push(await startHub({ data, args: ["--store", url, "--hub-id", "hub-r", ...args] }));
+    hubs.push(
+      await startHub({
+        data,
+        args: ["--store", url, "--hub-id", "hub-r", ...args],
+        ...(mqtt ? { mqtt } : {}),
+      }),
+    );
   }
   return hubs;
 }
@@ -48,146 +61,158 @@ async function leaderOf(store: HubSql, hubs: HubHandle[]): Promise<{ i: number }
 const node = async (hub: HubHandle, id: string) => (await hub.api<NodeJson>(`/api/v1/nodes/${id}`)).body;
 
 describeOnPostgres("hub replicas", (pg) => {
-  test("three replicas, agents spread over them: SIGKILL one replica, then another, while they sample; every node's account balances with nothing stored twice, no node is ever declared down, and a workload created through one replica is placed once and runs once throughout", async () => {
-    using dir = tempDir();
-    const url = await pg().newDatabase();
-    // Short timings, so that a node looking silent to the leader would be declared down within the run.
-    const hubs = await startReplicas(dir.path, url, 3, [
-      "--restart-grace",
-      "10s",
-      "--suspect-after",
-      "15s",
-      "--down-after",
-      "30s",
-    ]);
-    const began = Date.now();
-    const store = openPostgres(url);
-    const agents: AgentHandle[] = [];
-    const mark = `novacron-e2e-replicas-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
-    const ids = Array.from({ length: 12 }, (_, i) => `rep-${String(i).padStart(2, "0")}`);
-    const copies: number[] = [];
-    let sampling = true;
-    try {
-      // Each agent starts at its own replica and falls back through the others in order.
-      for (const [i, id] of ids.entries()) {
-        const list = [0, 1, 2].map((k) => hubs[(i + k) % 3]!.wsUrl).join(",");
-        agents.push(
-          await startAgent({
-            data: join(dir.path, id),
-            nodeId: id,
-            hub: list,
-            joinToken: hubs[0]!.joinToken,
-            args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
-          }),
+  test.skipIf(!mosquittoBinary())(
+    "three replicas, 30 agents (15 over WebSocket with ordered hub lists, 15 through one MQTT broker) spread over them: SIGKILL one replica, then another, while they sample; every node's account balances with nothing stored twice, no node is ever declared down, and a workload created through one replica is placed once and runs once throughout",
+    async () => {
+      using dir = tempDir();
+      const url = await pg().newDatabase();
+      await using broker = await startMosquitto(dir.path);
+      // Short timings, so that a node looking silent to the leader would be declared down within the run.
+      const hubs = await startReplicas(
+        dir.path,
+        url,
+        3,
+        ["--restart-grace", "10s", "--suspect-after", "15s", "--down-after", "30s"],
+        broker.url,
+      );
+      const began = Date.now();
+      const store = openPostgres(url);
+      const agents: AgentHandle[] = [];
+      const mark = `novacron-e2e-replicas-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
+      const ids = Array.from({ length: 30 }, (_, i) => `rep-${String(i).padStart(2, "0")}`);
+      const copies: number[] = [];
+      let sampling = true;
+      try {
+        // Over WebSocket each agent starts at its own replica and falls back through the others in
+        // order; over MQTT the broker hands its first handshake message to one replica of three.
+        for (const [i, id] of ids.entries()) {
+          const ws = [0, 1, 2].map((k) => hubs[(i + k) % 3]!.wsUrl).join(",");
+          const list = i % 2 === 0 ? ws : broker.url;
+          agents.push(
+            await startAgent({
+              data: join(dir.path, id),
+              nodeId: id,
+              hub: list,
+              joinToken: hubs[0]!.joinToken,
+              args: ["--heartbeat-interval", "1s", "--batch-interval", "1s"],
+            }),
+          );
+        }
+        for (const id of ids)
+          await waitFor(async () => (await node(hubs[0]!, id)).ingest.samples > 0, {
+            what: `samples of ${id}`,
+            timeoutMs: 30_000,
+          });
+        const held = await store.all<{ replica: string; n: number }>(
+          "SELECT replica, count(*) AS n FROM node_sessions WHERE replica IS NOT NULL GROUP BY replica",
         );
-      }
-      for (const id of ids)
-        await waitFor(async () => (await node(hubs[0]!, id)).ingest.samples > 0, {
-          what: `samples of ${id}`,
+        // Sessions are spread: each replica holds some, and the broker handed MQTT agents to several.
+        expect(held).toHaveLength(3);
+        const mqttHolders = await store.all(
+          "SELECT DISTINCT s.replica FROM node_sessions s JOIN nodes n ON n.id = s.node WHERE n.transport = 'mqtt' AND s.replica IS NOT NULL",
+        );
+        expect(mqttHolders.length).toBeGreaterThanOrEqual(2);
+
+        // Created through a replica that does not lead (if one leads yet): it is placed once.
+        const leading = (await waitFor(() => leaderOf(store, hubs), { what: "a replica to lead" })).i;
+        const via = hubs[(leading + 1) % 3]!;
+        const created = await via.api("/api/v1/workloads", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            name: "svc",
+            driver: "exec",
+            command: "/bin/sh",
+            args: loop(mark),
+            replicas: 1,
+          }),
+        });
+        expect(created.status).toBe(201);
+        await waitFor(async () => (await pids(mark)).length === 1, {
+          what: "the workload's one copy to run",
           timeoutMs: 30_000,
         });
-      const held = await store.all<{ replica: string; n: number }>(
-        "SELECT replica, count(*) AS n FROM node_sessions WHERE replica IS NOT NULL GROUP BY replica",
-      );
-      // Sessions are spread: each replica holds some.
-      expect(held).toHaveLength(3);
+        // Sampled throughout: the copies running and the allocations wanted running.
+        const sampler = (async () => {
+          while (sampling) {
+            copies.push((await pids(mark)).length);
+            const active = await store.all(
+              "SELECT id FROM allocs WHERE workload = 'svc' AND desired = 'run'",
+            );
+            copies.push(active.length);
+            await Bun.sleep(250);
+          }
+        })();
 
-      // Created through a replica that does not lead (if one leads yet): it is placed once.
-      const leading = (await waitFor(() => leaderOf(store, hubs), { what: "a replica to lead" })).i;
-      const via = hubs[(leading + 1) % 3]!;
-      const created = await via.api("/api/v1/workloads", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          name: "svc",
-          driver: "exec",
-          command: "/bin/sh",
-          args: loop(mark),
-          replicas: 1,
-        }),
-      });
-      expect(created.status).toBe(201);
-      await waitFor(async () => (await pids(mark)).length === 1, {
-        what: "the workload's one copy to run",
-        timeoutMs: 30_000,
-      });
-      // Sampled throughout: the copies running and the allocations wanted running.
-      const sampler = (async () => {
-        while (sampling) {
-          copies.push((await pids(mark)).length);
-          const active = await store.all("SELECT id FROM allocs WHERE workload = 'svc' AND desired = 'run'");
-          copies.push(active.length);
-          await Bun.sleep(250);
-        }
-      })();
-
-      // The leader dies first, then one of the two left.
-      const first = leading;
-      await hubs[first]!.proc.kill("SIGKILL");
-      const left = [0, 1, 2].filter((i) => i !== first);
-      await waitFor(
-        async () => {
-          const l = await leaderOf(store, hubs);
-          return l !== undefined && l.i !== first ? l : undefined;
-        },
-        { what: "another replica to lead", timeoutMs: 30_000 },
-      );
-      await Bun.sleep(5000);
-      const second = left[0]!;
-      await hubs[second]!.proc.kill("SIGKILL");
-      const last = hubs[left[1]!]!;
-      // Every agent ends at the last replica, and its samples keep arriving there.
-      await waitFor(
-        async () => {
-          const rows = await store.all<{ replica: string | null }>(
-            "SELECT DISTINCT replica FROM node_sessions WHERE node LIKE 'rep-%'",
-          );
-          return rows.length === 1 && isReplica(last, rows[0]!.replica);
-        },
-        { what: "every agent to hold its session at the last replica", timeoutMs: 60_000 },
-      );
-      // Long enough past the grace for a node that looked silent to be lost.
-      await Bun.sleep(Math.max(3000, began + 50_000 - Date.now()));
-      sampling = false;
-      await sampler;
-
-      for (const id of ids)
+        // The leader dies first, then one of the two left.
+        const first = leading;
+        await hubs[first]!.proc.kill("SIGKILL");
+        const left = [0, 1, 2].filter((i) => i !== first);
         await waitFor(
           async () => {
-            const n = await node(last, id);
-            const c = n.counters;
-            return c !== null && c.lost === 0 && c.produced === c.dropped + n.ingest.samples + c.held
-              ? n
-              : undefined;
+            const l = await leaderOf(store, hubs);
+            return l !== undefined && l.i !== first ? l : undefined;
           },
-          { what: `${id}'s account to balance`, timeoutMs: 30_000 },
+          { what: "another replica to lead", timeoutMs: 30_000 },
         );
-      expect(await store.all("SELECT node, seq FROM batches GROUP BY node, seq HAVING count(*) > 1")).toEqual(
-        [],
-      );
-      // No node was ever declared down: no liveness transition to disconnected or lost.
-      const down = await store.all<{ node: string; change: string; reason: string }>(
-        "SELECT node, change, reason FROM failover_events WHERE kind = 'node' AND (change LIKE '%disconnected' OR change LIKE '%lost')",
-      );
-      expect(down).toEqual([]);
-      expect(await store.all("SELECT id, node, message FROM hub_alerts WHERE rule = 'node-down'")).toEqual(
-        [],
-      );
-      // Each leader recorded what it judged: every node ready at the last one.
-      const ready = await store.all<{ node: string }>(
-        "SELECT DISTINCT node FROM failover_events WHERE kind = 'node' AND change LIKE '%-> ready' ORDER BY node",
-      );
-      expect(ready.map((r) => r.node)).toEqual(ids);
-      // One copy wanted and one running at every sample: never stopped, never doubled.
-      expect(copies.length).toBeGreaterThan(20);
-      expect(copies.every((c) => c === 1)).toBe(true);
-      expect(await store.all("SELECT id FROM allocs WHERE workload = 'svc'")).toHaveLength(1);
-    } finally {
-      sampling = false;
-      for (const a of agents) await a[Symbol.asyncDispose]();
-      for (const h of hubs) await h[Symbol.asyncDispose]();
-      for (const p of await pids(mark)) process.kill(p, "SIGKILL");
-      await store.close();
-    }
-  }, 240_000);
+        await Bun.sleep(5000);
+        const second = left[0]!;
+        await hubs[second]!.proc.kill("SIGKILL");
+        const last = hubs[left[1]!]!;
+        // Every agent ends at the last replica, and its samples keep arriving there.
+        await waitFor(
+          async () => {
+            const rows = await store.all<{ replica: string | null }>(
+              "SELECT DISTINCT replica FROM node_sessions WHERE node LIKE 'rep-%'",
+            );
+            return rows.length === 1 && isReplica(last, rows[0]!.replica);
+          },
+          { what: "every agent to hold its session at the last replica", timeoutMs: 60_000 },
+        );
+        // Long enough past the grace for a node that looked silent to be lost.
+        await Bun.sleep(Math.max(3000, began + 50_000 - Date.now()));
+        sampling = false;
+        await sampler;
+
+        for (const id of ids)
+          await waitFor(
+            async () => {
+              const n = await node(last, id);
+              const c = n.counters;
+              return c !== null && c.lost === 0 && c.produced === c.dropped + n.ingest.samples + c.held
+                ? n
+                : undefined;
+            },
+            { what: `${id}'s account to balance`, timeoutMs: 30_000 },
+          );
+        expect(
+          await store.all("SELECT node, seq FROM batches GROUP BY node, seq HAVING count(*) > 1"),
+        ).toEqual([]);
+        // No node was ever declared down: no liveness transition to disconnected or lost.
+        const down = await store.all<{ node: string; change: string; reason: string }>(
+          "SELECT node, change, reason FROM failover_events WHERE kind = 'node' AND (change LIKE '%disconnected' OR change LIKE '%lost')",
+        );
+        expect(down).toEqual([]);
+        expect(await store.all("SELECT id, node, message FROM hub_alerts WHERE rule = 'node-down'")).toEqual(
+          [],
+        );
+        // Each leader recorded what it judged: every node ready at the last one.
+        const ready = await store.all<{ node: string }>(
+          "SELECT DISTINCT node FROM failover_events WHERE kind = 'node' AND change LIKE '%-> ready' ORDER BY node",
+        );
+        expect(ready.map((r) => r.node)).toEqual(ids);
+        // One copy wanted and one running at every sample: never stopped, never doubled.
+        expect(copies.length).toBeGreaterThan(20);
+        expect(copies.every((c) => c === 1)).toBe(true);
+        expect(await store.all("SELECT id FROM allocs WHERE workload = 'svc'")).toHaveLength(1);
+      } finally {
+        sampling = false;
+        for (const a of agents) await a[Symbol.asyncDispose]();
+        for (const h of hubs) await h[Symbol.asyncDispose]();
+        for (const p of await pids(mark)) process.kill(p, "SIGKILL");
+        await store.close();
+      }
+    },
+    240_000,
+  );
 });

@@ -20,6 +20,10 @@ function recorder(local: Set<string>) {
       asked.push(`moved ${node} ${epoch}`);
     },
     end: (node, reason) => asked.push(`end ${node}: ${reason}`),
+    dropAll: (reason) => {
+      for (const node of local) asked.push(`dropped ${node}: ${reason}`);
+      local.clear();
+    },
   };
   return { asked, handlers };
 }
@@ -147,6 +151,63 @@ describeOnPostgres("replicas", (pg) => {
       await b.refresh();
       expect(b.elsewhere("n1")).toBeUndefined();
       expect(b.members()).toEqual([b.id]);
+    } finally {
+      await close();
+    }
+  }, 60_000);
+
+  test("a release names its claim: an older claim of the same node, here or elsewhere, never clears a newer one", async () => {
+    const { a, close } = await pair();
+    try {
+      await a.start(recorder(new Set(["n1"])).handlers);
+      const older = await a.claim("n1");
+      const newer = await a.claim("n1");
+      expect(await a.directory.release("n1", a.id, older)).toBe(false);
+      a.release("n1", older);
+      await Bun.sleep(200);
+      expect(await a.directory.holderOf("n1")).toMatchObject({ replica: a.id, epoch: newer });
+      expect(await a.directory.release("n1", a.id, newer)).toBe(true);
+      expect(await a.directory.holderOf("n1")).toBeUndefined();
+    } finally {
+      await close();
+    }
+  }, 60_000);
+
+  test("a claim elsewhere whose notice was missed is found at the next read of the directory, and the stale session here ends", async () => {
+    const { a, b, close } = await pair();
+    const onA = recorder(new Set(["n1"]));
+    try {
+      await a.start(onA.handlers);
+      await b.start(recorder(new Set()).handlers);
+      const first = await a.claim("n1");
+      // b's claim written without its notice (as if a's listening connection was reconnecting).
+      const { epoch } = await b.directory.claim("n1", b.id, Date.now());
+      expect(onA.asked).toEqual([]);
+      await a.refresh();
+      expect(onA.asked).toEqual([`moved n1 ${epoch}`]);
+      expect(epoch).toBe(first + 1);
+      expect(a.elsewhere("n1")).toBe(b.id);
+    } finally {
+      await close();
+    }
+  }, 60_000);
+
+  test("a replica that loses its membership (cut off, or paused past its lease) ends every session it holds and takes none until it is a member again", async () => {
+    const { sql, a, close } = await pair();
+    const onA = recorder(new Set(["n1", "n2"]));
+    try {
+      await a.start(onA.handlers);
+      await a.claim("n1");
+      await a.claim("n2");
+      await sql.run("UPDATE leases SET expires_at = 0 WHERE name = ?", [`replica/${a.id}`]);
+      await waitFor(() => onA.asked.length === 2, { what: "a to drop its sessions", timeoutMs: 15_000 });
+      expect(onA.asked.map((x) => x.split(":")[0])).toEqual(["dropped n1", "dropped n2"]);
+      await expect(a.claim("n3")).rejects.toThrow(/not a member/);
+      // It takes its membership again at its next round, and then sessions.
+      await waitFor(async () => (await a.claim("n3").catch(() => undefined)) !== undefined, {
+        what: "a to take sessions again",
+        timeoutMs: 15_000,
+      });
     } finally {
       await close();
     }
