@@ -12,6 +12,7 @@ import { describeOnPostgres } from "../support/postgres.ts";
 import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
+import { balanced } from "../support/accounts.ts";
 
 interface NodeJson {
   status: string;
@@ -174,17 +175,11 @@ describeOnPostgres("hub replicas", (pg) => {
         sampling = false;
         await sampler;
 
-        for (const id of ids)
-          await waitFor(
-            async () => {
-              const n = await node(last, id);
-              const c = n.counters;
-              return c !== null && c.lost === 0 && c.produced === c.dropped + n.ingest.samples + c.held
-                ? n
-                : undefined;
-            },
-            { what: `${id}'s account to balance`, timeoutMs: 30_000 },
-          );
+        for (const agent of agents)
+          await waitFor(() => balanced(agent, last), {
+            what: `${agent.nodeId}'s account to balance`,
+            timeoutMs: 30_000,
+          });
         expect(
           await store.all("SELECT node, seq FROM batches GROUP BY node, seq HAVING count(*) > 1"),
         ).toEqual([]);

@@ -127,6 +127,74 @@ describe("Kubernetes manifests", () => {
     }
   });
 
+  test("kubernetes: the replicas overlay: a Deployment of three hub replicas sharing one hub id, one key from a Secret and the store's URL from a Secret, ready only while the store takes writes, nothing kept on a volume, and a disruption budget of one", () => {
+    const overlay = join(ROOT, "packaging/kubernetes-replicas");
+    const k = Bun.YAML.parse(readFileSync(join(overlay, "kustomization.yaml"), "utf8")) as Doc;
+    expect(k.resources).toEqual(["../kubernetes", "hub-deployment.yaml", "hub-pdb.yaml"]);
+    // The single hub's StatefulSet is what the overlay deletes.
+    const deleted = Bun.YAML.parse(k.patches[0].patch) as Doc;
+    expect(deleted).toMatchObject({
+      $patch: "delete",
+      kind: "StatefulSet",
+      metadata: { name: "novacron-hub" },
+    });
+    expect(find(manifests(), "StatefulSet", deleted.metadata.name)).toBeDefined();
+
+    const deploy = Bun.YAML.parse(readFileSync(join(overlay, "hub-deployment.yaml"), "utf8")) as Doc;
+    const pdb = Bun.YAML.parse(readFileSync(join(overlay, "hub-pdb.yaml"), "utf8")) as Doc;
+    expect(deploy.kind).toBe("Deployment");
+    expect(deploy.spec.replicas).toBe(3);
+    const pod = deploy.spec.template;
+    const [hub] = pod.spec.containers;
+    // One hub id for every replica (not the pod's name).
+    expect(env(hub, "NOVACRON_HUB_ID").value).toBe("novacron-hub");
+    expect(env(hub, "NOVACRON_STORE").valueFrom.secretKeyRef).toEqual({ name: "novacron-store", key: "url" });
+    const data = env(hub, "NOVACRON_DATA").value;
+    const volumes = Object.fromEntries(pod.spec.volumes.map((v: Doc) => [v.name, v]));
+    const mounts = Object.fromEntries(hub.volumeMounts.map((m: Doc) => [m.mountPath, m]));
+    expect(volumes[mounts[data].name].emptyDir).toBeDefined();
+    const key = mounts[`${data}/hub.key`];
+    expect(key).toMatchObject({ subPath: "hub.key", readOnly: true });
+    expect(volumes[key.name].secret.secretName).toBe("novacron-hub-key");
+    expect(hub.readinessProbe.httpGet.path).toBe("/readyz");
+    expect(hub.livenessProbe.httpGet.path).toBe("/healthz");
+
+    // The Service the agents name selects these pods; the budget covers them.
+    const svc = find(manifests(), "Service", "novacron-hub");
+    for (const [label, value] of Object.entries(svc.spec.selector))
+      expect(pod.metadata.labels[label]).toBe(value as string);
+    expect(pdb.kind).toBe("PodDisruptionBudget");
+    expect(pdb.spec.maxUnavailable).toBe(1);
+    for (const [label, value] of Object.entries(pdb.spec.selector.matchLabels))
+      expect(pod.metadata.labels[label]).toBe(value as string);
+    for (const v of pod.spec.volumes.filter((x: Doc) => x.configMap))
+      expect(find(manifests(), "ConfigMap", v.configMap.name)).toBeDefined();
+  });
+
+  test.skipIf(!kubectl)(
+    "kubernetes: the replicas overlay renders with the Deployment and its budget in place of the StatefulSet",
+    async () => {
+      const r = await sh([kubectl!, "kustomize", join(ROOT, "packaging/kubernetes-replicas")]);
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      const docs = (Bun.YAML.parse(r.out) as Doc[]).filter(Boolean);
+      expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual(
+        [
+          "ConfigMap/novacron-agent-config",
+          "ConfigMap/novacron-hub-config",
+          "DaemonSet/novacron-agent",
+          "Deployment/novacron-hub",
+          "Namespace/novacron",
+          "PodDisruptionBudget/novacron-hub",
+          "Service/novacron-hub",
+          "Service/novacron-hub-headless",
+        ].sort(),
+      );
+      for (const d of docs.filter((x) => x.kind !== "Namespace"))
+        expect(d.metadata.namespace).toBe("novacron");
+    },
+  );
+
   test.skipIf(!kubectl)(
     "kubernetes: kustomize renders every object into the novacron namespace with the release's image tags",
     async () => {
@@ -157,7 +225,10 @@ describe("Kubernetes manifests", () => {
   test.skipIf(!hasModels)(
     "kubernetes: every object validates against the Kubernetes OpenAPI schema (kubernetes-models)",
     async () => {
-      for (const doc of manifests()) {
+      const overlay = ["hub-deployment.yaml", "hub-pdb.yaml"].map(
+        (f) => Bun.YAML.parse(readFileSync(join(ROOT, "packaging/kubernetes-replicas", f), "utf8")) as Doc,
+      );
+      for (const doc of [...manifests(), ...overlay]) {
         const [group, version] = doc.apiVersion.includes("/")
           ? doc.apiVersion.split("/")
           : ["", doc.apiVersion];
