@@ -2,7 +2,7 @@
 //
 //   bun bench/ingest.ts [--agents 10,100,1000] [--ticks-per-batch 60] [--window 64] [--samples 9504000]
 //                       [--heartbeat-ms 5000] [--timeout-s 300] [--out bench/out/ingest.json] [--profile-dir DIR]
-//                       [--store sqlite|postgres]
+//                       [--store sqlite|postgres] [--replicas 1,2,3]
 //
 // Starts a real hub process (test/support/processes.ts startHub) on a temp dir on disk, then, in this
 // process, N agents (bench/_sim-agent.ts) that each: open ws://127.0.0.1:PORT/v1/agent, say hello with the
@@ -14,7 +14,7 @@
 // clock runs from the first byte sent to the last ack received; the hub acks only after its commit
 // (SQLite synchronous=FULL; with --store postgres a private PostgreSQL started here with fsync on, a new
 // database per run), so acked = durable. Afterwards every node is read back through GET /api/v1/nodes/{id}.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -43,6 +43,7 @@ const { values: opts } = parseArgs({
     out: { type: "string", default: "bench/out/ingest.json" },
     "profile-dir": { type: "string" },
     store: { type: "string", default: "sqlite" },
+    replicas: { type: "string", default: "1" },
   },
 });
 if (opts.store !== "sqlite" && opts.store !== "postgres") throw new Error("--store is sqlite or postgres");
@@ -59,6 +60,10 @@ const intList = (s: string, what: string) =>
     return n;
   });
 const AGENT_COUNTS = intList(opts.agents, "agents");
+// Several hub processes on one PostgreSQL (hub replicas), agents spread over them round-robin.
+const REPLICA_COUNTS = intList(opts.replicas, "replicas");
+if (REPLICA_COUNTS.some((n) => n > 1) && opts.store !== "postgres")
+  throw new Error("--replicas above 1 needs --store postgres (replicas share one PostgreSQL)");
 const TICKS_PER_BATCH = intList(opts["ticks-per-batch"], "ticks-per-batch");
 const WINDOW = Number(opts.window);
 const TOTAL_SAMPLES = Number(opts.samples);
@@ -81,6 +86,8 @@ const dbBytes = (dir: string) =>
   fileSize(join(dir, "hub.db")) + fileSize(join(dir, "hub.db-wal")) + fileSize(join(dir, "hub.db-shm"));
 
 interface RunResult {
+  store: string;
+  replicas: number;
   agents: number;
   ticks_per_batch: number;
   samples_per_batch: number;
@@ -114,7 +121,12 @@ interface RunResult {
   error?: string;
 }
 
-async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatch[]): Promise<RunResult> {
+async function runOnce(
+  agentsN: number,
+  ticksPerBatch: number,
+  pool: EncodedBatch[],
+  replicasN = 1,
+): Promise<RunResult> {
   const perAgentTicks = Math.max(
     ticksPerBatch,
     Math.round(TOTAL_SAMPLES / SERIES / agentsN / ticksPerBatch) * ticksPerBatch,
@@ -123,6 +135,7 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
   const samplesPerBatch = ticksPerBatch * SERIES;
   const dir = mkdtempSync(join(tmpdir(), "novacron-ingest-"));
   let hub: HubHandle | undefined;
+  const hubs: HubHandle[] = [];
   const sims: SimAgent[] = [];
   try {
     log(
@@ -136,12 +149,22 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     if (profileDir) process.env.BUN_OPTIONS = `--cpu-prof-md --cpu-prof-dir=${profileDir}`;
     try {
       const store = opts.store === "postgres" ? ["--store", await postgresUrl()] : [];
-      hub = await startHub({ data: join(dir, "hub"), args: store });
+      hub = await startHub({ data: join(dir, "hub"), args: [...store, "--hub-id", "bench-hub"] });
+      hubs.push(hub);
+      // The other replicas share the first one's key (agents pin it) and tokens.
+      for (let r = 1; r < replicasN; r++) {
+        const data = join(dir, `hub-${r}`);
+        mkdirSync(data, { recursive: true });
+        writeFileSync(join(data, "hub.key"), readFileSync(join(dir, "hub", "hub.key")), { mode: 0o600 });
+        hubs.push(await startHub({ data, args: [...store, "--hub-id", "bench-hub"] }));
+      }
     } finally {
       if (bunOptions === undefined) delete process.env.BUN_OPTIONS;
       else process.env.BUN_OPTIONS = bunOptions;
     }
-    const hubPid = hub.proc.pid!;
+    const hubPids = hubs.map((h) => h.proc.pid!);
+    const rssOf = () => hubPids.reduce((a, pid) => a + (memoryOf(pid)?.rss ?? 0), 0);
+    const ticksOf = () => hubPids.reduce((a, pid) => a + (cpuTicksOf(pid) ?? 0), 0);
     const dataDir = join(dir, "hub");
     const t24h = Date.now() - 86_400_000;
     for (let i = 0; i < agentsN; i++) {
@@ -164,9 +187,12 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     }
     // Hellos in waves of 100, so that connecting is not what we measure.
     const tc = performance.now();
-    const wsUrl = `${hub.wsUrl}/v1/agent`;
     for (let i = 0; i < sims.length; i += 100) {
-      await Promise.all(sims.slice(i, i + 100).map((s) => s.connect(wsUrl, hub!.joinToken)));
+      await Promise.all(
+        sims
+          .slice(i, i + 100)
+          .map((s, j) => s.connect(`${hubs[(i + j) % hubs.length]!.wsUrl}/v1/agent`, hub!.joinToken)),
+      );
     }
     const connectS = (performance.now() - tc) / 1000;
     const dbBefore = dbBytes(dataDir);
@@ -174,13 +200,12 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
 
     const hubRss: number[] = [];
     let genRssPeak = 0;
-    const rssStart = memoryOf(hubPid)?.rss ?? 0;
+    const rssStart = rssOf();
     const sampler = setInterval(() => {
-      const m = memoryOf(hubPid);
-      if (m) hubRss.push(m.rss);
+      hubRss.push(rssOf());
       genRssPeak = Math.max(genRssPeak, process.memoryUsage.rss());
     }, 250);
-    const hubTicks0 = cpuTicksOf(hubPid) ?? 0;
+    const hubTicks0 = ticksOf();
     const gen0 = process.cpuUsage();
     const procs0 = allProcessTicks();
     const mc0 = machineCpu();
@@ -201,7 +226,7 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
       clearTimeout(timer);
     }
     const t1 = performance.now();
-    const hubTicks1 = cpuTicksOf(hubPid) ?? hubTicks0;
+    const hubTicks1 = ticksOf();
     const gen1 = process.cpuUsage(gen0);
     const mc1 = machineCpu();
     const procs1 = allProcessTicks();
@@ -211,10 +236,13 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     const dbLive = dbBytes(dataDir);
 
     // Grouped commits (one fsync each), from the hub's own counter.
-    const metricsText = await fetch(`${hub.url}/metrics`).then((r) => r.text());
-    const commits = Number(
-      /^novacron_hub_ingest_commits_total(?:\{\})? (\d+)/m.exec(metricsText)?.[1] ?? Number.NaN,
-    );
+    let commits = 0;
+    for (const h of hubs) {
+      const metricsText = await fetch(`${h.url}/metrics`).then((r) => r.text());
+      commits += Number(
+        /^novacron_hub_ingest_commits_total(?:\{\})? (\d+)/m.exec(metricsText)?.[1] ?? Number.NaN,
+      );
+    }
 
     // Read back what the hub holds, 20 requests at a time.
     const mismatches: string[] = [];
@@ -248,7 +276,7 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
       mismatches.push(`hub holds ${storedSamples} samples, sent ${totalSamples}`);
 
     for (const s of sims) s.close();
-    await hub.proc.kill("SIGTERM");
+    for (const h of hubs) await h.proc.kill("SIGTERM");
     hub = undefined;
     const dbAfter = dbBytes(dataDir);
     const rtts = sims.flatMap((s) => s.rtts);
@@ -260,10 +288,12 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     const machineBusy = ((mc1.busy - mc0.busy) / (mc1.total - mc0.total)) * 100;
     const cpuShare = (k: "softirq" | "iowait" | "steal") =>
       ((mc1[k] - mc0[k]) / (mc1.total - mc0.total)) * 100 * navigator.hardwareConcurrency;
-    const others = topOthers(procs0, procs1, [hubPid, process.pid], elapsedS);
+    const others = topOthers(procs0, procs1, [...hubPids, process.pid], elapsedS);
     const cores = navigator.hardwareConcurrency;
     const acked = ackedBatches * samplesPerBatch;
     const result: RunResult = {
+      store: opts.store!,
+      replicas: replicasN,
       agents: agentsN,
       ticks_per_batch: ticksPerBatch,
       samples_per_batch: samplesPerBatch,
@@ -312,12 +342,12 @@ async function runOnce(agentsN: number, ticksPerBatch: number, pool: EncodedBatc
     if (error) result.error = error;
     log(
       `N=${agentsN} T=${ticksPerBatch}: ${Math.round(result.samples_per_s).toLocaleString("en")} samples/s, ` +
-        `hub ${hubCpu.toFixed(0)}% CPU, generator ${genCpu.toFixed(0)}%, verified ${result.verified.ok}`,
+        `${replicasN} hub process(es) ${hubCpu.toFixed(0)}% CPU, generator ${genCpu.toFixed(0)}%, verified ${result.verified.ok}`,
     );
     return result;
   } finally {
     for (const s of sims) s.close();
-    if (hub) await hub.proc.kill("SIGKILL");
+    if (hub) for (const h of hubs) await h.proc.kill("SIGKILL");
     if (!process.env.KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -337,7 +367,7 @@ async function main(): Promise<void> {
     log(
       `T=${t}: pool of ${pool.length} batches, ${(pool.reduce((a, p) => a + p.data.byteLength, 0) / pool.length).toFixed(0)} B of data each; series: ${names.join(", ")}`,
     );
-    for (const n of AGENT_COUNTS) results.push(await runOnce(n, t, pool));
+    for (const r of REPLICA_COUNTS) for (const n of AGENT_COUNTS) results.push(await runOnce(n, t, pool, r));
   }
 
   printMachine(machine);
@@ -351,6 +381,8 @@ async function main(): Promise<void> {
   console.log(
     `\n${table([
       [
+        "store",
+        "replicas",
         "agents",
         "ticks/batch",
         "samples",
@@ -370,6 +402,8 @@ async function main(): Promise<void> {
         "verified",
       ],
       ...results.map((r) => [
+        r.store,
+        r.replicas,
         r.agents,
         r.ticks_per_batch,
         r.total_samples,
@@ -395,7 +429,8 @@ async function main(): Promise<void> {
   console.log(
     "  CPU% = 100 per core (this machine has " +
       `${navigator.hardwareConcurrency}); other = whole-machine busy time not taken by hub or generator; ` +
-      "DB B/sample = hub.db after a clean shutdown (WAL checkpointed) ÷ samples; target ≥ 1,000,000 samples/s on 2 cores.",
+      "DB B/sample = hub.db after a clean shutdown (WAL checkpointed) ÷ samples; target ≥ 1,000,000 samples/s on 2 cores; " +
+      "with replicas, hub CPU% and RSS are the sums over the replica processes.",
   );
   console.log(
     "\nwho else used the CPU during each run (CPU% per core; irq/softirq is not in any process's time):",

@@ -244,7 +244,11 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   const viewTimer = setInterval(controller.refreshView, 1000);
   // The registry's rows in memory take in ingest's counters and other hubs' writes every 2 s.
   const refreshNodes = oneAtATime(
-    () => registry.refresh(),
+    async () => {
+      await registry.refresh();
+      // Replicas: a key reset through another replica ends the session here even if its notice was lost.
+      if (replicas) gateway?.endUnkeyed("the node's key was reset by an operator");
+    },
     (err) => storeFailures.warn("nodes", "nodes could not be read", { error: (err as Error).message }),
   );
   const nodesTimer = setInterval(refreshNodes, 2000);

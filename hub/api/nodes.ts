@@ -68,8 +68,9 @@ export function nodesApi(deps: {
 }): Hono {
   const { registry, ingest, workloads, events } = deps;
   const app = new Hono();
-  const node = (id: string): NodeRecord => {
-    const n = registry.get(id);
+  // A node another hub replica admitted moments ago may not be in this one's rows yet: read it fresh.
+  const node = async (id: string): Promise<NodeRecord> => {
+    const n = registry.get(id) ?? (await registry.fresh(id));
     if (!n) throw new NotFoundError(`no node ${id}`);
     return n;
   };
@@ -92,7 +93,7 @@ export function nodesApi(deps: {
     "/:id/rotate-key",
     describeRoute({ summary: "ask a node to rotate its key", status: 202 }),
     async (c) => {
-      const id = node(c.req.param("id")).id;
+      const id = (await node(c.req.param("id"))).id;
       await registry.requestRotation(id);
       const asked = deps.askRotation?.(id) ?? false;
       return c.json({ id, rotation: asked ? "asked now" : "asked at the node's next session" }, 202);
@@ -106,7 +107,7 @@ export function nodesApi(deps: {
       bodyOptional: true,
     }),
     async (c) => {
-      const id = node(c.req.param("id")).id;
+      const id = (await node(c.req.param("id"))).id;
       const text = await c.req.text();
       let window_s = 3600;
       if (text.trim() !== "") {
@@ -128,8 +129,7 @@ export function nodesApi(deps: {
     describeRoute({ summary: "one node: resources, key, ingest counters, epochs" }),
     async (c) => {
       // Read from the store: its ingest counters as committed now.
-      node(c.req.param("id"));
-      const n = (await registry.fresh(c.req.param("id"))) ?? node(c.req.param("id"));
+      const n = (await registry.fresh(c.req.param("id"))) ?? (await node(c.req.param("id")));
       return c.json({
         ...summary(registry, n),
         kind: n.kind,
@@ -155,7 +155,7 @@ export function nodesApi(deps: {
     const id = c.req.param("id");
     // A node pinned by a workload may not have joined yet: its allocations are listed all the same.
     const allocs = (await workloads.allocsOnNode(id)).filter((a) => a.desired === "run");
-    if (allocs.length === 0) node(id);
+    if (allocs.length === 0) await node(id);
     return c.json({ allocs: allocs.map(allocView) });
   });
   app.get(
@@ -163,13 +163,13 @@ export function nodesApi(deps: {
     describeRoute({ summary: "a node's offline decisions with the hub's verdicts" }),
     async (c) => {
       const id = c.req.param("id");
-      node(id);
+      await node(id);
       return c.json({ decisions: await events.decisions(id) });
     },
   );
   app.get("/:id/series", describeRoute({ summary: "names of the series a node has sent" }), async (c) => {
     const id = c.req.param("id");
-    node(id);
+    await node(id);
     return c.json({ series: await ingest.series(id) });
   });
   app.get(
@@ -177,7 +177,7 @@ export function nodesApi(deps: {
     describeRoute({ summary: "points of one series in a time range", query: MetricsQuery }),
     async (c) => {
       const id = c.req.param("id");
-      node(id);
+      await node(id);
       const series = c.req.query("series");
       if (!series) throw new RequestError("query parameter series is required", "series");
       const now = Date.now();

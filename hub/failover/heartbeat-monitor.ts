@@ -221,13 +221,16 @@ export class HeartbeatMonitor {
 
   /**
    * This hub begins to lead failover (hub/replicas): what it judged while another replica led was never
-   * recorded, so it judges every node again from here. Each starts suspect; the next evaluation moves
-   * it by its last-heard time (its own or the stored one), and each change is recorded. A node not
-   * heard from since this process started still gets the restart grace.
+   * recorded, so every node it does not hold ready is judged again from here. Each starts suspect; the
+   * next evaluation moves it by its last-heard time (its own or the stored one), and each change is
+   * recorded. A node not heard from since this process started still gets the restart grace. Ready
+   * nodes are left as they are (the leader before saw them ready too, and a fleet's worth of
+   * "suspect -> ready" entries would bury the log at every hand-over).
    */
   rebase(reason: string): void {
     const now = this.#clock.now();
     for (const e of this.#nodes.values()) {
+      if (e.health === "ready") continue;
       e.health = "suspect";
       e.since = now;
       e.troubleSince = now;

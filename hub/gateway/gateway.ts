@@ -600,6 +600,15 @@ export class Gateway {
     return [...this.#sessions.keys()];
   }
 
+  /**
+   * Ends every session whose key the node's row no longer holds (reset or replaced through another
+   * replica, whose notice may have been missed while this one's listening connection reconnected).
+   */
+  endUnkeyed(reason: string): void {
+    for (const [node, peer] of [...this.#sessions])
+      if (peer.auth && !this.#o.registry.holdsKey(node, peer.auth.key)) this.endSession(node, reason, true);
+  }
+
   /** Ends a node's session here because another replica now holds a newer one (the agent moved). */
   dropSession(node: string, reason: string): void {
     const peer = this.#sessions.get(node);

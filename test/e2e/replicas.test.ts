@@ -191,11 +191,7 @@ describeOnPostgres("hub replicas", (pg) => {
         expect(await store.all("SELECT id, node, message FROM hub_alerts WHERE rule = 'node-down'")).toEqual(
           [],
         );
-        // Each leader recorded what it judged: every node ready at the last one.
-        const ready = await store.all<{ node: string }>(
-          "SELECT DISTINCT node FROM failover_events WHERE kind = 'node' AND change LIKE '%-> ready' ORDER BY node",
-        );
-        expect(ready.map((r) => r.node)).toEqual(ids);
+
         // One copy wanted and one running at every sample: never stopped, never doubled.
         expect(copies.length).toBeGreaterThan(20);
         expect(copies.every((c) => c === 1)).toBe(true);
