@@ -7,7 +7,7 @@ import { fleetApi } from "./api/fleet.ts";
 import { streamApi } from "./api/stream.ts";
 import { createApi } from "./api/index.ts";
 import { AuditLog, OperatorTokens, stateDigest } from "./auth/index.ts";
-import { CacheDistributor, type CacheFigures, CacheReplicator } from "./cache/index.ts";
+import { CacheDistributor, type CacheFigures, CacheReplicator, type StoredWrite } from "./cache/index.ts";
 import {
   type Alert,
   Alerter,
@@ -187,6 +187,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
     connected: () => registry.list().filter((n) => registry.isConnected(n.id)),
     log: o.log.child("caches"),
     now,
+    ...(replicas ? { announce: (w: StoredWrite) => replicas.announceCacheWrite(w) } : {}),
   });
   const controller = new WorkloadController({
     store: workloads,
@@ -415,6 +416,8 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
             claim: (node: string) => replicas.claim(node),
             released: (node: string, epoch: number) => replicas.release(node, epoch),
             endElsewhere: (node: string, reason: string) => replicas.endEverywhere(node, reason),
+            request: (node: string, kind: string, args: Record<string, unknown>, timeoutMs: number) =>
+              replicas.request(node, kind, args, timeoutMs),
           },
         }
       : {}),
@@ -688,6 +691,8 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       holds: (node) => gateway!.holds(node),
       moved: (node) => gateway!.dropSession(node, "the node's session moved to another replica"),
       end: (node, reason) => gateway!.endSession(node, reason, true),
+      request: (node, kind, args, timeoutMs) => gateway!.request(node, kind, args, timeoutMs),
+      relay: (w) => void caches.relayStored(w as StoredWrite).catch(deliverFailed(w.origin, "cache relay")),
       dropAll: (reason) => {
         for (const node of gateway!.nodes()) gateway!.dropSession(node, reason);
       },

@@ -38,6 +38,20 @@ export interface ReplicatorDeps {
   connected: () => NodeRecord[];
   log?: Logger;
   now: () => number;
+  /**
+   * Replicas: told of each winning write once it is stored, so that the other replicas relay it to the
+   * holders whose sessions they hold (`relayStored` there).
+   */
+  announce?: (w: StoredWrite) => void;
+}
+
+/** Where a stored write is: what another replica needs to relay it from the store. */
+export interface StoredWrite {
+  cache: string;
+  part: string;
+  scope: Scope;
+  origin: string;
+  key: string;
 }
 
 export interface CacheFigures {
@@ -150,7 +164,31 @@ export class CacheReplicator {
     afterCommit(() => {
       if (this.#pending.length === 0) queueMicrotask(() => this.#relay());
       this.#pending.push(relay);
+      this.#d.announce?.({ cache: w.cache, part, scope: w.replicate, origin: node, key: w.key });
     });
+  }
+
+  /**
+   * A write another replica stored: relayed to this replica's holders of its partition, with the value
+   * the store holds now (a later write that won meanwhile goes out instead: its own relay follows).
+   */
+  async relayStored(w: StoredWrite): Promise<void> {
+    const row = await this.#d.sql.get<{
+      value: Uint8Array | string | null;
+      text: number;
+      hlc: string;
+      ttl_ms: number | null;
+    }>("SELECT value, text, hlc, ttl_ms FROM cache_data WHERE cache = ? AND part = ? AND key = ?", [
+      w.cache,
+      w.part,
+      w.key,
+    ]);
+    if (!row) return;
+    const args: Record<string, unknown> = { cache: w.cache, key: w.key, hlc: row.hlc };
+    if (row.value !== null) args.value = asWritten(row.value, row.text);
+    if (row.ttl_ms !== null) args.ttl_ms = row.ttl_ms;
+    if (this.#pending.length === 0) queueMicrotask(() => this.#relay());
+    this.#pending.push({ cache: w.cache, part: w.part, scope: w.scope, origin: w.origin, args });
   }
 
   /** A strong read: the hub's value of a key in the reading node's partition (null: none). */

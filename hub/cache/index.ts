@@ -6,4 +6,9 @@ export {
   type CacheSender,
 } from "./cache-distributor.ts";
 export { CacheKey, CachePut, CacheTarget, parseCachePut, parseOrRefuse, targets } from "./cache-entry.ts";
-export { type CacheFigures, CacheReplicator, type ReplicatorDeps } from "./cache-replicator.ts";
+export {
+  type CacheFigures,
+  CacheReplicator,
+  type ReplicatorDeps,
+  type StoredWrite,
+} from "./cache-replicator.ts";

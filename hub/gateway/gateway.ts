@@ -64,6 +64,13 @@ export interface GatewayOptions {
     released(node: string, epoch: number): void;
     /** Ends the node's session on whichever other replica holds it. */
     endElsewhere(node: string, reason: string): void;
+    /** Asks a node whose session another replica holds, through it; undefined when none does. */
+    request(
+      node: string,
+      kind: string,
+      args: Record<string, unknown>,
+      timeoutMs: number,
+    ): Promise<Body<"reply">> | undefined;
   };
 }
 
@@ -547,8 +554,8 @@ export class Gateway {
   }
 
   /**
-   * Asks a node to do something now and waits for its reply. Rejects when the node has no session
-   * or does not answer within `timeoutMs`.
+   * Asks a node to do something now and waits for its reply (through the replica holding its session,
+   * when another does). Rejects when the node has no session or does not answer within `timeoutMs`.
    */
   request(
     node: string,
@@ -556,6 +563,11 @@ export class Gateway {
     args: Record<string, unknown>,
     timeoutMs = 5000,
   ): Promise<Body<"reply">> {
+    // A node held by another replica is asked through it.
+    if (!this.#sessions.has(node)) {
+      const there = this.#o.sessions?.request(node, kind, args, timeoutMs);
+      if (there) return there;
+    }
     const id = randomUUID();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

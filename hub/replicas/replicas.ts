@@ -2,7 +2,9 @@
 // notices that carry work for a node to the replica that holds it (docs/hub-replicas.md, 3 and 4).
 import { randomBytes } from "node:crypto";
 import type { Clock, TimerHandle } from "../../shared/clock.ts";
-import { NovaError } from "../../shared/errors.ts";
+import { randomUUID } from "node:crypto";
+import { NovaError, TooLargeError } from "../../shared/errors.ts";
+import type { Body } from "../../shared/protocol/index.ts";
 import { LogLimiter, type Logger } from "../../shared/log.ts";
 import {
   type HubSql,
@@ -25,7 +27,13 @@ export type NodeNotice =
   /** Send node `n` what the store holds for it now: its desired set, rule sets, hub cache entries, recent verdicts. */
   | { k: "allocs" | "config" | "cache" | "verdicts"; n: string }
   /** End node `n`'s session (its key was reset or revoked), with this reason. */
-  | { k: "end"; n: string; why: string };
+  | { k: "end"; n: string; why: string }
+  /** Replica `r` asks node `n` (request `id`) to do `q` with `a`, answering within `t` ms. */
+  | { k: "request"; n: string; id: string; q: string; a: Record<string, unknown>; t: number; r: string }
+  /** The answer to request `id` of replica `r` is in `node_replies`. */
+  | { k: "reply"; n: string; id: string; r: string }
+  /** Replica `r` stored node `n`'s winning write of `key` in cache `c`, partition `p`, scope `s`. */
+  | { k: "relay"; n: string; r: string; c: string; p: string; s: string; key: string };
 
 export type Deliverable = "allocs" | "config" | "cache" | "verdicts";
 
@@ -61,6 +69,15 @@ export interface ReplicaHandlers {
   end(node: string, reason: string): void;
   /** This replica lost its membership (cut off from the store, or paused): every session here ends. */
   dropAll(reason: string): void;
+  /** A named-cache write another replica stored: relay it to this replica's holders. */
+  relay(w: { cache: string; part: string; scope: string; origin: string; key: string }): void;
+  /** Asks a node whose session this replica holds, for another replica (Gateway.request). */
+  request(
+    node: string,
+    kind: string,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Body<"reply">>;
 }
 
 interface Remote {
@@ -100,6 +117,16 @@ export class Replicas implements Leadership {
   #refreshing: Promise<void> | undefined;
   #stopped = false;
   #listened = false;
+  /** Requests this replica asked of another replica's nodes, by id. */
+  readonly #asked = new Map<
+    string,
+    {
+      node: string;
+      resolve: (r: Body<"reply">) => void;
+      reject: (e: Error) => void;
+      timer: ReturnType<typeof setTimeout>;
+    }
+  >();
 
   constructor(o: ReplicaOptions) {
     this.#o = { ttlMs: 10_000, refreshMs: 2000, graceMs: 30_000, ...o };
@@ -165,6 +192,11 @@ export class Replicas implements Leadership {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#o.clock.clearInterval(this.#timer);
+    for (const [id, a] of this.#asked) {
+      clearTimeout(a.timer);
+      a.reject(new NovaError("not_found", `the hub stopped before node ${a.node} answered`));
+      this.#asked.delete(id);
+    }
     await this.#sub?.unsubscribe().catch(() => {});
     await this.#controller.stop();
     await this.#refreshing;
@@ -273,6 +305,79 @@ export class Replicas implements Leadership {
     return this.elsewhere(node) !== undefined;
   }
 
+  /**
+   * Asks a node whose session another live replica holds, through that replica (a witness question, a
+   * task's logs): the holder asks it and puts the answer in the store. Undefined when no live replica
+   * holds the node's session.
+   */
+  request(
+    node: string,
+    kind: string,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Body<"reply">> | undefined {
+    if (this.elsewhere(node) === undefined) return undefined;
+    const id = randomUUID();
+    const notice: NodeNotice = { k: "request", n: node, id, q: kind, a: args, t: timeoutMs, r: this.id };
+    const payload = JSON.stringify(notice);
+    if (payload.length > 7000)
+      return Promise.reject(
+        new TooLargeError(`a request for node ${node} is too large to pass to its replica`, "args"),
+      );
+    return new Promise((resolve, reject) => {
+      // The holder waits timeoutMs for the node; the store and the notices get a little more.
+      const timer = setTimeout(() => {
+        this.#asked.delete(id);
+        reject(
+          new NovaError(
+            "not_found",
+            `node ${node} did not answer within ${timeoutMs} ms (through another replica)`,
+          ),
+        );
+      }, timeoutMs + 2000);
+      this.#asked.set(id, { node, resolve, reject, timer });
+      void this.#notifier.publish(CHANNEL, payload).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#asked.delete(id);
+        reject(err as Error);
+      });
+    });
+  }
+
+  // A request another replica asked of a node held here: asked, and the answer stored and announced.
+  async #answer(n: Extract<NodeNotice, { k: "request" }>, h: ReplicaHandlers): Promise<void> {
+    let body: string;
+    try {
+      body = JSON.stringify({ reply: await h.request(n.n, n.q, n.a, n.t) });
+    } catch (err) {
+      body = JSON.stringify({ error: (err as Error).message });
+    }
+    await this.#o.sql.run("INSERT INTO node_replies (id, body, at) VALUES (?, ?, ?)", [
+      n.id,
+      body,
+      this.#o.clock.now(),
+    ]);
+    this.#publish({ k: "reply", n: n.n, id: n.id, r: n.r });
+  }
+
+  // The answer to one of this replica's requests is in the store: read once, then deleted.
+  async #collect(id: string): Promise<void> {
+    const asked = this.#asked.get(id);
+    if (!asked) return;
+    const row = await this.#o.sql.get<{ body: string }>("SELECT body FROM node_replies WHERE id = ?", [id]);
+    await this.#o.sql.run("DELETE FROM node_replies WHERE id = ?", [id]);
+    if (!row || !this.#asked.delete(id)) return;
+    clearTimeout(asked.timer);
+    const got = JSON.parse(row.body) as { reply?: Body<"reply">; error?: string };
+    if (got.reply) asked.resolve(got.reply);
+    else asked.reject(new NovaError("not_found", got.error ?? `node ${asked.node} gave no answer`));
+  }
+
+  /** Tells the other replicas of a named-cache write stored here, for their nodes holding the cache. */
+  announceCacheWrite(w: { cache: string; part: string; scope: string; origin: string; key: string }): void {
+    this.#publish({ k: "relay", n: w.origin, r: this.id, c: w.cache, p: w.part, s: w.scope, key: w.key });
+  }
+
   /** Ends `node`'s session wherever it is held (a key reset on any replica cuts it). */
   endEverywhere(node: string, reason: string): void {
     this.#publish({ k: "end", n: node, why: reason.slice(0, 500) });
@@ -316,6 +421,8 @@ export class Replicas implements Leadership {
       for (const [node, told] of this.#remote) if (!read.has(node)) remote.set(node, told);
       this.#members = members;
       for (const m of members) this.#lastAlive.set(m, now);
+      // Answers nobody collected (the asker died or gave up) go after five minutes.
+      await this.#o.sql.run("DELETE FROM node_replies WHERE at < ?", [now - 300_000]);
       this.#remote = remote;
     } catch (err) {
       this.#failures.warn("directory", "the session directory could not be read", {
@@ -366,6 +473,27 @@ export class Replicas implements Leadership {
       }
       case "end":
         if (h.holds(n.n)) h.end(n.n, n.why);
+        return;
+      case "request":
+        if (n.r !== this.id && h.holds(n.n))
+          void this.#answer(n, h).catch((err: unknown) =>
+            this.#failures.warn("answer", "a node's answer for another replica could not be stored", {
+              node: n.n,
+              error: (err as Error).message,
+            }),
+          );
+        return;
+      case "relay":
+        if (n.r !== this.id) h.relay({ cache: n.c, part: n.p, scope: n.s, origin: n.n, key: n.key });
+        return;
+      case "reply":
+        if (n.r === this.id)
+          void this.#collect(n.id).catch((err: unknown) =>
+            this.#failures.warn("collect", "a node's answer through another replica could not be read", {
+              node: n.n,
+              error: (err as Error).message,
+            }),
+          );
         return;
       case "allocs":
       case "config":

@@ -90,6 +90,20 @@ describeOnPostgres("hub replicas: failures", (pg) => {
       });
       expect(created.status).toBe(201);
       await waitFor(async () => (await pids(mark)).length === 1, { what: "the service on victim" });
+      // Its logs, asked through the replica that does not hold the victim's session, come through the one that does.
+      const alloc = await waitFor(() =>
+        store.get<{ id: string }>("SELECT id FROM allocs WHERE workload = 'svc' AND node = 'victim'"),
+      );
+      const logs = await waitFor(
+        async () => {
+          const r = await other.api<{ node: string; logs: string }>(
+            `/api/v1/workloads/svc/allocs/${alloc.id}/logs?lines=5`,
+          );
+          return r.status === 200 && r.body.logs.includes(mark) ? r.body : undefined;
+        },
+        { what: "the copy's logs through the other replica" },
+      );
+      expect(logs.node).toBe("victim");
       const standby = await startAgent({
         data: join(dir.path, "standby"),
         nodeId: "standby",
@@ -152,6 +166,41 @@ describeOnPostgres("hub replicas: failures", (pg) => {
       await store.close();
     }
   }, 180_000);
+
+  test("a named-cache write through one replica reaches a node whose session another replica holds", async () => {
+    using dir = tempDir();
+    const url = await pg().newDatabase();
+    const hubs = await startReplicas(dir.path, url, 2, []);
+    const agents: AgentHandle[] = [];
+    try {
+      const caches = JSON.stringify({ prices: { strategy: "write-behind", replicate: "site" } });
+      for (const [i, id] of ["writer", "reader"].entries())
+        agents.push(
+          await startAgent({
+            data: join(dir.path, id),
+            nodeId: id,
+            hub: hubs[i]!.wsUrl,
+            joinToken: hubs[0]!.joinToken,
+            args: [...agentArgs, "--caches", caches, "--label", "site=s1"],
+          }),
+        );
+      for (const a of agents)
+        await waitFor(async () => (await a.status()).connected, { what: `${a.nodeId} connected` });
+      const [writer, reader] = agents as [AgentHandle, AgentHandle];
+      const put = await fetch(`${writer.apiUrl}/v1/caches/prices/k1`, { method: "PUT", body: "42" });
+      expect(put.status).toBe(200);
+      await waitFor(
+        async () => {
+          const r = await fetch(`${reader.apiUrl}/v1/caches/prices/k1`);
+          return r.status === 200 && (await r.text()) === "42";
+        },
+        { what: "the reader, held by the other replica, to hold the writer's value" },
+      );
+    } finally {
+      for (const a of agents) await a[Symbol.asyncDispose]();
+      for (const h of hubs) await h[Symbol.asyncDispose]();
+    }
+  }, 120_000);
 
   test("PostgreSQL stopped for 30 s under two replicas and four agents: both replicas stay up and answer /readyz 503 meanwhile, ack nothing they could not store, and afterwards every node's account balances with nothing stored twice", async () => {
     using dir = tempDir();

@@ -24,6 +24,12 @@ function recorder(local: Set<string>) {
       for (const node of local) asked.push(`dropped ${node}: ${reason}`);
       local.clear();
     },
+    relay: (w) => asked.push(`relay ${w.cache}/${w.key} from ${w.origin}`),
+    request: async (node, kind, args) => {
+      asked.push(`request ${kind} ${node}`);
+      if (kind === "fail") throw new Error("the node said no");
+      return { id: "r", ok: true, body: { node, kind, args } };
+    },
   };
   return { asked, handlers };
 }
@@ -208,6 +214,30 @@ describeOnPostgres("replicas", (pg) => {
         what: "a to take sessions again",
         timeoutMs: 15_000,
       });
+    } finally {
+      await close();
+    }
+  }, 60_000);
+
+  test("a request for another replica's node is asked by the holder and its answer comes back through the store, which keeps nothing after", async () => {
+    const { sql, a, b, close } = await pair();
+    const onB = recorder(new Set(["n2"]));
+    try {
+      await a.start(recorder(new Set()).handlers);
+      await b.start(onB.handlers);
+      await b.claim("n2");
+      await waitFor(() => a.elsewhere("n2") === b.id, { what: "a to see b's claim" });
+      const reply = await a.request("n2", "logs", { alloc: "x", lines: 5 }, 2000);
+      expect(reply).toEqual({
+        id: "r",
+        ok: true,
+        body: { node: "n2", kind: "logs", args: { alloc: "x", lines: 5 } },
+      });
+      await expect(a.request("n2", "fail", {}, 2000)!).rejects.toThrow(/the node said no/);
+      expect(onB.asked).toEqual(["request logs n2", "request fail n2"]);
+      // Nobody holds n3: nothing to ask through.
+      expect(a.request("n3", "logs", {}, 2000)).toBeUndefined();
+      expect(await sql.all("SELECT id FROM node_replies")).toEqual([]);
     } finally {
       await close();
     }

@@ -99,8 +99,8 @@ async function todaysHub(
   return path;
 }
 
-/** What migrations 2 and 3 and the migration log add beyond what today's hub makes. */
-const MIGRATION_ONLY = ["leases", "node_sessions", "schema_migrations"];
+/** What migrations 2, 3 and 7 and the migration log add beyond what today's hub makes. */
+const MIGRATION_ONLY = ["leases", "node_replies", "node_sessions", "schema_migrations"];
 const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 /** Columns migrations after 4 add to tables a hub.db already has, with the value an existing row gets. */
 const LATER_COLUMNS: Record<string, Record<string, unknown>> = {
@@ -238,7 +238,7 @@ describe("migration 4 (hub tables) on SQLite", () => {
         Object.keys(once)
           .filter((t) => !(t in rows))
           .sort(),
-      ).toEqual(["leases", "node_sessions"]);
+      ).toEqual(["leases", "node_replies", "node_sessions"]);
       for (const [table, list] of Object.entries(rows))
         expect({ table, rows: once[table] }).toEqual({
           table,

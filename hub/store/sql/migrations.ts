@@ -137,4 +137,17 @@ CREATE INDEX{ine} node_sessions_by_replica ON node_sessions (replica);
         UPDATE hub_alert_events h SET seq = n.r FROM n WHERE h.ctid = n.ctid;`,
     },
   },
+  {
+    version: 7,
+    // A node's answer to a request another replica asked for it (hub/replicas): the replica holding
+    // the node's session writes it here and tells the asker, which reads it and deletes it.
+    name: "node replies",
+    sql: spell(`
+CREATE TABLE{ine} node_replies (
+  id TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  at {big} NOT NULL
+){norowid};
+`),
+  },
 ];
