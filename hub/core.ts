@@ -414,6 +414,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       ? {
           sessions: {
             claim: (node: string) => replicas.claim(node),
+            stands: (node: string, epoch: number) => replicas.stands(node, epoch),
             released: (node: string, epoch: number) => replicas.release(node, epoch),
             endElsewhere: (node: string, reason: string) => replicas.endEverywhere(node, reason),
             request: (node: string, kind: string, args: Record<string, unknown>, timeoutMs: number) =>
@@ -673,6 +674,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
   );
   // A replica joins the others once everything it serves exists: notices may arrive at once.
   let replicasStopped: Promise<void> = Promise.resolve();
+  let closed = false;
   if (replicas) {
     const deliverFailed = (node: string, kind: string) => (err: unknown) =>
       storeFailures.warn(`deliver:${kind}`, "what another replica asked to send a node could not be read", {
@@ -707,6 +709,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
           cacheDue.add(node);
           setTimeout(() => {
             cacheDue.delete(node);
+            if (closed) return;
             const rec = registry.get(node);
             if (rec && gateway!.holds(node)) void cache.onSession(rec).catch(deliverFailed(node, kind));
           }, 200);
@@ -771,6 +774,7 @@ export async function createHubCore(sql: HubSql, o: HubCoreOptions) {
       gateway?.drainBulk();
       void ingest.flush();
       void flushSeen();
+      closed = true;
       // After the last writes above are asked for: the directory forgets this replica's sessions.
       if (replicas) replicasStopped = seenFlush.then(() => replicas.stop()).catch(() => {});
     },

@@ -173,6 +173,8 @@ export class CacheReplicator {
    * the store holds now (a later write that won meanwhile goes out instead: its own relay follows).
    */
   async relayStored(w: StoredWrite): Promise<void> {
+    // Nothing to read when no node here holds the cache in that scope.
+    if (![...this.#holders.values()].some((h) => h.get(w.cache) === w.scope)) return;
     const row = await this.#d.sql.get<{
       value: Uint8Array | string | null;
       text: number;

@@ -389,7 +389,7 @@ export class Failover {
     if (o.signals && now - this.#lastTriggerCheck >= 5000) {
       this.#lastTriggerCheck = now;
       for (const t of this.#triggers.check(now, o.signals())) {
-        if (t.drainBy === undefined) await this.mover.onMigrationRequest(t.node, t.reason);
+        if (t.drainBy === undefined) await this.mover.onMigrationRequest(t.node, t.reason, true);
         else {
           await this.#record("migration_request", { node: t.node, reason: t.reason });
           await this.mover.drain(t.node, Math.max(0, t.drainBy - now), 1);

@@ -61,6 +61,7 @@ export class Mover {
     alloc: string,
     reason: string,
     to?: string,
+    fenced = false,
   ): Promise<{ twin: string; node: string } | { error: string }> {
     const o = this.#o;
     const a = await o.workloads.alloc(alloc);
@@ -73,9 +74,11 @@ export class Mover {
     if (to !== undefined) {
       if (to === a.node) return { error: `${alloc} already runs on ${to}` };
       if (!this.#o.isReady(to) || o.registry.get(to)?.draining) return { error: `node ${to} is not ready` };
-      [twin] = await o.controller.applyFailover([], [{ workload: a.workload, node: to }]);
+      [twin] = await o.controller.applyFailover([], [{ workload: a.workload, node: to }], fenced);
       node = to;
-    } else ({ node, alloc: twin } = (await o.controller.placeReplacements(a.workload, 1, [a.node]))[0] ?? {});
+    } else
+      ({ node, alloc: twin } =
+        (await o.controller.placeReplacements(a.workload, 1, [a.node], fenced))[0] ?? {});
     if (!node || !twin) return { error: `no other node fits ${a.workload}` };
     await this.store.addMove({
       old: alloc,
@@ -101,14 +104,15 @@ export class Mover {
   }
 
   /** A node's rule asked to move its work away (`request_migration`): each movable copy gets a twin elsewhere. */
-  async onMigrationRequest(node: string, reason: string): Promise<void> {
+  /** `fenced`: asked by the leader's pass (a migration trigger), so refused once it no longer leads. */
+  async onMigrationRequest(node: string, reason: string, fenced = false): Promise<void> {
     const o = this.#o;
     await this.#o.record("migration_request", { node, reason });
     if ((await this.store.drains()).some((d) => d.node === node)) return;
     for (const a of await o.workloads.allocsOnNode(node)) {
       if (a.desired !== "run" || (a.spec.nodes ?? []).length > 0 || a.spec.driver === "job") continue;
       if ((await this.store.moves()).some((m) => m.old === a.id)) continue;
-      const r = await this.move(a.id, `the node asked (${reason})`);
+      const r = await this.move(a.id, `the node asked (${reason})`, undefined, fenced);
       if ("error" in r)
         await this.#o.record("move_wait", { node, workload: a.workload, alloc: a.id, reason: r.error });
     }

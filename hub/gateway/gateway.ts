@@ -61,6 +61,8 @@ export interface GatewayOptions {
    */
   sessions?: {
     claim(node: string): Promise<number>;
+    /** Whether the claim of `epoch` still stands (this replica did not lose its membership since). */
+    stands(node: string, epoch: number): boolean;
     released(node: string, epoch: number): void;
     /** Ends the node's session on whichever other replica holds it. */
     endElsewhere(node: string, reason: string): void;
@@ -435,6 +437,15 @@ export class Gateway {
         return;
       }
       return unclaim();
+    }
+    // This replica lost its membership while the hello was admitted: the claim is void, come back later.
+    if (claim !== undefined && !this.#o.sessions!.stands(node, claim)) {
+      this.#send(peer, "error", {
+        code: "store_failed",
+        message: "this hub replica is not a member of its store now",
+      });
+      peer.close("the replica lost its membership during the hello");
+      return;
     }
     this.#installed.set(node, order);
     const previous = this.#sessions.get(node);

@@ -117,6 +117,8 @@ export class Replicas implements Leadership {
   #refreshing: Promise<void> | undefined;
   #stopped = false;
   #listened = false;
+  /** When this replica last lost its membership. */
+  #lostAt: number | undefined;
   /** Requests this replica asked of another replica's nodes, by id. */
   readonly #asked = new Map<
     string,
@@ -144,11 +146,16 @@ export class Replicas implements Leadership {
       holder: this.id,
       ttlMs: this.#o.ttlMs,
       clock: o.clock,
-      onGained: () => this.#members.add(this.id),
+      onGained: () => {
+        this.#members.add(this.id);
+        // Back after a loss: rows of sessions it ended then still name it; claims from now on stay.
+        if (this.#lostAt !== undefined) void this.#releaseStale(this.#o.clock.now());
+      },
       // The others no longer count this replica's nodes as connected: its agents must move to a
       // replica that is a member, or the leader would judge them by silence and fail them over.
       onLost: () => {
         this.#members.delete(this.id);
+        this.#lostAt = o.clock.now();
         o.log.warn("this replica lost its membership; its sessions end until it holds it again", {
           replica: this.id,
         });
@@ -252,6 +259,11 @@ export class Replicas implements Leadership {
     return epoch;
   }
 
+  /** Whether this replica's claim of `node` at `epoch` still stands (its newest, membership held since). */
+  stands(node: string, epoch: number): boolean {
+    return this.#claims.get(node) === epoch && this.#member.epoch !== undefined;
+  }
+
   /**
    * This replica's session of `node` from the claim of `epoch` ended; the directory forgets it unless
    * a newer claim (here or elsewhere) came since.
@@ -299,9 +311,9 @@ export class Replicas implements Leadership {
    * when no live replica holds it (the node gets it at its next hello).
    */
   forward(node: string, kind: Deliverable): boolean {
-    // Published even when no holder is known here yet: a claim this replica has not heard of may
-    // exist (the holder alone acts on it).
-    this.#publish({ k: kind, n: node });
+    // Published even when no holder is known here yet (a claim this replica has not heard of may exist;
+    // the holder alone acts on it), but only while another replica is alive to hold it.
+    if (this.#members.size > (this.#members.has(this.id) ? 1 : 0)) this.#publish({ k: kind, n: node });
     return this.elsewhere(node) !== undefined;
   }
 
@@ -320,7 +332,7 @@ export class Replicas implements Leadership {
     const id = randomUUID();
     const notice: NodeNotice = { k: "request", n: node, id, q: kind, a: args, t: timeoutMs, r: this.id };
     const payload = JSON.stringify(notice);
-    if (payload.length > 7000)
+    if (Buffer.byteLength(payload) > 7000)
       return Promise.reject(
         new TooLargeError(`a request for node ${node} is too large to pass to its replica`, "args"),
       );
@@ -383,6 +395,25 @@ export class Replicas implements Leadership {
     this.#publish({ k: "end", n: node, why: reason.slice(0, 500) });
   }
 
+  // After a membership loss: the sessions it ended then are released in the directory (those claimed
+  // before `since`), and the others are told.
+  async #releaseStale(since: number): Promise<void> {
+    try {
+      const rows = await this.#o.sql.all<{ node: string; epoch: number }>(
+        "UPDATE node_sessions SET replica = NULL WHERE replica = ? AND since < ? RETURNING node, epoch",
+        [this.id, since],
+      );
+      for (const r of rows) {
+        if (this.#claims.get(r.node) === r.epoch) this.#claims.delete(r.node);
+        this.#publish({ k: "release", n: r.node, r: this.id, e: r.epoch });
+      }
+    } catch (err) {
+      this.#failures.warn("stale", "sessions ended at a membership loss could not be released", {
+        error: (err as Error).message,
+      });
+    }
+  }
+
   /** Reads the live members and the directory again. */
   refresh(): Promise<void> {
     this.#refreshing ??= this.#refresh().finally(() => {
@@ -421,9 +452,9 @@ export class Replicas implements Leadership {
       for (const [node, told] of this.#remote) if (!read.has(node)) remote.set(node, told);
       this.#members = members;
       for (const m of members) this.#lastAlive.set(m, now);
+      this.#remote = remote;
       // Answers nobody collected (the asker died or gave up) go after five minutes.
       await this.#o.sql.run("DELETE FROM node_replies WHERE at < ?", [now - 300_000]);
-      this.#remote = remote;
     } catch (err) {
       this.#failures.warn("directory", "the session directory could not be read", {
         error: (err as Error).message,

@@ -214,6 +214,10 @@ describeOnPostgres("replicas", (pg) => {
         what: "a to take sessions again",
         timeoutMs: 15_000,
       });
+      // The sessions it ended at the loss are released in the directory; the one claimed since stays.
+      await waitFor(async () => (await a.directory.heldBy(a.id)).join() === "n3", {
+        what: "the stale rows released",
+      });
     } finally {
       await close();
     }

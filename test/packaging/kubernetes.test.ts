@@ -192,6 +192,10 @@ describe("Kubernetes manifests", () => {
       );
       for (const d of docs.filter((x) => x.kind !== "Namespace"))
         expect(d.metadata.namespace).toBe("novacron");
+      // The release's image tags and labels reach the overlay's own Deployment too.
+      const deploy = docs.find((d) => d.kind === "Deployment");
+      expect(deploy.spec.template.spec.containers[0].image).toBe(`novacron-hub:${VERSION}`);
+      expect(deploy.metadata.labels["app.kubernetes.io/part-of"]).toBe("novacron");
     },
   );
 

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESENCE_WILDCARD, UP_WILDCARD } from "../../shared/link/index.ts";
+import { PRESENCE_WILDCARD, routedUpTopic, routedWildcard, UP_WILDCARD } from "../../shared/link/index.ts";
 import { type IncomingMessage, MqttClient, type MqttConnectOptions } from "../../shared/mqtt/index.ts";
 import { type Broker, mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { startAgent, startHub, tempDir } from "../support/processes.ts";
@@ -167,6 +167,30 @@ describe("mosquitto ACL (packaging/mosquitto)", () => {
         "novacron/v1/up/node-b/metrics_batch b-up",
         "novacron/v1/presence/node-b online",
       ]);
+    },
+    20_000,
+  );
+
+  test.skipIf(!hasMosquitto)(
+    "acl: with hub replicas a node writes its routed uplink (novacron/v1/via/<replica>/<node>/...) only under its own id, and only the hub reads it",
+    async () => {
+      using dir = tempDir();
+      await using b = await startAclBroker(dir.path, ["novacron-hub", "node-a", "node-b"]);
+      await using hub = await Client.connect(b.url("novacron-hub"));
+      // A replica subscribes to its own route (hub/gateway/mqtt-gateway.ts).
+      expect(await hub.client.subscribe([{ topic: routedWildcard("hub-1.abc"), qos: 1 }])).toEqual([1]);
+      await using nodeB = await Client.connect(b.url("node-b"));
+      await nodeB.client.subscribe([{ topic: "#", qos: 1 }]);
+      await using a = await Client.connect(b.url("node-a"));
+      await a.client.publish(routedUpTopic("hub-1.abc", "node-b", "metrics_batch"), "forged-by-a", {
+        qos: 1,
+      });
+      await a.client.publish(routedUpTopic("hub-1.abc", "node-a", "metrics_batch"), "a-routed", { qos: 1 });
+      await hub.waitFor("novacron/v1/via/hub-1.abc/node-a/metrics_batch a-routed");
+      expect(hub.lines).toEqual(["novacron/v1/via/hub-1.abc/node-a/metrics_batch a-routed"]);
+      // Another node reads nothing of it, whatever it subscribes to.
+      await Bun.sleep(300);
+      expect(nodeB.lines).toEqual([]);
     },
     20_000,
   );
