@@ -131,6 +131,7 @@ export async function startHub(cfg: HubConfig, log: Logger): Promise<RunningHub>
       clock: systemClock,
       log: log.child("replicas"),
       graceMs: cfg.restart_grace,
+      ttlMs: cfg.lease_ttl,
     });
     log.info("this hub is a replica on a shared store", { replica: replicas.id, store: store.sql.store });
   }

@@ -32,6 +32,16 @@ export const hubFields = defineFields([
         : "must be empty (SQLite in --data) or a postgres:// URL",
   },
   {
+    key: "lease_ttl",
+    flag: "--lease-ttl",
+    env: "NOVACRON_LEASE_TTL",
+    kind: "duration",
+    min: "3s",
+    max: "1m",
+    default: "10s",
+    help: "hub replicas on PostgreSQL: how long a replica's lead of the controllers and its membership last unrenewed, so a replica that dies hands over within this; at most the heartbeat interval for a hand-over within one heartbeat (shorter ones lose the lead to a paused process sooner)",
+  },
+  {
     key: "listen",
     flag: "--listen",
     env: "NOVACRON_LISTEN",

@@ -155,6 +155,8 @@ export class Replicas implements Leadership {
       // replica that is a member, or the leader would judge them by silence and fail them over.
       onLost: () => {
         this.#members.delete(this.id);
+        // A clean stop gives the lease up too: its sessions end with the process.
+        if (this.#stopped) return;
         this.#lostAt = o.clock.now();
         o.log.warn("this replica lost its membership; its sessions end until it holds it again", {
           replica: this.id,

@@ -25,6 +25,7 @@ describeOnPostgres("hub replicas: failures", (pg) => {
     const url = await pg().newDatabase();
     const hubs = await startReplicas(dir.path, url, 2, {
       hubId: "hub-f",
+      // Heartbeats every second, and the lead handed over within 3 s (--lease-ttl).
       args: [
         "--heartbeat-interval",
         "1s",
@@ -34,6 +35,8 @@ describeOnPostgres("hub replicas: failures", (pg) => {
         "10s",
         "--restart-grace",
         "5s",
+        "--lease-ttl",
+        "3s",
       ],
     });
     const store = openPostgres(url);
