@@ -61,6 +61,11 @@ export class Proc {
         i = buf.indexOf("\n");
       }
     }
+    // A last line without its newline (a message printed just before exit) is a line too.
+    if (buf !== "") {
+      this.lines.push(buf);
+      if (process.env.SHOW_LOGS) console.error(`[${this.name}] ${buf}`);
+    }
   }
 
   get pid(): number | undefined {
