@@ -11,13 +11,14 @@
 // connection end, when the last was welcomed elsewhere, when the directory no longer named the dead
 // replica for any node, and when another replica led. Afterwards: every liveness transition written
 // since the kill (a replica's death should make no node look down).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { openPostgres } from "../hub/store/sql/index.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { type HubHandle, startHub } from "../test/support/processes.ts";
+import type { HubHandle } from "../test/support/processes.ts";
+import { replicaId, startReplicas } from "../test/support/replicas.ts";
 import { machineInfo, pct, printMachine, table } from "./_machine.ts";
 import { memoryOf } from "./_proc-stats.ts";
 import { SimAgent } from "./_sim-agent.ts";
@@ -49,19 +50,13 @@ async function main(): Promise<void> {
   const hubs: HubHandle[] = [];
   const sims: SimAgent[] = [];
   try {
-    const args = ["--store", url, "--hub-id", "bench-hub", "--admit-rate", opts["admit-rate"]!];
-    for (let r = 0; r < REPLICAS; r++) {
-      const data = join(dir, `hub-${r}`);
-      if (r > 0) {
-        mkdirSync(data, { recursive: true });
-        writeFileSync(join(data, "hub.key"), readFileSync(join(dir, "hub-0", "hub.key")), { mode: 0o600 });
-      }
-      hubs.push(await startHub({ data, args }));
-    }
-    const replicaIds = hubs.map((h) => {
-      const line = h.proc.lines.find((l) => l.includes("replica on a shared store")) ?? "";
-      return /replica=(\S+)/.exec(line)?.[1] ?? "";
-    });
+    hubs.push(
+      ...(await startReplicas(dir, url, REPLICAS, {
+        hubId: "bench-hub",
+        args: ["--admit-rate", opts["admit-rate"]!],
+      })),
+    );
+    const replicaIds = hubs.map((h) => replicaId(h) ?? "");
     const home = new Map<SimAgent, number>();
     for (let i = 0; i < AGENTS; i++) {
       const sim = new SimAgent(`ho-${String(i).padStart(5, "0")}`, [], {

@@ -11,6 +11,7 @@ import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { expectNothingLost, type NodeJson, quiesce, writeAgentConfig } from "../support/telemetry.ts";
 import { waitFor } from "../support/wait.ts";
+import { describeOnPostgres } from "../support/postgres.ts";
 
 const BASE = { sample_interval: "1s", batch_interval: "1s", heartbeat_interval: "1s" };
 
@@ -405,4 +406,91 @@ describe.skipIf(mosquittoBinary() === undefined)("attacks through an anonymous b
     expect((await hub.api("/api/v1/nodes/thief")).status).toBe(404);
     expectNothingLost(await quiesce(agent, hub, config, BASE));
   }, 120_000);
+});
+
+// A hub on PostgreSQL is a replica: its handshake names a route, and an MQTT agent sends the rest of its
+// session on novacron/v1/via/<replica>/<node>/... An attacker on the broker sees that topic too.
+describeOnPostgres("attacks on a hub replica's routed uplink", (pg) => {
+  test.skipIf(!mosquittoBinary())(
+    "a listener learns the replica's route; every frame it replays there and every batch it forges there is refused, and nothing is lost or stored from it",
+    async () => {
+      using dir = tempDir();
+      await using broker = await startMosquitto(dir.path);
+      await using hub = await startHub({
+        data: join(dir.path, "hub"),
+        mqtt: broker.url,
+        args: ["--store", await pg().newDatabase()],
+      });
+      const listener = await listen(broker.url);
+      const config = join(dir.path, "victim.yaml");
+      writeAgentConfig(config, BASE);
+      await using agent = await startAgent({
+        data: join(dir.path, "victim"),
+        nodeId: "victim",
+        hub: broker.url,
+        joinToken: hub.joinToken,
+        args: ["--config", config],
+      });
+      try {
+        await waitFor(
+          async () => (await hub.api<NodeJson>("/api/v1/nodes/victim")).body.ingest?.last_seq >= 3,
+          {
+            what: "some batches stored",
+          },
+        );
+        const routed = listener.seen.filter((m) => m.topic.startsWith("novacron/v1/via/"));
+        expect(routed.length).toBeGreaterThan(0);
+        const topic = routed[0]!.topic;
+        const route = topic.split("/")[3]!;
+        const forger = await MqttClient.connect(broker.url, { clientId: "via-forger" });
+        const replayedBefore = await hubCount(hub, "replayed");
+        // Every sealed frame the agent sent on the route, again.
+        for (const m of routed) await forger.publish(m.topic, m.payload, { qos: 1 });
+        // A batch in clear on the route, and one with a session frame's header but no valid seal.
+        const last = (await hub.api<NodeJson>("/api/v1/nodes/victim")).body.ingest.last_seq;
+        const enc = encodeMetrics({
+          start: Date.now(),
+          interval: 1000,
+          ticks: 1,
+          series: [{ name: "cpu.util", values: [666] }],
+        });
+        const batch = encodeFrame(
+          envelope(
+            "metrics_batch",
+            "victim",
+            { start: Date.now(), interval: 1000, ticks: 1, ...enc },
+            { q: last + 1 },
+          ),
+        );
+        const batchTopic = `novacron/v1/via/${route}/victim/metrics_batch`;
+        for (let i = 0; i < 5; i++) {
+          await forger.publish(batchTopic, batch, { qos: 1 });
+          await forger.publish(
+            batchTopic,
+            new Uint8Array([0x24, 0, 0, 0x20, 0, 0, 0, 0, i, ...batch, ...new Uint8Array(16)]),
+            { qos: 1 },
+          );
+        }
+        await forger.end();
+        await waitFor(
+          async () =>
+            (await hubCount(hub, "replayed")) > replayedBefore &&
+            (await hubCount(hub, "forged")) >= 5 &&
+            (await hubCount(hub, "protocol_1")) >= 5,
+          { what: "the hub to refuse the replayed and forged frames on the route" },
+        );
+        const r = await quiesce(agent, hub, config, BASE);
+        expectNothingLost(r);
+        expect(r.dropped).toBe(0);
+        expect(r.node.ingest.duplicates).toBe(0);
+        const points = await hub.api<{ points: [number, number][] }>(
+          `/api/v1/nodes/victim/metrics?series=cpu.util&from=0&to=${Date.now() + 60_000}`,
+        );
+        expect(points.body.points.some(([, v]) => v === 666)).toBe(false);
+      } finally {
+        await listener.client.end().catch(() => {});
+      }
+    },
+    120_000,
+  );
 });

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { openPostgres } from "../../hub/store/sql/index.ts";
-import { loop, pids } from "../support/marked-procs.ts";
+import { createLoop, pids } from "../support/marked-procs.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
 import { type AgentHandle, type HubHandle, startAgent, startHub, tempDir } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
@@ -44,18 +44,7 @@ describeOnPostgres("hub on postgres", (pg) => {
     const mark = `novacron-e2e-pg-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
     try {
       await sampling(hub, dir.path, ["pg-a", "pg-b"], agents);
-      const created = await hub.api("/api/v1/workloads", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          name: "svc",
-          driver: "exec",
-          command: "/bin/sh",
-          args: loop(mark),
-          replicas: 1,
-        }),
-      });
-      expect(created.status).toBe(201);
+      expect(await createLoop(hub, mark)).toBe(201);
       await waitFor(async () => (await pids(mark)).length === 1, { what: "the workload's one copy to run" });
 
       // The hub dies mid-stream and comes back on the same store: nothing lost, nothing twice.

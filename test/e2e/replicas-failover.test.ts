@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { openPostgres } from "../../hub/store/sql/index.ts";
-import { loop, pids } from "../support/marked-procs.ts";
+import { createLoop, pids } from "../support/marked-procs.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
 import { type AgentHandle, type HubHandle, startAgent, tempDir } from "../support/processes.ts";
 import { leaderOf, startReplicas } from "../support/replicas.ts";
@@ -55,18 +55,7 @@ describeOnPostgres("hub replicas: failures", (pg) => {
       });
       agents.push(victim);
       await waitFor(async () => (await victim.status()).connected, { what: "victim connected" });
-      const created = await other.api("/api/v1/workloads", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          name: "svc",
-          driver: "exec",
-          command: "/bin/sh",
-          args: loop(mark),
-          replicas: 1,
-        }),
-      });
-      expect(created.status).toBe(201);
+      expect(await createLoop(other, mark)).toBe(201);
       await waitFor(async () => (await pids(mark)).length === 1, { what: "the service on victim" });
       // Its logs, asked through the replica that does not hold the victim's session, come through the one that does.
       const alloc = await waitFor(() =>

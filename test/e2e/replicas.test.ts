@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { openPostgres } from "../../hub/store/sql/index.ts";
-import { loop, pids } from "../support/marked-procs.ts";
+import { createLoop, pids } from "../support/marked-procs.ts";
 import { describeOnPostgres } from "../support/postgres.ts";
 import { mosquittoBinary, startMosquitto } from "../support/mosquitto.ts";
 import { type AgentHandle, type HubHandle, startAgent, tempDir } from "../support/processes.ts";
@@ -73,18 +73,7 @@ describeOnPostgres("hub replicas", (pg) => {
         // Created through a replica that does not lead (if one leads yet): it is placed once.
         const leading = (await waitFor(() => leaderOf(store, hubs), { what: "a replica to lead" })).i;
         const via = hubs[(leading + 1) % 3]!;
-        const created = await via.api("/api/v1/workloads", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            name: "svc",
-            driver: "exec",
-            command: "/bin/sh",
-            args: loop(mark),
-            replicas: 1,
-          }),
-        });
-        expect(created.status).toBe(201);
+        expect(await createLoop(via, mark)).toBe(201);
         await waitFor(async () => (await pids(mark)).length === 1, {
           what: "the workload's one copy to run",
           timeoutMs: 30_000,

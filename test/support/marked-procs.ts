@@ -17,3 +17,20 @@ export async function pids(mark: string): Promise<number[]> {
 export async function pidsOfAny(marks: readonly string[]): Promise<number[]> {
   return pids(marks.join("|"));
 }
+
+/**
+ * Creates workload `name` through `hub`'s API: one placed copy of `/bin/sh` looping with `mark` (found
+ * by `pids(mark)`). Returns the API's status.
+ */
+export async function createLoop(
+  hub: { api(path: string, init?: RequestInit): Promise<{ status: number }> },
+  mark: string,
+  name = "svc",
+): Promise<number> {
+  const r = await hub.api("/api/v1/workloads", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, driver: "exec", command: "/bin/sh", args: loop(mark), replicas: 1 }),
+  });
+  return r.status;
+}

@@ -32,6 +32,10 @@ export async function startReplicas(
   return hubs;
 }
 
+/** The replica id `hub` logged at start ("this hub is a replica on a shared store replica=..."). */
+export const replicaId = (hub: HubHandle): string | undefined =>
+  hub.proc.lines.map((l) => /replica on a shared store.* replica=(\S+)/.exec(l)?.[1]).find(Boolean);
+
 /** Whether `hub` is the replica `id` (each logs its id at start: "this hub is a replica on a shared store"). */
 export const isReplica = (hub: HubHandle, id: string | null) =>
   id !== null && hub.proc.lines.some((l) => l.includes("replica on a shared store") && l.includes(id));
